@@ -1,0 +1,279 @@
+//! The frame: one record, checksummed and positioned.
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  crc32 (little endian) of: salt ‖ segment id ‖ bytes 4.. of the frame
+//!      4     4  payload length in bytes (u32 LE), never 0
+//!      8     8  LSN of this frame (u64 LE)
+//!     16     1  record kind
+//!     17     3  zero
+//!     20     n  payload (msgpack)
+//! ```
+//! The salt and the segment id come from the segment header and are not stored in the
+//! frame: a frame copied to another segment, left over from an earlier file, or read at
+//! the wrong position fails its checksum or its LSN check.
+
+use std::mem::size_of;
+
+use crate::codec::{Lsn, Record, RecordKind, SegmentId};
+use crate::error::CorruptionKind;
+use crate::limits::FRAME_HEADER_BYTES;
+
+const CRC_AT: usize = 0;
+const LEN_AT: usize = CRC_AT + size_of::<u32>();
+const LSN_AT: usize = LEN_AT + size_of::<u32>();
+const KIND_AT: usize = LSN_AT + size_of::<u64>();
+const PAD_AT: usize = KIND_AT + size_of::<u8>();
+const HEADER: usize = PAD_AT + 3;
+const _: () = assert!(HEADER as u64 == FRAME_HEADER_BYTES);
+
+/// What every frame of one segment is bound to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FrameContext {
+    pub segment_id: SegmentId,
+    /// Random per segment file, so bytes of any other file never verify here.
+    pub salt: u64,
+}
+
+/// A verified frame borrowed from segment bytes.
+#[derive(Copy, Clone, Debug)]
+pub struct Frame<'a> {
+    pub lsn: Lsn,
+    pub kind: RecordKind,
+    pub payload: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// Bytes the frame occupies, header included.
+    pub fn len_bytes(&self) -> u64 {
+        FRAME_HEADER_BYTES + self.payload.len() as u64
+    }
+
+    /// Decodes the payload into a record.
+    pub fn record(&self) -> Result<Record, CorruptionKind> {
+        Record::decode_payload(self.kind, self.payload)
+            .map_err(|e| CorruptionKind::BadPayload(e.to_string()))
+    }
+}
+
+/// Why no verified frame could be read at a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The header is all zeros: nothing was ever written here.
+    Empty,
+    /// The bytes end before the frame does.
+    Truncated,
+    /// The bytes are there but do not verify.
+    Corrupt(CorruptionKind),
+}
+
+fn checksum(ctx: &FrameContext, covered: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&ctx.salt.to_le_bytes());
+    hasher.update(&ctx.segment_id.0.to_le_bytes());
+    hasher.update(covered);
+    hasher.finalize()
+}
+
+/// Appends one frame holding `record` to `out` and returns its length in bytes.
+///
+/// A payload larger than `payload_bytes_max` is refused and `out` is left as it was.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    ctx: &FrameContext,
+    lsn: Lsn,
+    record: &Record,
+    payload_bytes_max: usize,
+) -> Result<u64, crate::Error> {
+    let start = out.len();
+    out.resize(start + HEADER, 0);
+    if let Err(e) = record.encode_payload(out) {
+        out.truncate(start);
+        return Err(crate::Error::Encode(e.to_string()));
+    }
+    let payload_len = out.len() - start - HEADER;
+    if payload_len > payload_bytes_max {
+        out.truncate(start);
+        return Err(crate::Error::RecordTooLarge {
+            bytes: payload_len,
+            max: payload_bytes_max,
+        });
+    }
+    debug_assert!(
+        payload_len > 0,
+        "msgpack never encodes a value in zero bytes"
+    );
+    let frame = &mut out[start..];
+    frame[LEN_AT..LSN_AT].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    frame[LSN_AT..KIND_AT].copy_from_slice(&lsn.0.to_le_bytes());
+    frame[KIND_AT] = record.kind() as u8;
+    let crc = checksum(ctx, &frame[LEN_AT..]);
+    frame[CRC_AT..LEN_AT].copy_from_slice(&crc.to_le_bytes());
+    Ok((HEADER + payload_len) as u64)
+}
+
+/// Reads and verifies the frame at the start of `bytes`, which must sit at `expected`.
+pub fn decode_frame<'a>(
+    bytes: &'a [u8],
+    ctx: &FrameContext,
+    expected: Lsn,
+    payload_bytes_max: usize,
+) -> Result<Frame<'a>, FrameError> {
+    let Some(header) = bytes.get(..HEADER) else {
+        return if bytes.iter().all(|&b| b == 0) {
+            Err(FrameError::Empty)
+        } else {
+            Err(FrameError::Truncated)
+        };
+    };
+    if header.iter().all(|&b| b == 0) {
+        return Err(FrameError::Empty);
+    }
+    let crc = u32::from_le_bytes(header[CRC_AT..LEN_AT].try_into().expect("4 bytes"));
+    let payload_len =
+        u32::from_le_bytes(header[LEN_AT..LSN_AT].try_into().expect("4 bytes")) as usize;
+    let lsn = u64::from_le_bytes(header[LSN_AT..KIND_AT].try_into().expect("8 bytes"));
+    if payload_len == 0 || payload_len > payload_bytes_max {
+        return Err(FrameError::Corrupt(CorruptionKind::BadLength(
+            payload_len as u64,
+        )));
+    }
+    let Some(frame) = bytes.get(..HEADER + payload_len) else {
+        return Err(FrameError::Truncated);
+    };
+    if checksum(ctx, &frame[LEN_AT..]) != crc {
+        return Err(FrameError::Corrupt(CorruptionKind::BadChecksum));
+    }
+    if lsn != expected.0 {
+        return Err(FrameError::Corrupt(CorruptionKind::MisplacedFrame {
+            expected: expected.0,
+            found: lsn,
+        }));
+    }
+    let Some(kind) = RecordKind::from_byte(frame[KIND_AT]) else {
+        return Err(FrameError::Corrupt(CorruptionKind::UnknownKind(
+            frame[KIND_AT],
+        )));
+    };
+    Ok(Frame {
+        lsn: Lsn(lsn),
+        kind,
+        payload: &frame[HEADER..],
+    })
+}
+
+/// Whether a verified frame with this LSN could start at the start of `bytes`: a cheap
+/// filter used when searching for the next good frame after damage.
+pub(crate) fn may_start_frame(bytes: &[u8], expected: Lsn) -> bool {
+    bytes
+        .get(LSN_AT..KIND_AT)
+        .is_some_and(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) == expected.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RunEvent, Timestamp};
+
+    const CTX: FrameContext = FrameContext {
+        segment_id: SegmentId(7),
+        salt: 0x5eed,
+    };
+    const MAX: usize = 1 << 20;
+
+    fn event(seq: u64) -> Record {
+        Record::EventAppended(RunEvent {
+            run_id: "run-1".into(),
+            sequence: seq,
+            event_type: "step".into(),
+            payload: serde_json::json!({"iter": seq, "text": "héllo"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            created_at: Timestamp::from_unix_millis(1_000),
+        })
+    }
+
+    #[test]
+    fn a_frame_round_trips() {
+        let mut buf = Vec::new();
+        let len = encode_frame(&mut buf, &CTX, Lsn(4096), &event(3), MAX).unwrap();
+        assert_eq!(len as usize, buf.len());
+        let frame = decode_frame(&buf, &CTX, Lsn(4096), MAX).unwrap();
+        assert_eq!(frame.len_bytes(), len);
+        assert_eq!(frame.record().unwrap(), event(3));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &CTX, Lsn(0), &event(1), MAX).unwrap();
+        for bit in 0..buf.len() * 8 {
+            let mut bad = buf.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                decode_frame(&bad, &CTX, Lsn(0), MAX).is_err(),
+                "flip of bit {bit} verified"
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_does_not_verify_in_another_segment_or_position() {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &CTX, Lsn(100), &event(1), MAX).unwrap();
+        let other_salt = FrameContext { salt: 1, ..CTX };
+        let other_id = FrameContext {
+            segment_id: SegmentId(8),
+            ..CTX
+        };
+        assert!(matches!(
+            decode_frame(&buf, &other_salt, Lsn(100), MAX),
+            Err(FrameError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_frame(&buf, &other_id, Lsn(100), MAX),
+            Err(FrameError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_frame(&buf, &CTX, Lsn(200), MAX),
+            Err(FrameError::Corrupt(CorruptionKind::MisplacedFrame { .. }))
+        ));
+    }
+
+    #[test]
+    fn every_prefix_is_truncated_or_empty_never_a_frame() {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &CTX, Lsn(0), &event(1), MAX).unwrap();
+        for cut in 0..buf.len() {
+            let got = decode_frame(&buf[..cut], &CTX, Lsn(0), MAX);
+            assert!(
+                matches!(got, Err(FrameError::Truncated | FrameError::Empty)),
+                "cut {cut}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn zeros_read_as_empty_and_oversized_lengths_are_refused() {
+        assert_eq!(
+            decode_frame(&[0; 64], &CTX, Lsn(0), MAX).unwrap_err(),
+            FrameError::Empty
+        );
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &CTX, Lsn(0), &event(1), MAX).unwrap();
+        let small = buf.len() - HEADER - 1;
+        assert!(matches!(
+            decode_frame(&buf, &CTX, Lsn(0), small),
+            Err(FrameError::Corrupt(CorruptionKind::BadLength(_)))
+        ));
+    }
+
+    #[test]
+    fn an_oversized_record_is_refused_and_leaves_the_buffer_as_it_was() {
+        let mut buf = vec![1, 2, 3];
+        let err = encode_frame(&mut buf, &CTX, Lsn(0), &event(1), 8).unwrap_err();
+        assert!(matches!(err, crate::Error::RecordTooLarge { max: 8, .. }));
+        assert_eq!(buf, vec![1, 2, 3]);
+    }
+}

@@ -1,0 +1,163 @@
+//! How a log is opened: directory, durability, sizes, recovery strictness, storage layer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::vfs::{OsVfs, Vfs};
+
+/// When appended records become durable.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Records are handed to the OS; only `flush()`, segment rolls and close sync.
+    /// A process crash loses nothing handed over; a power loss may.
+    None,
+    /// Records are synced at most `interval_ms` after they were appended: many
+    /// appends share one fsync.
+    GroupCommit { interval_ms: u64 },
+    /// Every append call is synced before it returns.
+    EveryBatch,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::GroupCommit {
+            interval_ms: limits::GROUP_COMMIT_INTERVAL_MS_DEFAULT,
+        }
+    }
+}
+
+/// What open does when it finds corruption inside the log.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Open, skip the damaged ranges and list them in the recovery report.
+    #[default]
+    Report,
+    /// Refuse to open, naming the first damaged range.
+    Strict,
+}
+
+/// Everything needed to open a log.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// Size of a segment file; the active segment is preallocated to it.
+    pub segment_bytes: u64,
+    /// Largest encoded record; larger ones are refused with nothing written.
+    pub record_bytes_max: usize,
+    pub recovery: RecoveryMode,
+    /// The storage layer; tests swap in a fault-injecting one.
+    pub vfs: Arc<dyn Vfs>,
+}
+
+impl Config {
+    /// The defaults for a store in `dir`.
+    pub fn new(dir: impl AsRef<Path>) -> Config {
+        Config {
+            dir: dir.as_ref().to_path_buf(),
+            durability: Durability::default(),
+            segment_bytes: limits::SEGMENT_BYTES_DEFAULT,
+            record_bytes_max: limits::RECORD_BYTES_MAX_DEFAULT,
+            recovery: RecoveryMode::default(),
+            vfs: Arc::new(OsVfs),
+        }
+    }
+
+    /// Sets the durability mode.
+    pub fn durability(mut self, durability: Durability) -> Config {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the segment size.
+    pub fn segment_bytes(mut self, bytes: u64) -> Config {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Sets the record size limit.
+    pub fn record_bytes_max(mut self, bytes: usize) -> Config {
+        self.record_bytes_max = bytes;
+        self
+    }
+
+    /// Sets what open does about corruption.
+    pub fn recovery(mut self, mode: RecoveryMode) -> Config {
+        self.recovery = mode;
+        self
+    }
+
+    /// Sets the storage layer.
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Config {
+        self.vfs = vfs;
+        self
+    }
+
+    /// Checks every value against the bounds in `limits`.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |why: String| Err(Error::InvalidConfig(why));
+        if !(limits::RECORD_BYTES_MAX_FLOOR..=limits::RECORD_BYTES_MAX_CEILING)
+            .contains(&self.record_bytes_max)
+        {
+            return invalid(format!(
+                "record_bytes_max {} is outside {}..={}",
+                self.record_bytes_max,
+                limits::RECORD_BYTES_MAX_FLOOR,
+                limits::RECORD_BYTES_MAX_CEILING
+            ));
+        }
+        if !(limits::SEGMENT_BYTES_MIN..=limits::SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return invalid(format!(
+                "segment_bytes {} is outside {}..={}",
+                self.segment_bytes,
+                limits::SEGMENT_BYTES_MIN,
+                limits::SEGMENT_BYTES_MAX
+            ));
+        }
+        let largest_frame = limits::SEGMENT_HEADER_BYTES
+            + limits::FRAME_HEADER_BYTES
+            + self.record_bytes_max as u64;
+        if largest_frame > self.segment_bytes {
+            return invalid(format!(
+                "segment_bytes {} cannot hold one record of record_bytes_max {} (needs {largest_frame})",
+                self.segment_bytes, self.record_bytes_max
+            ));
+        }
+        if let Durability::GroupCommit { interval_ms } = self.durability {
+            if interval_ms == 0 || interval_ms > limits::GROUP_COMMIT_INTERVAL_MS_MAX {
+                return invalid(format!(
+                    "group commit interval {interval_ms} ms is outside 1..={}",
+                    limits::GROUP_COMMIT_INTERVAL_MS_MAX
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bounds_are_enforced() {
+        Config::new("x").validate().unwrap();
+        assert!(Config::new("x").record_bytes_max(10).validate().is_err());
+        assert!(Config::new("x").segment_bytes(1).validate().is_err());
+        assert!(
+            Config::new("x")
+                .segment_bytes(8 << 10)
+                .record_bytes_max(1 << 20)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Config::new("x")
+                .durability(Durability::GroupCommit { interval_ms: 0 })
+                .validate()
+                .is_err()
+        );
+    }
+}

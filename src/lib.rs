@@ -1,0 +1,36 @@
+//! auditlog: an embedded audit log engine for dispatch servers.
+//!
+//! Records runs, run events and dispatch call events into a segmented, checksummed,
+//! memory-mapped append log with crash recovery and configurable durability.
+//!
+//! ```no_run
+//! use auditlog::{AuditLog, Config, Durability, Record, model::Run};
+//!
+//! let log = AuditLog::open(Config::new("./auditlog-data").durability(Durability::EveryBatch))?;
+//! let lsn = log.append(&Record::RunStarted(Run::new("run-1", "summarize")))?;
+//! log.flush()?;
+//! assert!(matches!(log.read(lsn)?, Record::RunStarted(_)));
+//! log.close()?;
+//! # Ok::<(), auditlog::Error>(())
+//! ```
+//!
+//! See `docs/ARCHITECTURE.md` for how the pieces fit and `docs/format.md` for the
+//! bytes on disk.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+pub mod codec;
+mod config;
+mod error;
+pub mod limits;
+mod log;
+pub mod model;
+pub mod segment;
+pub mod vfs;
+
+pub use codec::{Lsn, Record, SegmentId};
+pub use config::{Config, Durability, RecoveryMode};
+pub use error::{CorruptionKind, Error, Result};
+pub use log::AuditLog;
+pub use segment::RecoveryReport;

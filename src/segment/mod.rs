@@ -1,0 +1,770 @@
+//! The segmented log: segment files, the active segment's writer, sealing, recovery.
+//!
+//! Where it sits: the committer appends encoded frames here; queries read frames back
+//! by LSN; recovery runs here when a store is opened.
+//!
+//! A store directory holds segment files named by the LSN of their first frame
+//! (`00000000000000004096.seg`), a `LOCK` file, and later the index checkpoint. The
+//! last segment is *active*: preallocated to the segment size, appended to with
+//! positioned writes, and synced as the durability mode says. When the next frame does
+//! not fit, the active segment is *sealed* (truncated to its frames and synced) and a
+//! new one is created. Sealed segments are read through read-only memory maps.
+//!
+//! # Invariants
+//! - LSNs only grow; a segment's base LSN is the end LSN of the segment before it.
+//! - A segment file becomes visible under its final name only once its header is
+//!   written and synced and its space allocated (create as `.tmp`, sync, rename, sync
+//!   the directory).
+//! - At open, the last segment is cut at its first frame that does not verify, sealed
+//!   there, and a fresh active segment is created: bytes past a cut are never reused,
+//!   so no stale frame can reappear behind new ones.
+//! - After a failed write or sync the journal is poisoned: every later append or sync
+//!   fails with [`Error::Poisoned`]; reads go on.
+
+pub mod header;
+pub mod recovery;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::{
+    Frame, FrameContext, FrameError, Lsn, Record, SegmentId, decode_frame, encode_frame,
+};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::vfs::{DirLock, ReadView, Vfs, VfsFile};
+use header::SegmentHeader;
+use recovery::{Damage, Role, SegmentScan, scan_segment};
+
+/// The name of the lock file inside a store directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+/// The extension of segment files.
+pub const SEGMENT_EXTENSION: &str = "seg";
+const TMP_SUFFIX: &str = ".tmp";
+/// Pending frames are handed to the OS once they reach this many bytes.
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Names of files other modules keep in the store directory; anything else is foreign.
+const KNOWN_FILE_NAMES: &[&str] = &[LOCK_FILE_NAME, "index.ckpt", "index.ckpt.tmp"];
+
+/// The file name of the segment whose first frame has LSN `base`.
+pub fn segment_file_name(base: Lsn) -> String {
+    format!("{:020}.{SEGMENT_EXTENSION}", base.0)
+}
+
+fn parse_segment_file_name(name: &str) -> Option<Lsn> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(Lsn)
+}
+
+/// How the journal is laid out and bounded.
+#[derive(Clone, Debug)]
+pub struct JournalOptions {
+    pub segment_bytes: u64,
+    pub record_bytes_max: usize,
+    /// Refuse to open when any corruption is found, instead of reporting it.
+    pub strict: bool,
+}
+
+/// A damaged range found at open, with the file it is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedRange {
+    pub segment: PathBuf,
+    pub damage: Damage,
+}
+
+/// What recovery found and did when the store was opened.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    pub n_segments: usize,
+    pub n_frames: u64,
+    /// Bytes of frames verified.
+    pub bytes_verified: u64,
+    /// Ranges that failed verification and were skipped; never returned as data.
+    pub damaged: Vec<DamagedRange>,
+    /// Where the last segment was cut because its last record was written only in part.
+    pub torn_tail: Option<(PathBuf, u64)>,
+    /// Leftover files of an interrupted segment creation, removed.
+    pub removed_temporaries: Vec<PathBuf>,
+    pub elapsed: Duration,
+}
+
+impl RecoveryReport {
+    /// Whether any verified-then-damaged data was found (a torn tail is not damage).
+    pub fn is_clean(&self) -> bool {
+        self.damaged.is_empty()
+    }
+}
+
+/// A sealed, immutable segment, read through a memory map.
+#[derive(Debug)]
+pub struct SealedSegment {
+    pub path: PathBuf,
+    pub header: SegmentHeader,
+    view: ReadView,
+    /// File offset ranges of verified frames.
+    extents: Vec<Range<u64>>,
+}
+
+impl SealedSegment {
+    /// The LSN just past the segment's last byte.
+    pub fn end_lsn(&self) -> Lsn {
+        Lsn(self.header.base_lsn.0 + (self.view.len() as u64 - SEGMENT_HEADER_BYTES))
+    }
+
+    /// File size in bytes.
+    pub fn len_bytes(&self) -> u64 {
+        self.view.len() as u64
+    }
+}
+
+#[derive(Debug)]
+struct ActiveSegment {
+    path: PathBuf,
+    header: SegmentHeader,
+    ctx: FrameContext,
+    file: Box<dyn VfsFile>,
+    /// File offset up to which frames were handed to the OS.
+    written_offset: u64,
+    /// Frames encoded but not yet written, starting at `written_offset`.
+    pending: Vec<u8>,
+    capacity: u64,
+}
+
+impl ActiveSegment {
+    fn end_offset(&self) -> u64 {
+        self.written_offset + self.pending.len() as u64
+    }
+
+    fn lsn_at(&self, offset: u64) -> Lsn {
+        Lsn(self.header.base_lsn.0 + (offset - SEGMENT_HEADER_BYTES))
+    }
+}
+
+/// Counters of the journal's work, for metrics and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    pub n_segments: usize,
+    pub n_fsyncs: u64,
+    pub bytes_appended: u64,
+    /// Bytes the segment files take on disk (the active one at its preallocated size).
+    pub disk_bytes: u64,
+}
+
+/// The segmented log of one store directory, owned by one handle at a time.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    vfs: Arc<dyn Vfs>,
+    options: JournalOptions,
+    sealed: BTreeMap<Lsn, SealedSegment>,
+    active: ActiveSegment,
+    next_segment_id: SegmentId,
+    durable_lsn: Lsn,
+    poisoned: Option<String>,
+    n_fsyncs: u64,
+    bytes_appended: u64,
+    _lock: Box<dyn DirLock>,
+}
+
+impl Journal {
+    /// Opens (creating if missing) the journal in `dir`, recovering what is there.
+    ///
+    /// `visit` sees every verified frame in LSN order, so the caller can rebuild state
+    /// in the same pass.
+    pub fn open(
+        dir: &Path,
+        vfs: Arc<dyn Vfs>,
+        options: JournalOptions,
+        mut visit: impl FnMut(Frame<'_>),
+    ) -> Result<(Journal, RecoveryReport)> {
+        let started = Instant::now();
+        vfs.create_dir_all(dir)
+            .map_err(|e| Error::io("create store directory", dir, e))?;
+        let lock = vfs.lock_dir(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Error::Locked {
+                dir: dir.to_path_buf(),
+            },
+            _ => Error::io("lock store directory", dir, e),
+        })?;
+        let mut report = RecoveryReport::default();
+        let mut bases = Vec::new();
+        let names = vfs
+            .list_dir(dir)
+            .map_err(|e| Error::io("list store directory", dir, e))?;
+        for name in names {
+            let path = dir.join(&name);
+            if let Some(base) = parse_segment_file_name(&name) {
+                bases.push(base);
+            } else if name
+                .strip_suffix(TMP_SUFFIX)
+                .is_some_and(|s| parse_segment_file_name(s).is_some())
+            {
+                // A segment whose creation was interrupted before its rename: never
+                // visible, never acknowledged, safe to remove.
+                vfs.remove_file(&path)
+                    .map_err(|e| Error::io("remove leftover temporary", &path, e))?;
+                report.removed_temporaries.push(path);
+            } else if !KNOWN_FILE_NAMES.contains(&name.as_str()) {
+                return Err(Error::ForeignFile { path });
+            }
+        }
+        bases.sort();
+
+        let mut sealed = BTreeMap::new();
+        let mut max_segment_id = SegmentId(0);
+        let mut next_base = Lsn(0);
+        for (i, &base) in bases.iter().enumerate() {
+            let path = dir.join(segment_file_name(base));
+            let role = if i + 1 == bases.len() {
+                Role::Last
+            } else {
+                Role::Sealed
+            };
+            let file = vfs
+                .open_rw(&path)
+                .map_err(|e| Error::io("open segment", &path, e))?;
+            let view = file
+                .map_readonly()
+                .map_err(|e| Error::io("map segment", &path, e))?;
+            let header = match SegmentHeader::decode(&view) {
+                Ok(header) if header.base_lsn == base => header,
+                Ok(header) => {
+                    let why = format!(
+                        "header names base LSN {} but the file name {}",
+                        header.base_lsn, base
+                    );
+                    return Err(Error::Corrupt {
+                        segment: path,
+                        offset: 0,
+                        kind: CorruptionKind::BadHeader(why),
+                    });
+                }
+                Err(why) => {
+                    // A segment whose header cannot be read cannot be interpreted at all.
+                    return Err(Error::Corrupt {
+                        segment: path,
+                        offset: 0,
+                        kind: CorruptionKind::BadHeader(why),
+                    });
+                }
+            };
+            max_segment_id = max_segment_id.max(header.segment_id);
+            let scan = scan_segment(&view, &header, role, options.record_bytes_max, &mut visit);
+            report.n_segments += 1;
+            report.n_frames += scan.n_frames;
+            report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
+            for damage in &scan.damage {
+                report.damaged.push(DamagedRange {
+                    segment: path.clone(),
+                    damage: damage.clone(),
+                });
+            }
+            if options.strict {
+                if let Some(first) = report.damaged.first() {
+                    return Err(Error::Corrupt {
+                        segment: first.segment.clone(),
+                        offset: first.damage.offset,
+                        kind: first.damage.kind.clone(),
+                    });
+                }
+            }
+            let SegmentScan {
+                extents,
+                end_offset,
+                torn_tail,
+                ..
+            } = scan;
+            let len = view.len() as u64;
+            let segment = if role == Role::Last && end_offset != len {
+                if torn_tail.is_some() {
+                    report.torn_tail = Some((path.clone(), end_offset));
+                }
+                drop(view);
+                // Seal the last segment at its last verified frame: nothing past the
+                // cut is ever read or written again.
+                file.set_len(end_offset)
+                    .map_err(|e| Error::io("cut segment tail", &path, e))?;
+                file.sync_all()
+                    .map_err(|e| Error::io("sync segment", &path, e))?;
+                let view = file
+                    .map_readonly()
+                    .map_err(|e| Error::io("map segment", &path, e))?;
+                SealedSegment {
+                    path,
+                    header,
+                    view,
+                    extents,
+                }
+            } else {
+                SealedSegment {
+                    path,
+                    header,
+                    view,
+                    extents,
+                }
+            };
+            next_base = segment.end_lsn();
+            if segment.len_bytes() == SEGMENT_HEADER_BYTES && role == Role::Last {
+                // An empty segment left by an earlier open: remove it rather than keep
+                // a file with no frames.
+                vfs.remove_file(&segment.path)
+                    .map_err(|e| Error::io("remove empty segment", &segment.path, e))?;
+                vfs.sync_dir(dir)
+                    .map_err(|e| Error::io("sync store directory", dir, e))?;
+                continue;
+            }
+            sealed.insert(base, segment);
+        }
+
+        let next_segment_id = SegmentId(max_segment_id.0 + 1);
+        let active = create_segment(
+            &*vfs,
+            dir,
+            next_segment_id,
+            next_base,
+            options.segment_bytes,
+        )?;
+        report.elapsed = started.elapsed();
+        let journal = Journal {
+            dir: dir.to_path_buf(),
+            vfs,
+            options,
+            sealed,
+            active,
+            next_segment_id: SegmentId(next_segment_id.0 + 1),
+            durable_lsn: next_base,
+            poisoned: None,
+            n_fsyncs: 0,
+            bytes_appended: 0,
+            _lock: lock,
+        };
+        Ok((journal, report))
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The LSN the next appended record will get.
+    pub fn next_lsn(&self) -> Lsn {
+        self.active.lsn_at(self.active.end_offset())
+    }
+
+    /// Every record below this LSN is durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn
+    }
+
+    /// Why the journal refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failure and poisons the journal for writing.
+    fn poison(&mut self, error: Error) -> Error {
+        self.poisoned.get_or_insert_with(|| error.to_string());
+        error
+    }
+
+    /// Encodes `record` into the active segment's pending bytes and returns its LSN.
+    ///
+    /// The record is not yet written to the OS; [`Journal::write`] or
+    /// [`Journal::sync`] does that. An oversized record is refused and changes nothing.
+    pub fn append(&mut self, record: &Record) -> Result<Lsn> {
+        self.check_writable()?;
+        let max = self.options.record_bytes_max;
+        let lsn = self.next_lsn();
+        let mark = self.active.pending.len();
+        let frame_len = encode_frame(&mut self.active.pending, &self.active.ctx, lsn, record, max)?;
+        if self.active.end_offset() > self.active.capacity {
+            self.active.pending.truncate(mark);
+            self.roll()?;
+            // The LSN stays the same: the new segment starts where the old one ended.
+            debug_assert_eq!(self.next_lsn(), lsn);
+            encode_frame(&mut self.active.pending, &self.active.ctx, lsn, record, max)?;
+        }
+        self.bytes_appended += frame_len;
+        if self.active.pending.len() >= WRITE_CHUNK_BYTES {
+            self.write()?;
+        }
+        Ok(lsn)
+    }
+
+    /// Hands pending frames to the OS (not yet durable).
+    pub fn write(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let active = &mut self.active;
+        if active.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = active
+            .file
+            .write_all_at(&active.pending, active.written_offset)
+        {
+            let error = Error::io("write segment", &active.path, e);
+            return Err(self.poison(error));
+        }
+        active.written_offset += active.pending.len() as u64;
+        active.pending.clear();
+        Ok(())
+    }
+
+    /// Writes pending frames and makes everything appended so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.write()?;
+        let target = self.next_lsn();
+        if target == self.durable_lsn {
+            return Ok(());
+        }
+        if let Err(e) = self.active.file.sync_data() {
+            let error = Error::io("sync segment", &self.active.path, e);
+            return Err(self.poison(error));
+        }
+        self.n_fsyncs += 1;
+        assert!(target >= self.durable_lsn, "the durable LSN only grows");
+        self.durable_lsn = target;
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the same LSN.
+    fn roll(&mut self) -> Result<()> {
+        self.sync()?;
+        let base = self.next_lsn();
+        let next = match create_segment(
+            &*self.vfs,
+            &self.dir,
+            self.next_segment_id,
+            base,
+            self.options.segment_bytes,
+        ) {
+            Ok(next) => next,
+            Err(error) => return Err(self.poison(error)),
+        };
+        self.next_segment_id = SegmentId(self.next_segment_id.0 + 1);
+        let old = std::mem::replace(&mut self.active, next);
+        match seal(old) {
+            Ok(segment) => {
+                self.sealed.insert(segment.header.base_lsn, segment);
+                Ok(())
+            }
+            Err(error) => Err(self.poison(error)),
+        }
+    }
+
+    /// Writes and syncs everything, then seals the active segment so the store is left
+    /// with no preallocated space. The journal accepts no writes afterwards.
+    pub fn close(mut self) -> Result<()> {
+        self.sync()?;
+        let active = self.active;
+        let path = active.path.clone();
+        let empty = active.written_offset == SEGMENT_HEADER_BYTES;
+        seal(active)?;
+        if empty {
+            self.vfs
+                .remove_file(&path)
+                .map_err(|e| Error::io("remove empty segment", &path, e))?;
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("sync store directory", &self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies the record at `lsn`.
+    pub fn read(&self, lsn: Lsn) -> Result<Record> {
+        self.with_frame(lsn, |frame, path, offset| {
+            frame.record().map_err(|kind| Error::Corrupt {
+                segment: path.to_path_buf(),
+                offset,
+                kind,
+            })
+        })
+    }
+
+    /// Calls `f` with the verified frame at `lsn`, its segment path and file offset.
+    pub fn with_frame<T>(
+        &self,
+        lsn: Lsn,
+        f: impl FnOnce(Frame<'_>, &Path, u64) -> Result<T>,
+    ) -> Result<T> {
+        let max = self.options.record_bytes_max;
+        let not_a_frame = |path: &Path, offset: u64, kind| Error::Corrupt {
+            segment: path.to_path_buf(),
+            offset,
+            kind,
+        };
+        if lsn >= self.active.header.base_lsn {
+            let active = &self.active;
+            let offset = SEGMENT_HEADER_BYTES + (lsn.0 - active.header.base_lsn.0);
+            if offset >= active.end_offset() {
+                return Err(not_a_frame(
+                    &active.path,
+                    offset,
+                    CorruptionKind::BadLength(0),
+                ));
+            }
+            if offset >= active.written_offset {
+                let at = (offset - active.written_offset) as usize;
+                let frame = decode_frame(&active.pending[at..], &active.ctx, lsn, max)
+                    .map_err(|e| not_a_frame(&active.path, offset, frame_error_kind(e)))?;
+                return f(frame, &active.path, offset);
+            }
+            let mut header = [0u8; FRAME_HEADER_BYTES as usize];
+            active
+                .file
+                .read_exact_at(&mut header, offset)
+                .map_err(|e| Error::io("read segment", &active.path, e))?;
+            let payload_len =
+                u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+            if payload_len == 0
+                || payload_len > max
+                || offset + FRAME_HEADER_BYTES + payload_len as u64 > active.written_offset
+            {
+                return Err(not_a_frame(
+                    &active.path,
+                    offset,
+                    CorruptionKind::BadLength(payload_len as u64),
+                ));
+            }
+            let mut bytes = vec![0u8; FRAME_HEADER_BYTES as usize + payload_len];
+            active
+                .file
+                .read_exact_at(&mut bytes, offset)
+                .map_err(|e| Error::io("read segment", &active.path, e))?;
+            let frame = decode_frame(&bytes, &active.ctx, lsn, max)
+                .map_err(|e| not_a_frame(&active.path, offset, frame_error_kind(e)))?;
+            return f(frame, &active.path, offset);
+        }
+        let Some((_, segment)) = self.sealed.range(..=lsn).next_back() else {
+            return Err(Error::Corrupt {
+                segment: self.dir.clone(),
+                offset: lsn.0,
+                kind: CorruptionKind::BadLength(0),
+            });
+        };
+        let offset = SEGMENT_HEADER_BYTES + (lsn.0 - segment.header.base_lsn.0);
+        if !segment.extents.iter().any(|r| r.contains(&offset)) {
+            return Err(not_a_frame(
+                &segment.path,
+                offset,
+                CorruptionKind::BadLength(0),
+            ));
+        }
+        let frame = decode_frame(
+            &segment.view[offset as usize..],
+            &segment.header.frame_context(),
+            lsn,
+            max,
+        )
+        .map_err(|e| not_a_frame(&segment.path, offset, frame_error_kind(e)))?;
+        f(frame, &segment.path, offset)
+    }
+
+    /// Calls `visit` for every verified frame with LSN ≥ `from` that was handed to the
+    /// OS, in LSN order.
+    pub fn for_each_frame(
+        &self,
+        from: Lsn,
+        mut visit: impl FnMut(Frame<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let max = self.options.record_bytes_max;
+        for segment in self.sealed.values() {
+            if segment.end_lsn() <= from {
+                continue;
+            }
+            let ctx = segment.header.frame_context();
+            for extent in &segment.extents {
+                let mut at = extent.start;
+                while at < extent.end {
+                    let lsn = Lsn(segment.header.base_lsn.0 + (at - SEGMENT_HEADER_BYTES));
+                    let frame = decode_frame(&segment.view[at as usize..], &ctx, lsn, max)
+                        .map_err(|e| Error::Corrupt {
+                            segment: segment.path.clone(),
+                            offset: at,
+                            kind: frame_error_kind(e),
+                        })?;
+                    at += frame.len_bytes();
+                    if lsn >= from {
+                        visit(frame)?;
+                    }
+                }
+            }
+        }
+        let active = &self.active;
+        let written = active.written_offset;
+        if written > SEGMENT_HEADER_BYTES {
+            let mut bytes = vec![0u8; (written - SEGMENT_HEADER_BYTES) as usize];
+            active
+                .file
+                .read_exact_at(&mut bytes, SEGMENT_HEADER_BYTES)
+                .map_err(|e| Error::io("read segment", &active.path, e))?;
+            let mut at = 0usize;
+            while at < bytes.len() {
+                let lsn = active.lsn_at(SEGMENT_HEADER_BYTES + at as u64);
+                let frame = decode_frame(&bytes[at..], &active.ctx, lsn, max).map_err(|e| {
+                    Error::Corrupt {
+                        segment: active.path.clone(),
+                        offset: SEGMENT_HEADER_BYTES + at as u64,
+                        kind: frame_error_kind(e),
+                    }
+                })?;
+                at += frame.len_bytes() as usize;
+                if lsn >= from {
+                    visit(frame)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counters of the journal's work.
+    pub fn stats(&self) -> JournalStats {
+        JournalStats {
+            n_segments: self.sealed.len() + 1,
+            n_fsyncs: self.n_fsyncs,
+            bytes_appended: self.bytes_appended,
+            disk_bytes: self
+                .sealed
+                .values()
+                .map(SealedSegment::len_bytes)
+                .sum::<u64>()
+                + self.active.capacity,
+        }
+    }
+
+    /// The sealed segments, oldest first.
+    pub fn sealed_segments(&self) -> impl Iterator<Item = &SealedSegment> {
+        self.sealed.values()
+    }
+}
+
+fn frame_error_kind(error: FrameError) -> CorruptionKind {
+    match error {
+        FrameError::Corrupt(kind) => kind,
+        FrameError::Truncated => CorruptionKind::Truncated,
+        FrameError::Empty => CorruptionKind::BadLength(0),
+    }
+}
+
+/// Creates a segment file that is visible only once it is valid: header written and
+/// synced and space allocated under a temporary name, then renamed, then the directory
+/// synced.
+fn create_segment(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    id: SegmentId,
+    base: Lsn,
+    capacity: u64,
+) -> Result<ActiveSegment> {
+    let path = dir.join(segment_file_name(base));
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_file_name(base)));
+    let header =
+        SegmentHeader::new(id, base).map_err(|e| Error::io("draw segment salt", &path, e))?;
+    let file = match vfs.create_new(&tmp) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            vfs.remove_file(&tmp)
+                .map_err(|e| Error::io("remove stale temporary", &tmp, e))?;
+            vfs.create_new(&tmp)
+        }
+        other => other,
+    }
+    .map_err(|e| Error::io("create segment", &tmp, e))?;
+    let prepared = file
+        .allocate(capacity)
+        .map_err(|e| Error::io("preallocate segment", &tmp, e))
+        .and_then(|()| {
+            file.write_all_at(&header.encode(), 0)
+                .map_err(|e| Error::io("write segment header", &tmp, e))
+        })
+        .and_then(|()| {
+            file.sync_all()
+                .map_err(|e| Error::io("sync segment", &tmp, e))
+        })
+        .and_then(|()| {
+            vfs.rename(&tmp, &path)
+                .map_err(|e| Error::io("publish segment", &path, e))
+        })
+        .and_then(|()| {
+            vfs.sync_dir(dir)
+                .map_err(|e| Error::io("sync store directory", dir, e))
+        });
+    if let Err(error) = prepared {
+        // Best effort: a leftover temporary is also removed at the next open.
+        let _ = vfs.remove_file(&tmp);
+        return Err(error);
+    }
+    Ok(ActiveSegment {
+        path,
+        ctx: header.frame_context(),
+        header,
+        file,
+        written_offset: SEGMENT_HEADER_BYTES,
+        pending: Vec::with_capacity(WRITE_CHUNK_BYTES),
+        capacity,
+    })
+}
+
+/// Truncates a fully written active segment to its frames, syncs it and maps it.
+fn seal(active: ActiveSegment) -> Result<SealedSegment> {
+    debug_assert!(active.pending.is_empty(), "seal follows a sync");
+    let path = active.path;
+    let end = active.written_offset;
+    active
+        .file
+        .set_len(end)
+        .map_err(|e| Error::io("seal segment", &path, e))?;
+    active
+        .file
+        .sync_all()
+        .map_err(|e| Error::io("sync segment", &path, e))?;
+    let view = active
+        .file
+        .map_readonly()
+        .map_err(|e| Error::io("map segment", &path, e))?;
+    let extents = if end > SEGMENT_HEADER_BYTES {
+        vec![SEGMENT_HEADER_BYTES..end]
+    } else {
+        Vec::new()
+    };
+    Ok(SealedSegment {
+        path,
+        header: active.header,
+        view,
+        extents,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_sort_by_lsn_and_parse_back() {
+        assert_eq!(segment_file_name(Lsn(4096)), "00000000000000004096.seg");
+        assert_eq!(
+            parse_segment_file_name("00000000000000004096.seg"),
+            Some(Lsn(4096))
+        );
+        assert_eq!(parse_segment_file_name("4096.seg"), None);
+        assert_eq!(parse_segment_file_name("0000000000000000409x.seg"), None);
+        assert!(segment_file_name(Lsn(999)) < segment_file_name(Lsn(1000)));
+    }
+}

@@ -1,0 +1,86 @@
+//! The storage layer: every file operation of the engine goes through [`Vfs`].
+//!
+//! Where it sits: below `segment` (and later the index checkpoint). [`OsVfs`] is the real
+//! file system; [`FaultyVfs`] wraps another layer and injects failures (a full disk,
+//! failing writes or syncs) so tests can show that errors are reported and nothing
+//! written is damaged.
+//!
+//! # Invariants
+//! - Files are created with mode 0600 and directories with 0700.
+//! - A read-only view of a file (`map_readonly`) is never written through.
+
+mod fault;
+mod os;
+
+pub use fault::{FaultPlan, FaultyVfs};
+pub use os::OsVfs;
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
+
+/// A file system, as the engine needs it.
+pub trait Vfs: Send + Sync + Debug + 'static {
+    /// Creates a directory and its parents (mode 0700).
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// The names of the entries of a directory.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Creates a new file for reading and writing (mode 0600); fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Opens an existing file for reading and writing.
+    fn open_rw(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Renames a file, replacing any file at `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on a directory, held until the guard is dropped. Fails
+    /// with `WouldBlock` if any other handle holds it, in this process or another.
+    fn lock_dir(&self, path: &Path) -> io::Result<Box<dyn DirLock>>;
+}
+
+/// An open file.
+pub trait VfsFile: Send + Sync + Debug {
+    /// Fills `buf` from `offset`; an error if the file ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Reserves `len` bytes of disk for the file so later writes below `len` cannot
+    /// fail for lack of space; the file grows to `len` if shorter.
+    fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The file's length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Makes written data durable (not necessarily metadata other than what is needed
+    /// to read it back).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Makes written data and all metadata durable.
+    fn sync_all(&self) -> io::Result<()>;
+    /// A read-only view of the whole file as it is now. The caller promises that the
+    /// bytes it reads through the view are not truncated away while the view lives.
+    fn map_readonly(&self) -> io::Result<ReadView>;
+}
+
+/// A held directory lock; dropping it releases the lock.
+pub trait DirLock: Send + Sync + Debug {}
+
+/// Read-only bytes of a file: a memory map, or a copy where mapping is not possible.
+#[derive(Debug)]
+pub enum ReadView {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for ReadView {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ReadView::Mapped(map) => map,
+            ReadView::Owned(bytes) => bytes,
+        }
+    }
+}
