@@ -1,0 +1,79 @@
+//! Helpers shared by the integration tests: record builders and crash images.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use auditlog::model::{Payload, RunEvent, Timestamp};
+use auditlog::{AuditLog, Config, Durability, Lsn, Record};
+
+/// Small segments so tests roll often; records up to 4 KiB.
+pub fn small_config(dir: &Path) -> Config {
+    Config::new(dir)
+        .segment_bytes(16 << 10)
+        .record_bytes_max(4 << 10)
+        .durability(Durability::None)
+}
+
+/// An event record of run `run_id` whose payload carries `text`.
+pub fn event(run_id: &str, sequence: u64, text: &str) -> Record {
+    let mut payload = Payload::new();
+    payload.insert("text".into(), text.into());
+    Record::EventAppended(RunEvent {
+        run_id: run_id.into(),
+        sequence,
+        event_type: "step".into(),
+        payload,
+        created_at: Timestamp::from_unix_millis(1_700_000_000_000 + sequence as i64),
+    })
+}
+
+/// `n` distinct event records.
+pub fn events(n: u64) -> Vec<Record> {
+    (1..=n)
+        .map(|seq| {
+            event(
+                "run-a",
+                seq,
+                &format!("step {seq} {}", "x".repeat((seq % 7) as usize * 10)),
+            )
+        })
+        .collect()
+}
+
+/// Every record in the log with its LSN.
+pub fn all_records(log: &AuditLog) -> Vec<(Lsn, Record)> {
+    log.records_from(Lsn(0)).expect("records readable")
+}
+
+/// The segment files of a store, oldest first.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Copies the segment files of a live store into `to`: what a crash would leave if
+/// the page cache reached the disk as it is now.
+pub fn crash_image(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for file in segment_files(from) {
+        fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+    }
+}
+
+/// The file offset of the frame at `lsn` in the segment whose name is its base LSN.
+pub fn frame_offset(segment: &Path, lsn: Lsn) -> u64 {
+    let base: u64 = segment
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    auditlog::limits::SEGMENT_HEADER_BYTES + (lsn.0 - base)
+}

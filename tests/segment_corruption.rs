@@ -1,0 +1,163 @@
+//! Bytes that fail verification are never returned as records: a bit flip in the tail
+//! cuts the log there (and says so when verifiable frames followed), a bit flip in a
+//! sealed segment is reported with its segment and offset and skipped, strict mode
+//! refuses to open, and stale or foreign frames past the tail of a preallocated segment
+//! never read as records.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+
+use auditlog::{AuditLog, CorruptionKind, Error, RecoveryMode};
+use common::{all_records, crash_image, events, frame_offset, segment_files, small_config};
+
+fn flip(path: &std::path::Path, offset: u64) {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x04], offset).unwrap();
+}
+
+#[test]
+fn a_bit_flip_in_a_sealed_segment_is_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = events(400);
+    let log = AuditLog::open(small_config(dir.path())).unwrap();
+    let lsns = log.append_batch(&records).unwrap();
+    log.close().unwrap();
+    let segments = segment_files(dir.path());
+    assert!(segments.len() >= 3, "the workload rolled segments");
+
+    // Damage the 3rd record of the first (sealed) segment.
+    let victim = frame_offset(&segments[0], lsns[2]) + 22;
+    flip(&segments[0], victim);
+
+    let log = AuditLog::open(small_config(dir.path())).unwrap();
+    let report = log.recovery_report();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    let damage = &report.damaged[0];
+    assert_eq!(damage.segment, segments[0]);
+    assert_eq!(damage.damage.offset, frame_offset(&segments[0], lsns[2]));
+    assert_eq!(damage.damage.kind, CorruptionKind::BadChecksum);
+
+    let got = all_records(&log);
+    let expected: Vec<_> = lsns
+        .iter()
+        .copied()
+        .zip(records.iter().cloned())
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        got, expected,
+        "every other record survives, the damaged one is never returned"
+    );
+    assert!(matches!(log.read(lsns[2]), Err(Error::Corrupt { .. })));
+    drop(log);
+
+    let strict = AuditLog::open(small_config(dir.path()).recovery(RecoveryMode::Strict));
+    match strict {
+        Err(Error::Corrupt {
+            segment, offset, ..
+        }) => {
+            assert_eq!(segment, segments[0]);
+            assert_eq!(offset, frame_offset(&segments[0], lsns[2]));
+        }
+        other => panic!("strict open must refuse, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_bit_flip_in_the_tail_cuts_the_log_and_reports_the_frames_after_it() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let log = AuditLog::open(small_config(&live)).unwrap();
+    let lsns = log.append_batch(&events(10)).unwrap();
+    log.flush().unwrap();
+    let image = root.path().join("image");
+    crash_image(&live, &image);
+    drop(log);
+
+    let segment = segment_files(&image).pop().unwrap();
+    flip(&segment, frame_offset(&segment, lsns[6]) + 30);
+    let log = AuditLog::open(small_config(&image)).unwrap();
+    assert_eq!(all_records(&log).len(), 6);
+    let report = log.recovery_report();
+    assert_eq!(
+        report.torn_tail.as_ref().map(|(_, offset)| *offset),
+        Some(frame_offset(&segment, lsns[6]))
+    );
+    assert_eq!(report.damaged.len(), 1);
+    assert_eq!(
+        report.damaged[0].damage.kind,
+        CorruptionKind::FramesAfterTornTail { n_frames: 3 }
+    );
+}
+
+#[test]
+fn stale_and_foreign_frames_past_the_tail_never_read_as_records() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let log = AuditLog::open(small_config(&live)).unwrap();
+    // Enough to roll once, so there is a frame from another segment to plant.
+    let lsns = log.append_batch(&events(200)).unwrap();
+    log.flush().unwrap();
+    let image = root.path().join("image");
+    crash_image(&live, &image);
+    drop(log);
+
+    let segments = segment_files(&image);
+    let (first, last) = (&segments[0], segments.last().unwrap());
+    assert!(segments.len() >= 2, "the workload rolled");
+    let first_bytes = fs::read(first).unwrap();
+    let last_bytes = fs::read(last).unwrap();
+    let frame_len = |bytes: &[u8], at: usize| {
+        20 + u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize
+    };
+    let tail = frame_offset(last, *lsns.last().unwrap()) as usize;
+    let end_of_data = (tail + frame_len(&last_bytes, tail)) as u64;
+    assert!(
+        end_of_data < last_bytes.len() as u64,
+        "preallocated space follows the data"
+    );
+
+    // 1. A whole frame copied from the first segment (another salt and segment id).
+    let foreign = {
+        let at = frame_offset(first, lsns[0]) as usize;
+        first_bytes[at..at + frame_len(&first_bytes, at)].to_vec()
+    };
+    // 2. A frame of the same segment, repeated at the tail (wrong position).
+    let repeated = last_bytes[tail..end_of_data as usize].to_vec();
+    // 3. A frame header that claims a huge length, then garbage.
+    let mut garbage = vec![0xFFu8; 64];
+    garbage[4..8].copy_from_slice(&(u32::MAX - 1).to_le_bytes());
+
+    for (name, planted) in [
+        ("foreign", foreign),
+        ("repeated", repeated),
+        ("garbage", garbage),
+    ] {
+        let case = root.path().join(name);
+        crash_image(&live, &case);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(case.join(last.file_name().unwrap()))
+            .unwrap();
+        file.write_all_at(&planted, end_of_data).unwrap();
+        drop(file);
+        let log = AuditLog::open(small_config(&case)).unwrap();
+        let got = all_records(&log);
+        assert_eq!(got.len(), lsns.len(), "{name}: nothing extra, nothing lost");
+        assert_eq!(got.last().unwrap().0, *lsns.last().unwrap(), "{name}");
+        assert!(
+            log.recovery_report().is_clean(),
+            "{name}: a bad tail is a cut, not damage"
+        );
+    }
+}
