@@ -740,7 +740,7 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
         .map_readonly()
         .map_err(|e| Error::io("map segment", &path, e))?;
     let extents = if end > SEGMENT_HEADER_BYTES {
-        vec![SEGMENT_HEADER_BYTES..end]
+        std::iter::once(SEGMENT_HEADER_BYTES..end).collect()
     } else {
         Vec::new()
     };

@@ -42,6 +42,10 @@ pub trait Vfs: Send + Sync + Debug + 'static {
 }
 
 /// An open file.
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a file's length is not a collection's"
+)]
 pub trait VfsFile: Send + Sync + Debug {
     /// Fills `buf` from `offset`; an error if the file ends first.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
