@@ -3,7 +3,8 @@
 //! Where it sits: below `segment` (and later the index checkpoint). [`OsVfs`] is the real
 //! file system; [`FaultyVfs`] wraps another layer and injects failures (a full disk,
 //! failing writes or syncs) so tests can show that errors are reported and nothing
-//! written is damaged.
+//! written is damaged; [`SimVfs`] is an in-memory file system that simulates power loss
+//! (unsynced writes kept, dropped, torn or garbled) for crash tests.
 //!
 //! # Invariants
 //! - Files are created with mode 0600 and directories with 0700.
@@ -11,9 +12,11 @@
 
 mod fault;
 mod os;
+mod sim;
 
 pub use fault::{FaultPlan, FaultyVfs};
 pub use os::OsVfs;
+pub use sim::{CrashMode, SimVfs};
 
 use std::fmt::Debug;
 use std::io;
