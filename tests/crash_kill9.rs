@@ -89,7 +89,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let acked_before = max_acked;
-        let mut note_ack = |line: &str, max_acked: &mut u64| {
+        let note_ack = |line: &str, max_acked: &mut u64| {
             if let Some(seq) = line.trim_end().strip_prefix("ack ") {
                 *max_acked = (*max_acked).max(seq.parse().unwrap());
             }
