@@ -67,16 +67,14 @@ impl AuditLog {
     /// Appends records as one batch and applies the durability mode to it. Returns the
     /// LSN of each record.
     ///
-    /// Records are validated (size) before any is appended: an oversized record fails
-    /// the whole batch with nothing written.
+    /// Every record is encoded and checked (size) before any is appended: an oversized
+    /// record fails the whole batch with nothing written.
     pub fn append_batch(&self, records: &[Record]) -> Result<Vec<Lsn>> {
         let mut state = self.lock();
         let state = &mut *state;
         let journal = state.journal.as_mut().ok_or(Error::Closed)?;
         let mut lsns = Vec::with_capacity(records.len());
-        for record in records {
-            lsns.push(journal.append(record)?);
-        }
+        journal.append_batch(records, &mut lsns)?;
         if lsns.is_empty() {
             return Ok(lsns);
         }

@@ -101,12 +101,39 @@ fn an_oversized_record_is_refused_with_nothing_written() {
     log.append(&event("r", 4, "after")).unwrap();
     log.close().unwrap();
     let log = AuditLog::open(small_config(dir.path())).unwrap();
-    let got = all_records(&log);
-    assert_eq!(got[0].0, before);
-    assert!(
-        got.iter()
-            .all(|(_, r)| !matches!(r, Record::EventAppended(e) if e.sequence == 2))
+    let sequences: Vec<u64> = all_records(&log)
+        .into_iter()
+        .map(|(_, r)| match r {
+            Record::EventAppended(e) => e.sequence,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        sequences,
+        vec![1, 4],
+        "no record of the refused batch was written, not even its first"
     );
+    assert_eq!(all_records(&log)[0].0, before);
+}
+
+#[test]
+fn a_refused_batch_that_would_have_rolled_a_segment_leaves_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(small_config(dir.path())).unwrap();
+    let mut batch = events(200);
+    batch.push(event("r", 999, &"z".repeat(5000)));
+    assert!(matches!(
+        log.append_batch(&batch),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    assert_eq!(
+        log.journal_stats().unwrap().n_segments,
+        1,
+        "no roll happened for a refused batch"
+    );
+    log.close().unwrap();
+    let log = AuditLog::open(small_config(dir.path())).unwrap();
+    assert!(all_records(&log).is_empty());
 }
 
 #[test]

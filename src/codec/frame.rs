@@ -99,17 +99,41 @@ pub fn encode_frame(
             max: payload_bytes_max,
         });
     }
+    seal_frame(&mut out[start..], ctx, lsn, record.kind());
+    Ok((HEADER + payload_len) as u64)
+}
+
+/// Appends one frame around an already encoded `payload` and returns its length.
+///
+/// The caller has checked the payload against the record limit.
+pub fn frame_payload(
+    out: &mut Vec<u8>,
+    ctx: &FrameContext,
+    lsn: Lsn,
+    kind: RecordKind,
+    payload: &[u8],
+) -> u64 {
+    let start = out.len();
+    out.resize(start + HEADER, 0);
+    out.extend_from_slice(payload);
+    seal_frame(&mut out[start..], ctx, lsn, kind);
+    (HEADER + payload.len()) as u64
+}
+
+/// Fills in the header of a frame whose payload is in place: length, LSN, kind, crc.
+fn seal_frame(frame: &mut [u8], ctx: &FrameContext, lsn: Lsn, kind: RecordKind) {
+    let payload_len = frame.len() - HEADER;
     debug_assert!(
         payload_len > 0,
         "msgpack never encodes a value in zero bytes"
     );
-    let frame = &mut out[start..];
+    debug_assert!(payload_len < u32::MAX as usize);
     frame[LEN_AT..LSN_AT].copy_from_slice(&(payload_len as u32).to_le_bytes());
     frame[LSN_AT..KIND_AT].copy_from_slice(&lsn.0.to_le_bytes());
-    frame[KIND_AT] = record.kind() as u8;
+    frame[KIND_AT] = kind as u8;
+    frame[PAD_AT..HEADER].fill(0);
     let crc = checksum(ctx, &frame[LEN_AT..]);
     frame[CRC_AT..LEN_AT].copy_from_slice(&crc.to_le_bytes());
-    Ok((HEADER + payload_len) as u64)
 }
 
 /// Reads and verifies the frame at the start of `bytes`, which must sit at `expected`.

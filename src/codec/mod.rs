@@ -18,7 +18,7 @@ pub(crate) mod frame_probe {
     pub(crate) use super::frame::may_start_frame;
 }
 
-pub use frame::{Frame, FrameContext, FrameError, decode_frame, encode_frame};
+pub use frame::{Frame, FrameContext, FrameError, decode_frame, encode_frame, frame_payload};
 pub use record::{DropReport, Purge, Record, RecordKind, RunFinished};
 
 use std::fmt;

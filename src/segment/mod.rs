@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{
-    Frame, FrameContext, FrameError, Lsn, Record, SegmentId, decode_frame, encode_frame,
+    Frame, FrameContext, FrameError, Lsn, Record, SegmentId, decode_frame, frame_payload,
 };
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
@@ -171,6 +171,8 @@ pub struct Journal {
     poisoned: Option<String>,
     n_fsyncs: u64,
     bytes_appended: u64,
+    /// Scratch space for the encoded payloads of a batch, reused across batches.
+    payloads: Vec<u8>,
     _lock: Box<dyn DirLock>,
 }
 
@@ -344,6 +346,7 @@ impl Journal {
             poisoned: None,
             n_fsyncs: 0,
             bytes_appended: 0,
+            payloads: Vec::new(),
             _lock: lock,
         };
         Ok((journal, report))
@@ -384,23 +387,71 @@ impl Journal {
         error
     }
 
-    /// Encodes `record` into the active segment's pending bytes and returns its LSN.
+    /// Appends `records` as one unit and pushes the LSN of each onto `lsns`.
     ///
-    /// The record is not yet written to the OS; [`Journal::write`] or
-    /// [`Journal::sync`] does that. An oversized record is refused and changes nothing.
-    pub fn append(&mut self, record: &Record) -> Result<Lsn> {
+    /// Every payload is encoded and checked against the record limit before any frame
+    /// enters the log, so a refused batch (an oversized or unencodable record) changes
+    /// nothing. Frames go to the active segment's pending bytes, rolling to a new
+    /// segment when one does not fit; [`Journal::write`] or [`Journal::sync`] hands
+    /// them to the OS.
+    pub fn append_batch(&mut self, records: &[Record], lsns: &mut Vec<Lsn>) -> Result<()> {
         self.check_writable()?;
         let max = self.options.record_bytes_max;
-        let lsn = self.next_lsn();
-        let mark = self.active.pending.len();
-        let frame_len = encode_frame(&mut self.active.pending, &self.active.ctx, lsn, record, max)?;
-        if self.active.end_offset() > self.active.capacity {
-            self.active.pending.truncate(mark);
-            self.roll()?;
-            // The LSN stays the same: the new segment starts where the old one ended.
-            debug_assert_eq!(self.next_lsn(), lsn);
-            encode_frame(&mut self.active.pending, &self.active.ctx, lsn, record, max)?;
+        let mut payloads = std::mem::take(&mut self.payloads);
+        payloads.clear();
+        let mut ends = Vec::with_capacity(records.len());
+        for record in records {
+            let start = payloads.len();
+            if let Err(e) = record.encode_payload(&mut payloads) {
+                self.payloads = payloads;
+                return Err(Error::Encode(e.to_string()));
+            }
+            if payloads.len() - start > max {
+                let bytes = payloads.len() - start;
+                self.payloads = payloads;
+                return Err(Error::RecordTooLarge { bytes, max });
+            }
+            ends.push(payloads.len());
         }
+        let mut start = 0;
+        let mut result = Ok(());
+        for (record, end) in records.iter().zip(ends) {
+            match self.append_payload(record, &payloads[start..end]) {
+                Ok(lsn) => lsns.push(lsn),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+            start = end;
+        }
+        self.payloads = payloads;
+        result
+    }
+
+    /// Appends one record; see [`Journal::append_batch`].
+    pub fn append(&mut self, record: &Record) -> Result<Lsn> {
+        let mut lsns = Vec::with_capacity(1);
+        self.append_batch(std::slice::from_ref(record), &mut lsns)?;
+        Ok(lsns[0])
+    }
+
+    /// Frames one checked payload into the active segment, rolling first if it does
+    /// not fit.
+    fn append_payload(&mut self, record: &Record, payload: &[u8]) -> Result<Lsn> {
+        let frame_len = FRAME_HEADER_BYTES + payload.len() as u64;
+        if self.active.end_offset() + frame_len > self.active.capacity {
+            self.roll()?;
+        }
+        let lsn = self.next_lsn();
+        frame_payload(
+            &mut self.active.pending,
+            &self.active.ctx,
+            lsn,
+            record.kind(),
+            payload,
+        );
+        debug_assert!(self.active.end_offset() <= self.active.capacity);
         self.bytes_appended += frame_len;
         if self.active.pending.len() >= WRITE_CHUNK_BYTES {
             self.write()?;
