@@ -13,8 +13,10 @@ pub enum Durability {
     /// Records are handed to the OS; only `flush()`, segment rolls and close sync.
     /// A process crash loses nothing handed over; a power loss may.
     None,
-    /// Records are synced at most `interval_ms` after they were appended: many
-    /// appends share one fsync.
+    /// Appends share fsyncs: an append syncs when the oldest unsynced record is at
+    /// least `interval_ms` old, so while appends keep coming nothing waits longer than
+    /// about the interval. An idle tail is synced by the next append, `flush`, a
+    /// segment roll or close (a committer with its own timer syncs it on time).
     GroupCommit { interval_ms: u64 },
     /// Every append call is synced before it returns.
     EveryBatch,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::codec::{Lsn, Record};
 use crate::config::{Config, Durability, RecoveryMode};
 use crate::error::{Error, Result};
-use crate::segment::{Journal, JournalOptions, JournalStats, RecoveryReport};
+use crate::segment::{self, Journal, JournalOptions, JournalStats, RecoveryReport};
 
 /// An open store.
 #[derive(Debug)]
@@ -37,11 +37,7 @@ impl AuditLog {
     /// Opens (creating if missing) the store described by `config`.
     pub fn open(config: Config) -> Result<AuditLog> {
         config.validate()?;
-        let options = JournalOptions {
-            segment_bytes: config.segment_bytes,
-            record_bytes_max: config.record_bytes_max,
-            strict: config.recovery == RecoveryMode::Strict,
-        };
+        let options = journal_options(&config);
         let (journal, report) = Journal::open(&config.dir, config.vfs.clone(), options, |_| {})?;
         Ok(AuditLog {
             state: Mutex::new(State {
@@ -51,6 +47,14 @@ impl AuditLog {
             durability: config.durability,
             report,
         })
+    }
+
+    /// Verifies every frame of the store `config` names without changing anything
+    /// (not even a torn tail) and without taking its lock, so a store in use can be
+    /// checked. Strict mode turns damage into an error.
+    pub fn verify(config: &Config) -> Result<RecoveryReport> {
+        config.validate()?;
+        segment::verify_store(&config.dir, &*config.vfs, &journal_options(config))
     }
 
     /// What recovery found when the store was opened.
@@ -154,6 +158,14 @@ impl AuditLog {
             Some(journal) => journal.close(),
             None => Ok(()),
         }
+    }
+}
+
+fn journal_options(config: &Config) -> JournalOptions {
+    JournalOptions {
+        segment_bytes: config.segment_bytes,
+        record_bytes_max: config.record_bytes_max,
+        strict: config.recovery == RecoveryMode::Strict,
     }
 }
 

@@ -197,98 +197,41 @@ impl Journal {
             _ => Error::io("lock store directory", dir, e),
         })?;
         let mut report = RecoveryReport::default();
-        let mut bases = Vec::new();
-        let names = vfs
-            .list_dir(dir)
-            .map_err(|e| Error::io("list store directory", dir, e))?;
-        for name in names {
-            let path = dir.join(&name);
-            if let Some(base) = parse_segment_file_name(&name) {
-                bases.push(base);
-            } else if name
-                .strip_suffix(TMP_SUFFIX)
-                .is_some_and(|s| parse_segment_file_name(s).is_some())
-            {
-                // A segment whose creation was interrupted before its rename: never
-                // visible, never acknowledged, safe to remove.
-                vfs.remove_file(&path)
-                    .map_err(|e| Error::io("remove leftover temporary", &path, e))?;
-                report.removed_temporaries.push(path);
-            } else if !KNOWN_FILE_NAMES.contains(&name.as_str()) {
-                return Err(Error::ForeignFile { path });
-            }
+        let scanned = scan_store(
+            dir,
+            &*vfs,
+            &options,
+            Access::ReadWrite,
+            &mut report,
+            &mut visit,
+        )?;
+        for path in &report.removed_temporaries {
+            // A segment whose creation was interrupted before its rename: never
+            // visible, never acknowledged, safe to remove.
+            vfs.remove_file(path)
+                .map_err(|e| Error::io("remove leftover temporary", path, e))?;
         }
-        bases.sort();
 
         let mut sealed = BTreeMap::new();
         let mut max_segment_id = SegmentId(0);
         let mut next_base = Lsn(0);
-        for (i, &base) in bases.iter().enumerate() {
-            let path = dir.join(segment_file_name(base));
-            let role = if i + 1 == bases.len() {
-                Role::Last
-            } else {
-                Role::Sealed
-            };
-            let file = vfs
-                .open_rw(&path)
-                .map_err(|e| Error::io("open segment", &path, e))?;
-            let view = file
-                .map_readonly()
-                .map_err(|e| Error::io("map segment", &path, e))?;
-            let header = match SegmentHeader::decode(&view) {
-                Ok(header) if header.base_lsn == base => header,
-                Ok(header) => {
-                    let why = format!(
-                        "header names base LSN {} but the file name {}",
-                        header.base_lsn, base
-                    );
-                    return Err(Error::Corrupt {
-                        segment: path,
-                        offset: 0,
-                        kind: CorruptionKind::BadHeader(why),
-                    });
-                }
-                Err(why) => {
-                    // A segment whose header cannot be read cannot be interpreted at all.
-                    return Err(Error::Corrupt {
-                        segment: path,
-                        offset: 0,
-                        kind: CorruptionKind::BadHeader(why),
-                    });
-                }
-            };
+        for ScannedSegment {
+            path,
+            file,
+            view,
+            header,
+            role,
+            scan,
+        } in scanned
+        {
             max_segment_id = max_segment_id.max(header.segment_id);
-            let scan = scan_segment(&view, &header, role, options.record_bytes_max, &mut visit);
-            report.n_segments += 1;
-            report.n_frames += scan.n_frames;
-            report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
-            for damage in &scan.damage {
-                report.damaged.push(DamagedRange {
-                    segment: path.clone(),
-                    damage: damage.clone(),
-                });
-            }
-            if options.strict {
-                if let Some(first) = report.damaged.first() {
-                    return Err(Error::Corrupt {
-                        segment: first.segment.clone(),
-                        offset: first.damage.offset,
-                        kind: first.damage.kind.clone(),
-                    });
-                }
-            }
             let SegmentScan {
                 extents,
                 end_offset,
-                torn_tail,
                 ..
             } = scan;
             let len = view.len() as u64;
-            let segment = if role == Role::Last && end_offset != len {
-                if torn_tail.is_some() {
-                    report.torn_tail = Some((path.clone(), end_offset));
-                }
+            let view = if role == Role::Last && end_offset != len {
                 drop(view);
                 // Seal the last segment at its last verified frame: nothing past the
                 // cut is ever read or written again.
@@ -296,22 +239,16 @@ impl Journal {
                     .map_err(|e| Error::io("cut segment tail", &path, e))?;
                 file.sync_all()
                     .map_err(|e| Error::io("sync segment", &path, e))?;
-                let view = file
-                    .map_readonly()
-                    .map_err(|e| Error::io("map segment", &path, e))?;
-                SealedSegment {
-                    path,
-                    header,
-                    view,
-                    extents,
-                }
+                file.map_readonly()
+                    .map_err(|e| Error::io("map segment", &path, e))?
             } else {
-                SealedSegment {
-                    path,
-                    header,
-                    view,
-                    extents,
-                }
+                view
+            };
+            let segment = SealedSegment {
+                path,
+                header,
+                view,
+                extents,
             };
             next_base = segment.end_lsn();
             if segment.len_bytes() == SEGMENT_HEADER_BYTES && role == Role::Last {
@@ -323,7 +260,7 @@ impl Journal {
                     .map_err(|e| Error::io("sync store directory", dir, e))?;
                 continue;
             }
-            sealed.insert(base, segment);
+            sealed.insert(segment.header.base_lsn, segment);
         }
 
         let next_segment_id = SegmentId(max_segment_id.0 + 1);
@@ -713,6 +650,138 @@ fn frame_error_kind(error: FrameError) -> CorruptionKind {
         FrameError::Truncated => CorruptionKind::Truncated,
         FrameError::Empty => CorruptionKind::BadLength(0),
     }
+}
+
+/// Whether a scan may change the store.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// One segment as a scan of the store found it.
+struct ScannedSegment {
+    path: PathBuf,
+    file: Box<dyn VfsFile>,
+    view: ReadView,
+    header: SegmentHeader,
+    role: Role,
+    scan: SegmentScan,
+}
+
+/// Lists a store's files and verifies every frame of every segment, changing nothing.
+///
+/// Leftover temporaries are listed in the report (open removes them); a foreign file
+/// or a segment header that does not verify is an error; damage is listed in the
+/// report, or is an error in strict mode.
+fn scan_store(
+    dir: &Path,
+    vfs: &dyn Vfs,
+    options: &JournalOptions,
+    access: Access,
+    report: &mut RecoveryReport,
+    mut visit: impl FnMut(Frame<'_>),
+) -> Result<Vec<ScannedSegment>> {
+    let mut bases = Vec::new();
+    let names = vfs
+        .list_dir(dir)
+        .map_err(|e| Error::io("list store directory", dir, e))?;
+    for name in names {
+        let path = dir.join(&name);
+        if let Some(base) = parse_segment_file_name(&name) {
+            bases.push(base);
+        } else if name
+            .strip_suffix(TMP_SUFFIX)
+            .is_some_and(|s| parse_segment_file_name(s).is_some())
+        {
+            report.removed_temporaries.push(path);
+        } else if !KNOWN_FILE_NAMES.contains(&name.as_str()) {
+            return Err(Error::ForeignFile { path });
+        }
+    }
+    bases.sort();
+
+    let mut scanned = Vec::with_capacity(bases.len());
+    for (i, &base) in bases.iter().enumerate() {
+        let path = dir.join(segment_file_name(base));
+        let role = if i + 1 == bases.len() {
+            Role::Last
+        } else {
+            Role::Sealed
+        };
+        let file = match access {
+            Access::ReadWrite => vfs.open_rw(&path),
+            Access::ReadOnly => vfs.open_ro(&path),
+        }
+        .map_err(|e| Error::io("open segment", &path, e))?;
+        let view = file
+            .map_readonly()
+            .map_err(|e| Error::io("map segment", &path, e))?;
+        let header = match SegmentHeader::decode(&view) {
+            Ok(header) if header.base_lsn == base => header,
+            Ok(header) => {
+                let why = format!(
+                    "header names base LSN {} but the file name {}",
+                    header.base_lsn, base
+                );
+                return Err(Error::Corrupt {
+                    segment: path,
+                    offset: 0,
+                    kind: CorruptionKind::BadHeader(why),
+                });
+            }
+            // A segment whose header cannot be read cannot be interpreted at all.
+            Err(why) => {
+                return Err(Error::Corrupt {
+                    segment: path,
+                    offset: 0,
+                    kind: CorruptionKind::BadHeader(why),
+                });
+            }
+        };
+        let scan = scan_segment(&view, &header, role, options.record_bytes_max, &mut visit);
+        report.n_segments += 1;
+        report.n_frames += scan.n_frames;
+        report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
+        for damage in &scan.damage {
+            report.damaged.push(DamagedRange {
+                segment: path.clone(),
+                damage: damage.clone(),
+            });
+        }
+        if role == Role::Last && scan.torn_tail.is_some() {
+            report.torn_tail = Some((path.clone(), scan.end_offset));
+        }
+        if options.strict {
+            if let Some(first) = report.damaged.first() {
+                return Err(Error::Corrupt {
+                    segment: first.segment.clone(),
+                    offset: first.damage.offset,
+                    kind: first.damage.kind.clone(),
+                });
+            }
+        }
+        scanned.push(ScannedSegment {
+            path,
+            file,
+            view,
+            header,
+            role,
+            scan,
+        });
+    }
+    Ok(scanned)
+}
+
+/// Verifies every frame of the store in `dir` without changing anything, not even a
+/// torn tail, and without taking the lock: a store in use can be verified (its last
+/// segment then ends at the preallocated zeros, or at a frame being written).
+pub fn verify_store(dir: &Path, vfs: &dyn Vfs, options: &JournalOptions) -> Result<RecoveryReport> {
+    let started = Instant::now();
+    let mut report = RecoveryReport::default();
+    scan_store(dir, vfs, options, Access::ReadOnly, &mut report, |_| {})?;
+    report.elapsed = started.elapsed();
+    Ok(report)
 }
 
 /// Creates a segment file that is visible only once it is valid: header written and

@@ -99,6 +99,14 @@ impl<V: Vfs> Vfs for FaultyVfs<V> {
         }))
     }
 
+    fn open_ro(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let inner = self.inner.open_ro(path)?;
+        Ok(Box::new(FaultyFile {
+            inner,
+            plan: self.plan.clone(),
+        }))
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.inner.rename(from, to)
     }

@@ -33,6 +33,8 @@ pub trait Vfs: Send + Sync + Debug + 'static {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
     /// Opens an existing file for reading and writing.
     fn open_rw(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Opens an existing file for reading only; writes through it fail.
+    fn open_ro(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
     /// Renames a file, replacing any file at `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.

@@ -53,6 +53,11 @@ impl Vfs for OsVfs {
         Ok(Box::new(OsFile(file)))
     }
 
+    fn open_ro(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let file = OpenOptions::new().read(true).open(path)?;
+        Ok(Box::new(OsFile(file)))
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
     }

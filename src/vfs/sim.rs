@@ -323,6 +323,10 @@ impl Vfs for SimVfs {
         self.open(path)
     }
 
+    fn open_ro(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        self.open(path)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.mutating_call("rename")?;
         let mut state = lock(&self.state);

@@ -1,5 +1,5 @@
-//! `auditlog verify`: open a store, which verifies every frame, and report damage.
-//! Exits non-zero when any damage is found.
+//! `auditlog verify`: verify every frame of a store, changing nothing, and report
+//! damage. Exits non-zero when any damage is found.
 
 use std::process::ExitCode;
 
@@ -19,9 +19,7 @@ pub fn run(args: Args) -> Result<ExitCode, auditlog::Error> {
         eprintln!("auditlog: {} is not a store directory", dir.display());
         return Ok(ExitCode::from(2));
     }
-    let log = AuditLog::open(Config::new(&dir))?;
-    let report = log.recovery_report().clone();
-    log.close()?;
+    let report = AuditLog::verify(&Config::new(&dir))?;
     println!(
         "{}: {} segment(s), {} frame(s), {} bytes verified in {:?}",
         dir.display(),
