@@ -171,14 +171,20 @@ fn verify_reports_damage_and_changes_nothing_even_on_a_store_in_use() {
     let segments = segment_files(dir.path());
     flip(&segments[0], frame_offset(&segments[0], lsns[1]) + 25);
     let snapshot = |dir: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
-        segment_files(dir).into_iter().map(|p| (p.clone(), fs::read(&p).unwrap())).collect()
+        segment_files(dir)
+            .into_iter()
+            .map(|p| (p.clone(), fs::read(&p).unwrap()))
+            .collect()
     };
     let before = snapshot(dir.path());
 
     // The store is open (and locked) by `log`; verify reads it all the same.
     let report = AuditLog::verify(&small_config(dir.path())).unwrap();
     assert_eq!(report.damaged.len(), 1);
-    assert_eq!(report.damaged[0].damage.offset, frame_offset(&segments[0], lsns[1]));
+    assert_eq!(
+        report.damaged[0].damage.offset,
+        frame_offset(&segments[0], lsns[1])
+    );
     assert_eq!(report.n_frames, lsns.len() as u64 - 1);
     assert_eq!(snapshot(dir.path()), before, "verify changed the store");
     assert!(matches!(
