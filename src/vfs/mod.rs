@@ -42,6 +42,7 @@ pub trait Vfs: Send + Sync + Debug + 'static {
 }
 
 /// An open file.
+#[allow(clippy::len_without_is_empty)] // a file's length is an I/O call, not a size
 pub trait VfsFile: Send + Sync + Debug {
     /// Fills `buf` from `offset`; an error if the file ends first.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
