@@ -228,7 +228,7 @@ struct Model {
 #[derive(Debug, PartialEq)]
 enum Answer {
     Unit,
-    Run(Run),
+    Run(Box<Run>),
     Runs(Vec<Run>),
     Events(Vec<RunEvent>),
     Count(u64),
@@ -323,7 +323,7 @@ impl Model {
                 Answer::Unit
             }
             Op::Get { id } => match self.runs.get(IDS[*id]) {
-                Some((_, run)) => Answer::Run(run.clone()),
+                Some((_, run)) => Answer::Run(Box::new(run.clone())),
                 None => Answer::NotFound,
             },
             Op::ListLogs { id } => Answer::Events(
@@ -577,7 +577,7 @@ fn run_on_log(log: &AuditLog, op: &Op) -> Answer {
             unit,
         ),
         Op::Append { .. } => answer(log.append_log(&event_of(op)), unit),
-        Op::Get { id } => answer(log.get_run(IDS[*id]), Answer::Run),
+        Op::Get { id } => answer(log.get_run(IDS[*id]), |r| Answer::Run(Box::new(r))),
         Op::ListLogs { id } => answer(log.list_logs_by_run(IDS[*id]), Answer::Events),
         Op::BySkill { skill, limit } => {
             answer(log.list_runs_by_skill(SKILLS[*skill], *limit), Answer::Runs)
