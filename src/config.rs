@@ -52,6 +52,8 @@ pub struct Config {
     pub recovery: RecoveryMode,
     /// The storage layer; tests swap in a fault-injecting one.
     pub vfs: Arc<dyn Vfs>,
+    /// Write the index checkpoint after this many records; 0 writes it only on close.
+    pub checkpoint_every_records: u64,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Config {
             record_bytes_max: limits::RECORD_BYTES_MAX_DEFAULT,
             recovery: RecoveryMode::default(),
             vfs: Arc::new(OsVfs),
+            checkpoint_every_records: limits::CHECKPOINT_EVERY_RECORDS_DEFAULT,
         }
     }
 
@@ -94,6 +97,12 @@ impl Config {
     /// Sets the storage layer.
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Config {
         self.vfs = vfs;
+        self
+    }
+
+    /// Sets how many records are appended between index checkpoints (0: only on close).
+    pub fn checkpoint_every_records(mut self, n_records: u64) -> Config {
+        self.checkpoint_every_records = n_records;
         self
     }
 

@@ -84,6 +84,13 @@ pub enum Error {
     Encode(String),
     /// A file in the store directory is not one the engine wrote.
     ForeignFile { path: PathBuf },
+    /// A query or update named something the store does not hold.
+    NotFound { what: &'static str, id: String },
+    /// An insert would replace something already stored; the original is kept and
+    /// nothing was written.
+    Duplicate { what: &'static str, id: String },
+    /// An argument is unusable (an empty run id, ...); nothing was written.
+    InvalidInput(String),
 }
 
 impl Error {
@@ -143,6 +150,12 @@ impl fmt::Display for Error {
                 "{} is not an auditlog file; move it out of the store directory",
                 path.display()
             ),
+            Error::NotFound { what, id } => write!(f, "no {what} with id `{id}` is stored"),
+            Error::Duplicate { what, id } => write!(
+                f,
+                "{what} `{id}` is already stored; the original is kept and nothing was written"
+            ),
+            Error::InvalidInput(why) => write!(f, "invalid input: {why}; nothing was written"),
         }
     }
 }

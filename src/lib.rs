@@ -23,14 +23,18 @@
 pub mod codec;
 mod config;
 mod error;
+pub mod index;
 pub mod limits;
 mod log;
 pub mod model;
+pub mod query;
 pub mod segment;
 pub mod vfs;
 
 pub use codec::{Lsn, Record, SegmentId};
 pub use config::{Config, Durability, RecoveryMode};
 pub use error::{CorruptionKind, Error, Result};
+pub use index::checkpoint::CheckpointUse;
 pub use log::AuditLog;
+pub use query::{CallFilter, RunFilter, Storage};
 pub use segment::RecoveryReport;

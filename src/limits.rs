@@ -37,6 +37,10 @@ pub const QUERY_PAGE_MAX: i64 = 500;
 /// The page size used when a limit is out of range.
 pub const QUERY_PAGE_DEFAULT: i64 = 50;
 
+/// Default number of records appended between two index checkpoints. A checkpoint
+/// rewrites the whole index, so this keeps its cost a small share of the appends.
+pub const CHECKPOINT_EVERY_RECORDS_DEFAULT: u64 = 1_000_000;
+
 /// Default interval of group commit, in milliseconds.
 pub const GROUP_COMMIT_INTERVAL_MS_DEFAULT: u64 = 2;
 /// Longest group-commit interval a config may set: a minute.

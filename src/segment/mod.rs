@@ -859,6 +859,7 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
         .file
         .map_readonly()
         .map_err(|e| Error::io("map segment", &path, e))?;
+    #[allow(clippy::single_range_in_vec_init)] // one extent, not a range of values
     let extents = if end > SEGMENT_HEADER_BYTES {
         std::iter::once(SEGMENT_HEADER_BYTES..end).collect()
     } else {

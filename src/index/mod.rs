@@ -1,0 +1,818 @@
+//! The secondary indexes: what the store knows about every run, run event and call
+//! event, in memory, without holding any row or payload.
+//!
+//! Where it sits: after the segment journal. Every record appended (and, at open, every
+//! record recovered) is applied here with its LSN, in LSN order; the query layer asks
+//! the index *which* LSNs answer a question and reads those records back from the
+//! memory-mapped segments.
+//!
+//! What is held per run is a [`RunEntry`]: the LSN of its `RunStarted` record, the LSN
+//! of its latest `RunFinished` record, `started_at` / `finished_at` as `i64`, the status
+//! as a byte, interned `u32` ids of its skill, caller and channel, whether it has a
+//! parent, and the `(sequence, LSN)` pairs of its events sorted by sequence. Runs are
+//! numbered by a [`RunIdx`] in the order they were started; that number is also the
+//! tie-break wherever two runs share a timestamp (the run started later sorts as newer).
+//!
+//! Secondary structures are sorted `Vec<RunIdx>`s, ordered by `(started_at, RunIdx)`
+//! (or `(finished_at, RunIdx)`): one over all runs, one per skill, caller, channel and
+//! parent id. Runs mostly arrive in time order, so an insert is usually a push; a run
+//! started out of order is inserted at its place. Listing newest first with an offset
+//! walks one list backwards from the `until` bound; counting walks the `since..until`
+//! slice of the most selective list. Nothing scans the log.
+//!
+//! # Invariants
+//! - Applying is deterministic and never fails: a record the query API would refuse (a
+//!   duplicate run id, a duplicate sequence, a finish for an unknown run) is ignored,
+//!   so replaying a log always rebuilds the same index, whoever wrote it.
+//! - Every list holds exactly the live runs that belong in it, sorted by its key.
+//! - A purged run is gone from every structure; its slot in `runs` stays, dead, so run
+//!   numbers never shift (compaction may renumber later).
+//! - Events of a run id that is not (or no longer) started are kept as orphans and
+//!   move into the run when a run with that id starts (SPEC §3.4).
+//! - Deliberately absent: strings of the rows, payloads, inputs, outputs. Those are
+//!   read from the log on query.
+
+pub mod checkpoint;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Lsn, Record};
+use crate::error::{Error, Result};
+use crate::limits::ID_BYTES_MAX;
+use crate::model::{CallEvent, OutcomeKind, Run, RunEvent, Status, Timestamp};
+
+/// The number of a run in start order; the position of its entry in the index.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RunIdx(pub u32);
+
+/// An LSN that is not there (a run not finished yet).
+const NO_LSN: u64 = u64::MAX;
+const FLAG_ALIVE: u8 = 1;
+const FLAG_TOP_LEVEL: u8 = 2;
+const FLAG_FINISHED: u8 = 4;
+
+/// What the index holds about one run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunEntry {
+    started_lsn: u64,
+    /// `NO_LSN` when the run was never finished through a `RunFinished` record.
+    finished_lsn: u64,
+    started_at: i64,
+    finished_at: i64,
+    skill: u32,
+    caller: u32,
+    channel: u32,
+    status: u8,
+    flags: u8,
+    /// `(sequence, LSN)` sorted by sequence, unique sequences.
+    events: Vec<(u64, u64)>,
+}
+
+impl RunEntry {
+    /// The LSN of the `RunStarted` record.
+    pub fn started_lsn(&self) -> Lsn {
+        Lsn(self.started_lsn)
+    }
+
+    /// The LSN of the latest `RunFinished` record, if any.
+    pub fn finished_lsn(&self) -> Option<Lsn> {
+        (self.finished_lsn != NO_LSN).then_some(Lsn(self.finished_lsn))
+    }
+
+    /// The run's current status.
+    pub fn status(&self) -> Status {
+        Status::ALL[self.status as usize]
+    }
+
+    /// When the run started.
+    pub fn started_at(&self) -> Timestamp {
+        Timestamp::from_unix_nanos(self.started_at)
+    }
+
+    fn is_alive(&self) -> bool {
+        self.flags & FLAG_ALIVE != 0
+    }
+
+    fn is_finished(&self) -> bool {
+        self.flags & FLAG_FINISHED != 0
+    }
+}
+
+fn status_byte(status: Status) -> u8 {
+    Status::ALL
+        .iter()
+        .position(|s| *s == status)
+        .expect("every status is in Status::ALL") as u8
+}
+
+/// Strings mapped to dense `u32` ids, for attributes with few distinct values.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Interner {
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.ids.len()).expect("fewer than 2^32 distinct names");
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+}
+
+/// Which runs a listing or count matches, with names resolved to interned ids.
+///
+/// `None` in an attribute means "any"; a name the index never saw cannot match and is
+/// reported by [`Index::resolve`] returning `None`.
+#[derive(Clone, Debug, Default)]
+pub struct RunSelect<'a> {
+    pub status: Option<Status>,
+    pub skill_id: Option<&'a str>,
+    pub caller_id: Option<&'a str>,
+    pub channel_id: Option<&'a str>,
+    pub top_level_only: bool,
+    pub exclude_dry_run: bool,
+    /// `started_at >= since`.
+    pub since: Option<Timestamp>,
+    /// `started_at < until`.
+    pub until: Option<Timestamp>,
+}
+
+/// A [`RunSelect`] with names resolved.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    status: Option<u8>,
+    skill: Option<u32>,
+    caller: Option<u32>,
+    channel: Option<u32>,
+    top_level_only: bool,
+    exclude_dry_run: bool,
+    since: i64,
+    until: i64,
+}
+
+impl Resolved {
+    fn matches(&self, entry: &RunEntry) -> bool {
+        let dry_run = status_byte(Status::DryRun);
+        self.status.is_none_or(|s| s == entry.status)
+            && self.skill.is_none_or(|s| s == entry.skill)
+            && self.caller.is_none_or(|c| c == entry.caller)
+            && self.channel.is_none_or(|c| c == entry.channel)
+            && (!self.top_level_only || entry.flags & FLAG_TOP_LEVEL != 0)
+            && (!self.exclude_dry_run || entry.status != dry_run)
+            && entry.started_at >= self.since
+            && entry.started_at < self.until
+    }
+}
+
+/// What the index holds about one call event.
+#[derive(Copy, Clone, Debug, Serialize, Deserialize)]
+struct CallEntry {
+    /// `u32::MAX` when the call names no caller.
+    caller: u32,
+    tool: u32,
+    kind: u8,
+}
+
+const NO_CALLER: u32 = u32::MAX;
+
+/// Which call events a listing or count matches.
+#[derive(Clone, Debug, Default)]
+pub struct CallSelect<'a> {
+    pub caller_id: Option<&'a str>,
+    pub tool_id: Option<&'a str>,
+    pub outcome: Option<OutcomeKind>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+fn outcome_byte(kind: OutcomeKind) -> u8 {
+    OutcomeKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("every kind is in OutcomeKind::ALL") as u8
+}
+
+/// The call events, keyed by `(ts, LSN)`: the LSN makes keys unique and orders equal
+/// timestamps by arrival.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Calls {
+    by_time: BTreeMap<(i64, u64), CallEntry>,
+    by_caller: HashMap<u32, BTreeSet<(i64, u64)>>,
+    by_tool: HashMap<u32, BTreeSet<(i64, u64)>>,
+    callers: Interner,
+    tools: Interner,
+}
+
+/// The in-memory indexes over one log.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Index {
+    /// Every run ever started, by [`RunIdx`]; purged runs stay as dead entries.
+    runs: Vec<RunEntry>,
+    /// Live runs by id.
+    by_id: HashMap<Box<str>, u32>,
+    /// Events whose run id is not a live run.
+    orphans: HashMap<Box<str>, Vec<(u64, u64)>>,
+    skills: Interner,
+    callers: Interner,
+    channels: Interner,
+    parents: Interner,
+    /// Live runs by `(started_at, RunIdx)`.
+    by_time: Vec<u32>,
+    /// Per interned skill, caller, channel and parent id: live runs by
+    /// `(started_at, RunIdx)`.
+    by_skill: Vec<Vec<u32>>,
+    by_caller: Vec<Vec<u32>>,
+    by_channel: Vec<Vec<u32>>,
+    by_parent: Vec<Vec<u32>>,
+    /// Live finished runs by `(finished_at, RunIdx)`.
+    by_finish: Vec<u32>,
+    calls: Calls,
+    n_events: u64,
+}
+
+fn list_for(lists: &mut Vec<Vec<u32>>, id: u32) -> &mut Vec<u32> {
+    let id = id as usize;
+    if lists.len() <= id {
+        lists.resize_with(id + 1, Vec::new);
+    }
+    &mut lists[id]
+}
+
+/// Checks a run id before anything is written.
+pub fn check_run_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidInput(format!("{what} is empty")));
+    }
+    if id.len() > ID_BYTES_MAX {
+        return Err(Error::InvalidInput(format!(
+            "{what} is {} bytes long, more than the limit of {ID_BYTES_MAX}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    /// The number of live runs.
+    pub fn n_runs(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// The number of events held (live runs and orphans).
+    pub fn n_events(&self) -> u64 {
+        self.n_events
+    }
+
+    /// Inserts `idx` into a list sorted by `key`, pushing when it belongs at the end.
+    fn insert_sorted(list: &mut Vec<u32>, idx: u32, key: impl Fn(u32) -> (i64, u32)) {
+        let new = key(idx);
+        match list.last() {
+            Some(&last) if key(last) > new => {
+                let at = list.partition_point(|&j| key(j) < new);
+                list.insert(at, idx);
+            }
+            _ => list.push(idx),
+        }
+    }
+
+    fn remove_sorted(list: &mut Vec<u32>, idx: u32, key: impl Fn(u32) -> (i64, u32)) {
+        let old = key(idx);
+        let at = list.partition_point(|&j| key(j) < old);
+        assert_eq!(
+            list.get(at),
+            Some(&idx),
+            "a live run is in each of its lists"
+        );
+        list.remove(at);
+    }
+
+    /// Checks that every number in the index points where it may, so a decoded
+    /// checkpoint can never make a lookup index out of bounds.
+    pub fn check_consistent(&self) -> std::result::Result<(), String> {
+        let n_runs = self.runs.len();
+        let in_range = |j: &u32| (*j as usize) < n_runs;
+        for entry in &self.runs {
+            if entry.status as usize >= Status::ALL.len() {
+                return Err(format!("status byte {}", entry.status));
+            }
+            if !entry.events.windows(2).all(|w| w[0].0 < w[1].0) {
+                return Err("events out of sequence order".into());
+            }
+        }
+        let lists = [
+            &self.by_skill,
+            &self.by_caller,
+            &self.by_channel,
+            &self.by_parent,
+        ];
+        let all_in_range = self.by_time.iter().all(in_range)
+            && self.by_finish.iter().all(in_range)
+            && self.by_id.values().all(in_range)
+            && lists.iter().all(|l| l.iter().flatten().all(in_range));
+        if !all_in_range {
+            return Err("a run number past the run table".into());
+        }
+        let sorted = |list: &[u32], key: &dyn Fn(&RunEntry) -> i64| {
+            list.windows(2).all(|w| {
+                let (a, b) = (&self.runs[w[0] as usize], &self.runs[w[1] as usize]);
+                (key(a), w[0]) < (key(b), w[1])
+            })
+        };
+        let by_start = |e: &RunEntry| e.started_at;
+        let all_sorted = sorted(&self.by_time, &by_start)
+            && sorted(&self.by_finish, &|e: &RunEntry| e.finished_at)
+            && lists
+                .iter()
+                .all(|l| l.iter().all(|list| sorted(list, &by_start)));
+        if !all_sorted {
+            return Err("a list out of order".into());
+        }
+        if self
+            .calls
+            .by_time
+            .values()
+            .any(|c| c.kind as usize >= OutcomeKind::ALL.len())
+        {
+            return Err("an outcome kind byte out of range".into());
+        }
+        Ok(())
+    }
+
+    // ----- validation, before anything is written -----
+
+    /// Refuses a run `start_run` must not store: an empty or overlong id, or an id
+    /// already live.
+    pub fn check_start(&self, run: &Run) -> Result<()> {
+        check_run_id("run id", &run.id)?;
+        if self.by_id.contains_key(run.id.as_str()) {
+            return Err(Error::Duplicate {
+                what: "run",
+                id: run.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a finish for a run that is not live.
+    pub fn check_finish(&self, run_id: &str) -> Result<()> {
+        self.lookup(run_id).map(|_| ())
+    }
+
+    /// Refuses an event with an empty run id or a sequence its run already holds.
+    pub fn check_event(&self, event: &RunEvent) -> Result<()> {
+        check_run_id("event run id", &event.run_id)?;
+        if self
+            .events_of(&event.run_id)
+            .binary_search_by_key(&event.sequence, |&(seq, _)| seq)
+            .is_ok()
+        {
+            return Err(Error::Duplicate {
+                what: "run event",
+                id: format!("{}#{}", event.run_id, event.sequence),
+            });
+        }
+        Ok(())
+    }
+
+    // ----- applying records -----
+
+    /// Applies one record at `lsn`. Records the query API would refuse are ignored
+    /// (see the module invariants); returns whether the record changed the index.
+    pub fn apply(&mut self, lsn: Lsn, record: &Record) -> bool {
+        match record {
+            Record::RunStarted(run) => self.apply_start(lsn, run),
+            Record::RunFinished(finish) => {
+                self.apply_finish(lsn, &finish.run_id, finish.stats.status, finish.finished_at)
+            }
+            Record::EventAppended(event) => self.apply_event(lsn, event),
+            Record::CallRecorded(call) => {
+                self.apply_call(lsn, call);
+                true
+            }
+            Record::Purge(purge) => {
+                self.purge_before(purge.before);
+                true
+            }
+            Record::DropReport(_) => false,
+        }
+    }
+
+    fn apply_start(&mut self, lsn: Lsn, run: &Run) -> bool {
+        if self.check_start(run).is_err() {
+            return false;
+        }
+        let idx = u32::try_from(self.runs.len()).expect("fewer than 2^32 runs");
+        let events = self.orphans.remove(run.id.as_str()).unwrap_or_default();
+        let mut flags = FLAG_ALIVE;
+        if run.parent_run_id.is_empty() {
+            flags |= FLAG_TOP_LEVEL;
+        }
+        if run.finished_at.is_some() {
+            flags |= FLAG_FINISHED;
+        }
+        let entry = RunEntry {
+            started_lsn: lsn.0,
+            finished_lsn: NO_LSN,
+            started_at: run.started_at.unix_nanos(),
+            finished_at: run.finished_at.map_or(0, Timestamp::unix_nanos),
+            skill: self.skills.intern(&run.skill_id),
+            caller: self.callers.intern(&run.caller_id),
+            channel: self.channels.intern(&run.channel_id),
+            status: status_byte(run.status),
+            flags,
+            events,
+        };
+        let (skill, caller, channel) = (entry.skill, entry.caller, entry.channel);
+        let finished = entry.is_finished();
+        self.runs.push(entry);
+        self.by_id.insert(run.id.as_str().into(), idx);
+        let runs = &self.runs;
+        let key = |j: u32| (runs[j as usize].started_at, j);
+        Self::insert_sorted(&mut self.by_time, idx, key);
+        Self::insert_sorted(list_for(&mut self.by_skill, skill), idx, key);
+        Self::insert_sorted(list_for(&mut self.by_caller, caller), idx, key);
+        Self::insert_sorted(list_for(&mut self.by_channel, channel), idx, key);
+        if !run.parent_run_id.is_empty() {
+            let parent = self.parents.intern(&run.parent_run_id);
+            Self::insert_sorted(list_for(&mut self.by_parent, parent), idx, key);
+        }
+        if finished {
+            let fkey = |j: u32| (runs[j as usize].finished_at, j);
+            Self::insert_sorted(&mut self.by_finish, idx, fkey);
+        }
+        true
+    }
+
+    fn apply_finish(&mut self, lsn: Lsn, run_id: &str, status: Status, at: Timestamp) -> bool {
+        let Some(&idx) = self.by_id.get(run_id) else {
+            return false;
+        };
+        if self.runs[idx as usize].is_finished() {
+            let runs = &self.runs;
+            Self::remove_sorted(&mut self.by_finish, idx, |j| {
+                (runs[j as usize].finished_at, j)
+            });
+        }
+        let entry = &mut self.runs[idx as usize];
+        entry.finished_lsn = lsn.0;
+        entry.finished_at = at.unix_nanos();
+        entry.status = status_byte(status);
+        entry.flags |= FLAG_FINISHED;
+        let runs = &self.runs;
+        Self::insert_sorted(&mut self.by_finish, idx, |j| {
+            (runs[j as usize].finished_at, j)
+        });
+        true
+    }
+
+    fn apply_event(&mut self, lsn: Lsn, event: &RunEvent) -> bool {
+        if check_run_id("event run id", &event.run_id).is_err() {
+            return false;
+        }
+        let events = match self.by_id.get(event.run_id.as_str()) {
+            Some(&idx) => &mut self.runs[idx as usize].events,
+            None => self
+                .orphans
+                .entry(event.run_id.as_str().into())
+                .or_default(),
+        };
+        match events.binary_search_by_key(&event.sequence, |&(seq, _)| seq) {
+            Ok(_) => false,
+            Err(at) => {
+                if events.len() == events.capacity() {
+                    // Grow by a quarter rather than doubling: a run's events are the
+                    // bulk of the index, and a typical run stops after a few dozen.
+                    events.reserve_exact((events.len() / 4).max(4));
+                }
+                events.insert(at, (event.sequence, lsn.0));
+                self.n_events += 1;
+                true
+            }
+        }
+    }
+
+    fn apply_call(&mut self, lsn: Lsn, call: &CallEvent) {
+        let calls = &mut self.calls;
+        let key = (call.ts.unix_nanos(), lsn.0);
+        let caller = match &call.caller_id {
+            Some(caller) => {
+                let id = calls.callers.intern(caller);
+                calls.by_caller.entry(id).or_default().insert(key);
+                id
+            }
+            None => NO_CALLER,
+        };
+        let tool = calls.tools.intern(&call.tool_id);
+        calls.by_tool.entry(tool).or_default().insert(key);
+        calls.by_time.insert(
+            key,
+            CallEntry {
+                caller,
+                tool,
+                kind: outcome_byte(call.outcome.kind()),
+            },
+        );
+    }
+
+    /// Removes every live run started before `before`, with its events; returns how
+    /// many runs were removed.
+    pub fn purge_before(&mut self, before: Timestamp) -> u64 {
+        let before = before.unix_nanos();
+        let n = self
+            .by_time
+            .partition_point(|&j| self.runs[j as usize].started_at < before);
+        if n == 0 {
+            return 0;
+        }
+        let purged: Vec<u32> = self.by_time.drain(..n).collect();
+        let runs = &self.runs;
+        let keep = |j: &u32| runs[*j as usize].started_at >= before;
+        for lists in [
+            &mut self.by_skill,
+            &mut self.by_caller,
+            &mut self.by_channel,
+            &mut self.by_parent,
+        ] {
+            for list in lists.iter_mut() {
+                // Every list is sorted by started_at, so the purged runs are a prefix.
+                let cut = list.partition_point(|j| !keep(j));
+                list.drain(..cut);
+            }
+        }
+        self.by_finish.retain(keep);
+        for &idx in &purged {
+            let entry = &mut self.runs[idx as usize];
+            self.n_events -= entry.events.len() as u64;
+            entry.events = Vec::new();
+            entry.flags &= !FLAG_ALIVE;
+        }
+        self.by_id
+            .retain(|_, idx| self.runs[*idx as usize].is_alive());
+        purged.len() as u64
+    }
+
+    // ----- lookups -----
+
+    /// The live run with this id.
+    pub fn lookup(&self, run_id: &str) -> Result<&RunEntry> {
+        self.by_id
+            .get(run_id)
+            .map(|&idx| &self.runs[idx as usize])
+            .ok_or_else(|| Error::NotFound {
+                what: "run",
+                id: run_id.to_owned(),
+            })
+    }
+
+    /// The `(sequence, LSN)` pairs of a run id's events, sorted by sequence; empty when
+    /// there are none.
+    pub fn events_of(&self, run_id: &str) -> &[(u64, u64)] {
+        match self.by_id.get(run_id) {
+            Some(&idx) => &self.runs[idx as usize].events,
+            None => self.orphans.get(run_id).map_or(&[], Vec::as_slice),
+        }
+    }
+
+    /// Resolves names to interned ids; `None` when a named value was never seen, so
+    /// nothing can match.
+    pub fn resolve(&self, select: &RunSelect<'_>) -> Option<Resolved> {
+        let named = |interner: &Interner, name: Option<&str>| match name {
+            None => Some(None),
+            Some(name) => interner.get(name).map(Some),
+        };
+        Some(Resolved {
+            status: select.status.map(status_byte),
+            skill: named(&self.skills, select.skill_id)?,
+            caller: named(&self.callers, select.caller_id)?,
+            channel: named(&self.channels, select.channel_id)?,
+            top_level_only: select.top_level_only,
+            exclude_dry_run: select.exclude_dry_run,
+            since: select.since.map_or(i64::MIN, Timestamp::unix_nanos),
+            until: select.until.map_or(i64::MAX, Timestamp::unix_nanos),
+        })
+    }
+
+    /// The slice, sorted by `(started_at, RunIdx)`, of the most selective list that
+    /// holds every run `select` can match, bounded to `since..until`.
+    fn candidates(&self, select: &Resolved) -> &[u32] {
+        fn pick(lists: &[Vec<u32>], id: Option<u32>) -> Option<&[u32]> {
+            id.map(|id| lists.get(id as usize).map_or(&[][..], Vec::as_slice))
+        }
+        let mut best: &[u32] = &self.by_time;
+        for list in [
+            pick(&self.by_skill, select.skill),
+            pick(&self.by_caller, select.caller),
+            pick(&self.by_channel, select.channel),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if list.len() < best.len() {
+                best = list;
+            }
+        }
+        let start = best.partition_point(|&j| self.runs[j as usize].started_at < select.since);
+        let end = best.partition_point(|&j| self.runs[j as usize].started_at < select.until);
+        &best[start..end.max(start)]
+    }
+
+    /// Matching runs, newest first (started_at descending, later start first on ties).
+    pub fn runs_newest_first<'a>(
+        &'a self,
+        select: &'a Resolved,
+    ) -> impl Iterator<Item = &'a RunEntry> + 'a {
+        self.candidates(select)
+            .iter()
+            .rev()
+            .map(|&j| &self.runs[j as usize])
+            .filter(move |entry| select.matches(entry))
+    }
+
+    /// How many runs match.
+    pub fn count_runs(&self, select: &Resolved) -> u64 {
+        let candidates = self.candidates(select);
+        let only_bounds = select.status.is_none()
+            && !select.top_level_only
+            && !select.exclude_dry_run
+            && [select.skill, select.caller, select.channel]
+                .iter()
+                .filter(|id| id.is_some())
+                .count()
+                <= 1;
+        if only_bounds {
+            // The candidate slice is exactly the matches.
+            return candidates.len() as u64;
+        }
+        candidates
+            .iter()
+            .filter(|&&j| select.matches(&self.runs[j as usize]))
+            .count() as u64
+    }
+
+    /// Runs whose parent id is `parent_id`, oldest first.
+    pub fn children_oldest_first(&self, parent_id: &str) -> impl Iterator<Item = &RunEntry> {
+        let list = self
+            .parents
+            .get(parent_id)
+            .and_then(|p| self.by_parent.get(p as usize))
+            .map_or(&[][..], Vec::as_slice);
+        list.iter().map(|&j| &self.runs[j as usize])
+    }
+
+    /// Finished runs with `finished_at < cutoff`, oldest finish first.
+    pub fn finished_before(&self, cutoff: Timestamp) -> impl Iterator<Item = &RunEntry> {
+        let end = self
+            .by_finish
+            .partition_point(|&j| self.runs[j as usize].finished_at < cutoff.unix_nanos());
+        self.by_finish[..end]
+            .iter()
+            .map(|&j| &self.runs[j as usize])
+    }
+
+    /// The latest `started_at` of a skill's runs whose status passes `counts`.
+    pub fn last_start_of_skill(
+        &self,
+        skill_id: &str,
+        counts: impl Fn(Status) -> bool,
+    ) -> Option<Timestamp> {
+        let skill = self.skills.get(skill_id)?;
+        self.by_skill
+            .get(skill as usize)?
+            .iter()
+            .rev()
+            .map(|&j| &self.runs[j as usize])
+            .find(|entry| counts(entry.status()))
+            .map(RunEntry::started_at)
+    }
+
+    /// LSNs of matching call events, newest first (ts descending, later arrival first
+    /// on ties).
+    pub fn calls_newest_first<'a>(
+        &'a self,
+        select: &CallSelect<'_>,
+    ) -> Box<dyn Iterator<Item = Lsn> + 'a> {
+        let calls = &self.calls;
+        let caller = match select.caller_id {
+            None => None,
+            Some(name) => match calls.callers.get(name) {
+                Some(id) => Some(id),
+                None => return Box::new(std::iter::empty()),
+            },
+        };
+        let tool = match select.tool_id {
+            None => None,
+            Some(name) => match calls.tools.get(name) {
+                Some(id) => Some(id),
+                None => return Box::new(std::iter::empty()),
+            },
+        };
+        let kind = select.outcome.map(outcome_byte);
+        let since = select.since.map_or(i64::MIN, Timestamp::unix_nanos);
+        let until = select.until.map_or(i64::MAX, Timestamp::unix_nanos);
+        if since >= until {
+            return Box::new(std::iter::empty());
+        }
+        let range = (since, 0)..(until, 0);
+        let matches = move |key: &(i64, u64)| {
+            let entry = &calls.by_time[key];
+            caller.is_none_or(|c| c == entry.caller)
+                && tool.is_none_or(|t| t == entry.tool)
+                && kind.is_none_or(|k| k == entry.kind)
+        };
+        let keys: Box<dyn Iterator<Item = &(i64, u64)>> = match (caller, tool) {
+            (Some(c), _) => match calls.by_caller.get(&c) {
+                Some(set) => Box::new(set.range(range).rev()),
+                None => Box::new(std::iter::empty()),
+            },
+            (None, Some(t)) => match calls.by_tool.get(&t) {
+                Some(set) => Box::new(set.range(range).rev()),
+                None => Box::new(std::iter::empty()),
+            },
+            (None, None) => Box::new(calls.by_time.range(range).rev().map(|(k, _)| k)),
+        };
+        Box::new(keys.filter(move |k| matches(k)).map(|&(_, lsn)| Lsn(lsn)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, skill: &str, at: i64) -> Run {
+        Run {
+            id: id.into(),
+            skill_id: skill.into(),
+            started_at: Timestamp::from_unix_nanos(at),
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn out_of_order_starts_are_listed_by_started_at_then_start_order() {
+        let mut index = Index::new();
+        index.apply(Lsn(0), &Record::RunStarted(run("a", "s", 30)));
+        index.apply(Lsn(1), &Record::RunStarted(run("b", "s", 10)));
+        index.apply(Lsn(2), &Record::RunStarted(run("c", "s", 30)));
+        let select = index
+            .resolve(&RunSelect {
+                skill_id: Some("s"),
+                ..RunSelect::default()
+            })
+            .unwrap();
+        let order: Vec<u64> = index
+            .runs_newest_first(&select)
+            .map(|e| e.started_lsn)
+            .collect();
+        assert_eq!(order, vec![2, 0, 1]);
+        assert_eq!(index.count_runs(&select), 3);
+    }
+
+    #[test]
+    fn refused_records_are_ignored_on_apply() {
+        let mut index = Index::new();
+        assert!(index.apply(Lsn(0), &Record::RunStarted(run("a", "s", 1))));
+        assert!(!index.apply(Lsn(1), &Record::RunStarted(run("a", "t", 2))));
+        assert!(!index.apply(Lsn(2), &Record::RunStarted(run("", "t", 2))));
+        let event = RunEvent {
+            run_id: "a".into(),
+            sequence: 1,
+            ..RunEvent::default()
+        };
+        assert!(index.apply(Lsn(3), &Record::EventAppended(event.clone())));
+        assert!(!index.apply(Lsn(4), &Record::EventAppended(event)));
+        assert_eq!(index.events_of("a"), &[(1, 3)]);
+        assert_eq!(index.lookup("a").unwrap().started_lsn(), Lsn(0));
+    }
+
+    #[test]
+    fn purge_removes_runs_from_every_list_and_orphans_move_into_a_new_start() {
+        let mut index = Index::new();
+        index.apply(Lsn(0), &Record::RunStarted(run("old", "s", 1)));
+        index.apply(Lsn(1), &Record::RunStarted(run("new", "s", 5)));
+        assert_eq!(index.purge_before(Timestamp::from_unix_nanos(5)), 1);
+        assert!(index.lookup("old").is_err());
+        let event = RunEvent {
+            run_id: "old".into(),
+            sequence: 7,
+            ..RunEvent::default()
+        };
+        index.apply(Lsn(2), &Record::EventAppended(event));
+        index.apply(Lsn(3), &Record::RunStarted(run("old", "s", 9)));
+        assert_eq!(index.events_of("old"), &[(7, 2)]);
+        assert_eq!(index.n_runs(), 2);
+    }
+}

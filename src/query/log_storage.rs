@@ -1,0 +1,346 @@
+//! [`Storage`] for [`AuditLog`]: validate against the index, append, apply; for reads,
+//! ask the index for LSNs and read those records back from the segments.
+
+use std::collections::BTreeMap;
+
+use crate::codec::{Lsn, Purge, Record, RunFinished};
+use crate::error::{Error, Result};
+use crate::index::{CallSelect, Index, RunEntry, RunSelect};
+use crate::limits::{PARENT_CHAIN_DEPTH_MAX, QUERY_PAGE_MAX};
+use crate::log::AuditLog;
+use crate::model::{CallEvent, Run, RunEvent, RunStats, Status, Timestamp};
+use crate::query::{CallFilter, RunFilter, Storage, clamp_limit, clamp_offset};
+use crate::segment::Journal;
+
+fn unexpected(lsn: Lsn, wanted: &str, found: &Record) -> Error {
+    Error::Corrupt {
+        segment: std::path::PathBuf::new(),
+        offset: lsn.0,
+        kind: crate::CorruptionKind::BadPayload(format!(
+            "the index expects a {wanted} record at LSN {lsn} but found {:?}",
+            found.kind()
+        )),
+    }
+}
+
+/// Reads a run back: its `RunStarted` record with its latest finish applied.
+fn read_run(journal: &Journal, entry: &RunEntry) -> Result<Run> {
+    let lsn = entry.started_lsn();
+    let mut run = match journal.read(lsn)? {
+        Record::RunStarted(run) => run,
+        other => return Err(unexpected(lsn, "RunStarted", &other)),
+    };
+    if let Some(lsn) = entry.finished_lsn() {
+        match journal.read(lsn)? {
+            Record::RunFinished(finish) => run.apply_finish(&finish.stats, finish.finished_at),
+            other => return Err(unexpected(lsn, "RunFinished", &other)),
+        }
+    }
+    debug_assert_eq!(run.status, entry.status(), "the index agrees with the log");
+    Ok(run)
+}
+
+fn read_runs<'a>(
+    journal: &Journal,
+    entries: impl Iterator<Item = &'a RunEntry>,
+) -> Result<Vec<Run>> {
+    entries.map(|entry| read_run(journal, entry)).collect()
+}
+
+fn journal_of(state: &crate::log::State) -> Result<&Journal> {
+    state.journal.as_ref().ok_or(Error::Closed)
+}
+
+/// Runs newest first matching `select`, a page at `offset`.
+fn list_page(
+    journal: &Journal,
+    index: &Index,
+    select: &RunSelect<'_>,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<Run>> {
+    let Some(resolved) = index.resolve(select) else {
+        return Ok(Vec::new());
+    };
+    read_runs(
+        journal,
+        index.runs_newest_first(&resolved).skip(offset).take(limit),
+    )
+}
+
+fn count(index: &Index, select: &RunSelect<'_>) -> u64 {
+    index
+        .resolve(select)
+        .map_or(0, |resolved| index.count_runs(&resolved))
+}
+
+fn run_select(filter: &RunFilter) -> RunSelect<'_> {
+    RunSelect {
+        status: filter.status,
+        skill_id: filter.skill_id.as_deref(),
+        caller_id: filter.caller_id.as_deref(),
+        channel_id: filter.channel_id.as_deref(),
+        top_level_only: filter.top_level_only,
+        exclude_dry_run: filter.excludes_dry_run(),
+        since: filter.since,
+        until: filter.until,
+    }
+}
+
+fn call_select(filter: &CallFilter) -> CallSelect<'_> {
+    CallSelect {
+        caller_id: filter.caller_id.as_deref(),
+        tool_id: filter.tool_id.as_deref(),
+        outcome: filter.outcome,
+        since: filter.since,
+        until: filter.until,
+    }
+}
+
+impl AuditLog {
+    /// [`Storage::finish_run`] with an explicit `finished_at`, for callers that keep
+    /// their own clock (imports, tests).
+    pub fn finish_run_at(
+        &self,
+        run_id: &str,
+        stats: &RunStats,
+        finished_at: Timestamp,
+    ) -> Result<()> {
+        let mut state = self.lock();
+        journal_of(&state)?;
+        state.index.check_finish(run_id)?;
+        let record = Record::RunFinished(RunFinished {
+            run_id: run_id.to_owned(),
+            stats: stats.clone(),
+            finished_at,
+        });
+        self.commit(&mut state, std::slice::from_ref(&record))?;
+        Ok(())
+    }
+}
+
+impl Storage for AuditLog {
+    fn start_run(&self, run: &Run) -> Result<()> {
+        let mut state = self.lock();
+        journal_of(&state)?;
+        state.index.check_start(run)?;
+        let mut run = run.clone();
+        run.status = Status::Running;
+        run.finished_at = None;
+        self.commit(&mut state, &[Record::RunStarted(run)])?;
+        Ok(())
+    }
+
+    fn finish_run(&self, run_id: &str, stats: &RunStats) -> Result<()> {
+        self.finish_run_at(run_id, stats, Timestamp::now())
+    }
+
+    fn append_log(&self, event: &RunEvent) -> Result<()> {
+        let mut state = self.lock();
+        journal_of(&state)?;
+        state.index.check_event(event)?;
+        self.commit(&mut state, &[Record::EventAppended(event.clone())])?;
+        Ok(())
+    }
+
+    fn get_run(&self, run_id: &str) -> Result<Run> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        read_run(journal, state.index.lookup(run_id)?)
+    }
+
+    fn list_logs_by_run(&self, run_id: &str) -> Result<Vec<RunEvent>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        state
+            .index
+            .events_of(run_id)
+            .iter()
+            .map(|&(_, lsn)| match journal.read(Lsn(lsn))? {
+                Record::EventAppended(event) => Ok(event),
+                other => Err(unexpected(Lsn(lsn), "EventAppended", &other)),
+            })
+            .collect()
+    }
+
+    fn list_runs_by_skill(&self, skill_id: &str, limit: i64) -> Result<Vec<Run>> {
+        self.list_runs_by_skill_paginated(skill_id, 0, limit, false)
+    }
+
+    fn list_runs_by_skill_paginated(
+        &self,
+        skill_id: &str,
+        offset: i64,
+        limit: i64,
+        include_dry_run: bool,
+    ) -> Result<Vec<Run>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        let select = RunSelect {
+            skill_id: Some(skill_id),
+            exclude_dry_run: !include_dry_run,
+            ..RunSelect::default()
+        };
+        list_page(
+            journal,
+            &state.index,
+            &select,
+            clamp_offset(offset),
+            clamp_limit(limit),
+        )
+    }
+
+    fn count_runs_by_skill(&self, skill_id: &str, include_dry_run: bool) -> Result<u64> {
+        let state = self.lock();
+        journal_of(&state)?;
+        let select = RunSelect {
+            skill_id: Some(skill_id),
+            exclude_dry_run: !include_dry_run,
+            ..RunSelect::default()
+        };
+        Ok(count(&state.index, &select))
+    }
+
+    fn list_runs_by_caller(&self, caller_id: &str, limit: i64) -> Result<Vec<Run>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        let select = RunSelect {
+            caller_id: Some(caller_id),
+            ..RunSelect::default()
+        };
+        list_page(journal, &state.index, &select, 0, clamp_limit(limit))
+    }
+
+    fn list_runs_filtered(&self, filter: &RunFilter, offset: i64, limit: i64) -> Result<Vec<Run>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        list_page(
+            journal,
+            &state.index,
+            &run_select(filter),
+            clamp_offset(offset),
+            clamp_limit(limit),
+        )
+    }
+
+    fn count_runs_filtered(&self, filter: &RunFilter) -> Result<u64> {
+        let state = self.lock();
+        journal_of(&state)?;
+        Ok(count(&state.index, &run_select(filter)))
+    }
+
+    fn purge_older_than(&self, before: Timestamp) -> Result<u64> {
+        let mut state = self.lock();
+        journal_of(&state)?;
+        let select = RunSelect {
+            until: Some(before),
+            ..RunSelect::default()
+        };
+        let n_purged = count(&state.index, &select);
+        if n_purged == 0 {
+            // Nothing to delete: no tombstone is needed.
+            return Ok(0);
+        }
+        let record = Record::Purge(Purge {
+            before,
+            purged_at: Timestamp::now(),
+        });
+        self.commit(&mut state, std::slice::from_ref(&record))?;
+        // "Never reappears after a crash once the purge returned": make it durable
+        // whatever the durability mode.
+        state.journal.as_mut().ok_or(Error::Closed)?.sync()?;
+        debug_assert_eq!(count(&state.index, &select), 0);
+        Ok(n_purged)
+    }
+
+    fn list_children_by_parent(&self, parent_id: &str) -> Result<Vec<Run>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        if parent_id.is_empty() {
+            return Ok(Vec::new());
+        }
+        read_runs(journal, state.index.children_oldest_first(parent_id))
+    }
+
+    fn walk_parent_chain(&self, run_id: &str) -> Result<Vec<Run>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        let mut chain = vec![read_run(journal, state.index.lookup(run_id)?)?];
+        while chain.len() < PARENT_CHAIN_DEPTH_MAX {
+            let parent = &chain.last().expect("not empty").parent_run_id;
+            if parent.is_empty() {
+                break;
+            }
+            match state.index.lookup(parent) {
+                Ok(entry) => chain.push(read_run(journal, entry)?),
+                // A missing ancestor ends the walk (SPEC §3.15).
+                Err(_) => break,
+            }
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    fn list_finished_runs_before(&self, cutoff: Timestamp, limit: i64) -> Result<Vec<Run>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(QUERY_PAGE_MAX) as usize;
+        read_runs(journal, state.index.finished_before(cutoff).take(limit))
+    }
+
+    fn last_run_by_skills(
+        &self,
+        skill_ids: &[&str],
+        include_failed: bool,
+    ) -> Result<BTreeMap<String, Timestamp>> {
+        if skill_ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let state = self.lock();
+        journal_of(&state)?;
+        let counts = |status: Status| {
+            if include_failed {
+                status != Status::DryRun
+            } else {
+                status == Status::Ok
+            }
+        };
+        Ok(skill_ids
+            .iter()
+            .filter_map(|&skill| {
+                let at = state.index.last_start_of_skill(skill, counts)?;
+                Some((skill.to_owned(), at))
+            })
+            .collect())
+    }
+
+    fn record_call(&self, call: &CallEvent) -> Result<()> {
+        let mut state = self.lock();
+        self.commit(&mut state, &[Record::CallRecorded(call.clone())])?;
+        Ok(())
+    }
+
+    fn list_calls(&self, filter: &CallFilter, offset: i64, limit: i64) -> Result<Vec<CallEvent>> {
+        let state = self.lock();
+        let journal = journal_of(&state)?;
+        state
+            .index
+            .calls_newest_first(&call_select(filter))
+            .skip(clamp_offset(offset))
+            .take(clamp_limit(limit))
+            .map(|lsn| match journal.read(lsn)? {
+                Record::CallRecorded(call) => Ok(call),
+                other => Err(unexpected(lsn, "CallRecorded", &other)),
+            })
+            .collect()
+    }
+
+    fn count_calls(&self, filter: &CallFilter) -> Result<u64> {
+        let state = self.lock();
+        journal_of(&state)?;
+        Ok(state.index.calls_newest_first(&call_select(filter)).count() as u64)
+    }
+}

@@ -1,0 +1,294 @@
+//! The index checkpoint: a clean close writes one and the next open loads it and
+//! replays only the log after it; a periodic one is written every N records; a
+//! damaged, truncated, foreign or stale checkpoint is detected and ignored, and the
+//! index rebuilt from the log gives exactly the same answers.
+
+use std::path::Path;
+
+use auditlog::model::{Run, RunEvent, RunStats, Status, Timestamp};
+use auditlog::{AuditLog, CheckpointUse, Config, RunFilter, Storage};
+
+fn open(dir: &Path) -> AuditLog {
+    let config = Config::new(dir)
+        .segment_bytes(64 << 10)
+        .record_bytes_max(16 << 10)
+        .checkpoint_every_records(0);
+    AuditLog::open(config).unwrap()
+}
+
+fn at(n: i64) -> Timestamp {
+    Timestamp::from_unix_millis(1_700_000_000_000 + n * 1000)
+}
+
+/// Writes `n_runs` runs (of which every third is a child and every fifth a dry run),
+/// each with a few events, and purges the oldest.
+fn fill(log: &AuditLog, first: usize, n_runs: usize) {
+    for i in first..first + n_runs {
+        let id = format!("run-{i}");
+        let run = Run {
+            id: id.clone(),
+            skill_id: format!("skill-{}", i % 4),
+            caller_id: format!("caller-{}", i % 3),
+            channel_id: "chan".into(),
+            started_at: at(i as i64),
+            parent_run_id: if i % 3 == 0 && i > 0 {
+                format!("run-{}", i - 1)
+            } else {
+                String::new()
+            },
+            ..Run::default()
+        };
+        log.start_run(&run).unwrap();
+        for seq in (1..=4).rev() {
+            let event = RunEvent {
+                run_id: id.clone(),
+                sequence: seq,
+                event_type: "step".into(),
+                created_at: at(i as i64),
+                ..RunEvent::default()
+            };
+            log.append_log(&event).unwrap();
+        }
+        let status = if i % 5 == 0 {
+            Status::DryRun
+        } else {
+            Status::Ok
+        };
+        if i % 7 != 0 {
+            let stats = RunStats {
+                status,
+                ..RunStats::default()
+            };
+            log.finish_run_at(&id, &stats, at(i as i64 + 1)).unwrap();
+        }
+    }
+    log.purge_older_than(at(first as i64 + 3)).unwrap();
+}
+
+/// The answers to a fixed battery of queries, as text.
+fn answers(log: &AuditLog) -> Vec<String> {
+    let mut out = Vec::new();
+    let all = RunFilter {
+        include_dry_run: true,
+        ..RunFilter::default()
+    };
+    out.push(format!(
+        "{:?}",
+        log.list_runs_filtered(&all, 0, 500).unwrap()
+    ));
+    out.push(format!(
+        "{:?}",
+        log.count_runs_filtered(&RunFilter::default()).unwrap()
+    ));
+    for skill in ["skill-0", "skill-1", "skill-3"] {
+        out.push(format!(
+            "{:?}",
+            log.list_runs_by_skill_paginated(skill, 1, 5, true).unwrap()
+        ));
+        out.push(format!(
+            "{:?}",
+            log.count_runs_by_skill(skill, false).unwrap()
+        ));
+    }
+    out.push(format!(
+        "{:?}",
+        log.list_runs_by_caller("caller-1", 10).unwrap()
+    ));
+    for i in [0, 5, 20, 59, 60, 119] {
+        let id = format!("run-{i}");
+        out.push(format!("{:?}", log.get_run(&id).map_err(|e| e.to_string())));
+        out.push(format!("{:?}", log.list_logs_by_run(&id).unwrap()));
+        out.push(format!(
+            "{:?}",
+            log.walk_parent_chain(&id).map_err(|e| e.to_string())
+        ));
+        out.push(format!("{:?}", log.list_children_by_parent(&id).unwrap()));
+    }
+    out.push(format!(
+        "{:?}",
+        log.list_finished_runs_before(at(50), 100).unwrap()
+    ));
+    out.push(format!(
+        "{:?}",
+        log.last_run_by_skills(&["skill-0", "skill-2", "none"], false)
+            .unwrap()
+    ));
+    out
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "LOCK")
+        .map(|e| {
+            let name = e.file_name().into_string().unwrap();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A store with 60 runs closed cleanly, and the answers it gave before closing.
+fn closed_store() -> (tempfile::TempDir, Vec<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path());
+    fill(&log, 0, 60);
+    let expected = answers(&log);
+    log.close().unwrap();
+    (tmp, expected)
+}
+
+fn ckpt(dir: &Path) -> std::path::PathBuf {
+    dir.join("index.ckpt")
+}
+
+#[test]
+fn a_clean_close_writes_a_checkpoint_that_the_next_open_loads() {
+    let (tmp, expected) = closed_store();
+    assert!(ckpt(tmp.path()).exists());
+    let log = open(tmp.path());
+    assert!(
+        matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }),
+        "{:?}",
+        log.checkpoint_use()
+    );
+    assert_eq!(answers(&log), expected);
+}
+
+#[test]
+fn open_with_a_checkpoint_replays_the_tail_written_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = {
+        let log = open(tmp.path());
+        fill(&log, 0, 40);
+        log.checkpoint().unwrap();
+        fill(&log, 40, 80);
+        let expected = answers(&log);
+        // A crash-like end: the handle is leaked, so close never writes a newer
+        // checkpoint.
+        log.flush().unwrap();
+        std::mem::forget(log);
+        expected
+    };
+    // The leaked handle still holds the directory lock in this process: copy the files
+    // to a fresh directory, as a restarted process would see them.
+    let copy = tempfile::tempdir().unwrap();
+    for (name, bytes) in files(tmp.path()) {
+        std::fs::write(copy.path().join(name), bytes).unwrap();
+    }
+    let log = open(copy.path());
+    let CheckpointUse::Loaded { covered } = log.checkpoint_use().clone() else {
+        panic!("{:?}", log.checkpoint_use());
+    };
+    assert!(covered.0 > 0);
+    assert_eq!(answers(&log), expected);
+}
+
+#[test]
+fn a_checkpoint_is_written_every_n_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config::new(tmp.path()).checkpoint_every_records(25);
+    let log = AuditLog::open(config).unwrap();
+    fill(&log, 0, 3);
+    assert!(!ckpt(tmp.path()).exists(), "fewer than 25 records so far");
+    fill(&log, 3, 10);
+    assert!(ckpt(tmp.path()).exists());
+    assert_eq!(log.checkpoint_error(), None);
+}
+
+#[test]
+fn a_damaged_checkpoint_is_ignored_and_the_rebuild_gives_identical_answers() {
+    let (tmp, expected) = closed_store();
+    let bytes = std::fs::read(ckpt(tmp.path())).unwrap();
+    for at in [0, 9, 13, 20, 30, 44, 60, bytes.len() / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x01;
+        std::fs::write(ckpt(tmp.path()), &damaged).unwrap();
+        let log = open(tmp.path());
+        assert!(
+            matches!(log.checkpoint_use(), CheckpointUse::Ignored(_)),
+            "flip at {at}: {:?}",
+            log.checkpoint_use()
+        );
+        assert_eq!(answers(&log), expected, "flip at {at}");
+        drop(log);
+    }
+}
+
+#[test]
+fn a_truncated_checkpoint_is_ignored_and_the_rebuild_gives_identical_answers() {
+    let (tmp, expected) = closed_store();
+    let bytes = std::fs::read(ckpt(tmp.path())).unwrap();
+    for len in [0, 10, 47, 48, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(ckpt(tmp.path()), &bytes[..len]).unwrap();
+        let log = open(tmp.path());
+        assert!(
+            matches!(log.checkpoint_use(), CheckpointUse::Ignored(_)),
+            "length {len}: {:?}",
+            log.checkpoint_use()
+        );
+        assert_eq!(answers(&log), expected, "length {len}");
+        drop(log);
+    }
+}
+
+#[test]
+fn a_checkpoint_newer_than_the_log_is_stale_and_ignored() {
+    // The log is restored from an older copy, next to a checkpoint that covers more.
+    let tmp = tempfile::tempdir().unwrap();
+    let old_files = {
+        let log = open(tmp.path());
+        fill(&log, 0, 30);
+        log.close().unwrap();
+        files(tmp.path())
+    };
+    {
+        let log = open(tmp.path());
+        fill(&log, 30, 30);
+        log.close().unwrap();
+    }
+    let newer_ckpt = std::fs::read(ckpt(tmp.path())).unwrap();
+    let restored = tempfile::tempdir().unwrap();
+    for (name, bytes) in &old_files {
+        std::fs::write(restored.path().join(name), bytes).unwrap();
+    }
+    let expected = answers(&open(restored.path()));
+    std::fs::write(ckpt(restored.path()), newer_ckpt).unwrap();
+    let log = open(restored.path());
+    assert!(
+        matches!(log.checkpoint_use(), CheckpointUse::Ignored(why) if why.contains("does not match")),
+        "{:?}",
+        log.checkpoint_use()
+    );
+    assert_eq!(answers(&log), expected);
+}
+
+#[test]
+fn a_checkpoint_from_another_store_is_ignored() {
+    let (tmp, expected) = closed_store();
+    let other = tempfile::tempdir().unwrap();
+    {
+        let log = open(other.path());
+        fill(&log, 500, 70);
+        log.close().unwrap();
+    }
+    std::fs::copy(ckpt(other.path()), ckpt(tmp.path())).unwrap();
+    let log = open(tmp.path());
+    assert!(
+        matches!(log.checkpoint_use(), CheckpointUse::Ignored(_)),
+        "{:?}",
+        log.checkpoint_use()
+    );
+    assert_eq!(answers(&log), expected);
+}
+
+#[test]
+fn an_ignored_checkpoint_is_replaced_at_the_next_close() {
+    let (tmp, _) = closed_store();
+    std::fs::write(ckpt(tmp.path()), b"garbage").unwrap();
+    open(tmp.path()).close().unwrap();
+    let log = open(tmp.path());
+    assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
+}
