@@ -79,17 +79,16 @@ impl AuditLog {
                         fingerprint_seen |= ckpt.coverage.is_last_frame(&frame);
                     } else if fingerprint_seen {
                         n_tail_frames += 1;
-                        if let Ok(record) = frame.record() {
-                            ckpt.index.apply(frame.lsn, &record);
-                        }
+                        ckpt.index.apply(frame.lsn, &frame.record()?);
                     }
                 }
+                // An undecodable record is reported as damage by the scan and left out
+                // of the index; every other record is kept.
                 _ => {
-                    if let Ok(record) = frame.record() {
-                        fresh.apply(frame.lsn, &record);
-                    }
+                    fresh.apply(frame.lsn, &frame.record()?);
                 }
             }
+            Ok(())
         })?;
         let (index, checkpoint_use) = match loaded {
             Err(why) => (fresh, CheckpointUse::Ignored(why)),

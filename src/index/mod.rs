@@ -156,7 +156,9 @@ pub struct Resolved {
     top_level_only: bool,
     exclude_dry_run: bool,
     since: i64,
-    until: i64,
+    /// The latest `started_at` included: `until` is exclusive, and an absent `until`
+    /// must still include a run started at `i64::MAX`.
+    last: i64,
 }
 
 impl Resolved {
@@ -169,7 +171,7 @@ impl Resolved {
             && (!self.top_level_only || entry.flags & FLAG_TOP_LEVEL != 0)
             && (!self.exclude_dry_run || entry.status != dry_run)
             && entry.started_at >= self.since
-            && entry.started_at < self.until
+            && entry.started_at <= self.last
     }
 }
 
@@ -245,6 +247,15 @@ fn list_for(lists: &mut Vec<Vec<u32>>, id: u32) -> &mut Vec<u32> {
         lists.resize_with(id + 1, Vec::new);
     }
     &mut lists[id]
+}
+
+/// The latest instant an exclusive `until` bound includes; `None` when it includes
+/// nothing (`until` at the earliest instant).
+fn inclusive_end(until: Option<Timestamp>) -> Option<i64> {
+    match until {
+        None => Some(i64::MAX),
+        Some(until) => until.unix_nanos().checked_sub(1),
+    }
 }
 
 /// Checks a run id before anything is written.
@@ -602,7 +613,7 @@ impl Index {
             top_level_only: select.top_level_only,
             exclude_dry_run: select.exclude_dry_run,
             since: select.since.map_or(i64::MIN, Timestamp::unix_nanos),
-            until: select.until.map_or(i64::MAX, Timestamp::unix_nanos),
+            last: inclusive_end(select.until)?,
         })
     }
 
@@ -626,7 +637,7 @@ impl Index {
             }
         }
         let start = best.partition_point(|&j| self.runs[j as usize].started_at < select.since);
-        let end = best.partition_point(|&j| self.runs[j as usize].started_at < select.until);
+        let end = best.partition_point(|&j| self.runs[j as usize].started_at <= select.last);
         &best[start..end.max(start)]
     }
 
@@ -722,11 +733,13 @@ impl Index {
         };
         let kind = select.outcome.map(outcome_byte);
         let since = select.since.map_or(i64::MIN, Timestamp::unix_nanos);
-        let until = select.until.map_or(i64::MAX, Timestamp::unix_nanos);
-        if since >= until {
+        let Some(last) = inclusive_end(select.until) else {
+            return Box::new(std::iter::empty());
+        };
+        if since > last {
             return Box::new(std::iter::empty());
         }
-        let range = (since, 0)..(until, 0);
+        let range = (since, 0)..=(last, u64::MAX);
         let matches = move |key: &(i64, u64)| {
             let entry = &calls.by_time[key];
             caller.is_none_or(|c| c == entry.caller)

@@ -180,12 +180,13 @@ impl Journal {
     /// Opens (creating if missing) the journal in `dir`, recovering what is there.
     ///
     /// `visit` sees every verified frame in LSN order, so the caller can rebuild state
-    /// in the same pass.
+    /// in the same pass; a frame it cannot use (an undecodable payload) it returns as an
+    /// error, which is reported as damage at that frame.
     pub fn open(
         dir: &Path,
         vfs: Arc<dyn Vfs>,
         options: JournalOptions,
-        mut visit: impl FnMut(Frame<'_>),
+        mut visit: impl FnMut(Frame<'_>) -> Result<(), CorruptionKind>,
     ) -> Result<(Journal, RecoveryReport)> {
         let started = Instant::now();
         vfs.create_dir_all(dir)
@@ -680,7 +681,7 @@ fn scan_store(
     options: &JournalOptions,
     access: Access,
     report: &mut RecoveryReport,
-    mut visit: impl FnMut(Frame<'_>),
+    mut visit: impl FnMut(Frame<'_>) -> Result<(), CorruptionKind>,
 ) -> Result<Vec<ScannedSegment>> {
     let mut bases = Vec::new();
     let names = vfs
@@ -739,11 +740,21 @@ fn scan_store(
                 });
             }
         };
-        let scan = scan_segment(&view, &header, role, options.record_bytes_max, &mut visit);
+        let mut unusable = Vec::new();
+        let scan = scan_segment(&view, &header, role, options.record_bytes_max, |frame| {
+            if let Err(kind) = visit(frame) {
+                let offset = SEGMENT_HEADER_BYTES + (frame.lsn.0 - header.base_lsn.0);
+                unusable.push(Damage {
+                    offset,
+                    len_bytes: frame.len_bytes(),
+                    kind,
+                });
+            }
+        });
         report.n_segments += 1;
         report.n_frames += scan.n_frames;
         report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
-        for damage in &scan.damage {
+        for damage in scan.damage.iter().chain(&unusable) {
             report.damaged.push(DamagedRange {
                 segment: path.clone(),
                 damage: damage.clone(),
@@ -773,13 +784,18 @@ fn scan_store(
     Ok(scanned)
 }
 
-/// Verifies every frame of the store in `dir` without changing anything, not even a
+/// Verifies every frame of the store in `dir`, and decodes every record, without
+/// changing anything, not even a
 /// torn tail, and without taking the lock: a store in use can be verified (its last
 /// segment then ends at the preallocated zeros, or at a frame being written).
 pub fn verify_store(dir: &Path, vfs: &dyn Vfs, options: &JournalOptions) -> Result<RecoveryReport> {
     let started = Instant::now();
     let mut report = RecoveryReport::default();
-    scan_store(dir, vfs, options, Access::ReadOnly, &mut report, |_| {})?;
+    // Verify decodes every payload too: a frame whose checksum holds but whose record
+    // cannot be read (written from corrupted memory, say) is damage all the same.
+    scan_store(dir, vfs, options, Access::ReadOnly, &mut report, |frame| {
+        frame.record().map(drop)
+    })?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
