@@ -36,7 +36,7 @@ use std::path::Path;
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::vfs::Vfs;
+use crate::vfs::{Vfs, publish_file};
 
 /// The file name of the checkpoint inside a store directory.
 pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
@@ -195,35 +195,11 @@ pub fn write(vfs: &dyn Vfs, dir: &Path, index: &Index, coverage: Coverage) -> Re
     let bytes = encode(index, coverage)?;
     let tmp = dir.join(CHECKPOINT_TMP_FILE_NAME);
     let path = dir.join(CHECKPOINT_FILE_NAME);
-    let file = match vfs.create_new(&tmp) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            vfs.remove_file(&tmp)
-                .map_err(|e| Error::io("remove stale checkpoint temporary", &tmp, e))?;
-            vfs.create_new(&tmp)
-        }
-        other => other,
-    }
-    .map_err(|e| Error::io("create checkpoint", &tmp, e))?;
-    let written = file
-        .write_all_at(&bytes, 0)
-        .map_err(|e| Error::io("write checkpoint", &tmp, e))
-        .and_then(|()| {
-            file.sync_all()
-                .map_err(|e| Error::io("sync checkpoint", &tmp, e))
-        })
-        .and_then(|()| {
-            vfs.rename(&tmp, &path)
-                .map_err(|e| Error::io("publish checkpoint", &path, e))
-        })
-        .and_then(|()| {
-            vfs.sync_dir(dir)
-                .map_err(|e| Error::io("sync store directory", dir, e))
-        });
-    if written.is_err() {
-        // Best effort: a leftover temporary is replaced by the next checkpoint.
-        let _ = vfs.remove_file(&tmp);
-    }
-    written
+    publish_file(vfs, dir, &tmp, &path, |file| {
+        file.write_all_at(&bytes, 0)
+            .map_err(|e| Error::io("write checkpoint", &tmp, e))
+    })
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use crate::codec::{
 };
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
-use crate::vfs::{DirLock, ReadView, Vfs, VfsFile};
+use crate::vfs::{DirLock, ReadView, Vfs, VfsFile, publish_file};
 use header::SegmentHeader;
 use recovery::{Damage, Role, SegmentScan, scan_segment};
 
@@ -814,39 +814,12 @@ fn create_segment(
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_file_name(base)));
     let header =
         SegmentHeader::new(id, base).map_err(|e| Error::io("draw segment salt", &path, e))?;
-    let file = match vfs.create_new(&tmp) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            vfs.remove_file(&tmp)
-                .map_err(|e| Error::io("remove stale temporary", &tmp, e))?;
-            vfs.create_new(&tmp)
-        }
-        other => other,
-    }
-    .map_err(|e| Error::io("create segment", &tmp, e))?;
-    let prepared = file
-        .allocate(capacity)
-        .map_err(|e| Error::io("preallocate segment", &tmp, e))
-        .and_then(|()| {
-            file.write_all_at(&header.encode(), 0)
-                .map_err(|e| Error::io("write segment header", &tmp, e))
-        })
-        .and_then(|()| {
-            file.sync_all()
-                .map_err(|e| Error::io("sync segment", &tmp, e))
-        })
-        .and_then(|()| {
-            vfs.rename(&tmp, &path)
-                .map_err(|e| Error::io("publish segment", &path, e))
-        })
-        .and_then(|()| {
-            vfs.sync_dir(dir)
-                .map_err(|e| Error::io("sync store directory", dir, e))
-        });
-    if let Err(error) = prepared {
-        // Best effort: a leftover temporary is also removed at the next open.
-        let _ = vfs.remove_file(&tmp);
-        return Err(error);
-    }
+    let file = publish_file(vfs, dir, &tmp, &path, |file| {
+        file.allocate(capacity)
+            .map_err(|e| Error::io("preallocate segment", &tmp, e))?;
+        file.write_all_at(&header.encode(), 0)
+            .map_err(|e| Error::io("write segment header", &tmp, e))
+    })?;
     Ok(ActiveSegment {
         path,
         ctx: header.frame_context(),

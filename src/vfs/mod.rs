@@ -76,6 +76,47 @@ pub trait VfsFile: Send + Sync + Debug {
 /// A held directory lock; dropping it releases the lock.
 pub trait DirLock: Send + Sync + Debug {}
 
+/// Creates the file `path` so that it becomes visible only complete and durable:
+/// `fill` writes it under the temporary name `tmp` (a stale leftover of that name is
+/// replaced), the file is synced, renamed to `path`, and the directory synced. On any
+/// failure the temporary is removed (best effort; open removes leftovers too).
+/// Returns the open file.
+pub(crate) fn publish_file(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    tmp: &Path,
+    path: &Path,
+    fill: impl FnOnce(&dyn VfsFile) -> crate::Result<()>,
+) -> crate::Result<Box<dyn VfsFile>> {
+    use crate::Error;
+    let file = match vfs.create_new(tmp) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            vfs.remove_file(tmp)
+                .map_err(|e| Error::io("remove stale temporary", tmp, e))?;
+            vfs.create_new(tmp)
+        }
+        other => other,
+    }
+    .map_err(|e| Error::io("create", tmp, e))?;
+    let published = fill(&*file)
+        .and_then(|()| file.sync_all().map_err(|e| Error::io("sync", tmp, e)))
+        .and_then(|()| {
+            vfs.rename(tmp, path)
+                .map_err(|e| Error::io("publish", path, e))
+        })
+        .and_then(|()| {
+            vfs.sync_dir(dir)
+                .map_err(|e| Error::io("sync store directory", dir, e))
+        });
+    match published {
+        Ok(()) => Ok(file),
+        Err(error) => {
+            let _ = vfs.remove_file(tmp);
+            Err(error)
+        }
+    }
+}
+
 /// Read-only bytes of a file: a memory map, or a copy where mapping is not possible.
 #[derive(Debug)]
 pub enum ReadView {
