@@ -23,6 +23,7 @@
 pub mod codec;
 mod config;
 mod error;
+pub mod ingest;
 pub mod limits;
 mod log;
 pub mod model;
@@ -32,5 +33,6 @@ pub mod vfs;
 pub use codec::{Lsn, Record, SegmentId};
 pub use config::{Config, Durability, RecoveryMode};
 pub use error::{CorruptionKind, Error, Result};
+pub use ingest::{IngestConfig, Recorded, Recorder};
 pub use log::AuditLog;
 pub use segment::RecoveryReport;

@@ -53,6 +53,11 @@ impl AuditLog {
         })
     }
 
+    /// The durability mode the log was opened with.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// What recovery found when the store was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
@@ -94,6 +99,54 @@ impl AuditLog {
             }
         }
         Ok(lsns)
+    }
+
+    /// Appends records under one lock, each on its own: one refused record (too large,
+    /// unencodable) does not refuse the others. Applies the durability mode once, to all
+    /// of them. Returns one result per record, in order.
+    ///
+    /// A failed write or sync fails every record of the call, including those appended
+    /// before the failure: after it the log acknowledges nothing (see poisoning).
+    pub fn append_each(&self, records: &[Record]) -> Vec<Result<Lsn>> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(journal) = state.journal.as_mut() else {
+            return records.iter().map(|_| Err(Error::Closed)).collect();
+        };
+        let mut results: Vec<Result<Lsn>> = records.iter().map(|r| journal.append(r)).collect();
+        let failure = results.iter().find_map(|r| match r {
+            Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) => Some(e.to_string()),
+            _ => None,
+        });
+        let durability = if results.iter().any(Result::is_ok) && failure.is_none() {
+            match self.durability {
+                Durability::None => journal.write(),
+                Durability::EveryBatch => journal.sync(),
+                Durability::GroupCommit { interval_ms } => {
+                    let since = *state.unsynced_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= Duration::from_millis(interval_ms) {
+                        let synced = journal.sync();
+                        state.unsynced_since = None;
+                        synced
+                    } else {
+                        journal.write()
+                    }
+                }
+            }
+        } else {
+            Ok(())
+        };
+        let failure = failure.or_else(|| durability.err().map(|e| e.to_string()));
+        if let Some(reason) = failure {
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+        results
     }
 
     /// Appends one record; see [`AuditLog::append_batch`].
