@@ -106,9 +106,16 @@ impl Committer {
             if closing && self.shared.queue.len() == 0 {
                 break;
             }
+            // Only a full batch means the producers are ahead: loop at once. A partial
+            // batch parks briefly too, so at moderate rates records are taken in
+            // batches and the queue's cache lines are not pulled back and forth per
+            // record between producer and committer cores.
             if n_taken == 0 {
                 std::thread::park_timeout(park);
                 park = (park * 2).min(idle_park_max);
+            } else if n_taken < limits::INGEST_BATCH_MAX / 4 {
+                park = PARK_MIN;
+                std::thread::park_timeout(park);
             } else {
                 park = PARK_MIN;
             }

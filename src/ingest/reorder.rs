@@ -58,7 +58,14 @@ impl Reorder {
         match &record {
             Record::EventAppended(event) => {
                 let seq = event.sequence;
-                if !self.runs.contains_key(&event.run_id) {
+                // The common case, an event right after its predecessor, costs one lookup.
+                if let Some(run) = self.runs.get_mut(&event.run_id) {
+                    if seq == run.next_seq && run.held.is_empty() {
+                        run.next_seq = seq + 1;
+                        out.push(record);
+                        return;
+                    }
+                } else {
                     if self.runs.len() >= limits::INGEST_REORDER_RUNS_MAX {
                         // Forget runs with nothing held; their later events wait at most
                         // one window.

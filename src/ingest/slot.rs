@@ -75,6 +75,7 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    #[inline]
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
         let end = self.pos.checked_add(bytes.len()).ok_or(Refused)?;
         self.buf
@@ -84,34 +85,44 @@ impl Writer<'_> {
         self.pos = end;
         Ok(())
     }
+    #[inline]
     fn u8(&mut self, v: u8) -> Result<(), Refused> {
         self.bytes(&[v])
     }
+    #[inline]
     fn bool(&mut self, v: bool) -> Result<(), Refused> {
         self.u8(u8::from(v))
     }
+    #[inline]
     fn u16(&mut self, v: u16) -> Result<(), Refused> {
         self.bytes(&v.to_le_bytes())
     }
+    #[inline]
     fn u32(&mut self, v: u32) -> Result<(), Refused> {
         self.bytes(&v.to_le_bytes())
     }
+    #[inline]
     fn u64(&mut self, v: u64) -> Result<(), Refused> {
         self.bytes(&v.to_le_bytes())
     }
+    #[inline]
     fn i64(&mut self, v: i64) -> Result<(), Refused> {
         self.bytes(&v.to_le_bytes())
     }
+    #[inline]
     fn f64(&mut self, v: f64) -> Result<(), Refused> {
         self.bytes(&v.to_le_bytes())
     }
+    #[inline]
     fn ts(&mut self, v: Timestamp) -> Result<(), Refused> {
         self.i64(v.unix_nanos())
     }
+    #[inline]
     fn str(&mut self, v: &str) -> Result<(), Refused> {
         self.u32(u32::try_from(v.len()).map_err(|_| Refused)?)?;
         self.bytes(v.as_bytes())
     }
+    #[inline]
     fn opt_u64(&mut self, v: Option<u64>) -> Result<(), Refused> {
         match v {
             Some(v) => {
@@ -121,10 +132,12 @@ impl Writer<'_> {
             None => self.u8(0),
         }
     }
+    #[inline]
     fn strs<'s>(&mut self, items: impl ExactSizeIterator<Item = &'s str>) -> Result<(), Refused> {
         self.u16(u16::try_from(items.len()).map_err(|_| Refused)?)?;
         items.into_iter().try_for_each(|s| self.str(s))
     }
+    #[inline]
     fn value(&mut self, value: FieldValue<'_>) -> Result<(), Refused> {
         match value {
             FieldValue::Null => self.u8(TAG_NULL),
@@ -166,6 +179,7 @@ impl Writer<'_> {
             },
         }
     }
+    #[inline]
     fn fields<'f>(
         &mut self,
         fields: impl ExactSizeIterator<Item = (&'f str, FieldValue<'f>)>,
@@ -180,6 +194,7 @@ impl Writer<'_> {
 }
 
 /// Encodes an event into `slot`; returns the bytes used.
+#[inline]
 pub(crate) fn encode_event(slot: &mut [u8], event: &EventRef<'_>) -> Result<usize, Refused> {
     let mut w = Writer { buf: slot, pos: 0 };
     w.u8(KIND_EVENT)?;
