@@ -156,8 +156,18 @@ fn main() {
     paced(100_000, n_samples);
     paced(500_000, n_samples);
     let n_sustained = 2 * n_samples;
-    sustained("None/block", Durability::None, Backpressure::Block, n_sustained);
-    sustained("None/drop", Durability::None, Backpressure::Drop, n_sustained);
+    sustained(
+        "None/block",
+        Durability::None,
+        Backpressure::Block,
+        n_sustained,
+    );
+    sustained(
+        "None/drop",
+        Durability::None,
+        Backpressure::Drop,
+        n_sustained,
+    );
     sustained(
         "GroupCommit{2}/block",
         Durability::GroupCommit { interval_ms: 2 },
