@@ -90,6 +90,11 @@ impl Committer {
         }
     }
 
+    /// The state it shares with the recorder's handles.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The thread's body: runs until closed and drained.
     pub fn run(mut self) -> Committer {
         let idle_park_max = self.shared.config.idle_park.max(PARK_MIN);
@@ -114,8 +119,8 @@ impl Committer {
                 std::thread::park_timeout(park);
                 park = (park * 2).min(idle_park_max);
             } else if n_taken < limits::INGEST_BATCH_MAX / 4 {
+                std::thread::park_timeout(idle_park_max);
                 park = PARK_MIN;
-                std::thread::park_timeout(park);
             } else {
                 park = PARK_MIN;
             }

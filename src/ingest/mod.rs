@@ -361,7 +361,10 @@ impl Recorder {
         let committer = Committer::new(Arc::clone(&shared));
         let join = std::thread::Builder::new()
             .name("auditlog-committer".into())
-            .spawn(move || committer.run())
+            .spawn(move || {
+                let _guard = PanicGuard(Arc::clone(committer.shared()));
+                committer.run()
+            })
             .map_err(|source| Error::Io {
                 op: "spawn the committer thread for",
                 path: "auditlog ingest".into(),
@@ -691,6 +694,21 @@ impl Drop for Owner {
         // No handle is left, so no producer can queue anything: this pass writes every
         // accepted record and reports every counted drop, however late.
         let _ = self.close(None);
+    }
+}
+
+/// Marks the committer stopped if its thread unwinds, so `flush`, `close` and drop
+/// report the failure instead of waiting for a thread that is gone.
+struct PanicGuard(Arc<Shared>);
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = self.0.flush.lock();
+            state.stopped = true;
+            state.error = Some("the ingest committer thread panicked".into());
+            self.0.flush.changed.notify_all();
+        }
     }
 }
 
