@@ -339,6 +339,12 @@ pub struct Recorder {
     owner: Arc<Owner>,
 }
 
+// A recorder is shared across dispatch threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Recorder>();
+};
+
 impl Recorder {
     /// Starts the committer thread for `log`.
     pub fn start(log: Arc<AuditLog>, config: IngestConfig) -> Result<Recorder> {
