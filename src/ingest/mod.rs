@@ -2,11 +2,11 @@
 //!
 //! Where it sits: in front of [`AuditLog`], built only on its public API. Producers call
 //! `Recorder::record_*` from any thread; those calls copy the borrowed fields into a
-//! preallocated slot of a bounded queue ([`queue`]) and return. One committer thread
-//! ([`committer`]) drains the queue in batches, decodes the slots into records
-//! ([`slot`]), restores each run's sequence order ([`reorder`]), appends with
+//! preallocated slot of a bounded queue (`queue.rs`) and return. One committer thread
+//! (`committer.rs`) drains the queue in batches, decodes the slots into records
+//! (`slot.rs`), restores each run's sequence order (`reorder.rs`), appends with
 //! `AuditLog::append_each`, applies group commit, and writes in-band drop reports
-//! ([`metrics`]). This is the only module of the crate that owns a thread.
+//! (`metrics.rs`). This is the only module of the crate that owns a thread.
 //!
 //! ```text
 //! record_*() ─▶ free slot ─encode─▶ ready FIFO ─▶ committer: decode ─▶ reorder ─▶ append_each ─▶ sync
@@ -39,7 +39,7 @@
 //!   accepted before they return.
 //! - [`Recorder::flush`] returns once every record accepted before it is durable.
 //! - Events of one run are stored in sequence order, provided each reaches the committer
-//!   within `reorder_window` (default 5 ms) of the one after it (see [`reorder`]).
+//!   within `reorder_window` (default 5 ms) of the one after it (see `reorder.rs`).
 
 mod committer;
 mod metrics;
