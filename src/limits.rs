@@ -46,6 +46,32 @@ pub const GROUP_COMMIT_INTERVAL_MS_DEFAULT: u64 = 2;
 /// Longest group-commit interval a config may set: a minute.
 pub const GROUP_COMMIT_INTERVAL_MS_MAX: u64 = 60_000;
 
+/// Default bytes of the ingest buffer: 8 MiB, at least 20 ms of 500 k events/s in
+/// inline slots of the default size (checked below).
+pub const INGEST_QUEUE_BYTES_DEFAULT: usize = 8 << 20;
+/// The smallest ingest buffer a config may ask for (tests use tiny ones to fill it).
+pub const INGEST_QUEUE_BYTES_MIN: usize = 4 << 10;
+/// The largest ingest buffer a config may ask for: 1 GiB.
+pub const INGEST_QUEUE_BYTES_MAX: usize = 1 << 30;
+/// Default bytes of fields an event may carry and still be recorded inline.
+pub const INGEST_INLINE_BYTES_DEFAULT: usize = 512;
+/// The largest inline size a config may set: 64 KiB.
+pub const INGEST_INLINE_BYTES_MAX: usize = 64 << 10;
+/// Room in every inline slot beyond the fields: ids, names, timestamps, lengths.
+pub const INGEST_SLOT_OVERHEAD_BYTES: usize = 256;
+/// Default bytes of records the slow (allocating) path may hold at once.
+pub const INGEST_SLOW_PATH_BYTES_DEFAULT: usize = 4 << 20;
+/// Most records the slow path may hold at once, whatever their size.
+pub const INGEST_SLOW_PATH_RECORDS_MAX: usize = 4096;
+/// Most records the committer takes from the queue for one append.
+pub const INGEST_BATCH_MAX: usize = 4096;
+/// Events of one run waiting for an earlier sequence are held at most this long.
+pub const INGEST_REORDER_WINDOW_MS_DEFAULT: u64 = 5;
+/// Most events the committer holds back for sequence order, over all runs.
+pub const INGEST_REORDER_HELD_MAX: usize = 65_536;
+/// Most runs whose next sequence the committer remembers.
+pub const INGEST_REORDER_RUNS_MAX: usize = 16_384;
+
 const _: () = {
     assert!(FRAME_HEADER_BYTES == 4 + 4 + 8 + 1 + 3);
     assert!(RECORD_BYTES_MAX_FLOOR <= RECORD_BYTES_MAX_DEFAULT);
@@ -67,4 +93,17 @@ const _: () = {
     assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
     assert!(QUERY_PAGE_DEFAULT > 0 && QUERY_PAGE_DEFAULT <= QUERY_PAGE_MAX);
     assert!(GROUP_COMMIT_INTERVAL_MS_DEFAULT <= GROUP_COMMIT_INTERVAL_MS_MAX);
+    // The default ingest buffer holds 20 ms of 500 k events/s in default-size slots.
+    assert!(
+        INGEST_QUEUE_BYTES_DEFAULT / (INGEST_INLINE_BYTES_DEFAULT + INGEST_SLOT_OVERHEAD_BYTES)
+            >= 500_000 / 1000 * 20
+    );
+    assert!(INGEST_QUEUE_BYTES_MIN <= INGEST_QUEUE_BYTES_DEFAULT);
+    assert!(INGEST_QUEUE_BYTES_DEFAULT <= INGEST_QUEUE_BYTES_MAX);
+    // The smallest buffer holds at least one largest slot... of the default size.
+    assert!(INGEST_QUEUE_BYTES_MIN >= INGEST_INLINE_BYTES_DEFAULT + INGEST_SLOT_OVERHEAD_BYTES);
+    assert!(INGEST_INLINE_BYTES_DEFAULT <= INGEST_INLINE_BYTES_MAX);
+    // A slot length fits the u32 the queue carries.
+    assert!(((INGEST_INLINE_BYTES_MAX + INGEST_SLOT_OVERHEAD_BYTES) as u64) < u32::MAX as u64);
+    assert!(INGEST_BATCH_MAX > 0 && INGEST_SLOW_PATH_RECORDS_MAX > 0);
 };

@@ -143,6 +143,11 @@ impl AuditLog {
         segment::verify_store(&config.dir, &*config.vfs, &journal_options(config))
     }
 
+    /// The durability mode the log was opened with.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// What recovery found when the store was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
@@ -170,10 +175,17 @@ impl AuditLog {
         for (record, lsn) in records.iter().zip(&lsns) {
             state.index.apply(*lsn, record);
         }
-        if lsns.is_empty() {
-            return Ok(lsns);
-        }
-        let last = *lsns.last().expect("not empty");
+        self.settle(state, &lsns)?;
+        Ok(lsns)
+    }
+
+    /// After records were appended (at `lsns`): notes the checkpoint fingerprint,
+    /// applies the durability mode, and writes a checkpoint when one is due.
+    fn settle(&self, state: &mut State, lsns: &[Lsn]) -> Result<()> {
+        let Some(&last) = lsns.last() else {
+            return Ok(());
+        };
+        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
         state.last_frame =
             Some(journal.with_frame(last, |frame, _, _| Ok(Coverage::of_last_frame(&frame)))?);
         match self.durability {
@@ -197,7 +209,7 @@ impl AuditLog {
             // at the next open, so it is remembered rather than failing the append.
             state.checkpoint_error = self.write_checkpoint(state).err().map(|e| e.to_string());
         }
-        Ok(lsns)
+        Ok(())
     }
 
     /// Syncs the journal and writes the index checkpoint covering everything appended.
@@ -239,6 +251,53 @@ impl AuditLog {
     pub fn append_batch(&self, records: &[Record]) -> Result<Vec<Lsn>> {
         let mut state = self.lock();
         self.commit(&mut state, records)
+    }
+
+    /// Appends records under one lock, each on its own: a record the query API would
+    /// refuse (a duplicate run id or sequence, an unknown run to finish, an empty id)
+    /// or that is too large is refused alone, and the others go on. Each record is
+    /// checked against the index as it stands after the records before it. Applies the
+    /// durability mode once, to all of them. Returns one result per record, in order.
+    ///
+    /// A failed write or sync fails every record of the call, including those appended
+    /// before the failure: after it the log acknowledges nothing (see poisoning).
+    pub fn append_each(&self, records: &[Record]) -> Vec<Result<Lsn>> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if state.journal.is_none() {
+            return records.iter().map(|_| Err(Error::Closed)).collect();
+        }
+        let mut results = Vec::with_capacity(records.len());
+        let mut lsns = Vec::with_capacity(records.len());
+        for record in records {
+            let result = state.index.check(record).and_then(|()| {
+                state
+                    .journal
+                    .as_mut()
+                    .expect("checked above")
+                    .append(record)
+            });
+            if let Ok(lsn) = result {
+                state.index.apply(lsn, record);
+                lsns.push(lsn);
+            }
+            results.push(result);
+        }
+        let failure = results.iter().find_map(|r| match r {
+            Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) => Some(e.to_string()),
+            _ => None,
+        });
+        let failure = failure.or_else(|| self.settle(state, &lsns).err().map(|e| e.to_string()));
+        if let Some(reason) = failure {
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+        results
     }
 
     /// Appends one record; see [`AuditLog::append_batch`].

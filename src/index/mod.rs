@@ -365,6 +365,21 @@ impl Index {
 
     // ----- validation, before anything is written -----
 
+    /// Checks any record as the query API would before writing it: a run start, a
+    /// finish, an event or a call; other kinds need no check.
+    pub fn check(&self, record: &Record) -> Result<()> {
+        match record {
+            Record::RunStarted(run) => self.check_start(run),
+            Record::RunFinished(finish) => self.check_finish(&finish.run_id),
+            Record::EventAppended(event) => self.check_event(event),
+            Record::CallRecorded(call) => {
+                check_run_id("call id", &call.call_id)?;
+                check_run_id("tool id", &call.tool_id)
+            }
+            Record::Purge(_) | Record::DropReport(_) => Ok(()),
+        }
+    }
+
     /// Refuses a run `start_run` must not store: an empty or overlong id, or an id
     /// already live.
     pub fn check_start(&self, run: &Run) -> Result<()> {

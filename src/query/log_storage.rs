@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::codec::{Lsn, Purge, Record, RunFinished};
 use crate::error::{Error, Result};
-use crate::index::{CallSelect, Index, RunEntry, RunSelect, check_run_id};
+use crate::index::{CallSelect, Index, RunEntry, RunSelect};
 use crate::limits::{PARENT_CHAIN_DEPTH_MAX, QUERY_PAGE_MAX};
 use crate::log::AuditLog;
 use crate::model::{CallEvent, Run, RunEvent, RunStats, Status, Timestamp};
@@ -318,10 +318,10 @@ impl Storage for AuditLog {
     }
 
     fn record_call(&self, call: &CallEvent) -> Result<()> {
-        check_run_id("call id", &call.call_id)?;
-        check_run_id("tool id", &call.tool_id)?;
         let mut state = self.lock();
-        self.commit(&mut state, &[Record::CallRecorded(call.clone())])?;
+        let record = Record::CallRecorded(call.clone());
+        state.index.check(&record)?;
+        self.commit(&mut state, std::slice::from_ref(&record))?;
         Ok(())
     }
 

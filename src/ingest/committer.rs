@@ -1,0 +1,324 @@
+//! The committer thread: drains the queue, restores per-run order, appends, syncs, and
+//! writes in-band drop reports.
+//!
+//! Where it sits: the only consumer of [`super::queue::SlotQueue`] and the only caller of
+//! the log's write methods on behalf of a recorder. It owns all serialization work
+//! (slot decode, msgpack encode inside the log), so producers only copy bytes.
+//!
+//! # Invariants
+//! - Producers never wake it: it polls, parking for a short, adaptive timeout when
+//!   idle (`PARK_MIN` doubling up to the configured `idle_park`). Only `flush` and
+//!   `close`, which may block anyway, unpark it.
+//! - Every record it takes is settled exactly once: written, or counted as a drop by
+//!   reason (oversized, rejected, I/O failure).
+//! - A flush ticket is completed only after every record accepted before the ticket was
+//!   taken has been appended and a sync has returned (or failed, which the waiter sees).
+//! - Under `Durability::GroupCommit`, appended data is synced at most about one interval
+//!   after it was appended even when no more records arrive.
+//! - It stops only once `closed` is set and the queue is empty, after releasing every
+//!   held event, reporting every drop counted so far and syncing.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::codec::DropReport;
+use crate::codec::Record;
+use crate::config::Durability;
+use crate::error::Error;
+use crate::limits;
+use crate::model::{DropReason, Timestamp};
+
+use super::metrics::{DropCounts, DropSpan};
+use super::queue::Popped;
+use super::reorder::Reorder;
+use super::{Shared, slot};
+
+/// The shortest idle park.
+const PARK_MIN: Duration = Duration::from_micros(50);
+
+/// What flush waiters and `close` wait on.
+#[derive(Debug, Default)]
+pub(crate) struct FlushState {
+    /// The highest flush ticket completed.
+    pub completed: u64,
+    /// The error of the last sync, if it failed.
+    pub error: Option<String>,
+    /// The committer has drained, synced and returned.
+    pub stopped: bool,
+}
+
+/// The flush handshake between callers and the committer.
+#[derive(Debug, Default)]
+pub(crate) struct FlushSignal {
+    pub state: Mutex<FlushState>,
+    pub changed: Condvar,
+}
+
+impl FlushSignal {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, FlushState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The committer's state; the thread returns it so the last handle can drain stragglers.
+#[derive(Debug)]
+pub(crate) struct Committer {
+    shared: Arc<Shared>,
+    reorder: Reorder,
+    /// Records taken and ordered, waiting for the next append.
+    ordered: Vec<Record>,
+    reported: DropCounts,
+    /// When the oldest appended, unsynced record under group commit was appended.
+    unsynced_since: Option<Instant>,
+    flushed_ticket: u64,
+    /// The log refused a write or sync; nothing further can be acknowledged.
+    poisoned: bool,
+}
+
+impl Committer {
+    pub fn new(shared: Arc<Shared>) -> Committer {
+        let window = shared.config.reorder_window;
+        Committer {
+            shared,
+            reorder: Reorder::new(window),
+            ordered: Vec::with_capacity(limits::INGEST_BATCH_MAX),
+            reported: DropCounts::default(),
+            unsynced_since: None,
+            flushed_ticket: 0,
+            poisoned: false,
+        }
+    }
+
+    /// The state it shares with the recorder's handles.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The thread's body: runs until closed and drained.
+    pub fn run(mut self) -> Committer {
+        let idle_park_max = self.shared.config.idle_park.max(PARK_MIN);
+        let mut park = PARK_MIN;
+        loop {
+            let closing = self.shared.closed.load(Ordering::Acquire);
+            let n_taken = self.take_batch(limits::INGEST_BATCH_MAX);
+            self.reorder
+                .release_expired(Instant::now(), &mut self.ordered);
+            self.write_ordered();
+            self.report_drops();
+            self.serve_flush();
+            self.group_commit_timer();
+            if closing && self.shared.queue.len() == 0 {
+                break;
+            }
+            // Only a full batch means the producers are ahead: loop at once. A partial
+            // batch parks briefly too, so at moderate rates records are taken in
+            // batches and the queue's cache lines are not pulled back and forth per
+            // record between producer and committer cores.
+            if n_taken == 0 {
+                std::thread::park_timeout(park);
+                park = (park * 2).min(idle_park_max);
+            } else if n_taken < limits::INGEST_BATCH_MAX / 4 {
+                std::thread::park_timeout(idle_park_max);
+                park = PARK_MIN;
+            } else {
+                park = PARK_MIN;
+            }
+        }
+        self.finish();
+        self
+    }
+
+    /// Pops up to `max` records into the ordered buffer; returns how many.
+    fn take_batch(&mut self, max: usize) -> usize {
+        let shared = Arc::clone(&self.shared);
+        let queue = &shared.queue;
+        let counters = &shared.counters;
+        let len = queue.len() as u64;
+        counters.high_water.fetch_max(len, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut n_taken = 0;
+        while n_taken < max {
+            let popped = queue.pop_with(|popped| match popped {
+                Popped::Inline(bytes) => slot::decode(bytes).map_err(|e| e.to_string()),
+                Popped::Boxed(record) => {
+                    counters.slow_path.fetch_add(1, Ordering::Relaxed);
+                    Ok(*record)
+                }
+            });
+            let Some(decoded) = popped else { break };
+            n_taken += 1;
+            match decoded {
+                Ok(record) => self.reorder.push(record, now, &mut self.ordered),
+                Err(why) => {
+                    debug_assert!(false, "{why}");
+                    counters.drop_one(DropReason::Rejected);
+                    counters.settled.fetch_add(1, Ordering::Relaxed);
+                    counters.set_error(why);
+                }
+            }
+        }
+        counters.taken.fetch_add(n_taken as u64, Ordering::Relaxed);
+        n_taken
+    }
+
+    /// Appends the ordered records, settling each as written or dropped.
+    fn write_ordered(&mut self) {
+        if self.ordered.is_empty() {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let counters = &shared.counters;
+        let results = shared.log.append_each(&self.ordered);
+        debug_assert_eq!(results.len(), self.ordered.len());
+        let now = Timestamp::now();
+        let mut n_written = 0u64;
+        let mut last_error = None;
+        for result in results {
+            match result {
+                Ok(_) => n_written += 1,
+                Err(error) => {
+                    let reason = match &error {
+                        Error::RecordTooLarge { .. } => DropReason::Oversized,
+                        Error::Io { .. } | Error::Poisoned { .. } | Error::Closed => {
+                            self.poisoned = true;
+                            DropReason::IoFailure
+                        }
+                        _ => DropReason::Rejected,
+                    };
+                    counters.drop_n(reason, 1, now);
+                    last_error = Some(error.to_string());
+                }
+            }
+        }
+        counters.written.fetch_add(n_written, Ordering::Relaxed);
+        counters
+            .settled
+            .fetch_add(self.ordered.len() as u64, Ordering::Release);
+        if let Some(error) = last_error {
+            counters.set_error(error);
+        }
+        if n_written > 0 && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+        self.ordered.clear();
+    }
+
+    /// Writes a `DropReport` for every reason whose count grew since the last report.
+    fn report_drops(&mut self) {
+        if self.poisoned {
+            // The log acknowledges nothing more: the counts stay in `metrics()` and the
+            // close report.
+            return;
+        }
+        let spans = self.shared.counters.take_spans(&mut self.reported);
+        if spans.is_empty() {
+            return;
+        }
+        let reports: Vec<Record> = spans
+            .iter()
+            .map(|span: &DropSpan| {
+                Record::DropReport(DropReport {
+                    reason: span.reason,
+                    n_dropped: span.n_dropped,
+                    first_at: span.first_at,
+                    last_at: span.last_at,
+                })
+            })
+            .collect();
+        let counters = &self.shared.counters;
+        for result in self.shared.log.append_each(&reports) {
+            match result {
+                Ok(_) => {
+                    counters
+                        .drop_reports_written
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    self.poisoned = true;
+                    counters.set_error(error.to_string());
+                }
+            }
+        }
+        if self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+    }
+
+    /// Syncs the log; remembers a failure.
+    fn sync(&mut self) -> Result<(), String> {
+        self.unsynced_since = None;
+        match self.shared.log.flush() {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.poisoned = true;
+                let why = error.to_string();
+                self.shared.counters.set_error(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// Completes flush tickets taken since the last one served.
+    fn serve_flush(&mut self) {
+        let requested = self.shared.flush_requested.load(Ordering::Acquire);
+        if requested <= self.flushed_ticket {
+            return;
+        }
+        // Everything accepted before the ticket was taken is in the queue now (or was
+        // taken already): at most `len` records, the oldest ones.
+        let mut remaining = self.shared.queue.len();
+        while remaining > 0 {
+            let n = self.take_batch(remaining.min(limits::INGEST_BATCH_MAX));
+            self.write_ordered();
+            if n == 0 {
+                break;
+            }
+            remaining -= n;
+        }
+        self.reorder.release_all(&mut self.ordered);
+        self.write_ordered();
+        self.report_drops();
+        let result = self.sync();
+        self.flushed_ticket = requested;
+        let signal = &self.shared.flush;
+        let mut state = signal.lock();
+        state.completed = state.completed.max(requested);
+        state.error = result.err();
+        signal.changed.notify_all();
+    }
+
+    /// Under group commit, syncs data older than the interval even when idle.
+    fn group_commit_timer(&mut self) {
+        let Durability::GroupCommit { interval_ms } = self.shared.durability else {
+            self.unsynced_since = None;
+            return;
+        };
+        if let Some(since) = self.unsynced_since {
+            if since.elapsed() >= Duration::from_millis(interval_ms) {
+                let _ = self.sync();
+            }
+        }
+    }
+
+    /// Drains everything left, releases held events, reports drops and syncs.
+    pub fn drain_and_sync(&mut self) -> Result<(), String> {
+        while self.take_batch(limits::INGEST_BATCH_MAX) > 0 {
+            self.write_ordered();
+        }
+        self.reorder.release_all(&mut self.ordered);
+        self.write_ordered();
+        self.report_drops();
+        self.sync()
+    }
+
+    fn finish(&mut self) {
+        let result = self.drain_and_sync();
+        let signal = &self.shared.flush;
+        let mut state = signal.lock();
+        state.completed = self.shared.flush_requested.load(Ordering::Acquire);
+        state.error = result.err();
+        state.stopped = true;
+        signal.changed.notify_all();
+    }
+}

@@ -1,0 +1,242 @@
+//! Per-run sequence order: the committer's hold-back buffer.
+//!
+//! Where it sits: inside the committer, between popping records and appending them.
+//! Producers on several threads may enqueue events of one run out of sequence order
+//! (thread A takes sequence 5, thread B takes 6 and enqueues first). The committer holds
+//! an event back until the events before it in its run have been written, so the log
+//! stores each run's events in sequence order.
+//!
+//! # Invariants
+//! - An event whose predecessor has been written (or that starts a run, sequence 1)
+//!   passes straight through; only events behind a gap wait.
+//! - A wait is bounded in time (`window`, after which the gap is taken as a drop and
+//!   skipped) and in memory (at most `INGEST_REORDER_HELD_MAX` events held, at most
+//!   `INGEST_REORDER_RUNS_MAX` runs remembered): nothing accepted is ever discarded here,
+//!   only released early.
+//! - A run's finish releases everything held for it first, and forgets the run.
+//! - Records that are not events pass straight through, in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::codec::Record;
+use crate::limits;
+
+#[derive(Debug, Default)]
+struct RunOrder {
+    /// The sequence the run's next written event should have.
+    next_seq: u64,
+    /// Events behind a gap, by sequence, with when they arrived.
+    held: BTreeMap<u64, (Record, Instant)>,
+}
+
+/// The hold-back buffer.
+#[derive(Debug)]
+pub(crate) struct Reorder {
+    runs: HashMap<String, RunOrder>,
+    n_held: usize,
+    window: Duration,
+}
+
+impl Reorder {
+    pub fn new(window: Duration) -> Reorder {
+        Reorder {
+            runs: HashMap::new(),
+            n_held: 0,
+            window,
+        }
+    }
+
+    /// Events held now.
+    #[cfg(test)]
+    pub fn n_held(&self) -> usize {
+        self.n_held
+    }
+
+    /// Takes one record; pushes to `out` whatever can be written now.
+    pub fn push(&mut self, record: Record, now: Instant, out: &mut Vec<Record>) {
+        match &record {
+            Record::EventAppended(event) => {
+                let seq = event.sequence;
+                // The common case, an event right after its predecessor, costs one lookup.
+                if let Some(run) = self.runs.get_mut(&event.run_id) {
+                    if seq == run.next_seq && run.held.is_empty() {
+                        run.next_seq = seq + 1;
+                        out.push(record);
+                        return;
+                    }
+                } else {
+                    if self.runs.len() >= limits::INGEST_REORDER_RUNS_MAX {
+                        // Forget runs with nothing held; their later events wait at most
+                        // one window.
+                        self.runs.retain(|_, run| !run.held.is_empty());
+                    }
+                    self.runs.insert(
+                        event.run_id.clone(),
+                        RunOrder {
+                            next_seq: 1,
+                            held: BTreeMap::new(),
+                        },
+                    );
+                }
+                let run = self.runs.get_mut(&event.run_id).expect("inserted above");
+                if seq == run.next_seq {
+                    out.push(record);
+                    run.next_seq = seq + 1;
+                    self.n_held -= release_consecutive(run, out);
+                } else if seq < run.next_seq {
+                    // Late (its gap was skipped) or a duplicate: written as it comes; the
+                    // log does not hide it.
+                    out.push(record);
+                } else {
+                    if let Some((earlier, _)) = run.held.insert(seq, (record, now)) {
+                        // Two events with one sequence: the first goes out, the second
+                        // keeps its place.
+                        out.push(earlier);
+                        self.n_held -= 1;
+                    }
+                    self.n_held += 1;
+                    if self.n_held > limits::INGEST_REORDER_HELD_MAX {
+                        self.release_all(out);
+                    }
+                }
+            }
+            Record::RunFinished(finish) => {
+                if let Some(mut run) = self.runs.remove(&finish.run_id) {
+                    self.n_held -= release_held(&mut run, out);
+                }
+                out.push(record);
+            }
+            _ => out.push(record),
+        }
+    }
+
+    /// Releases events that waited longer than the window, skipping their gaps.
+    pub fn release_expired(&mut self, now: Instant, out: &mut Vec<Record>) {
+        if self.n_held == 0 {
+            return;
+        }
+        for run in self.runs.values_mut() {
+            while let Some((&seq, (_, arrived))) = run.held.first_key_value() {
+                if now.duration_since(*arrived) < self.window {
+                    break;
+                }
+                let (record, _) = run.held.remove(&seq).expect("first key exists");
+                out.push(record);
+                run.next_seq = seq + 1;
+                self.n_held -= 1 + release_consecutive(run, out);
+            }
+        }
+    }
+
+    /// Releases everything held, in sequence order within each run (flush, close).
+    pub fn release_all(&mut self, out: &mut Vec<Record>) {
+        if self.n_held == 0 {
+            return;
+        }
+        for run in self.runs.values_mut() {
+            self.n_held -= release_held(run, out);
+        }
+        debug_assert_eq!(self.n_held, 0);
+    }
+}
+
+/// Releases the held events that follow `next_seq` without a gap; returns how many.
+fn release_consecutive(run: &mut RunOrder, out: &mut Vec<Record>) -> usize {
+    let mut n = 0;
+    while let Some((record, _)) = run.held.remove(&run.next_seq) {
+        out.push(record);
+        run.next_seq += 1;
+        n += 1;
+    }
+    n
+}
+
+/// Releases every held event of a run in order, skipping gaps; returns how many.
+fn release_held(run: &mut RunOrder, out: &mut Vec<Record>) -> usize {
+    let n = run.held.len();
+    while let Some((seq, (record, _))) = run.held.pop_first() {
+        out.push(record);
+        run.next_seq = seq + 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RunEvent;
+
+    fn ev(run: &str, seq: u64) -> Record {
+        Record::EventAppended(RunEvent {
+            run_id: run.into(),
+            sequence: seq,
+            ..RunEvent::default()
+        })
+    }
+
+    fn seqs(out: &[Record]) -> Vec<(String, u64)> {
+        out.iter()
+            .map(|r| match r {
+                Record::EventAppended(e) => (e.run_id.clone(), e.sequence),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_behind_a_gap_wait_for_it_and_others_pass() {
+        let mut r = Reorder::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for record in [ev("a", 1), ev("a", 3), ev("b", 1), ev("a", 4), ev("a", 2)] {
+            r.push(record, now, &mut out);
+        }
+        assert_eq!(
+            seqs(&out),
+            [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 4)].map(|(r, s)| (r.to_string(), s))
+        );
+        assert_eq!(r.n_held(), 0);
+    }
+
+    #[test]
+    fn a_gap_older_than_the_window_is_skipped() {
+        let mut r = Reorder::new(Duration::from_millis(5));
+        let then = Instant::now();
+        let mut out = Vec::new();
+        r.push(ev("a", 1), then, &mut out);
+        r.push(ev("a", 3), then, &mut out);
+        r.push(ev("a", 4), then, &mut out);
+        r.release_expired(then, &mut out);
+        assert_eq!(out.len(), 1, "nothing expired yet");
+        r.release_expired(then + Duration::from_millis(5), &mut out);
+        assert_eq!(
+            seqs(&out).iter().map(|s| s.1).collect::<Vec<_>>(),
+            [1, 3, 4]
+        );
+        // The skipped event, arriving late, is still written.
+        r.push(ev("a", 2), then, &mut out);
+        assert_eq!(out.len(), 4);
+        assert_eq!(r.n_held(), 0);
+    }
+
+    #[test]
+    fn release_all_empties_the_buffer_in_run_order() {
+        let mut r = Reorder::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for record in [ev("a", 5), ev("a", 3), ev("b", 2)] {
+            r.push(record, now, &mut out);
+        }
+        assert!(out.is_empty());
+        r.release_all(&mut out);
+        let mut a: Vec<u64> = seqs(&out)
+            .into_iter()
+            .filter(|(run, _)| run == "a")
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(a, [3, 5]);
+        a.clear();
+        assert_eq!(r.n_held(), 0);
+    }
+}

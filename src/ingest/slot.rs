@@ -1,0 +1,727 @@
+//! The inline slot encoding: how a producer copies a borrowed event into a preallocated
+//! byte buffer without allocating, and how the committer turns it back into a `Record`.
+//!
+//! Where it sits: between the `record_*` calls of [`super::Recorder`] (which encode) and
+//! the committer (which decodes). It is private to `ingest` and never reaches the disk:
+//! the on-disk format is the msgpack payload of `codec`, made by the committer.
+//!
+//! # Layout
+//! Little-endian, no padding. A slot starts with one kind byte, then the fields of that
+//! kind in the order of the `encode_*` functions below:
+//!
+//! ```text
+//! u8 kind (1 run started, 2 run finished, 3 event, 4 call)
+//! str   = u32 length, then that many UTF-8 bytes
+//! ts    = i64 unix nanoseconds
+//! field = str key, u8 tag (0 null, 1 bool, 2 i64, 3 u64, 4 f64, 5 str), then the value
+//!         (bool: u8; i64/u64/f64: 8 bytes; str: str)
+//! fields = u16 count, then that many fields
+//! ```
+//!
+//! # Invariants
+//! - Encoding never allocates and never writes past the slot; a value that does not fit
+//!   (or nested JSON, which has no inline form) is refused with [`Refused`], and the
+//!   caller takes the slow path.
+//! - Decoding trusts nothing: every read is bounds-checked, every string is checked to
+//!   be UTF-8 and every tag to be known, so a bug shows up as a [`SlotError`], never as a
+//!   panic or a wrong record.
+
+use std::fmt;
+
+use crate::codec::{Record, RunFinished};
+use crate::model::{
+    CallEvent, Outcome, Payload, Run, RunEvent, RunStats, Status, Timestamp, Value,
+};
+
+use super::{EventRef, FieldValue, RunRef};
+
+const KIND_RUN_STARTED: u8 = 1;
+const KIND_RUN_FINISHED: u8 = 2;
+const KIND_EVENT: u8 = 3;
+const KIND_CALL: u8 = 4;
+
+const TAG_NULL: u8 = 0;
+const TAG_BOOL: u8 = 1;
+const TAG_I64: u8 = 2;
+const TAG_U64: u8 = 3;
+const TAG_F64: u8 = 4;
+const TAG_STR: u8 = 5;
+
+/// The event does not fit the slot, or has a value with no inline form.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refused;
+
+/// A slot's bytes do not decode: a bug in the encoder or the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SlotError {
+    pub what: &'static str,
+    pub offset: usize,
+}
+
+impl fmt::Display for SlotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "inline slot does not decode: {} at byte {}",
+            self.what, self.offset
+        )
+    }
+}
+
+/// Writes into a fixed slot, refusing anything that does not fit.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
+        let end = self.pos.checked_add(bytes.len()).ok_or(Refused)?;
+        self.buf
+            .get_mut(self.pos..end)
+            .ok_or(Refused)?
+            .copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
+    }
+    #[inline]
+    fn u8(&mut self, v: u8) -> Result<(), Refused> {
+        self.bytes(&[v])
+    }
+    #[inline]
+    fn bool(&mut self, v: bool) -> Result<(), Refused> {
+        self.u8(u8::from(v))
+    }
+    #[inline]
+    fn u16(&mut self, v: u16) -> Result<(), Refused> {
+        self.bytes(&v.to_le_bytes())
+    }
+    #[inline]
+    fn u32(&mut self, v: u32) -> Result<(), Refused> {
+        self.bytes(&v.to_le_bytes())
+    }
+    #[inline]
+    fn u64(&mut self, v: u64) -> Result<(), Refused> {
+        self.bytes(&v.to_le_bytes())
+    }
+    #[inline]
+    fn i64(&mut self, v: i64) -> Result<(), Refused> {
+        self.bytes(&v.to_le_bytes())
+    }
+    #[inline]
+    fn f64(&mut self, v: f64) -> Result<(), Refused> {
+        self.bytes(&v.to_le_bytes())
+    }
+    #[inline]
+    fn ts(&mut self, v: Timestamp) -> Result<(), Refused> {
+        self.i64(v.unix_nanos())
+    }
+    #[inline]
+    fn str(&mut self, v: &str) -> Result<(), Refused> {
+        self.u32(u32::try_from(v.len()).map_err(|_| Refused)?)?;
+        self.bytes(v.as_bytes())
+    }
+    #[inline]
+    fn opt_u64(&mut self, v: Option<u64>) -> Result<(), Refused> {
+        match v {
+            Some(v) => {
+                self.u8(1)?;
+                self.u64(v)
+            }
+            None => self.u8(0),
+        }
+    }
+    #[inline]
+    fn strs<'s>(&mut self, items: impl ExactSizeIterator<Item = &'s str>) -> Result<(), Refused> {
+        self.u16(u16::try_from(items.len()).map_err(|_| Refused)?)?;
+        items.into_iter().try_for_each(|s| self.str(s))
+    }
+    #[inline]
+    fn value(&mut self, value: FieldValue<'_>) -> Result<(), Refused> {
+        match value {
+            FieldValue::Null => self.u8(TAG_NULL),
+            FieldValue::Bool(v) => {
+                self.u8(TAG_BOOL)?;
+                self.bool(v)
+            }
+            FieldValue::I64(v) => {
+                self.u8(TAG_I64)?;
+                self.i64(v)
+            }
+            FieldValue::U64(v) => {
+                self.u8(TAG_U64)?;
+                self.u64(v)
+            }
+            FieldValue::F64(v) => {
+                self.u8(TAG_F64)?;
+                self.f64(v)
+            }
+            FieldValue::Str(v) => {
+                self.u8(TAG_STR)?;
+                self.str(v)
+            }
+            FieldValue::Json(json) => match json {
+                Value::Null => self.value(FieldValue::Null),
+                Value::Bool(v) => self.value(FieldValue::Bool(*v)),
+                Value::String(v) => self.value(FieldValue::Str(v)),
+                Value::Number(n) => {
+                    if let Some(v) = n.as_u64() {
+                        self.value(FieldValue::U64(v))
+                    } else if let Some(v) = n.as_i64() {
+                        self.value(FieldValue::I64(v))
+                    } else {
+                        self.value(FieldValue::F64(n.as_f64().ok_or(Refused)?))
+                    }
+                }
+                // Nested JSON has no inline form: the slow path clones it.
+                Value::Array(_) | Value::Object(_) => Err(Refused),
+            },
+        }
+    }
+    #[inline]
+    fn fields<'f>(
+        &mut self,
+        fields: impl ExactSizeIterator<Item = (&'f str, FieldValue<'f>)>,
+    ) -> Result<(), Refused> {
+        self.u16(u16::try_from(fields.len()).map_err(|_| Refused)?)?;
+        for (key, value) in fields {
+            self.str(key)?;
+            self.value(value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes an event into `slot`; returns the bytes used.
+#[inline]
+pub(crate) fn encode_event(slot: &mut [u8], event: &EventRef<'_>) -> Result<usize, Refused> {
+    let mut w = Writer { buf: slot, pos: 0 };
+    w.u8(KIND_EVENT)?;
+    w.str(event.run_id)?;
+    w.u64(event.sequence)?;
+    w.str(event.event_type)?;
+    w.ts(event.created_at)?;
+    w.fields(event.fields.iter().map(|(k, v)| (*k, *v)))?;
+    Ok(w.pos)
+}
+
+/// Encodes an owned event (its payload a JSON map) into `slot`.
+pub(crate) fn encode_run_event(slot: &mut [u8], event: &RunEvent) -> Result<usize, Refused> {
+    let mut w = Writer { buf: slot, pos: 0 };
+    w.u8(KIND_EVENT)?;
+    w.str(&event.run_id)?;
+    w.u64(event.sequence)?;
+    w.str(&event.event_type)?;
+    w.ts(event.created_at)?;
+    w.fields(
+        event
+            .payload
+            .iter()
+            .map(|(k, v)| (k.as_str(), FieldValue::Json(v))),
+    )?;
+    Ok(w.pos)
+}
+
+/// Encodes a run start into `slot`; returns the bytes used.
+pub(crate) fn encode_run_started(slot: &mut [u8], run: &RunRef<'_>) -> Result<usize, Refused> {
+    let mut w = Writer { buf: slot, pos: 0 };
+    w.u8(KIND_RUN_STARTED)?;
+    for s in [
+        run.id,
+        run.skill_id,
+        run.caller_id,
+        run.channel_id,
+        run.parent_run_id,
+    ] {
+        w.str(s)?;
+    }
+    w.ts(run.started_at)?;
+    w.fields(run.inputs.iter().map(|(k, v)| (*k, *v)))?;
+    Ok(w.pos)
+}
+
+/// Encodes an owned run start (its inputs a JSON map) into `slot`.
+pub(crate) fn encode_run(slot: &mut [u8], run: &Run) -> Result<usize, Refused> {
+    // Only a running run has the shape of a start; anything else is recorded whole.
+    if run.status != Status::Running || run.finished_at.is_some() || !is_start_shaped(run) {
+        return Err(Refused);
+    }
+    let mut w = Writer { buf: slot, pos: 0 };
+    w.u8(KIND_RUN_STARTED)?;
+    for s in [
+        &run.id,
+        &run.skill_id,
+        &run.caller_id,
+        &run.channel_id,
+        &run.parent_run_id,
+    ] {
+        w.str(s)?;
+    }
+    w.ts(run.started_at)?;
+    w.fields(
+        run.inputs
+            .iter()
+            .map(|(k, v)| (k.as_str(), FieldValue::Json(v))),
+    )?;
+    Ok(w.pos)
+}
+
+/// Whether every field the inline form does not carry has its default.
+fn is_start_shaped(run: &Run) -> bool {
+    run.output.is_empty()
+        && run.error.is_empty()
+        && run.tool_calls_count == 0
+        && run.runtime_seconds == 0.0
+        && run.total_input_tokens == 0
+        && run.total_output_tokens == 0
+        && run.total_thinking_tokens == 0
+}
+
+/// Encodes a run's terminal state into `slot`; returns the bytes used.
+pub(crate) fn encode_run_finished(
+    slot: &mut [u8],
+    run_id: &str,
+    stats: &RunStats,
+    finished_at: Timestamp,
+) -> Result<usize, Refused> {
+    let mut w = Writer { buf: slot, pos: 0 };
+    w.u8(KIND_RUN_FINISHED)?;
+    w.str(run_id)?;
+    w.ts(finished_at)?;
+    let status_idx = Status::ALL
+        .iter()
+        .position(|s| *s == stats.status)
+        .ok_or(Refused)?;
+    w.u8(u8::try_from(status_idx).map_err(|_| Refused)?)?;
+    w.str(&stats.output)?;
+    w.str(&stats.error)?;
+    w.u64(stats.tool_calls)?;
+    w.f64(stats.runtime_seconds)?;
+    w.u64(stats.input_tokens)?;
+    w.u64(stats.output_tokens)?;
+    w.u64(stats.thinking_tokens)?;
+    Ok(w.pos)
+}
+
+/// Encodes a dispatch call event into `slot`; returns the bytes used.
+pub(crate) fn encode_call(slot: &mut [u8], call: &CallEvent) -> Result<usize, Refused> {
+    let mut w = Writer { buf: slot, pos: 0 };
+    w.u8(KIND_CALL)?;
+    w.ts(call.ts)?;
+    w.str(&call.call_id)?;
+    w.str(&call.tool_id)?;
+    match &call.caller_id {
+        Some(caller) => {
+            w.u8(1)?;
+            w.str(caller)?;
+        }
+        None => w.u8(0)?,
+    }
+    w.strs(call.granted_capabilities.iter().map(String::as_str))?;
+    w.u64(call.duration_ms)?;
+    match &call.outcome {
+        Outcome::Success => w.u8(0)?,
+        Outcome::ExecutionFailed { code, retryable } => {
+            w.u8(1)?;
+            w.str(code)?;
+            w.bool(*retryable)?;
+        }
+        Outcome::InvalidArgs { message } => {
+            w.u8(2)?;
+            w.str(message)?;
+        }
+        Outcome::CapabilityDenied { missing } => {
+            w.u8(3)?;
+            w.strs(missing.iter().map(String::as_str))?;
+        }
+        Outcome::RateLimited { retry_after_ms } => {
+            w.u8(4)?;
+            w.opt_u64(*retry_after_ms)?;
+        }
+        Outcome::ToolNotFound => w.u8(5)?,
+    }
+    w.str(&call.tier)?;
+    w.bool(call.dry_run)?;
+    w.u32(call.schema_version)?;
+    w.bool(call.secrets_resolved)?;
+    w.opt_u64(call.cursor_page.map(u64::from))?;
+    Ok(w.pos)
+}
+
+/// Reads a slot, checking every bound.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn fail<T>(&self, what: &'static str) -> Result<T, SlotError> {
+        Err(SlotError {
+            what,
+            offset: self.pos,
+        })
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SlotError> {
+        match self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.buf.get(self.pos..end))
+        {
+            Some(bytes) => {
+                self.pos += n;
+                Ok(bytes)
+            }
+            None => self.fail("read past the end"),
+        }
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SlotError> {
+        let bytes = self.take(N)?;
+        let mut out = [0; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, SlotError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn bool(&mut self) -> Result<bool, SlotError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => self.fail("bool is neither 0 nor 1"),
+        }
+    }
+    fn u16(&mut self) -> Result<u16, SlotError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, SlotError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, SlotError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, SlotError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn f64(&mut self) -> Result<f64, SlotError> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+    fn ts(&mut self) -> Result<Timestamp, SlotError> {
+        Ok(Timestamp::from_unix_nanos(self.i64()?))
+    }
+    fn str(&mut self) -> Result<String, SlotError> {
+        let len = self.u32()? as usize;
+        let at = self.pos;
+        let bytes = self.take(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(SlotError {
+                what: "string is not UTF-8",
+                offset: at,
+            }),
+        }
+    }
+    fn opt_u64(&mut self) -> Result<Option<u64>, SlotError> {
+        Ok(if self.bool()? {
+            Some(self.u64()?)
+        } else {
+            None
+        })
+    }
+    fn strs(&mut self) -> Result<Vec<String>, SlotError> {
+        let n = self.u16()?;
+        (0..n).map(|_| self.str()).collect()
+    }
+    fn value(&mut self) -> Result<Value, SlotError> {
+        Ok(match self.u8()? {
+            TAG_NULL => Value::Null,
+            TAG_BOOL => Value::Bool(self.bool()?),
+            TAG_I64 => Value::from(self.i64()?),
+            TAG_U64 => Value::from(self.u64()?),
+            // A NaN or infinity has no JSON form; serde_json's own conversion makes it null.
+            TAG_F64 => Value::from(self.f64()?),
+            TAG_STR => Value::String(self.str()?),
+            _ => return self.fail("unknown field tag"),
+        })
+    }
+    fn fields(&mut self) -> Result<Payload, SlotError> {
+        let n = self.u16()?;
+        let mut out = Payload::new();
+        for _ in 0..n {
+            let key = self.str()?;
+            let value = self.value()?;
+            out.insert(key, value);
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes a slot written by one of the `encode_*` functions.
+pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
+    let mut r = Reader { buf: slot, pos: 0 };
+    let record = match r.u8()? {
+        KIND_EVENT => Record::EventAppended(RunEvent {
+            run_id: r.str()?,
+            sequence: r.u64()?,
+            event_type: r.str()?,
+            created_at: r.ts()?,
+            payload: r.fields()?,
+        }),
+        KIND_RUN_STARTED => Record::RunStarted(Run {
+            id: r.str()?,
+            skill_id: r.str()?,
+            caller_id: r.str()?,
+            channel_id: r.str()?,
+            parent_run_id: r.str()?,
+            started_at: r.ts()?,
+            inputs: r.fields()?,
+            ..Run::default()
+        }),
+        KIND_RUN_FINISHED => {
+            let run_id = r.str()?;
+            let finished_at = r.ts()?;
+            let status_idx = r.u8()? as usize;
+            let Some(&status) = Status::ALL.get(status_idx) else {
+                return r.fail("unknown status");
+            };
+            Record::RunFinished(RunFinished {
+                run_id,
+                finished_at,
+                stats: RunStats {
+                    status,
+                    output: r.str()?,
+                    error: r.str()?,
+                    tool_calls: r.u64()?,
+                    runtime_seconds: r.f64()?,
+                    input_tokens: r.u64()?,
+                    output_tokens: r.u64()?,
+                    thinking_tokens: r.u64()?,
+                },
+            })
+        }
+        KIND_CALL => {
+            let ts = r.ts()?;
+            let call_id = r.str()?;
+            let tool_id = r.str()?;
+            let caller_id = if r.bool()? { Some(r.str()?) } else { None };
+            let granted_capabilities = r.strs()?;
+            let duration_ms = r.u64()?;
+            let outcome = match r.u8()? {
+                0 => Outcome::Success,
+                1 => Outcome::ExecutionFailed {
+                    code: r.str()?,
+                    retryable: r.bool()?,
+                },
+                2 => Outcome::InvalidArgs { message: r.str()? },
+                3 => Outcome::CapabilityDenied { missing: r.strs()? },
+                4 => Outcome::RateLimited {
+                    retry_after_ms: r.opt_u64()?,
+                },
+                5 => Outcome::ToolNotFound,
+                _ => return r.fail("unknown outcome"),
+            };
+            let tier = r.str()?;
+            let dry_run = r.bool()?;
+            let schema_version = r.u32()?;
+            let secrets_resolved = r.bool()?;
+            let cursor_page = match r.opt_u64()? {
+                Some(page) => match u32::try_from(page) {
+                    Ok(page) => Some(page),
+                    Err(_) => return r.fail("cursor page out of range"),
+                },
+                None => None,
+            };
+            Record::CallRecorded(CallEvent {
+                ts,
+                call_id,
+                tool_id,
+                caller_id,
+                granted_capabilities,
+                duration_ms,
+                outcome,
+                tier,
+                dry_run,
+                schema_version,
+                secrets_resolved,
+                cursor_page,
+            })
+        }
+        _ => return r.fail("unknown slot kind"),
+    };
+    if r.pos != slot.len() {
+        return r.fail("bytes left after the record");
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CALL_EVENT_SCHEMA_VERSION;
+    use serde_json::json;
+
+    fn round_trip(encode: impl Fn(&mut [u8]) -> Result<usize, Refused>) -> Record {
+        let mut slot = vec![0u8; 4096];
+        let len = encode(&mut slot).expect("fits");
+        let record = decode(&slot[..len]).expect("decodes");
+        // Every strict prefix is refused, never misread.
+        for cut in 0..len {
+            assert!(
+                decode(&slot[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
+        }
+        record
+    }
+
+    #[test]
+    fn an_event_with_every_field_type_round_trips() {
+        let json = json!("from json");
+        let fields = [
+            ("null", FieldValue::Null),
+            ("bool", FieldValue::Bool(true)),
+            ("neg", FieldValue::I64(-5)),
+            ("big", FieldValue::U64(u64::MAX)),
+            ("pi", FieldValue::F64(3.25)),
+            ("text", FieldValue::Str("héllo")),
+            ("json", FieldValue::Json(&json)),
+        ];
+        let event = EventRef {
+            run_id: "run-1",
+            sequence: 7,
+            event_type: "step",
+            fields: &fields,
+            created_at: Timestamp::from_unix_nanos(1_700_000_000_123_456_789),
+        };
+        let Record::EventAppended(decoded) = round_trip(|s| encode_event(s, &event)) else {
+            panic!("wrong kind");
+        };
+        assert_eq!(decoded, event.to_owned_event());
+        let owned = Record::EventAppended(decoded.clone());
+        assert_eq!(round_trip(|s| encode_run_event(s, &decoded)), owned);
+        assert_eq!(decoded.payload["big"], json!(u64::MAX));
+        assert_eq!(decoded.payload["json"], json!("from json"));
+    }
+
+    #[test]
+    fn a_run_start_round_trips_from_a_view_and_from_an_owned_run() {
+        let inputs = [("prompt", FieldValue::Str("hi")), ("n", FieldValue::U64(3))];
+        let view = RunRef {
+            id: "run-1",
+            skill_id: "summarize",
+            caller_id: "alice",
+            channel_id: "web",
+            parent_run_id: "run-0",
+            inputs: &inputs,
+            started_at: Timestamp::from_unix_millis(5),
+        };
+        let expected = Record::RunStarted(view.to_owned_run());
+        assert_eq!(round_trip(|s| encode_run_started(s, &view)), expected);
+        let Record::RunStarted(run) = &expected else {
+            unreachable!()
+        };
+        assert_eq!(round_trip(|s| encode_run(s, run)), expected);
+    }
+
+    #[test]
+    fn a_run_finish_round_trips_with_every_status() {
+        for status in Status::ALL {
+            let stats = RunStats {
+                status,
+                output: "out".into(),
+                error: "err".into(),
+                tool_calls: 4,
+                runtime_seconds: 1.5,
+                input_tokens: 1,
+                output_tokens: 2,
+                thinking_tokens: 3,
+            };
+            let at = Timestamp::from_unix_millis(9);
+            let decoded = round_trip(|s| encode_run_finished(s, "run-1", &stats, at));
+            assert_eq!(
+                decoded,
+                Record::RunFinished(RunFinished {
+                    run_id: "run-1".into(),
+                    stats: stats.clone(),
+                    finished_at: at,
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_round_trips_with_every_outcome() {
+        let outcomes = [
+            Outcome::Success,
+            Outcome::ExecutionFailed {
+                code: "E1".into(),
+                retryable: true,
+            },
+            Outcome::InvalidArgs {
+                message: "bad".into(),
+            },
+            Outcome::CapabilityDenied {
+                missing: vec!["net".into(), "fs".into()],
+            },
+            Outcome::RateLimited {
+                retry_after_ms: Some(250),
+            },
+            Outcome::RateLimited {
+                retry_after_ms: None,
+            },
+            Outcome::ToolNotFound,
+        ];
+        for (idx, outcome) in outcomes.into_iter().enumerate() {
+            let call = CallEvent {
+                ts: Timestamp::from_unix_millis(1),
+                call_id: format!("call-{idx}"),
+                tool_id: "ref:echo".into(),
+                caller_id: (idx % 2 == 0).then(|| "bob".to_string()),
+                granted_capabilities: vec!["read".into()],
+                duration_ms: 17,
+                outcome,
+                tier: "warm".into(),
+                dry_run: idx % 3 == 0,
+                schema_version: CALL_EVENT_SCHEMA_VERSION,
+                secrets_resolved: true,
+                cursor_page: (idx % 2 == 1).then_some(2),
+            };
+            assert_eq!(
+                round_trip(|s| encode_call(s, &call)),
+                Record::CallRecorded(call.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn what_does_not_fit_or_has_no_inline_form_is_refused() {
+        let mut slot = [0u8; 64];
+        let long = "x".repeat(100);
+        let fields = [("text", FieldValue::Str(&long))];
+        let event = EventRef {
+            run_id: "r",
+            sequence: 1,
+            event_type: "step",
+            fields: &fields,
+            created_at: Timestamp::EPOCH,
+        };
+        assert_eq!(encode_event(&mut slot, &event), Err(Refused));
+        let nested = json!({"a": [1, 2]});
+        let fields = [("obj", FieldValue::Json(&nested))];
+        let event = EventRef {
+            fields: &fields,
+            ..event
+        };
+        assert_eq!(encode_event(&mut [0u8; 4096], &event), Err(Refused));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode(&[]).is_err());
+        assert!(decode(&[99]).is_err());
+        // A string length far past the end.
+        assert!(decode(&[KIND_EVENT, 0xff, 0xff, 0xff, 0xff]).is_err());
+        // Invalid UTF-8 in the run id.
+        assert!(decode(&[KIND_EVENT, 1, 0, 0, 0, 0xff]).is_err());
+    }
+}
