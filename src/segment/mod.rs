@@ -169,11 +169,11 @@ impl SealedSegment {
     }
 
     /// Calls `visit` for every verified frame with LSN ≥ `from`, in LSN order.
-    pub fn for_each_frame(
-        &self,
+    pub fn for_each_frame<'a>(
+        &'a self,
         from: Lsn,
         payload_max: usize,
-        mut visit: impl FnMut(Frame<'_>) -> Result<()>,
+        mut visit: impl FnMut(Frame<'a>) -> Result<()>,
     ) -> Result<()> {
         let ctx = self.header.frame_context();
         let decode = |at: u64, lsn: Lsn| {
