@@ -279,3 +279,40 @@ fn the_background_worker_applies_retention_and_compacts() {
     assert!(log.journal_stats().unwrap().disk_bytes < before);
     log.close().unwrap();
 }
+
+#[test]
+fn a_checkpoint_older_than_a_compaction_is_never_used() {
+    use auditlog::model::RunEvent;
+    let tmp = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(small_config(tmp.path())).unwrap();
+    let purged = numbered_run(0);
+    // An event before its run starts is kept as an orphan (SPEC §3.4)...
+    let orphan = RunEvent {
+        run_id: purged.id.clone(),
+        sequence: 1,
+        ..RunEvent::default()
+    };
+    log.append_log(&orphan).unwrap();
+    log.start_run(&numbered_run(100)).unwrap();
+    // ...and this checkpoint holds it as one.
+    log.checkpoint().unwrap();
+    let old_checkpoint = std::fs::read(tmp.path().join("index.ckpt")).unwrap();
+    // The run starts (adopting the event) and is purged; compaction removes both.
+    log.start_run(&purged).unwrap();
+    record_runs(&log, 1..20, 4, 200);
+    log.purge_older_than(before_run(1)).unwrap();
+    let report = log.compact().unwrap();
+    assert!(report.n_frames_removed >= 2, "{report:?}");
+    log.close().unwrap();
+    // An old copy of the checkpoint is put back: its replay would never see the start
+    // that adopted the orphan, so it must not be used.
+    std::fs::write(tmp.path().join("index.ckpt"), old_checkpoint).unwrap();
+    let log = AuditLog::open(small_config(tmp.path())).unwrap();
+    assert!(
+        matches!(log.checkpoint_use(), CheckpointUse::Ignored(_)),
+        "{:?}",
+        log.checkpoint_use()
+    );
+    assert_purged_gone(&log, 0..1, "after an old checkpoint was put back");
+    assert_eq!(log.list_logs_by_run(&numbered_run(5).id).unwrap().len(), 4);
+}
