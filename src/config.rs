@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use crate::compaction::Policy;
 
 use crate::error::{Error, Result};
 use crate::limits;
@@ -40,6 +43,17 @@ pub enum RecoveryMode {
     Strict,
 }
 
+/// How much history to keep; applied by the background worker (and by
+/// [`AuditLog::apply_retention`](crate::AuditLog::apply_retention)).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Purge runs started longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Purge the oldest runs until the live records (estimated from their frame sizes)
+    /// fit in this many bytes, then compact.
+    pub max_total_bytes: Option<u64>,
+}
+
 /// Everything needed to open a log.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -54,6 +68,12 @@ pub struct Config {
     pub vfs: Arc<dyn Vfs>,
     /// Write the index checkpoint after this many records; 0 writes it only on close.
     pub checkpoint_every_records: u64,
+    /// Run compaction and retention on a background thread every this many ms; `None`
+    /// runs them only when asked (`compact`, `apply_retention`).
+    pub compaction_interval_ms: Option<u64>,
+    /// What compaction rewrites.
+    pub compaction_policy: Policy,
+    pub retention: Retention,
 }
 
 impl Config {
@@ -67,6 +87,9 @@ impl Config {
             recovery: RecoveryMode::default(),
             vfs: Arc::new(OsVfs),
             checkpoint_every_records: limits::CHECKPOINT_EVERY_RECORDS_DEFAULT,
+            compaction_interval_ms: None,
+            compaction_policy: Policy::default(),
+            retention: Retention::default(),
         }
     }
 
@@ -103,6 +126,24 @@ impl Config {
     /// Sets how many records are appended between index checkpoints (0: only on close).
     pub fn checkpoint_every_records(mut self, n_records: u64) -> Config {
         self.checkpoint_every_records = n_records;
+        self
+    }
+
+    /// Runs compaction and retention on a background thread every `interval_ms`.
+    pub fn background_compaction(mut self, interval_ms: u64) -> Config {
+        self.compaction_interval_ms = Some(interval_ms);
+        self
+    }
+
+    /// Sets what compaction rewrites.
+    pub fn compaction_policy(mut self, policy: Policy) -> Config {
+        self.compaction_policy = policy;
+        self
+    }
+
+    /// Sets the retention policy.
+    pub fn retention(mut self, retention: Retention) -> Config {
+        self.retention = retention;
         self
     }
 
@@ -143,6 +184,23 @@ impl Config {
                     limits::GROUP_COMMIT_INTERVAL_MS_MAX
                 ));
             }
+        }
+        if let Some(interval_ms) = self.compaction_interval_ms {
+            if !(limits::COMPACTION_INTERVAL_MS_MIN..=limits::COMPACTION_INTERVAL_MS_MAX)
+                .contains(&interval_ms)
+            {
+                return invalid(format!(
+                    "compaction interval {interval_ms} ms is outside {}..={}",
+                    limits::COMPACTION_INTERVAL_MS_MIN,
+                    limits::COMPACTION_INTERVAL_MS_MAX
+                ));
+            }
+        }
+        let share = self.compaction_policy.removable_share_min;
+        if !(0.0..=1.0).contains(&share) {
+            return invalid(format!(
+                "compaction removable share {share} is outside 0..=1"
+            ));
         }
         Ok(())
     }

@@ -32,6 +32,9 @@ pub enum CorruptionKind {
     BadPayload(String),
     /// Verifiable frames were found past a torn tail and discarded with it.
     FramesAfterTornTail { n_frames: u64 },
+    /// A sparse (compacted) segment's offset table does not verify; its frames were
+    /// found by scanning instead.
+    BadFooter(String),
 }
 
 impl fmt::Display for CorruptionKind {
@@ -46,6 +49,10 @@ impl fmt::Display for CorruptionKind {
             }
             CorruptionKind::UnknownKind(kind) => write!(f, "unknown record kind {kind}"),
             CorruptionKind::BadPayload(why) => write!(f, "undecodable payload: {why}"),
+            CorruptionKind::BadFooter(why) => write!(
+                f,
+                "bad offset table of a compacted segment ({why}); its frames were found by scanning"
+            ),
             CorruptionKind::FramesAfterTornTail { n_frames } => write!(
                 f,
                 "{n_frames} verifiable frame(s) after a torn record were cut with the tail"

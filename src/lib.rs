@@ -21,6 +21,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod codec;
+pub mod compaction;
 mod config;
 mod error;
 pub mod index;
@@ -33,7 +34,8 @@ pub mod segment;
 pub mod vfs;
 
 pub use codec::{Lsn, Record, SegmentId};
-pub use config::{Config, Durability, RecoveryMode};
+pub use compaction::{CompactionReport, RetentionReport};
+pub use config::{Config, Durability, RecoveryMode, Retention};
 pub use error::{CorruptionKind, Error, Result};
 pub use index::checkpoint::CheckpointUse;
 pub use ingest::{IngestConfig, Recorded, Recorder};

@@ -71,8 +71,22 @@ pub const INGEST_REORDER_WINDOW_MS_DEFAULT: u64 = 5;
 pub const INGEST_REORDER_HELD_MAX: usize = 65_536;
 /// Most runs whose next sequence the committer remembers.
 pub const INGEST_REORDER_RUNS_MAX: usize = 16_384;
+/// Compaction rewrites a sealed segment once this share of its bytes may be dropped.
+pub const COMPACTION_REMOVABLE_SHARE_MIN_DEFAULT: f64 = 0.25;
+/// Default period of the background compaction and retention worker.
+pub const COMPACTION_INTERVAL_MS_DEFAULT: u64 = 30_000;
+/// Shortest and longest period a config may set for it.
+pub const COMPACTION_INTERVAL_MS_MIN: u64 = 10;
+pub const COMPACTION_INTERVAL_MS_MAX: u64 = 24 * 3600 * 1000;
+/// Most passes `AuditLog::compact` runs: a dead run start is dropped one pass after the
+/// rest of its run (see `compaction`), so two passes reach the fixed point and a third
+/// only confirms it.
+pub const COMPACTION_PASSES_MAX: usize = 3;
 
 const _: () = {
+    assert!(COMPACTION_INTERVAL_MS_MIN <= COMPACTION_INTERVAL_MS_DEFAULT);
+    assert!(COMPACTION_INTERVAL_MS_DEFAULT <= COMPACTION_INTERVAL_MS_MAX);
+    assert!(COMPACTION_PASSES_MAX >= 2);
     assert!(FRAME_HEADER_BYTES == 4 + 4 + 8 + 1 + 3);
     assert!(RECORD_BYTES_MAX_FLOOR <= RECORD_BYTES_MAX_DEFAULT);
     assert!(RECORD_BYTES_MAX_DEFAULT <= RECORD_BYTES_MAX_CEILING);

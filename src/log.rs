@@ -15,29 +15,50 @@
 //!   after it is appended, under the same lock, so a query sees every append that
 //!   returned before it.
 //! - An index checkpoint covers only durable frames: the journal is synced first.
+//! - A checkpoint that covers less than the compaction horizon (the log's end when the
+//!   last compaction pass that removed anything took its snapshot) is never used: its
+//!   replay could miss records that pass removed (see `compaction`).
+//! - Only the compaction worker owns a thread here; it is stopped and joined before the
+//!   journal is closed.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::codec::{Lsn, Record};
-use crate::config::{Config, Durability, RecoveryMode};
+use crate::codec::{Lsn, Purge, Record, RecordKind};
+use crate::compaction::{self, CompactionReport, Policy, RetentionReport, Worker};
+use crate::config::{Config, Durability, RecoveryMode, Retention};
 use crate::error::{Error, Result};
-use crate::index::Index;
 use crate::index::checkpoint::{self, CheckpointUse, Coverage};
+use crate::index::{Index, RunSelect};
+use crate::model::Timestamp;
 use crate::segment::{self, Journal, JournalOptions, JournalStats, RecoveryReport};
 use crate::vfs::Vfs;
 
 /// An open store.
 #[derive(Debug)]
 pub struct AuditLog {
-    state: Mutex<State>,
-    durability: Durability,
+    shared: Arc<Shared>,
     report: RecoveryReport,
     checkpoint_use: CheckpointUse,
-    dir: PathBuf,
-    vfs: Arc<dyn Vfs>,
+    /// The background compaction worker, when the config asks for one.
+    worker: Mutex<Option<Worker>>,
+}
+
+/// What the handle and the compaction worker share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    durability: Durability,
+    pub(crate) dir: PathBuf,
+    pub(crate) vfs: Arc<dyn Vfs>,
     checkpoint_every_records: u64,
+    pub(crate) policy: Policy,
+    pub(crate) retention: Retention,
+    /// Held for a whole compaction pass, so passes never overlap.
+    pub(crate) pass: Mutex<()>,
+    /// Why the last background compaction or retention step failed, if it did.
+    pub(crate) compaction_error: Mutex<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -52,6 +73,10 @@ pub(crate) struct State {
     n_since_checkpoint: u64,
     /// Why the last periodic checkpoint failed, if it did.
     checkpoint_error: Option<String>,
+    /// The LSN of the newest purge tombstone.
+    pub(crate) last_purge_lsn: Option<Lsn>,
+    /// The compaction horizon: no checkpoint covering less may be used.
+    pub(crate) horizon: Lsn,
 }
 
 impl AuditLog {
@@ -71,8 +96,13 @@ impl AuditLog {
         let mut n_tail_frames = 0u64;
         let mut fresh = Index::new();
         let mut last_frame = None;
+        let mut last_purge_lsn = None;
+        let horizon = compaction::read_horizon(&*config.vfs, &config.dir);
         let (journal, report) = Journal::open(&config.dir, config.vfs.clone(), options, |frame| {
             last_frame = Some(Coverage::of_last_frame(&frame));
+            if frame.kind == RecordKind::Purge {
+                last_purge_lsn = Some(frame.lsn);
+            }
             match &mut loaded {
                 Ok(Some(ckpt)) => {
                     if frame.lsn < ckpt.coverage.covered {
@@ -95,9 +125,15 @@ impl AuditLog {
             Ok(None) => (fresh, CheckpointUse::Missing),
             Ok(Some(ckpt)) => {
                 let why = if !fingerprint_seen {
-                    Some("it does not match the log (stale or from another store)")
+                    Some("it does not match the log (stale or from another store)".to_owned())
                 } else if !report.is_clean() {
-                    Some("the log has damaged ranges it may cover")
+                    Some("the log has damaged ranges it may cover".to_owned())
+                } else if ckpt.coverage.covered < horizon {
+                    Some(format!(
+                        "it covers the log up to {} only, and a compaction pass that \
+                         started at {horizon} removed records since",
+                        ckpt.coverage.covered
+                    ))
                 } else {
                     None
                 };
@@ -108,7 +144,7 @@ impl AuditLog {
                             covered: ckpt.coverage.covered,
                         },
                     ),
-                    Some(why) => (rebuild(&journal)?, CheckpointUse::Ignored(why.into())),
+                    Some(why) => (rebuild(&journal)?, CheckpointUse::Ignored(why)),
                 }
             }
         };
@@ -117,7 +153,7 @@ impl AuditLog {
             CheckpointUse::Loaded { .. } => n_tail_frames,
             _ => report.n_frames,
         };
-        Ok(AuditLog {
+        let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 journal: Some(journal),
                 index,
@@ -125,14 +161,44 @@ impl AuditLog {
                 last_frame,
                 n_since_checkpoint,
                 checkpoint_error: None,
+                last_purge_lsn,
+                horizon,
             }),
             durability: config.durability,
-            report,
-            checkpoint_use,
             dir: config.dir,
             vfs: config.vfs,
             checkpoint_every_records: config.checkpoint_every_records,
+            policy: config.compaction_policy,
+            retention: config.retention,
+            pass: Mutex::new(()),
+            compaction_error: Mutex::new(None),
+        });
+        let worker = config
+            .compaction_interval_ms
+            .map(|ms| Worker::start(shared.clone(), Duration::from_millis(ms)));
+        Ok(AuditLog {
+            shared,
+            report,
+            checkpoint_use,
+            worker: Mutex::new(worker),
         })
+    }
+
+    /// Runs compaction now, on this thread: passes until one removes nothing (at most
+    /// `limits::COMPACTION_PASSES_MAX`). Recording goes on meanwhile; the log's lock is
+    /// held only to take a snapshot and for each swap.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        compaction::compact(&self.shared)
+    }
+
+    /// Applies the configured retention now (purges, then compacts).
+    pub fn apply_retention(&self) -> Result<RetentionReport> {
+        compaction::apply_retention(&self.shared, &self.shared.retention, Timestamp::now())
+    }
+
+    /// Why the last background compaction or retention step failed, if it did.
+    pub fn compaction_error(&self) -> Option<String> {
+        lock_unpoisoned(&self.shared.compaction_error).clone()
     }
 
     /// Verifies every frame of the store `config` names without changing anything
@@ -145,7 +211,7 @@ impl AuditLog {
 
     /// The durability mode the log was opened with.
     pub fn durability(&self) -> Durability {
-        self.durability
+        self.shared.durability
     }
 
     /// What recovery found when the store was opened.
@@ -159,82 +225,23 @@ impl AuditLog {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the journal half-updated in a way
-        // that matters: every write path poisons the journal before returning an error.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.lock()
     }
 
-    /// Appends records to the journal and the index, then applies the durability mode.
-    ///
-    /// Every record is encoded and checked (size) before any is appended: an oversized
-    /// record fails the whole batch with nothing written.
     pub(crate) fn commit(&self, state: &mut State, records: &[Record]) -> Result<Vec<Lsn>> {
-        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
-        let mut lsns = Vec::with_capacity(records.len());
-        journal.append_batch(records, &mut lsns)?;
-        for (record, lsn) in records.iter().zip(&lsns) {
-            state.index.apply(*lsn, record);
-        }
-        self.settle(state, &lsns)?;
-        Ok(lsns)
+        self.shared.commit(state, records)
     }
 
-    /// After records were appended (at `lsns`): notes the checkpoint fingerprint,
-    /// applies the durability mode, and writes a checkpoint when one is due.
-    fn settle(&self, state: &mut State, lsns: &[Lsn]) -> Result<()> {
-        let Some(&last) = lsns.last() else {
-            return Ok(());
-        };
-        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
-        state.last_frame =
-            Some(journal.with_frame(last, |frame, _, _| Ok(Coverage::of_last_frame(&frame)))?);
-        match self.durability {
-            Durability::None => journal.write()?,
-            Durability::EveryBatch => journal.sync()?,
-            Durability::GroupCommit { interval_ms } => {
-                let since = *state.unsynced_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= Duration::from_millis(interval_ms) {
-                    journal.sync()?;
-                    state.unsynced_since = None;
-                } else {
-                    journal.write()?;
-                }
-            }
-        }
-        state.n_since_checkpoint += lsns.len() as u64;
-        if self.checkpoint_every_records > 0
-            && state.n_since_checkpoint >= self.checkpoint_every_records
-        {
-            // The records are appended; a failed checkpoint only means a longer replay
-            // at the next open, so it is remembered rather than failing the append.
-            state.checkpoint_error = self.write_checkpoint(state).err().map(|e| e.to_string());
-        }
-        Ok(())
-    }
-
-    /// Syncs the journal and writes the index checkpoint covering everything appended.
-    fn write_checkpoint(&self, state: &mut State) -> Result<()> {
-        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
-        let Some(coverage) = state.last_frame else {
-            return Ok(());
-        };
-        journal.sync()?;
-        state.unsynced_since = None;
-        assert_eq!(
-            coverage.covered,
-            journal.next_lsn(),
-            "a checkpoint covers every frame appended"
-        );
-        checkpoint::write(&*self.vfs, &self.dir, &state.index, coverage)?;
-        state.n_since_checkpoint = 0;
-        Ok(())
+    /// Purges every run started before `before` (SPEC §3.13); see [`Shared::purge`].
+    pub(crate) fn purge(&self, state: &mut State, before: Timestamp) -> Result<u64> {
+        self.shared.purge(state, before)
     }
 
     /// Writes the index checkpoint now (it is also written every
     /// `Config::checkpoint_every_records` records and on close).
     pub fn checkpoint(&self) -> Result<()> {
         let mut state = self.lock();
-        self.write_checkpoint(&mut state)
+        self.shared.write_checkpoint(&mut state)
     }
 
     /// Why the last periodic checkpoint failed, if it did.
@@ -278,7 +285,7 @@ impl AuditLog {
                     .append(record)
             });
             if let Ok(lsn) = result {
-                state.index.apply(lsn, record);
+                self.shared.apply(state, lsn, record);
                 lsns.push(lsn);
             }
             results.push(result);
@@ -287,7 +294,12 @@ impl AuditLog {
             Err(e @ (Error::Io { .. } | Error::Poisoned { .. })) => Some(e.to_string()),
             _ => None,
         });
-        let failure = failure.or_else(|| self.settle(state, &lsns).err().map(|e| e.to_string()));
+        let failure = failure.or_else(|| {
+            self.shared
+                .settle(state, &lsns)
+                .err()
+                .map(|e| e.to_string())
+        });
         if let Some(reason) = failure {
             for result in &mut results {
                 if result.is_ok() {
@@ -362,12 +374,16 @@ impl AuditLog {
     }
 
     fn close_inner(&self) -> Result<()> {
+        // Stop the worker first: it takes the state lock, and may be mid-pass.
+        if let Some(worker) = lock_unpoisoned(&self.worker).take() {
+            worker.stop();
+        }
         let mut state = self.lock();
         if state.journal.is_none() {
             return Ok(());
         }
         let checkpointed = if state.n_since_checkpoint > 0 {
-            self.write_checkpoint(&mut state)
+            self.shared.write_checkpoint(&mut state)
         } else {
             Ok(())
         };
@@ -376,6 +392,125 @@ impl AuditLog {
         // replays more of the log, nothing is lost.
         journal.close()?;
         checkpointed
+    }
+}
+
+/// A mutex whose holder panicked is still usable: every write path poisons the journal
+/// before returning an error, so no half-done update is left behind.
+pub(crate) fn lock_unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        lock_unpoisoned(&self.state)
+    }
+
+    /// Appends records to the journal and the index, then applies the durability mode.
+    ///
+    /// Every record is encoded and checked (size) before any is appended: an oversized
+    /// record fails the whole batch with nothing written.
+    pub(crate) fn commit(&self, state: &mut State, records: &[Record]) -> Result<Vec<Lsn>> {
+        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
+        let mut lsns = Vec::with_capacity(records.len());
+        journal.append_batch(records, &mut lsns)?;
+        for (record, lsn) in records.iter().zip(&lsns) {
+            self.apply(state, *lsn, record);
+        }
+        self.settle(state, &lsns)?;
+        Ok(lsns)
+    }
+
+    /// Applies one appended record to the index and to what compaction tracks.
+    pub(crate) fn apply(&self, state: &mut State, lsn: Lsn, record: &Record) {
+        state.index.apply(lsn, record);
+        if matches!(record, Record::Purge(_)) {
+            state.last_purge_lsn = Some(lsn);
+        }
+    }
+
+    /// After records were appended (at `lsns`): notes the checkpoint fingerprint,
+    /// applies the durability mode, and writes a checkpoint when one is due.
+    pub(crate) fn settle(&self, state: &mut State, lsns: &[Lsn]) -> Result<()> {
+        let Some(&last) = lsns.last() else {
+            return Ok(());
+        };
+        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
+        state.last_frame =
+            Some(journal.with_frame(last, |frame, _, _| Ok(Coverage::of_last_frame(&frame)))?);
+        match self.durability {
+            Durability::None => journal.write()?,
+            Durability::EveryBatch => journal.sync()?,
+            Durability::GroupCommit { interval_ms } => {
+                let since = *state.unsynced_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_millis(interval_ms) {
+                    journal.sync()?;
+                    state.unsynced_since = None;
+                } else {
+                    journal.write()?;
+                }
+            }
+        }
+        state.n_since_checkpoint += lsns.len() as u64;
+        if self.checkpoint_every_records > 0
+            && state.n_since_checkpoint >= self.checkpoint_every_records
+        {
+            // The records are appended; a failed checkpoint only means a longer replay
+            // at the next open, so it is remembered rather than failing the append.
+            state.checkpoint_error = self.write_checkpoint(state).err().map(|e| e.to_string());
+        }
+        Ok(())
+    }
+
+    /// Syncs the journal and writes the index checkpoint covering everything appended.
+    pub(crate) fn write_checkpoint(&self, state: &mut State) -> Result<()> {
+        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
+        let Some(coverage) = state.last_frame else {
+            return Ok(());
+        };
+        journal.sync()?;
+        state.unsynced_since = None;
+        assert_eq!(
+            coverage.covered,
+            journal.next_lsn(),
+            "a checkpoint covers every frame appended"
+        );
+        checkpoint::write(&*self.vfs, &self.dir, &state.index, coverage)?;
+        state.n_since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Deletes every run started before `before` with its events: a tombstone is
+    /// appended and synced (whatever the durability mode: a returned purge survives a
+    /// crash) and the runs leave the index at once; compaction reclaims their space.
+    /// Returns how many runs were deleted; with none to delete nothing is written.
+    pub(crate) fn purge(&self, state: &mut State, before: Timestamp) -> Result<u64> {
+        state.journal.as_ref().ok_or(Error::Closed)?;
+        let select = RunSelect {
+            until: Some(before),
+            ..RunSelect::default()
+        };
+        let n_purged = state
+            .index
+            .resolve(&select)
+            .map_or(0, |resolved| state.index.count_runs(&resolved));
+        if n_purged == 0 {
+            return Ok(0);
+        }
+        let record = Record::Purge(Purge {
+            before,
+            purged_at: Timestamp::now(),
+        });
+        self.commit(state, std::slice::from_ref(&record))?;
+        state.journal.as_mut().ok_or(Error::Closed)?.sync()?;
+        state.unsynced_since = None;
+        Ok(n_purged)
+    }
+
+    /// Makes the next close write a checkpoint (after compaction, so the next open
+    /// need not rebuild the index).
+    pub(crate) fn checkpoint_due(state: &mut State) {
+        state.n_since_checkpoint = state.n_since_checkpoint.max(1);
     }
 }
 

@@ -33,6 +33,7 @@
 //!   read from the log on query.
 
 pub mod checkpoint;
+mod live;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -48,7 +49,7 @@ use crate::model::{CallEvent, OutcomeKind, Run, RunEvent, Status, Timestamp};
 pub struct RunIdx(pub u32);
 
 /// An LSN that is not there (a run not finished yet).
-const NO_LSN: u64 = u64::MAX;
+pub(crate) const NO_LSN: u64 = u64::MAX;
 const FLAG_ALIVE: u8 = 1;
 const FLAG_TOP_LEVEL: u8 = 2;
 const FLAG_FINISHED: u8 = 4;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::codec::{Lsn, Purge, Record, RunFinished};
+use crate::codec::{Lsn, Record, RunFinished};
 use crate::error::{Error, Result};
 use crate::index::{CallSelect, Index, RunEntry, RunSelect};
 use crate::limits::{PARENT_CHAIN_DEPTH_MAX, QUERY_PAGE_MAX};
@@ -231,26 +231,7 @@ impl Storage for AuditLog {
 
     fn purge_older_than(&self, before: Timestamp) -> Result<u64> {
         let mut state = self.lock();
-        journal_of(&state)?;
-        let select = RunSelect {
-            until: Some(before),
-            ..RunSelect::default()
-        };
-        let n_purged = count(&state.index, &select);
-        if n_purged == 0 {
-            // Nothing to delete: no tombstone is needed.
-            return Ok(0);
-        }
-        let record = Record::Purge(Purge {
-            before,
-            purged_at: Timestamp::now(),
-        });
-        self.commit(&mut state, std::slice::from_ref(&record))?;
-        // "Never reappears after a crash once the purge returned": make it durable
-        // whatever the durability mode.
-        state.journal.as_mut().ok_or(Error::Closed)?.sync()?;
-        debug_assert_eq!(count(&state.index, &select), 0);
-        Ok(n_purged)
+        self.purge(&mut state, before)
     }
 
     fn list_children_by_parent(&self, parent_id: &str) -> Result<Vec<Run>> {

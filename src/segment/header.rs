@@ -3,8 +3,8 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic "AUDITLOG"
-//!      8     4  format version (u32 LE)
-//!     12     4  flags (u32 LE), 0 in version 1
+//!      8     4  format version (u32 LE): 1 or 2
+//!     12     4  flags (u32 LE): 0 in version 1; in version 2 bit 0 is `SPARSE`
 //!     16     8  segment id (u64 LE)
 //!     24     8  base LSN: the LSN of the first frame (u64 LE)
 //!     32     8  created at, nanoseconds since the Unix epoch (i64 LE)
@@ -23,10 +23,20 @@ use crate::model::Timestamp;
 
 /// The first bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"AUDITLOG";
-/// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. Version 2 added the `SPARSE` flag and the
+/// sparse segment footer (see `segment::sparse`); a version 1 file is read as is.
+pub const FORMAT_VERSION: u32 = 2;
 /// The oldest format version this build reads.
 pub const FORMAT_VERSION_MIN: u32 = 1;
+
+/// Header flag: the segment was rewritten by compaction. Its frames keep their original
+/// LSNs, which increase but are not dense, and a checksummed offset table follows them
+/// (see `segment::sparse`).
+pub const FLAG_SPARSE: u32 = 1;
+/// The flags a header of each version may carry.
+const fn known_flags(version: u32) -> u32 {
+    if version >= 2 { FLAG_SPARSE } else { 0 }
+}
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
@@ -44,6 +54,8 @@ const _: () = assert!(RESERVED_AT <= CRC_AT);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
     pub version: u32,
+    /// [`FLAG_SPARSE`] or 0.
+    pub flags: u32,
     pub segment_id: SegmentId,
     pub base_lsn: Lsn,
     pub created_at: Timestamp,
@@ -57,12 +69,18 @@ impl SegmentHeader {
         let salt = getrandom::u64().map_err(std::io::Error::other)?;
         Ok(SegmentHeader {
             version: FORMAT_VERSION,
+            flags: 0,
             segment_id,
             base_lsn,
             created_at: Timestamp::now(),
             salt,
             prev_digest: [0; 32],
         })
+    }
+
+    /// Whether the segment was rewritten by compaction (LSNs not dense, footer table).
+    pub fn is_sparse(&self) -> bool {
+        self.flags & FLAG_SPARSE != 0
     }
 
     /// What the frames of this segment are bound to.
@@ -78,6 +96,7 @@ impl SegmentHeader {
         let mut out = [0u8; SEGMENT_HEADER_BYTES as usize];
         out[MAGIC_AT..VERSION_AT].copy_from_slice(&MAGIC);
         out[VERSION_AT..FLAGS_AT].copy_from_slice(&self.version.to_le_bytes());
+        out[FLAGS_AT..ID_AT].copy_from_slice(&self.flags.to_le_bytes());
         out[ID_AT..BASE_AT].copy_from_slice(&self.segment_id.0.to_le_bytes());
         out[BASE_AT..CREATED_AT].copy_from_slice(&self.base_lsn.0.to_le_bytes());
         out[CREATED_AT..SALT_AT].copy_from_slice(&self.created_at.unix_nanos().to_le_bytes());
@@ -111,11 +130,14 @@ impl SegmentHeader {
             ));
         }
         let flags = u32_at(FLAGS_AT);
-        if flags != 0 {
-            return Err(format!("unknown header flags {flags:#x}"));
+        if flags & !known_flags(version) != 0 {
+            return Err(format!(
+                "unknown header flags {flags:#x} for format version {version}"
+            ));
         }
         Ok(SegmentHeader {
             version,
+            flags,
             segment_id: SegmentId(u64_at(ID_AT)),
             base_lsn: Lsn(u64_at(BASE_AT)),
             created_at: Timestamp::from_unix_nanos(u64_at(CREATED_AT) as i64),
@@ -142,6 +164,25 @@ mod tests {
                 "flip of bit {bit} accepted"
             );
         }
+    }
+
+    #[test]
+    fn version_1_headers_still_read_and_unknown_flags_are_refused() {
+        let mut header = SegmentHeader::new(SegmentId(3), Lsn(64)).unwrap();
+        header.version = 1;
+        assert_eq!(SegmentHeader::decode(&header.encode()).unwrap(), header);
+        header.flags = FLAG_SPARSE;
+        assert!(
+            SegmentHeader::decode(&header.encode()).is_err(),
+            "v1 has no flags"
+        );
+        header.version = 2;
+        assert!(SegmentHeader::decode(&header.encode()).unwrap().is_sparse());
+        header.flags = 2;
+        assert!(SegmentHeader::decode(&header.encode()).is_err());
+        header.version = 3;
+        header.flags = 0;
+        assert!(SegmentHeader::decode(&header.encode()).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 pub mod header;
 pub mod recovery;
+pub mod sparse;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -39,17 +40,26 @@ use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::vfs::{DirLock, ReadView, Vfs, VfsFile, publish_file};
 use header::SegmentHeader;
 use recovery::{Damage, Role, SegmentScan, scan_segment};
+use sparse::{Rewritten, SparseTable, scan_sparse};
 
 /// The name of the lock file inside a store directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 /// The extension of segment files.
 pub const SEGMENT_EXTENSION: &str = "seg";
 const TMP_SUFFIX: &str = ".tmp";
+/// The suffix of a segment being rewritten by compaction: `<name>.compact`.
+pub(crate) const COMPACT_SUFFIX: &str = ".compact";
 /// Pending frames are handed to the OS once they reach this many bytes.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
 /// Names of files other modules keep in the store directory; anything else is foreign.
-const KNOWN_FILE_NAMES: &[&str] = &[LOCK_FILE_NAME, "index.ckpt", "index.ckpt.tmp"];
+const KNOWN_FILE_NAMES: &[&str] = &[
+    LOCK_FILE_NAME,
+    "index.ckpt",
+    "index.ckpt.tmp",
+    "compaction.horizon",
+    "compaction.horizon.tmp",
+];
 
 /// The file name of the segment whose first frame has LSN `base`.
 pub fn segment_file_name(base: Lsn) -> String {
@@ -104,24 +114,99 @@ impl RecoveryReport {
 }
 
 /// A sealed, immutable segment, read through a memory map.
+///
+/// Shared (`Arc`) so compaction can read one without holding the log's lock; a rewrite
+/// replaces the journal's `Arc`, and a reader still holding the old one keeps reading
+/// the old file (its inode lives on until the last map is dropped).
 #[derive(Debug)]
 pub struct SealedSegment {
     pub path: PathBuf,
     pub header: SegmentHeader,
     view: ReadView,
-    /// File offset ranges of verified frames.
+    /// Dense segments: file offset ranges of verified frames.
     extents: Vec<Range<u64>>,
+    /// Sparse (compacted) segments: where each verified frame is.
+    sparse: Option<SparseTable>,
 }
 
 impl SealedSegment {
-    /// The LSN just past the segment's last byte.
+    /// The base LSN: the LSN of the first frame it was written with.
+    pub fn base_lsn(&self) -> Lsn {
+        self.header.base_lsn
+    }
+
+    /// The LSN just past the segment's last frame. For a sparse segment it is the end
+    /// of the segment it replaced (kept in its footer), not derived from its length.
     pub fn end_lsn(&self) -> Lsn {
-        Lsn(self.header.base_lsn.0 + (self.view.len() as u64 - SEGMENT_HEADER_BYTES))
+        match &self.sparse {
+            Some(table) => table.end_lsn,
+            None => Lsn(self.header.base_lsn.0 + (self.view.len() as u64 - SEGMENT_HEADER_BYTES)),
+        }
     }
 
     /// File size in bytes.
     pub fn len_bytes(&self) -> u64 {
         self.view.len() as u64
+    }
+
+    /// Whether compaction rewrote it.
+    pub fn is_sparse(&self) -> bool {
+        self.sparse.is_some()
+    }
+
+    /// The file offset of the verified frame with this LSN, if the segment holds one.
+    fn offset_of(&self, lsn: Lsn) -> Option<u64> {
+        match &self.sparse {
+            Some(table) => table.offset_of(self.header.base_lsn, lsn),
+            None => {
+                let offset = SEGMENT_HEADER_BYTES + lsn.0.checked_sub(self.header.base_lsn.0)?;
+                self.extents
+                    .iter()
+                    .any(|r| r.contains(&offset))
+                    .then_some(offset)
+            }
+        }
+    }
+
+    /// Calls `visit` for every verified frame with LSN ≥ `from`, in LSN order.
+    pub fn for_each_frame<'a>(
+        &'a self,
+        from: Lsn,
+        payload_max: usize,
+        mut visit: impl FnMut(Frame<'a>) -> Result<()>,
+    ) -> Result<()> {
+        let ctx = self.header.frame_context();
+        let decode = |at: u64, lsn: Lsn| {
+            decode_frame(&self.view[at as usize..], &ctx, lsn, payload_max).map_err(|e| {
+                Error::Corrupt {
+                    segment: self.path.clone(),
+                    offset: at,
+                    kind: frame_error_kind(e),
+                }
+            })
+        };
+        if let Some(table) = &self.sparse {
+            let base = self.header.base_lsn.0;
+            let first = table
+                .entries
+                .partition_point(|&(d, _)| base + u64::from(d) < from.0);
+            for &(delta, at) in &table.entries[first..] {
+                visit(decode(u64::from(at), Lsn(base + u64::from(delta)))?)?;
+            }
+            return Ok(());
+        }
+        for extent in &self.extents {
+            let mut at = extent.start;
+            while at < extent.end {
+                let lsn = Lsn(self.header.base_lsn.0 + (at - SEGMENT_HEADER_BYTES));
+                let frame = decode(at, lsn)?;
+                at += frame.len_bytes();
+                if lsn >= from {
+                    visit(frame)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,7 +249,7 @@ pub struct Journal {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
     options: JournalOptions,
-    sealed: BTreeMap<Lsn, SealedSegment>,
+    sealed: BTreeMap<Lsn, Arc<SealedSegment>>,
     active: ActiveSegment,
     next_segment_id: SegmentId,
     durable_lsn: Lsn,
@@ -223,9 +308,23 @@ impl Journal {
             header,
             role,
             scan,
+            sparse,
         } in scanned
         {
             max_segment_id = max_segment_id.max(header.segment_id);
+            if let Some(table) = sparse {
+                // Written whole and synced before it became visible: never cut.
+                let segment = SealedSegment {
+                    path,
+                    header,
+                    view,
+                    extents: Vec::new(),
+                    sparse: Some(table),
+                };
+                next_base = segment.end_lsn();
+                sealed.insert(segment.header.base_lsn, Arc::new(segment));
+                continue;
+            }
             let SegmentScan {
                 extents,
                 end_offset,
@@ -250,6 +349,7 @@ impl Journal {
                 header,
                 view,
                 extents,
+                sparse: None,
             };
             next_base = segment.end_lsn();
             if segment.len_bytes() == SEGMENT_HEADER_BYTES && role == Role::Last {
@@ -261,7 +361,7 @@ impl Journal {
                     .map_err(|e| Error::io("sync store directory", dir, e))?;
                 continue;
             }
-            sealed.insert(segment.header.base_lsn, segment);
+            sealed.insert(segment.header.base_lsn, Arc::new(segment));
         }
 
         let next_segment_id = SegmentId(max_segment_id.0 + 1);
@@ -451,7 +551,8 @@ impl Journal {
         let old = std::mem::replace(&mut self.active, next);
         match seal(old) {
             Ok(segment) => {
-                self.sealed.insert(segment.header.base_lsn, segment);
+                self.sealed
+                    .insert(segment.header.base_lsn, Arc::new(segment));
                 Ok(())
             }
             Err(error) => Err(self.poison(error)),
@@ -549,14 +650,13 @@ impl Journal {
                 kind: CorruptionKind::BadLength(0),
             });
         };
-        let offset = SEGMENT_HEADER_BYTES + (lsn.0 - segment.header.base_lsn.0);
-        if !segment.extents.iter().any(|r| r.contains(&offset)) {
+        let Some(offset) = segment.offset_of(lsn) else {
             return Err(not_a_frame(
                 &segment.path,
-                offset,
+                lsn.0.saturating_sub(segment.header.base_lsn.0) + SEGMENT_HEADER_BYTES,
                 CorruptionKind::BadLength(0),
             ));
-        }
+        };
         let frame = decode_frame(
             &segment.view[offset as usize..],
             &segment.header.frame_context(),
@@ -579,23 +679,7 @@ impl Journal {
             if segment.end_lsn() <= from {
                 continue;
             }
-            let ctx = segment.header.frame_context();
-            for extent in &segment.extents {
-                let mut at = extent.start;
-                while at < extent.end {
-                    let lsn = Lsn(segment.header.base_lsn.0 + (at - SEGMENT_HEADER_BYTES));
-                    let frame = decode_frame(&segment.view[at as usize..], &ctx, lsn, max)
-                        .map_err(|e| Error::Corrupt {
-                            segment: segment.path.clone(),
-                            offset: at,
-                            kind: frame_error_kind(e),
-                        })?;
-                    at += frame.len_bytes();
-                    if lsn >= from {
-                        visit(frame)?;
-                    }
-                }
-            }
+            segment.for_each_frame(from, max, &mut visit)?;
         }
         let active = &self.active;
         let written = active.written_offset;
@@ -630,22 +714,116 @@ impl Journal {
             n_segments: self.sealed.len() + 1,
             n_fsyncs: self.n_fsyncs,
             bytes_appended: self.bytes_appended,
-            disk_bytes: self
-                .sealed
-                .values()
-                .map(SealedSegment::len_bytes)
-                .sum::<u64>()
+            disk_bytes: self.sealed.values().map(|s| s.len_bytes()).sum::<u64>()
                 + self.active.capacity,
         }
     }
 
     /// The sealed segments, oldest first.
-    pub fn sealed_segments(&self) -> impl Iterator<Item = &SealedSegment> {
+    pub fn sealed_segments(&self) -> impl Iterator<Item = &Arc<SealedSegment>> {
         self.sealed.values()
+    }
+
+    // ----- what compaction needs -----
+
+    /// The base LSN of the active segment: compaction never touches it or anything after.
+    pub fn active_base(&self) -> Lsn {
+        self.active.header.base_lsn
+    }
+
+    /// The storage layer and the journal's options, for writing rewritten segments.
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    /// The largest record payload.
+    pub fn record_bytes_max(&self) -> usize {
+        self.options.record_bytes_max
+    }
+
+    /// Takes the next segment id, for a file written outside the lock.
+    pub fn reserve_segment_id(&mut self) -> SegmentId {
+        let id = self.next_segment_id;
+        self.next_segment_id = SegmentId(id.0 + 1);
+        id
+    }
+
+    /// Whether `segment` is still the journal's segment at its base LSN.
+    fn is_current(&self, segment: &Arc<SealedSegment>) -> bool {
+        self.sealed
+            .get(&segment.header.base_lsn)
+            .is_some_and(|s| Arc::ptr_eq(s, segment))
+    }
+
+    /// Makes a rewritten segment visible in place of `old`: renames `<name>.compact`
+    /// over `<name>` (an atomic replace), syncs the directory, and from then on reads go
+    /// to the new file. A crash before the rename leaves the old file (the temporary is
+    /// removed at open); after it, the new one.
+    pub fn install_rewrite(&mut self, old: &Arc<SealedSegment>, new: Rewritten) -> Result<()> {
+        assert!(
+            self.is_current(old),
+            "one compaction at a time swaps a segment"
+        );
+        assert_eq!(new.header.base_lsn, old.header.base_lsn);
+        assert_eq!(
+            new.table.end_lsn,
+            old.end_lsn(),
+            "a rewrite keeps the end LSN"
+        );
+        if let Err(e) = self.vfs.rename(&new.tmp, &old.path) {
+            let _ = self.vfs.remove_file(&new.tmp);
+            return Err(Error::io("publish compacted segment", &old.path, e));
+        }
+        // Renamed: the file under the name is the new one whatever the directory sync
+        // says, so reads switch now. Both files hold every live record; a crash keeps
+        // one of them.
+        let segment = SealedSegment {
+            path: old.path.clone(),
+            header: new.header,
+            view: new.view,
+            extents: Vec::new(),
+            sparse: Some(new.table),
+        };
+        self.sealed
+            .insert(segment.header.base_lsn, Arc::new(segment));
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("sync store directory", &self.dir, e))
+    }
+
+    /// Removes a sealed segment that holds no live record: remove, then sync the
+    /// directory. Never the newest sealed segment, whose end is the log's next LSN at
+    /// open.
+    pub fn remove_sealed(&mut self, old: &Arc<SealedSegment>) -> Result<()> {
+        assert!(
+            self.is_current(old),
+            "one compaction at a time removes a segment"
+        );
+        assert!(
+            self.sealed.keys().next_back() != Some(&old.header.base_lsn),
+            "the newest sealed segment is rewritten, never removed"
+        );
+        self.vfs
+            .remove_file(&old.path)
+            .map_err(|e| Error::io("remove compacted segment", &old.path, e))?;
+        self.sealed.remove(&old.header.base_lsn);
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("sync store directory", &self.dir, e))
+    }
+
+    /// Seals the active segment now (if it holds a frame) and starts a new one, so
+    /// everything appended so far can be compacted.
+    pub fn seal_active(&mut self) -> Result<()> {
+        self.check_writable()?;
+        if self.next_lsn() == self.active.header.base_lsn {
+            return Ok(());
+        }
+        self.roll()
     }
 }
 
-fn frame_error_kind(error: FrameError) -> CorruptionKind {
+pub(crate) fn frame_error_kind(error: FrameError) -> CorruptionKind {
     match error {
         FrameError::Corrupt(kind) => kind,
         FrameError::Truncated => CorruptionKind::Truncated,
@@ -668,6 +846,8 @@ struct ScannedSegment {
     header: SegmentHeader,
     role: Role,
     scan: SegmentScan,
+    /// The table of a sparse (compacted) segment; `scan` is then unused.
+    sparse: Option<SparseTable>,
 }
 
 /// Lists a store's files and verifies every frame of every segment, changing nothing.
@@ -691,10 +871,11 @@ fn scan_store(
         let path = dir.join(&name);
         if let Some(base) = parse_segment_file_name(&name) {
             bases.push(base);
-        } else if name
-            .strip_suffix(TMP_SUFFIX)
-            .is_some_and(|s| parse_segment_file_name(s).is_some())
-        {
+        } else if [TMP_SUFFIX, COMPACT_SUFFIX].iter().any(|suffix| {
+            name.strip_suffix(suffix)
+                .is_some_and(|s| parse_segment_file_name(s).is_some())
+        }) {
+            // A creation or a compaction rewrite interrupted before its rename.
             report.removed_temporaries.push(path);
         } else if !KNOWN_FILE_NAMES.contains(&name.as_str()) {
             return Err(Error::ForeignFile { path });
@@ -741,6 +922,44 @@ fn scan_store(
             }
         };
         let mut unusable = Vec::new();
+        if header.is_sparse() {
+            let next_base = bases.get(i + 1).copied();
+            let sparse = scan_sparse(
+                &view,
+                &header,
+                next_base,
+                options.record_bytes_max,
+                |frame, offset| {
+                    if let Err(kind) = visit(frame) {
+                        unusable.push(Damage {
+                            offset,
+                            len_bytes: frame.len_bytes(),
+                            kind,
+                        });
+                    }
+                },
+            );
+            report.n_segments += 1;
+            report.n_frames += sparse.n_frames;
+            report.bytes_verified += sparse.bytes_verified;
+            for damage in sparse.damage.iter().chain(&unusable) {
+                report.damaged.push(DamagedRange {
+                    segment: path.clone(),
+                    damage: damage.clone(),
+                });
+            }
+            check_strict(options, report)?;
+            scanned.push(ScannedSegment {
+                path,
+                file,
+                view,
+                header,
+                role,
+                scan: SegmentScan::default(),
+                sparse: Some(sparse.table),
+            });
+            continue;
+        }
         let scan = scan_segment(&view, &header, role, options.record_bytes_max, |frame| {
             if let Err(kind) = visit(frame) {
                 let offset = SEGMENT_HEADER_BYTES + (frame.lsn.0 - header.base_lsn.0);
@@ -763,15 +982,7 @@ fn scan_store(
         if role == Role::Last && scan.torn_tail.is_some() {
             report.torn_tail = Some((path.clone(), scan.end_offset));
         }
-        if options.strict {
-            if let Some(first) = report.damaged.first() {
-                return Err(Error::Corrupt {
-                    segment: first.segment.clone(),
-                    offset: first.damage.offset,
-                    kind: first.damage.kind.clone(),
-                });
-            }
-        }
+        check_strict(options, report)?;
         scanned.push(ScannedSegment {
             path,
             file,
@@ -779,9 +990,24 @@ fn scan_store(
             header,
             role,
             scan,
+            sparse: None,
         });
     }
     Ok(scanned)
+}
+
+/// In strict mode, any damage found so far is an error.
+fn check_strict(options: &JournalOptions, report: &RecoveryReport) -> Result<()> {
+    if options.strict {
+        if let Some(first) = report.damaged.first() {
+            return Err(Error::Corrupt {
+                segment: first.segment.clone(),
+                offset: first.damage.offset,
+                kind: first.damage.kind.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Verifies every frame of the store in `dir`, and decodes every record, without
@@ -859,6 +1085,7 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
         header: active.header,
         view,
         extents,
+        sparse: None,
     })
 }
 

@@ -77,3 +77,66 @@ pub fn frame_offset(segment: &Path, lsn: Lsn) -> u64 {
         .unwrap();
     auditlog::limits::SEGMENT_HEADER_BYTES + (lsn.0 - base)
 }
+
+/// A run started at `1_700_000_000_000 + i` ms, with id `run-{i}`.
+pub fn numbered_run(i: u64) -> auditlog::model::Run {
+    auditlog::model::Run {
+        id: format!("run-{i}"),
+        skill_id: format!("skill-{}", i % 3),
+        caller_id: "caller".into(),
+        started_at: Timestamp::from_unix_millis(1_700_000_000_000 + i as i64),
+        ..auditlog::model::Run::default()
+    }
+}
+
+/// The instant before which runs `0..n` of [`numbered_run`] started.
+pub fn before_run(n: u64) -> Timestamp {
+    Timestamp::from_unix_millis(1_700_000_000_000 + n as i64)
+}
+
+/// Starts runs `range` through the Storage API, each with `n_events` events of about
+/// `text_len` bytes, and finishes every other one.
+pub fn record_runs(log: &AuditLog, range: std::ops::Range<u64>, n_events: u64, text_len: usize) {
+    use auditlog::Storage;
+    use auditlog::model::{RunStats, Status};
+    for i in range {
+        let run = numbered_run(i);
+        log.start_run(&run).unwrap();
+        for seq in 1..=n_events {
+            let Record::EventAppended(event) = event(&run.id, seq, &"e".repeat(text_len)) else {
+                unreachable!()
+            };
+            log.append_log(&event).unwrap();
+        }
+        if i % 2 == 0 {
+            let stats = RunStats {
+                status: Status::Ok,
+                ..RunStats::default()
+            };
+            log.finish_run_at(
+                &run.id,
+                &stats,
+                Timestamp::from_unix_millis(1_800_000_000_000),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// The run id a record belongs to, if it belongs to a run.
+pub fn run_id_of(record: &Record) -> Option<&str> {
+    match record {
+        Record::RunStarted(run) => Some(&run.id),
+        Record::RunFinished(finish) => Some(&finish.run_id),
+        Record::EventAppended(event) => Some(&event.run_id),
+        _ => None,
+    }
+}
+
+/// Bytes of every segment file in a store on the real file system.
+pub fn segment_bytes_on_disk(dir: &Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum()
+}
