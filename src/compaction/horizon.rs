@@ -21,7 +21,7 @@ use std::path::Path;
 
 use crate::codec::Lsn;
 use crate::error::{Error, Result};
-use crate::vfs::Vfs;
+use crate::vfs::{Vfs, publish_file};
 
 const FILE_NAME: &str = "compaction.horizon";
 const TMP_FILE_NAME: &str = "compaction.horizon.tmp";
@@ -69,29 +69,11 @@ pub fn read_horizon(vfs: &dyn Vfs, dir: &Path) -> Lsn {
 pub fn write_horizon(vfs: &dyn Vfs, dir: &Path, lsn: Lsn) -> Result<()> {
     let tmp = dir.join(TMP_FILE_NAME);
     let path = dir.join(FILE_NAME);
-    let file = match vfs.create_new(&tmp) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            vfs.remove_file(&tmp)
-                .map_err(|e| Error::io("remove stale temporary", &tmp, e))?;
-            vfs.create_new(&tmp)
-        }
-        other => other,
-    }
-    .map_err(|e| Error::io("create compaction horizon", &tmp, e))?;
-    let written = file
-        .write_all_at(&encode(lsn), 0)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io("write compaction horizon", &tmp, e))
-        .and_then(|()| {
-            vfs.rename(&tmp, &path)
-                .map_err(|e| Error::io("publish compaction horizon", &path, e))
-        });
-    if let Err(error) = written {
-        let _ = vfs.remove_file(&tmp);
-        return Err(error);
-    }
-    vfs.sync_dir(dir)
-        .map_err(|e| Error::io("sync store directory", dir, e))
+    publish_file(vfs, dir, &tmp, &path, |file| {
+        file.write_all_at(&encode(lsn), 0)
+            .map_err(|e| Error::io("write compaction horizon", &tmp, e))
+    })
+    .map(drop)
 }
 
 #[cfg(test)]

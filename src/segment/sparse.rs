@@ -40,7 +40,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::segment::header::{FLAG_SPARSE, SegmentHeader};
 use crate::segment::recovery::Damage;
-use crate::vfs::{ReadView, Vfs};
+use crate::vfs::{ReadView, Vfs, create_temporary};
 
 const MAGIC: [u8; 8] = *b"ALSPARSE";
 const ENTRY_BYTES: usize = 2 * size_of::<u32>();
@@ -296,15 +296,7 @@ pub fn write_sparse<'a>(
         SegmentHeader::new(id, base).map_err(|e| Error::io("draw segment salt", &tmp, e))?;
     header.flags = FLAG_SPARSE;
     let ctx = header.frame_context();
-    let file = match vfs.create_new(&tmp) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            vfs.remove_file(&tmp)
-                .map_err(|e| Error::io("remove stale temporary", &tmp, e))?;
-            vfs.create_new(&tmp)
-        }
-        other => other,
-    }
-    .map_err(|e| Error::io("create compacted segment", &tmp, e))?;
+    let file = create_temporary(vfs, &tmp)?;
     let written = (|| {
         let mut buf = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
         buf.extend_from_slice(&header.encode());

@@ -76,6 +76,21 @@ pub trait VfsFile: Send + Sync + Debug {
 /// A held directory lock; dropping it releases the lock.
 pub trait DirLock: Send + Sync + Debug {}
 
+/// Creates the temporary file `tmp` for writing, replacing a leftover of an earlier,
+/// interrupted attempt.
+pub(crate) fn create_temporary(vfs: &dyn Vfs, tmp: &Path) -> crate::Result<Box<dyn VfsFile>> {
+    use crate::Error;
+    match vfs.create_new(tmp) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            vfs.remove_file(tmp)
+                .map_err(|e| Error::io("remove stale temporary", tmp, e))?;
+            vfs.create_new(tmp)
+        }
+        other => other,
+    }
+    .map_err(|e| Error::io("create", tmp, e))
+}
+
 /// Creates the file `path` so that it becomes visible only complete and durable:
 /// `fill` writes it under the temporary name `tmp` (a stale leftover of that name is
 /// replaced), the file is synced, renamed to `path`, and the directory synced. On any
@@ -89,15 +104,7 @@ pub(crate) fn publish_file(
     fill: impl FnOnce(&dyn VfsFile) -> crate::Result<()>,
 ) -> crate::Result<Box<dyn VfsFile>> {
     use crate::Error;
-    let file = match vfs.create_new(tmp) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            vfs.remove_file(tmp)
-                .map_err(|e| Error::io("remove stale temporary", tmp, e))?;
-            vfs.create_new(tmp)
-        }
-        other => other,
-    }
-    .map_err(|e| Error::io("create", tmp, e))?;
+    let file = create_temporary(vfs, tmp)?;
     let published = fill(&*file)
         .and_then(|()| file.sync_all().map_err(|e| Error::io("sync", tmp, e)))
         .and_then(|()| {
