@@ -79,15 +79,11 @@ impl AuditLog {
                         fingerprint_seen |= ckpt.coverage.is_last_frame(&frame);
                     } else if fingerprint_seen {
                         n_tail_frames += 1;
-                        if let Ok(record) = frame.record() {
-                            ckpt.index.apply(frame.lsn, &record);
-                        }
+                        ckpt.index.apply_frame(frame.lsn, frame.kind, frame.payload);
                     }
                 }
                 _ => {
-                    if let Ok(record) = frame.record() {
-                        fresh.apply(frame.lsn, &record);
-                    }
+                    fresh.apply_frame(frame.lsn, frame.kind, frame.payload);
                 }
             }
         })?;
@@ -333,9 +329,7 @@ fn journal_options(config: &Config) -> JournalOptions {
 fn rebuild(journal: &Journal) -> Result<Index> {
     let mut index = Index::new();
     journal.for_each_frame(Lsn(0), |frame| {
-        if let Ok(record) = frame.record() {
-            index.apply(frame.lsn, &record);
-        }
+        index.apply_frame(frame.lsn, frame.kind, frame.payload);
         Ok(())
     })?;
     Ok(index)
