@@ -54,6 +54,10 @@ pub struct Config {
     pub vfs: Arc<dyn Vfs>,
     /// Write the index checkpoint after this many records; 0 writes it only on close.
     pub checkpoint_every_records: u64,
+    /// Verify every frame at open even below a valid checkpoint's coverage. Off by
+    /// default: there, open verifies only segment headers and each frame is verified
+    /// when read. Strict recovery always verifies every frame.
+    pub verify_all_at_open: bool,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             recovery: RecoveryMode::default(),
             vfs: Arc::new(OsVfs),
             checkpoint_every_records: limits::CHECKPOINT_EVERY_RECORDS_DEFAULT,
+            verify_all_at_open: false,
         }
     }
 
@@ -103,6 +108,12 @@ impl Config {
     /// Sets how many records are appended between index checkpoints (0: only on close).
     pub fn checkpoint_every_records(mut self, n_records: u64) -> Config {
         self.checkpoint_every_records = n_records;
+        self
+    }
+
+    /// Sets whether open verifies every frame even below a checkpoint's coverage.
+    pub fn verify_all_at_open(mut self, verify: bool) -> Config {
+        self.verify_all_at_open = verify;
         self
     }
 

@@ -18,6 +18,13 @@
 //! - At open, the last segment is cut at its first frame that does not verify, sealed
 //!   there, and a fresh active segment is created: bytes past a cut are never reused,
 //!   so no stale frame can reappear behind new ones.
+//! - Open may be told to scan only from an LSN (`scan_from`, the coverage of an index
+//!   checkpoint): sealed segments wholly below it have only their header verified at
+//!   open and are marked unscanned. No frame of theirs is ever returned unverified:
+//!   every read ([`Journal::with_frame`], [`Journal::for_each_frame`]) checks each
+//!   frame's checksum and position, and a frame that fails is an error naming its
+//!   segment and offset, never data. [`Journal::verify_unscanned`] scans them fully.
+//!   Strict mode and `verify` always scan every frame.
 //! - After a failed write or sync the journal is poisoned: every later append or sync
 //!   fails with [`Error::Poisoned`]; reads go on.
 
@@ -109,8 +116,11 @@ pub struct SealedSegment {
     pub path: PathBuf,
     pub header: SegmentHeader,
     view: ReadView,
-    /// File offset ranges of verified frames.
+    /// File offset ranges of verified frames; for an unscanned segment, the whole
+    /// file after the header, each frame verified only when read.
     extents: Vec<Range<u64>>,
+    /// Whether every frame was verified at open (false when below `scan_from`).
+    scanned: bool,
 }
 
 impl SealedSegment {
@@ -180,11 +190,14 @@ impl Journal {
     /// Opens (creating if missing) the journal in `dir`, recovering what is there.
     ///
     /// `visit` sees every verified frame in LSN order, so the caller can rebuild state
-    /// in the same pass.
+    /// in the same pass. Sealed segments that end at or below `scan_from` are not
+    /// scanned (unless `options.strict`): only their header is verified, and `visit`
+    /// does not see their frames (see the module invariants). `Lsn(0)` scans all.
     pub fn open(
         dir: &Path,
         vfs: Arc<dyn Vfs>,
         options: JournalOptions,
+        scan_from: Lsn,
         mut visit: impl FnMut(Frame<'_>),
     ) -> Result<(Journal, RecoveryReport)> {
         let started = Instant::now();
@@ -202,6 +215,7 @@ impl Journal {
             &*vfs,
             &options,
             Access::ReadWrite,
+            scan_from,
             &mut report,
             &mut visit,
         )?;
@@ -222,6 +236,7 @@ impl Journal {
             header,
             role,
             scan,
+            scanned,
         } in scanned
         {
             max_segment_id = max_segment_id.max(header.segment_id);
@@ -249,6 +264,7 @@ impl Journal {
                 header,
                 view,
                 extents,
+                scanned,
             };
             next_base = segment.end_lsn();
             if segment.len_bytes() == SEGMENT_HEADER_BYTES && role == Role::Last {
@@ -287,6 +303,36 @@ impl Journal {
             _lock: lock,
         };
         Ok((journal, report))
+    }
+
+    /// Verifies every frame of the segments open did not scan, as open would have,
+    /// adding what it finds to `report`: afterwards every extent is verified and
+    /// damage is skipped. Strict mode turns damage into an error.
+    pub fn verify_unscanned(&mut self, report: &mut RecoveryReport) -> Result<()> {
+        let max = self.options.record_bytes_max;
+        for segment in self.sealed.values_mut().filter(|s| !s.scanned) {
+            let scan = scan_segment(&segment.view, &segment.header, Role::Sealed, max, |_| {});
+            report.n_frames += scan.n_frames;
+            report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
+            for damage in &scan.damage {
+                report.damaged.push(DamagedRange {
+                    segment: segment.path.clone(),
+                    damage: damage.clone(),
+                });
+            }
+            segment.extents = scan.extents;
+            segment.scanned = true;
+        }
+        if self.options.strict {
+            if let Some(first) = report.damaged.first() {
+                return Err(Error::Corrupt {
+                    segment: first.segment.clone(),
+                    offset: first.damage.offset,
+                    kind: first.damage.kind.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The store directory.
@@ -667,9 +713,13 @@ struct ScannedSegment {
     header: SegmentHeader,
     role: Role,
     scan: SegmentScan,
+    /// Whether `scan` verified every frame (false when only the header was checked).
+    scanned: bool,
 }
 
-/// Lists a store's files and verifies every frame of every segment, changing nothing.
+/// Lists a store's files and verifies every frame of every segment, changing nothing,
+/// except the frames of sealed segments that end at or below `scan_from`, whose header
+/// alone is verified (never in strict mode).
 ///
 /// Leftover temporaries are listed in the report (open removes them); a foreign file
 /// or a segment header that does not verify is an error; damage is listed in the
@@ -679,6 +729,7 @@ fn scan_store(
     vfs: &dyn Vfs,
     options: &JournalOptions,
     access: Access,
+    scan_from: Lsn,
     report: &mut RecoveryReport,
     mut visit: impl FnMut(Frame<'_>),
 ) -> Result<Vec<ScannedSegment>> {
@@ -739,6 +790,34 @@ fn scan_store(
                 });
             }
         };
+        // A sealed segment is wholly below `scan_from` when the next one starts at or
+        // before it: segments are contiguous, so its last frame ends there.
+        let below = bases.get(i + 1).is_some_and(|&next| next <= scan_from);
+        if below && !options.strict {
+            debug_assert_eq!(role, Role::Sealed);
+            let len = view.len() as u64;
+            #[allow(clippy::single_range_in_vec_init)] // one extent, not a range of values
+            let extents = if len > SEGMENT_HEADER_BYTES {
+                vec![SEGMENT_HEADER_BYTES..len]
+            } else {
+                Vec::new()
+            };
+            report.n_segments += 1;
+            scanned.push(ScannedSegment {
+                path,
+                file,
+                view,
+                header,
+                role,
+                scan: SegmentScan {
+                    extents,
+                    end_offset: len,
+                    ..SegmentScan::default()
+                },
+                scanned: false,
+            });
+            continue;
+        }
         let scan = scan_segment(&view, &header, role, options.record_bytes_max, &mut visit);
         report.n_segments += 1;
         report.n_frames += scan.n_frames;
@@ -768,6 +847,7 @@ fn scan_store(
             header,
             role,
             scan,
+            scanned: true,
         });
     }
     Ok(scanned)
@@ -779,7 +859,15 @@ fn scan_store(
 pub fn verify_store(dir: &Path, vfs: &dyn Vfs, options: &JournalOptions) -> Result<RecoveryReport> {
     let started = Instant::now();
     let mut report = RecoveryReport::default();
-    scan_store(dir, vfs, options, Access::ReadOnly, &mut report, |_| {})?;
+    scan_store(
+        dir,
+        vfs,
+        options,
+        Access::ReadOnly,
+        Lsn(0),
+        &mut report,
+        |_| {},
+    )?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -870,6 +958,7 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
         header: active.header,
         view,
         extents,
+        scanned: true,
     })
 }
 
