@@ -55,7 +55,6 @@ use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
 use crate::model::{OutcomeKind, Run, RunEvent, Status, Timestamp};
-use keys::{CallKey, EventKey, FinishKey, PurgeKey, StartKey};
 pub use names::Names;
 
 /// The number of a run in start order; the position of its entry in the index.
@@ -257,6 +256,9 @@ pub struct Index {
     pub(crate) by_finish: Vec<u32>,
     pub(crate) calls: Calls,
     pub(crate) n_events: u64,
+    /// The id of the last event applied: a run's events mostly arrive together, so
+    /// comparing with it usually saves a hash lookup. Any number is safe here.
+    last_event_id: u32,
 }
 
 fn list_for(lists: &mut Vec<Vec<u32>>, id: u32) -> &mut Vec<u32> {
@@ -519,8 +521,8 @@ impl Index {
     /// payload that does not decode is ignored.
     pub fn apply_frame(&mut self, lsn: Lsn, kind: RecordKind, payload: &[u8]) -> bool {
         match kind {
-            RecordKind::RunStarted => match rmp_serde::from_slice::<StartKey<'_>>(payload) {
-                Ok(key) => self.apply_start(
+            RecordKind::RunStarted => keys::start(payload).is_some_and(|key| {
+                self.apply_start(
                     lsn,
                     &Start {
                         id: key.id,
@@ -532,31 +534,21 @@ impl Index {
                         finished_at: key.finished_at.map(Timestamp::unix_nanos),
                         status: key.status,
                     },
-                ),
-                Err(_) => false,
-            },
-            RecordKind::RunFinished => match rmp_serde::from_slice::<FinishKey<'_>>(payload) {
-                Ok(key) => self.apply_finish(lsn, key.run_id, key.stats.status, key.finished_at),
-                Err(_) => false,
-            },
-            RecordKind::EventAppended => match rmp_serde::from_slice::<EventKey<'_>>(payload) {
-                Ok(key) => self.apply_event(lsn, key.run_id, key.sequence),
-                Err(_) => false,
-            },
-            RecordKind::CallRecorded => match rmp_serde::from_slice::<CallKey<'_>>(payload) {
-                Ok(key) => {
-                    self.apply_call(lsn, key.ts, key.caller_id, key.tool_id, key.outcome.kind);
-                    true
-                }
-                Err(_) => false,
-            },
-            RecordKind::Purge => match rmp_serde::from_slice::<PurgeKey>(payload) {
-                Ok(key) => {
-                    self.purge_before(key.before);
-                    true
-                }
-                Err(_) => false,
-            },
+                )
+            }),
+            RecordKind::RunFinished => keys::finish(payload).is_some_and(|key| {
+                self.apply_finish(lsn, key.run_id, key.stats.status, key.finished_at)
+            }),
+            RecordKind::EventAppended => keys::event(payload)
+                .is_some_and(|key| self.apply_event(lsn, key.run_id, key.sequence)),
+            RecordKind::CallRecorded => keys::call(payload).is_some_and(|key| {
+                self.apply_call(lsn, key.ts, key.caller_id, key.tool_id, key.outcome.kind);
+                true
+            }),
+            RecordKind::Purge => keys::purge(payload).is_some_and(|key| {
+                self.purge_before(key.before);
+                true
+            }),
             RecordKind::DropReport => false,
         }
     }
@@ -671,7 +663,18 @@ impl Index {
         if check_run_id("event run id", run_id).is_err() {
             return false;
         }
-        let events = match self.live_run(run_id) {
+        let cached = self.last_event_id;
+        let id = if (cached as usize) < self.ids.len() && self.ids.name(cached) == run_id.as_bytes()
+        {
+            Some(cached)
+        } else {
+            self.ids.find(run_id)
+        };
+        let live = id.map(|id| {
+            self.last_event_id = id;
+            self.id_run[id as usize]
+        });
+        let events = match live.filter(|&idx| idx != NONE) {
             Some(idx) => {
                 let entry = &mut self.runs[idx as usize];
                 if entry.events == NONE {
@@ -682,7 +685,10 @@ impl Index {
                 &mut self.event_lists[entry.events as usize]
             }
             None => {
-                let id = self.intern_id(run_id);
+                let id = match id {
+                    Some(id) => id,
+                    None => self.intern_id(run_id),
+                };
                 self.orphans.entry(id).or_default()
             }
         };
