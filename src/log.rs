@@ -25,7 +25,7 @@ use crate::config::{Config, Durability, RecoveryMode};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index::checkpoint::{self, CheckpointUse, Coverage};
-use crate::segment::{self, Journal, JournalOptions, JournalStats, RecoveryReport};
+use crate::segment::{self, Journal, JournalOptions, JournalStats, RecoveryReport, ScanFrom};
 use crate::vfs::Vfs;
 
 /// An open store.
@@ -65,12 +65,15 @@ impl AuditLog {
         let options = journal_options(&config);
         let mut loaded = checkpoint::load(&*config.vfs, &config.dir);
         // With a checkpoint, the journal verifies only the segment headers below its
-        // coverage (their frames are verified whenever read) and scans from the segment
-        // holding the covered LSN on; frames from that LSN on are applied to the
+        // coverage (their frames are verified whenever read) and scans from the covered
+        // LSN on; frames from that LSN on are applied to the
         // checkpoint's index. Without one, every frame is applied to a fresh index.
         let scan_from = match &loaded {
-            Ok(Some(ckpt)) if !config.verify_all_at_open => ckpt.coverage.covered,
-            _ => Lsn(0),
+            Ok(Some(ckpt)) if !config.verify_all_at_open => Some(ScanFrom {
+                lsn: ckpt.coverage.covered,
+                last_frame: ckpt.coverage.last_frame,
+            }),
+            _ => None,
         };
         let mut n_tail_frames = 0u64;
         let mut fresh = Index::new();

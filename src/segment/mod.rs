@@ -18,9 +18,11 @@
 //! - At open, the last segment is cut at its first frame that does not verify, sealed
 //!   there, and a fresh active segment is created: bytes past a cut are never reused,
 //!   so no stale frame can reappear behind new ones.
-//! - Open may be told to scan only from an LSN (`scan_from`, the coverage of an index
+//! - Open may be told to scan only from an LSN ([`ScanFrom`], the coverage of an index
 //!   checkpoint): sealed segments wholly below it have only their header verified at
-//!   open and are marked unscanned. No frame of theirs is ever returned unverified:
+//!   open and are marked unscanned; the segment holding it is scanned from it when
+//!   the frame said to end there verifies and does end there (from its start
+//!   otherwise), so a stale `ScanFrom` can never make open cut the log. No frame of theirs is ever returned unverified:
 //!   every read ([`Journal::with_frame`], [`Journal::for_each_frame`]) checks each
 //!   frame's checksum and position, and a frame that fails is an error naming its
 //!   segment and offset, never data. [`Journal::verify_unscanned`] scans them fully.
@@ -45,7 +47,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::vfs::{DirLock, ReadView, Vfs, VfsFile};
 use header::SegmentHeader;
-use recovery::{Damage, Role, SegmentScan, scan_segment};
+use recovery::{Damage, Role, SegmentScan, scan_segment, scan_segment_from};
 
 /// The name of the lock file inside a store directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -69,6 +71,15 @@ fn parse_segment_file_name(name: &str) -> Option<Lsn> {
         return None;
     }
     digits.parse().ok().map(Lsn)
+}
+
+/// How far open may trust the log without verifying it: every frame below `lsn` is
+/// vouched for by the caller (an index checkpoint taken after those frames were
+/// durable), and `last_frame` is the LSN of the frame that ends exactly at `lsn`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ScanFrom {
+    pub lsn: Lsn,
+    pub last_frame: Lsn,
 }
 
 /// How the journal is laid out and bounded.
@@ -119,7 +130,8 @@ pub struct SealedSegment {
     /// File offset ranges of verified frames; for an unscanned segment, the whole
     /// file after the header, each frame verified only when read.
     extents: Vec<Range<u64>>,
-    /// Whether every frame was verified at open (false when below `scan_from`).
+    /// Whether every frame was verified at open (false when some were below
+    /// `scan_from`).
     scanned: bool,
 }
 
@@ -190,14 +202,14 @@ impl Journal {
     /// Opens (creating if missing) the journal in `dir`, recovering what is there.
     ///
     /// `visit` sees every verified frame in LSN order, so the caller can rebuild state
-    /// in the same pass. Sealed segments that end at or below `scan_from` are not
-    /// scanned (unless `options.strict`): only their header is verified, and `visit`
-    /// does not see their frames (see the module invariants). `Lsn(0)` scans all.
+    /// in the same pass. With `scan_from` (and not `options.strict`), frames below it
+    /// are not verified at open, only segment headers, and `visit` does not see them
+    /// (see the module invariants). `None` verifies everything.
     pub fn open(
         dir: &Path,
         vfs: Arc<dyn Vfs>,
         options: JournalOptions,
-        scan_from: Lsn,
+        scan_from: Option<ScanFrom>,
         mut visit: impl FnMut(Frame<'_>),
     ) -> Result<(Journal, RecoveryReport)> {
         let started = Instant::now();
@@ -718,8 +730,8 @@ struct ScannedSegment {
 }
 
 /// Lists a store's files and verifies every frame of every segment, changing nothing,
-/// except the frames of sealed segments that end at or below `scan_from`, whose header
-/// alone is verified (never in strict mode).
+/// except the frames below `scan_from`: of a segment wholly below it only the header
+/// is verified, and the segment holding it is scanned from it (never in strict mode).
 ///
 /// Leftover temporaries are listed in the report (open removes them); a foreign file
 /// or a segment header that does not verify is an error; damage is listed in the
@@ -729,7 +741,7 @@ fn scan_store(
     vfs: &dyn Vfs,
     options: &JournalOptions,
     access: Access,
-    scan_from: Lsn,
+    scan_from: Option<ScanFrom>,
     report: &mut RecoveryReport,
     mut visit: impl FnMut(Frame<'_>),
 ) -> Result<Vec<ScannedSegment>> {
@@ -752,6 +764,7 @@ fn scan_store(
     }
     bases.sort();
 
+    let scan_from = scan_from.filter(|_| !options.strict);
     let mut scanned = Vec::with_capacity(bases.len());
     for (i, &base) in bases.iter().enumerate() {
         let path = dir.join(segment_file_name(base));
@@ -792,8 +805,8 @@ fn scan_store(
         };
         // A sealed segment is wholly below `scan_from` when the next one starts at or
         // before it: segments are contiguous, so its last frame ends there.
-        let below = bases.get(i + 1).is_some_and(|&next| next <= scan_from);
-        if below && !options.strict {
+        let below = scan_from.is_some_and(|from| bases.get(i + 1).is_some_and(|&n| n <= from.lsn));
+        if below {
             debug_assert_eq!(role, Role::Sealed);
             let len = view.len() as u64;
             #[allow(clippy::single_range_in_vec_init)] // one extent, not a range of values
@@ -818,7 +831,28 @@ fn scan_store(
             });
             continue;
         }
-        let scan = scan_segment(&view, &header, role, options.record_bytes_max, &mut visit);
+        let start =
+            scan_from.and_then(|from| scan_start(&view, &header, from, options.record_bytes_max));
+        let scan = match start {
+            Some(start) => {
+                let mut scan = scan_segment_from(
+                    &view,
+                    &header,
+                    role,
+                    options.record_bytes_max,
+                    start,
+                    &mut visit,
+                );
+                // The vouched-for frames before `start` stay readable, each verified
+                // when read.
+                match scan.extents.first_mut() {
+                    Some(first) if first.start == start => first.start = SEGMENT_HEADER_BYTES,
+                    _ => scan.extents.insert(0, SEGMENT_HEADER_BYTES..start),
+                }
+                scan
+            }
+            None => scan_segment(&view, &header, role, options.record_bytes_max, &mut visit),
+        };
         report.n_segments += 1;
         report.n_frames += scan.n_frames;
         report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
@@ -847,10 +881,28 @@ fn scan_store(
             header,
             role,
             scan,
-            scanned: true,
+            scanned: start.is_none(),
         });
     }
     Ok(scanned)
+}
+
+/// The file offset in this segment where a scan may start under `from`: past the
+/// header, when `from.lsn` falls inside the segment and the frame at
+/// `from.last_frame` verifies and ends exactly there. `None` means scan it all.
+fn scan_start(bytes: &[u8], header: &SegmentHeader, from: ScanFrom, max: usize) -> Option<u64> {
+    let base = header.base_lsn.0;
+    if from.last_frame.0 < base || from.last_frame >= from.lsn {
+        return None;
+    }
+    let start = SEGMENT_HEADER_BYTES.checked_add(from.lsn.0 - base)?;
+    let last = SEGMENT_HEADER_BYTES + (from.last_frame.0 - base);
+    if start > bytes.len() as u64 {
+        return None;
+    }
+    let ctx = header.frame_context();
+    let frame = decode_frame(&bytes[last as usize..], &ctx, from.last_frame, max).ok()?;
+    (last + frame.len_bytes() == start).then_some(start)
 }
 
 /// Verifies every frame of the store in `dir` without changing anything, not even a
@@ -864,7 +916,7 @@ pub fn verify_store(dir: &Path, vfs: &dyn Vfs, options: &JournalOptions) -> Resu
         vfs,
         options,
         Access::ReadOnly,
-        Lsn(0),
+        None,
         &mut report,
         |_| {},
     )?;
