@@ -311,6 +311,64 @@ impl Index {
         self.n_events
     }
 
+    /// Heap bytes reserved by each part of the index (capacities times element sizes),
+    /// for memory measurements. Hash-map and B-tree overheads of the orphans and the
+    /// call index are not included; their elements are.
+    pub fn heap_bytes_by_part(&self) -> Vec<(&'static str, usize)> {
+        fn u32s(list: &Vec<u32>) -> usize {
+            list.capacity() * 4
+        }
+        fn lists(lists: &Vec<Vec<u32>>) -> usize {
+            lists.capacity() * std::mem::size_of::<Vec<u32>>()
+                + lists.iter().map(u32s).sum::<usize>()
+        }
+        fn names(names: &Names) -> usize {
+            names.bytes.capacity() + u32s(&names.ends) + u32s(&names.slots)
+        }
+        let events = |list: &Vec<(u64, u64)>| list.capacity() * 16;
+        vec![
+            (
+                "runs (64-byte entries)",
+                self.runs.capacity() * std::mem::size_of::<RunEntry>(),
+            ),
+            ("run and parent ids: arena", self.ids.bytes.capacity()),
+            ("run and parent ids: ends", u32s(&self.ids.ends)),
+            ("run and parent ids: hash slots", u32s(&self.ids.slots)),
+            (
+                "id -> live run, id -> first child",
+                u32s(&self.id_run) + u32s(&self.id_first_child),
+            ),
+            (
+                "skill, caller, channel names",
+                names(&self.skills) + names(&self.callers) + names(&self.channels),
+            ),
+            (
+                "by_time, by_finish",
+                u32s(&self.by_time) + u32s(&self.by_finish),
+            ),
+            (
+                "by_skill, by_caller, by_channel",
+                lists(&self.by_skill) + lists(&self.by_caller) + lists(&self.by_channel),
+            ),
+            (
+                "event list headers",
+                self.event_lists.capacity() * std::mem::size_of::<Vec<(u64, u64)>>(),
+            ),
+            (
+                "events",
+                self.event_lists
+                    .iter()
+                    .chain(self.orphans.values())
+                    .map(events)
+                    .sum(),
+            ),
+            (
+                "call names",
+                names(&self.calls.callers) + names(&self.calls.tools),
+            ),
+        ]
+    }
+
     /// Inserts `idx` into a list sorted by `key`, pushing when it belongs at the end.
     fn insert_sorted(list: &mut Vec<u32>, idx: u32, key: impl Fn(u32) -> (i64, u32)) {
         let new = key(idx);
