@@ -287,7 +287,10 @@ impl AuditLog {
         state.journal.as_ref().ok_or(Error::Closed)?.read(lsn)
     }
 
-    /// Every readable record with LSN ≥ `from`, in LSN order.
+    /// Every readable record with LSN ≥ `from`, in LSN order. A damaged frame open did
+    /// not verify (below the checkpoint's coverage) fails the call with
+    /// [`Error::Corrupt`] rather than being skipped; open with
+    /// `Config::verify_all_at_open` to have it found and skipped at open.
     pub fn records_from(&self, from: Lsn) -> Result<Vec<(Lsn, Record)>> {
         let state = self.lock();
         let journal = state.journal.as_ref().ok_or(Error::Closed)?;

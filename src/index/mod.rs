@@ -5,7 +5,7 @@
 //! record recovered) is applied here with its LSN, in LSN order; the query layer asks
 //! the index *which* LSNs answer a question and reads those records back from the
 //! memory-mapped segments. At open, records are applied straight from their frames
-//! through partial decodes ([`keys`]), reading only the fields held here.
+//! through partial decodes (`keys`), reading only the fields held here.
 //!
 //! The layout is flat, so a run costs a fixed number of bytes and no heap allocation
 //! of its own:

@@ -625,7 +625,10 @@ impl Journal {
     }
 
     /// Calls `visit` for every verified frame with LSN ≥ `from` that was handed to the
-    /// OS, in LSN order.
+    /// OS, in LSN order. A frame that does not verify ends the walk with
+    /// [`Error::Corrupt`] naming its segment and offset; only segments open did not
+    /// scan (below a checkpoint's coverage) can hold one, since open skips damage it
+    /// finds.
     pub fn for_each_frame(
         &self,
         from: Lsn,
