@@ -98,6 +98,23 @@ fn build(n_runs: u64, n_events: u64) -> (isize, Index) {
     (live() - before, index)
 }
 
+/// Prints the bytes each part of the index reserves, per `unit`.
+fn print_parts(index: &Index, n: u64, unit: &str) {
+    let parts = index.heap_bytes_by_part();
+    for (part, bytes) in &parts {
+        println!(
+            "  {part:<36} {bytes:>11} bytes  {:>6.1} bytes/{unit}",
+            *bytes as f64 / n as f64
+        );
+    }
+    let total: usize = parts.iter().map(|(_, b)| b).sum();
+    println!(
+        "  {:<36} {total:>11} bytes  {:>6.1} bytes/{unit}",
+        "sum of the parts",
+        total as f64 / n as f64
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n_runs: u64 = args
@@ -109,12 +126,13 @@ fn main() {
 
     let started = Instant::now();
     let (runs_only, index) = build(n_runs, 0);
-    drop(index);
     let per_run = runs_only as f64 / n_runs as f64;
     println!(
         "runs only: {n_runs} runs, {runs_only} bytes, {per_run:.1} bytes/run ({:.1?})",
         started.elapsed()
     );
+    print_parts(&index, n_runs, "run");
+    drop(index);
 
     let started = Instant::now();
     let (with_events, index) = build(n_runs, n_events);
@@ -126,5 +144,6 @@ fn main() {
          {per_event:.1} bytes/event beyond the runs ({:.1?})",
         started.elapsed()
     );
+    print_parts(&index, n_total_events, "event (whole index)");
     println!("budget: <= 160 bytes/run, <= 24 bytes/event");
 }

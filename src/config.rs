@@ -74,6 +74,10 @@ pub struct Config {
     /// What compaction rewrites.
     pub compaction_policy: Policy,
     pub retention: Retention,
+    /// Verify every frame at open even below a valid checkpoint's coverage. Off by
+    /// default: there, open verifies only segment headers and each frame is verified
+    /// when read. Strict recovery always verifies every frame.
+    pub verify_all_at_open: bool,
 }
 
 impl Config {
@@ -90,6 +94,7 @@ impl Config {
             compaction_interval_ms: None,
             compaction_policy: Policy::default(),
             retention: Retention::default(),
+            verify_all_at_open: false,
         }
     }
 
@@ -144,6 +149,12 @@ impl Config {
     /// Sets the retention policy.
     pub fn retention(mut self, retention: Retention) -> Config {
         self.retention = retention;
+        self
+    }
+
+    /// Sets whether open verifies every frame even below a checkpoint's coverage.
+    pub fn verify_all_at_open(mut self, verify: bool) -> Config {
+        self.verify_all_at_open = verify;
         self
     }
 

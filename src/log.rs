@@ -1,8 +1,8 @@
 //! `AuditLog`: the handle a program holds on one store directory.
 //!
 //! Where it sits: the entry point. It opens the journal (running recovery) and builds
-//! the index in the same pass (or loads the index checkpoint and replays only the log
-//! after it), appends records, applies the durability mode, keeps the index up to date
+//! the index in the same pass (or loads the index checkpoint, has the journal scan only
+//! from the segment holding its coverage on, and replays only the log after it), appends records, applies the durability mode, keeps the index up to date
 //! and answers the [`Storage`](crate::Storage) queries (see `query`).
 //!
 //! # Invariants
@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::index::checkpoint::{self, CheckpointUse, Coverage};
 use crate::index::{Index, RunSelect};
 use crate::model::Timestamp;
-use crate::segment::{self, Journal, JournalOptions, JournalStats, RecoveryReport};
+use crate::segment::{self, Journal, JournalOptions, JournalStats, RecoveryReport, ScanFrom};
 use crate::vfs::Vfs;
 
 /// An open store.
@@ -89,42 +89,64 @@ impl AuditLog {
         config.validate()?;
         let options = journal_options(&config);
         let mut loaded = checkpoint::load(&*config.vfs, &config.dir);
-        // While a checkpoint is held, frames below its coverage are only checked for
-        // its fingerprint; frames after it are applied to it. Without one, every frame
-        // is applied to a fresh index.
-        let mut fingerprint_seen = false;
+        // With a checkpoint, the journal verifies only the segment headers below its
+        // coverage (their frames are verified whenever read) and scans from the covered
+        // LSN on; frames from that LSN on are applied to the
+        // checkpoint's index. Without one, every frame is applied to a fresh index.
+        let scan_from = match &loaded {
+            Ok(Some(ckpt)) if !config.verify_all_at_open => Some(ScanFrom {
+                lsn: ckpt.coverage.covered,
+                last_frame: ckpt.coverage.last_frame,
+            }),
+            _ => None,
+        };
         let mut n_tail_frames = 0u64;
         let mut fresh = Index::new();
         let mut last_frame = None;
+        // Tombstones below a loaded checkpoint's coverage are not visited; compaction
+        // only asks whether the newest one is in the active segment, and every frame
+        // found at open is below it.
         let mut last_purge_lsn = None;
         let horizon = compaction::read_horizon(&*config.vfs, &config.dir);
-        let (journal, report) = Journal::open(&config.dir, config.vfs.clone(), options, |frame| {
-            last_frame = Some(Coverage::of_last_frame(&frame));
-            if frame.kind == RecordKind::Purge {
-                last_purge_lsn = Some(frame.lsn);
-            }
-            match &mut loaded {
-                Ok(Some(ckpt)) => {
-                    if frame.lsn < ckpt.coverage.covered {
-                        fingerprint_seen |= ckpt.coverage.is_last_frame(&frame);
-                    } else if fingerprint_seen {
-                        n_tail_frames += 1;
-                        ckpt.index.apply(frame.lsn, &frame.record()?);
+        let (mut journal, mut report) = Journal::open(
+            &config.dir,
+            config.vfs.clone(),
+            options,
+            scan_from,
+            |frame| {
+                last_frame = Some(Coverage::of_last_frame(&frame));
+                if frame.kind == RecordKind::Purge {
+                    last_purge_lsn = Some(frame.lsn);
+                }
+                // The index decodes only the fields it needs; a record whose payload
+                // cannot be decoded in full surfaces as `Error::Corrupt` when read, and
+                // `verify` reports it.
+                match &mut loaded {
+                    Ok(Some(ckpt)) => {
+                        if frame.lsn >= ckpt.coverage.covered {
+                            n_tail_frames += 1;
+                            ckpt.index.apply_frame(frame.lsn, frame.kind, frame.payload);
+                        }
+                    }
+                    _ => {
+                        fresh.apply_frame(frame.lsn, frame.kind, frame.payload);
                     }
                 }
-                // An undecodable record is reported as damage by the scan and left out
-                // of the index; every other record is kept.
-                _ => {
-                    fresh.apply(frame.lsn, &frame.record()?);
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         let (index, checkpoint_use) = match loaded {
             Err(why) => (fresh, CheckpointUse::Ignored(why)),
             Ok(None) => (fresh, CheckpointUse::Missing),
             Ok(Some(ckpt)) => {
-                let why = if !fingerprint_seen {
+                // The fingerprint: the last covered frame, read (and verified) by LSN.
+                let coverage = ckpt.coverage;
+                let matches = journal
+                    .with_frame(coverage.last_frame, |frame, _, _| {
+                        Ok(coverage.is_last_frame(&frame))
+                    })
+                    .unwrap_or(false);
+                let why = if !matches {
                     Some("it does not match the log (stale or from another store)".to_owned())
                 } else if !report.is_clean() {
                     Some("the log has damaged ranges it may cover".to_owned())
@@ -138,13 +160,29 @@ impl AuditLog {
                     None
                 };
                 match why {
-                    None => (
-                        ckpt.index,
-                        CheckpointUse::Loaded {
-                            covered: ckpt.coverage.covered,
-                        },
-                    ),
-                    Some(why) => (rebuild(&journal)?, CheckpointUse::Ignored(why)),
+                    None => {
+                        // The last frame is the last one visited after the coverage, or
+                        // the covered one. (Frames below it may have been visited too:
+                        // compacted segments are always scanned.)
+                        last_frame = Some(match last_frame {
+                            Some(last) if last.covered > coverage.covered => last,
+                            _ => coverage,
+                        });
+                        (
+                            ckpt.index,
+                            CheckpointUse::Loaded {
+                                covered: coverage.covered,
+                            },
+                        )
+                    }
+                    Some(why) => {
+                        // Back to what an open without a checkpoint does: verify every
+                        // frame, then index them all.
+                        journal.verify_unscanned(&mut report)?;
+                        let (index, last) = rebuild(&journal)?;
+                        last_frame = last;
+                        (index, CheckpointUse::Ignored(why))
+                    }
                 }
             }
         };
@@ -332,7 +370,10 @@ impl AuditLog {
         state.journal.as_ref().ok_or(Error::Closed)?.read(lsn)
     }
 
-    /// Every readable record with LSN ≥ `from`, in LSN order.
+    /// Every readable record with LSN ≥ `from`, in LSN order. A damaged frame open did
+    /// not verify (below the checkpoint's coverage) fails the call with
+    /// [`Error::Corrupt`] rather than being skipped; open with
+    /// `Config::verify_all_at_open` to have it found and skipped at open.
     pub fn records_from(&self, from: Lsn) -> Result<Vec<(Lsn, Record)>> {
         let state = self.lock();
         let journal = state.journal.as_ref().ok_or(Error::Closed)?;
@@ -522,16 +563,17 @@ fn journal_options(config: &Config) -> JournalOptions {
     }
 }
 
-/// Builds the index from every frame of the journal.
-fn rebuild(journal: &Journal) -> Result<Index> {
+/// Builds the index from every frame of the journal; also returns the coverage a
+/// checkpoint of all of them would have.
+fn rebuild(journal: &Journal) -> Result<(Index, Option<Coverage>)> {
     let mut index = Index::new();
+    let mut last = None;
     journal.for_each_frame(Lsn(0), |frame| {
-        if let Ok(record) = frame.record() {
-            index.apply(frame.lsn, &record);
-        }
+        last = Some(Coverage::of_last_frame(&frame));
+        index.apply_frame(frame.lsn, frame.kind, frame.payload);
         Ok(())
     })?;
-    Ok(index)
+    Ok((index, last))
 }
 
 impl Drop for AuditLog {

@@ -1,6 +1,7 @@
 //! Bytes that fail verification are never returned as records: a bit flip in the tail
 //! cuts the log there (and says so when verifiable frames followed), a bit flip in a
-//! sealed segment is reported with its segment and offset and skipped, strict mode
+//! sealed segment is reported with its segment and offset and skipped (at open when
+//! open verifies every frame; on read when a checkpoint let open skip it), strict mode
 //! refuses to open, and stale or foreign frames past the tail of a preallocated segment
 //! never read as records.
 
@@ -37,7 +38,27 @@ fn a_bit_flip_in_a_sealed_segment_is_reported_and_skipped() {
     let victim = frame_offset(&segments[0], lsns[2]) + 22;
     flip(&segments[0], victim);
 
+    // Below the checkpoint written at close, a default open verifies only segment
+    // headers: the damaged record is refused when read, naming where it is.
     let log = AuditLog::open(small_config(dir.path())).unwrap();
+    assert!(log.recovery_report().damaged.is_empty());
+    match log.read(lsns[2]) {
+        Err(Error::Corrupt {
+            segment, offset, ..
+        }) => {
+            assert_eq!(segment, segments[0]);
+            assert_eq!(offset, frame_offset(&segments[0], lsns[2]));
+        }
+        other => panic!("a damaged record must not be read, got {other:?}"),
+    }
+    assert!(matches!(
+        log.records_from(auditlog::Lsn(0)),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(log.read(lsns[3]).is_ok());
+    drop(log);
+
+    let log = AuditLog::open(small_config(dir.path()).verify_all_at_open(true)).unwrap();
     let report = log.recovery_report();
     assert_eq!(report.damaged.len(), 1, "{report:?}");
     let damage = &report.damaged[0];

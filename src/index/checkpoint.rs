@@ -11,8 +11,25 @@
 //!     32     4  crc32 of that frame's kind byte and payload (u32 LE)
 //!     36     4  zero
 //!     40     8  body length in bytes (u64 LE)
-//!     48     n  body: the index, msgpack (rmp-serde, positional)
+//!     48     n  body: the index as little-endian arrays (below)
 //! ```
+//!
+//! The body mirrors the index's flat layout, so loading is a bounds-checked copy of
+//! arrays rather than a decode. Every array is a `u64` element count followed by its
+//! elements; a `Names` is `seed u64, bytes [u8], ends [u32], slots [u32]`.
+//!
+//! ```text
+//! names   ids, skills, callers, channels, call callers, call tools
+//! runs    [started_lsn u64, finished_lsn u64, started_at i64, finished_at i64,
+//!          id u32, parent u32, next_sibling u32, skill u32, caller u32, channel u32,
+//!          events u32, status u8, flags u8]                       (62 bytes each)
+//! [u32]   id_run, id_first_child, by_time, by_finish
+//! lists   by_skill, by_caller, by_channel: a count, then that many [u32]
+//! events  event_lists: a count, then that many [(sequence u64, LSN u64)]
+//! orphans a count, then that many (id u32, [(sequence u64, LSN u64)])
+//! calls   [ts i64, LSN u64, caller u32, tool u32, kind u8]        (25 bytes each)
+//! ```
+//! The live-run and event counts are recomputed on load, not stored.
 //! The last covered frame is the checkpoint's fingerprint of the log it was taken
 //! from: open accepts the checkpoint only if a frame that verifies against its
 //! segment's salt sits at that LSN, ends exactly at the covered LSN and has the same
@@ -25,8 +42,9 @@
 //! - A checkpoint is taken only after the frames it covers are durable.
 //! - Loading never trusts a length from the file: the body length must equal the file
 //!   length minus the header before the checksum is computed, the file is read through
-//!   a read-only map (no allocation sized by the file), and the decoded index is
-//!   checked for internal consistency before it is used.
+//!   a read-only map, every array's count is checked against the bytes left before
+//!   anything is allocated for it, the body must end exactly where the file does, and
+//!   the decoded index is checked for internal consistency before it is used.
 //! - A damaged, truncated, foreign or stale checkpoint is reported as ignored and the
 //!   index is rebuilt from the log; it never fails an open.
 
@@ -35,7 +53,7 @@ use std::path::Path;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::index::{CallEntry, Index, Names, RunEntry};
 use crate::vfs::{Vfs, publish_file};
 
 /// The file name of the checkpoint inside a store directory.
@@ -44,7 +62,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -118,10 +136,276 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
+fn put_u32s(out: &mut Vec<u8>, values: &[u32]) {
+    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    out.reserve(values.len() * 4);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn put_events(out: &mut Vec<u8>, events: &[(u64, u64)]) {
+    out.extend_from_slice(&(events.len() as u64).to_le_bytes());
+    out.reserve(events.len() * 16);
+    for (seq, lsn) in events {
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&lsn.to_le_bytes());
+    }
+}
+
+fn put_names(out: &mut Vec<u8>, names: &Names) {
+    out.extend_from_slice(&names.seed.to_le_bytes());
+    out.extend_from_slice(&(names.bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(&names.bytes);
+    put_u32s(out, &names.ends);
+    put_u32s(out, &names.slots);
+}
+
+const RUN_BYTES: usize = 4 * 8 + 7 * 4 + 2;
+const CALL_BYTES: usize = 8 + 8 + 4 + 4 + 1;
+
+fn encode_body(out: &mut Vec<u8>, index: &Index) {
+    for names in [
+        &index.ids,
+        &index.skills,
+        &index.callers,
+        &index.channels,
+        &index.calls.callers,
+        &index.calls.tools,
+    ] {
+        put_names(out, names);
+    }
+    out.extend_from_slice(&(index.runs.len() as u64).to_le_bytes());
+    out.reserve(index.runs.len() * RUN_BYTES);
+    for run in &index.runs {
+        for v in [run.started_lsn, run.finished_lsn] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [run.started_at, run.finished_at] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let numbers = [
+            run.id,
+            run.parent,
+            run.next_sibling,
+            run.skill,
+            run.caller,
+            run.channel,
+            run.events,
+        ];
+        for v in numbers {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&[run.status, run.flags]);
+    }
+    for list in [
+        &index.id_run,
+        &index.id_first_child,
+        &index.by_time,
+        &index.by_finish,
+    ] {
+        put_u32s(out, list);
+    }
+    for lists in [&index.by_skill, &index.by_caller, &index.by_channel] {
+        out.extend_from_slice(&(lists.len() as u64).to_le_bytes());
+        for list in lists {
+            put_u32s(out, list);
+        }
+    }
+    out.extend_from_slice(&(index.event_lists.len() as u64).to_le_bytes());
+    for events in &index.event_lists {
+        put_events(out, events);
+    }
+    // Sorted, so equal indexes give equal files.
+    let mut orphans: Vec<_> = index.orphans.iter().collect();
+    orphans.sort_unstable_by_key(|(id, _)| **id);
+    out.extend_from_slice(&(orphans.len() as u64).to_le_bytes());
+    for (id, events) in orphans {
+        out.extend_from_slice(&id.to_le_bytes());
+        put_events(out, events);
+    }
+    let calls = &index.calls.by_time;
+    out.extend_from_slice(&(calls.len() as u64).to_le_bytes());
+    out.reserve(calls.len() * CALL_BYTES);
+    for (&(ts, lsn), call) in calls {
+        out.extend_from_slice(&ts.to_le_bytes());
+        out.extend_from_slice(&lsn.to_le_bytes());
+        out.extend_from_slice(&call.caller.to_le_bytes());
+        out.extend_from_slice(&call.tool.to_le_bytes());
+        out.push(call.kind);
+    }
+}
+
+/// Reads a body front to back, refusing any count larger than the bytes left.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+type Decoded<T> = std::result::Result<T, String>;
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
+        if n > self.bytes.len() {
+            return Err(format!(
+                "the body ends early: {n} bytes wanted, {} left",
+                self.bytes.len()
+            ));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Decoded<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Decoded<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self) -> Decoded<u64> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn i64(&mut self) -> Decoded<i64> {
+        Ok(i64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    /// A count of elements of `elem_bytes` each, checked against the bytes left.
+    fn count(&mut self, elem_bytes: usize) -> Decoded<usize> {
+        let n = self.u64()?;
+        let fits = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(elem_bytes))
+            .is_some_and(|len| len <= self.bytes.len());
+        if !fits {
+            return Err(format!("a count of {n} is more than the body holds"));
+        }
+        Ok(n as usize)
+    }
+
+    fn u32s(&mut self) -> Decoded<Vec<u32>> {
+        let n = self.count(4)?;
+        let bytes = self.take(n * 4)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect())
+    }
+
+    fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
+        let n = self.count(16)?;
+        let bytes = self.take(n * 16)?;
+        Ok(bytes
+            .chunks_exact(16)
+            .map(|c| {
+                let seq = u64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
+                let lsn = u64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
+                (seq, lsn)
+            })
+            .collect())
+    }
+
+    fn names(&mut self) -> Decoded<Names> {
+        let seed = self.u64()?;
+        let n = self.count(1)?;
+        let bytes = self.take(n)?.to_vec();
+        Ok(Names {
+            seed,
+            bytes,
+            ends: self.u32s()?,
+            slots: self.u32s()?,
+        })
+    }
+
+    /// A count of lists, each of which takes at least 8 bytes.
+    fn lists(&mut self) -> Decoded<Vec<Vec<u32>>> {
+        let n = self.count(8)?;
+        (0..n).map(|_| self.u32s()).collect()
+    }
+}
+
+fn decode_body(bytes: &[u8]) -> Decoded<Index> {
+    let mut r = Reader { bytes };
+    let mut index = Index::new();
+    index.ids = r.names()?;
+    index.skills = r.names()?;
+    index.callers = r.names()?;
+    index.channels = r.names()?;
+    index.calls.callers = r.names()?;
+    index.calls.tools = r.names()?;
+    let n_runs = r.count(RUN_BYTES)?;
+    index.runs.reserve_exact(n_runs);
+    for _ in 0..n_runs {
+        index.runs.push(RunEntry {
+            started_lsn: r.u64()?,
+            finished_lsn: r.u64()?,
+            started_at: r.i64()?,
+            finished_at: r.i64()?,
+            id: r.u32()?,
+            parent: r.u32()?,
+            next_sibling: r.u32()?,
+            skill: r.u32()?,
+            caller: r.u32()?,
+            channel: r.u32()?,
+            events: r.u32()?,
+            status: r.u8()?,
+            flags: r.u8()?,
+        });
+    }
+    index.id_run = r.u32s()?;
+    index.id_first_child = r.u32s()?;
+    index.by_time = r.u32s()?;
+    index.by_finish = r.u32s()?;
+    index.by_skill = r.lists()?;
+    index.by_caller = r.lists()?;
+    index.by_channel = r.lists()?;
+    let n_lists = r.count(8)?;
+    index.event_lists.reserve_exact(n_lists);
+    for _ in 0..n_lists {
+        index.event_lists.push(r.events()?);
+    }
+    let n_orphans = r.count(4 + 8)?;
+    for _ in 0..n_orphans {
+        let id = r.u32()?;
+        if index.orphans.insert(id, r.events()?).is_some() {
+            return Err("an orphan id listed twice".into());
+        }
+    }
+    let n_calls = r.count(CALL_BYTES)?;
+    for _ in 0..n_calls {
+        let key = (r.i64()?, r.u64()?);
+        let entry = CallEntry {
+            caller: r.u32()?,
+            tool: r.u32()?,
+            kind: r.u8()?,
+        };
+        index.calls.insert(key, entry);
+    }
+    if !r.bytes.is_empty() {
+        return Err(format!("{} bytes after the body", r.bytes.len()));
+    }
+    index.n_live = index.runs.iter().filter(|e| e.is_alive()).count() as u32;
+    index.n_events = index
+        .event_lists
+        .iter()
+        .chain(index.orphans.values())
+        .map(|events| events.len() as u64)
+        .sum();
+    Ok(index)
+}
+
 /// Encodes a checkpoint file.
 pub fn encode(index: &Index, coverage: Coverage) -> Result<Vec<u8>> {
     let mut out = vec![0u8; HEADER_BYTES];
-    rmp_serde::encode::write(&mut out, index).map_err(|e| Error::Encode(e.to_string()))?;
+    encode_body(&mut out, index);
     let body_len = (out.len() - HEADER_BYTES) as u64;
     out[MAGIC_AT..VERSION_AT].copy_from_slice(&MAGIC);
     out[VERSION_AT..CRC_AT].copy_from_slice(&VERSION.to_le_bytes());
@@ -167,8 +451,8 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Loaded, String> {
     if coverage.last_frame >= coverage.covered {
         return Err("the last covered frame is not below the covered LSN".into());
     }
-    let index: Index = rmp_serde::from_slice(&bytes[HEADER_BYTES..])
-        .map_err(|e| format!("the body does not decode: {e}"))?;
+    let index = decode_body(&bytes[HEADER_BYTES..])
+        .map_err(|why| format!("the body does not decode: {why}"))?;
     index
         .check_consistent()
         .map_err(|why| format!("the index is inconsistent: {why}"))?;
@@ -226,6 +510,106 @@ mod tests {
         let loaded = decode(&bytes).unwrap();
         assert_eq!(loaded.coverage, coverage);
         assert_eq!(loaded.index.n_runs(), 1);
+    }
+
+    /// Runs with parents (one out of time order), events (one orphan set), calls with
+    /// and without a caller, finishes and a purge.
+    fn rich_records() -> Vec<Record> {
+        use crate::codec::{Purge, RunFinished};
+        use crate::model::{CallEvent, Outcome, RunEvent, RunStats, Status, Timestamp};
+        let at = Timestamp::from_unix_nanos;
+        let mut records = Vec::new();
+        for (i, (id, parent, t)) in [
+            ("a", "", 10),
+            ("b", "a", 20),
+            ("c", "a", 15),
+            ("d", "zz", 30),
+            ("e", "a", 40),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            records.push(Record::RunStarted(Run {
+                id: id.into(),
+                skill_id: format!("s{}", i % 2),
+                caller_id: "k".into(),
+                channel_id: "ch".into(),
+                parent_run_id: parent.into(),
+                started_at: at(t),
+                ..Run::default()
+            }));
+            for seq in [3, 1, 2] {
+                records.push(Record::EventAppended(RunEvent {
+                    run_id: id.into(),
+                    sequence: seq,
+                    ..RunEvent::default()
+                }));
+            }
+        }
+        records.push(Record::EventAppended(RunEvent {
+            run_id: "later".into(),
+            sequence: 9,
+            ..RunEvent::default()
+        }));
+        records.push(Record::RunFinished(RunFinished {
+            run_id: "b".into(),
+            stats: RunStats {
+                status: Status::Error,
+                ..RunStats::default()
+            },
+            finished_at: at(50),
+        }));
+        for (i, caller) in [None, Some("me")].into_iter().enumerate() {
+            records.push(Record::CallRecorded(CallEvent {
+                ts: at(60 + i as i64),
+                call_id: "c".into(),
+                tool_id: "t".into(),
+                caller_id: caller.map(Into::into),
+                granted_capabilities: Vec::new(),
+                duration_ms: 0,
+                outcome: Outcome::ToolNotFound,
+                tier: String::new(),
+                dry_run: false,
+                schema_version: 2,
+                secrets_resolved: false,
+                cursor_page: None,
+            }));
+        }
+        records.push(Record::Purge(Purge {
+            before: at(12),
+            purged_at: at(70),
+        }));
+        records
+    }
+
+    #[test]
+    fn replaying_frames_builds_the_index_applying_records_does_and_it_round_trips() {
+        let base = Index::new(); // clones share the name seeds, so files compare equal
+        let (mut applied, mut replayed) = (base.clone(), base);
+        for (i, record) in rich_records().iter().enumerate() {
+            let mut payload = Vec::new();
+            record.encode_payload(&mut payload).unwrap();
+            let lsn = Lsn(i as u64 * 10);
+            assert_eq!(
+                applied.apply(lsn, record),
+                replayed.apply_frame(lsn, record.kind(), &payload)
+            );
+        }
+        let coverage = sample().1;
+        let bytes = encode(&applied, coverage).unwrap();
+        assert_eq!(bytes, encode(&replayed, coverage).unwrap());
+        let loaded = decode(&bytes).unwrap().index;
+        assert_eq!(encode(&loaded, coverage).unwrap(), bytes);
+        assert_eq!(loaded.n_runs(), 4);
+        assert_eq!(loaded.n_events(), 13);
+        let children: Vec<u64> = loaded
+            .children_oldest_first("a")
+            .map(|e| e.started_lsn)
+            .collect();
+        assert_eq!(children, vec![80, 40, 160]);
+        assert_eq!(loaded.events_of("later"), &[(9, 200)]);
+        assert_eq!(loaded.events_of("c").len(), 3);
+        assert!(loaded.lookup("a").is_err());
     }
 
     #[test]

@@ -13,32 +13,38 @@
 //!   them; compaction keeps them by kind, forever.
 
 use crate::codec::Lsn;
-use crate::index::{Index, NO_LSN};
+use crate::index::{Index, NONE, RunEntry};
 use crate::model::Timestamp;
 
 impl Index {
+    /// The `(sequence, LSN)` list of a run's events (empty before its first event).
+    fn run_events(&self, entry: &RunEntry) -> &[(u64, u64)] {
+        match entry.events {
+            NONE => &[],
+            list => &self.event_lists[list as usize],
+        }
+    }
+
+    /// The LSNs of a live run's records: its start, latest finish and events.
+    fn run_lsns<'a>(&'a self, entry: &'a RunEntry) -> impl Iterator<Item = u64> + 'a {
+        std::iter::once(entry.started_lsn)
+            .chain(entry.finished_lsn().map(|lsn| lsn.0))
+            .chain(self.run_events(entry).iter().map(|&(_, lsn)| lsn))
+    }
+
     /// Pushes onto `out`, in no particular order, every LSN below `end` the index
     /// refers to.
     pub fn live_lsns_below(&self, end: Lsn, out: &mut Vec<u64>) {
-        let mut push = |lsn: u64| {
-            if lsn < end.0 {
-                out.push(lsn);
-            }
-        };
-        for &idx in self.by_id.values() {
-            let entry = &self.runs[idx as usize];
-            push(entry.started_lsn);
-            if entry.finished_lsn != NO_LSN {
-                push(entry.finished_lsn);
-            }
-            entry.events.iter().for_each(|&(_, lsn)| push(lsn));
-        }
-        for events in self.orphans.values() {
-            events.iter().for_each(|&(_, lsn)| push(lsn));
-        }
-        for &(_, lsn) in self.calls.by_time.keys() {
-            push(lsn);
-        }
+        let live_runs = self.by_time.iter().map(|&idx| &self.runs[idx as usize]);
+        let run_lsns = live_runs.flat_map(|entry| self.run_lsns(entry));
+        let orphan_lsns = self.orphans.values().flatten().map(|&(_, lsn)| lsn);
+        let call_lsns = self.calls.by_time.keys().map(|&(_, lsn)| lsn);
+        out.extend(
+            run_lsns
+                .chain(orphan_lsns)
+                .chain(call_lsns)
+                .filter(|&lsn| lsn < end.0),
+        );
     }
 
     /// Live runs, oldest start first, each with its `started_at` and the LSNs of its
@@ -46,12 +52,7 @@ impl Index {
     pub fn runs_oldest_first(&self) -> impl Iterator<Item = (Timestamp, Vec<Lsn>)> + '_ {
         self.by_time.iter().map(|&idx| {
             let entry = &self.runs[idx as usize];
-            let mut lsns = vec![Lsn(entry.started_lsn)];
-            if entry.finished_lsn != NO_LSN {
-                lsns.push(Lsn(entry.finished_lsn));
-            }
-            lsns.extend(entry.events.iter().map(|&(_, lsn)| Lsn(lsn)));
-            (entry.started_at(), lsns)
+            (entry.started_at(), self.run_lsns(entry).map(Lsn).collect())
         })
     }
 }

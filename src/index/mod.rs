@@ -4,72 +4,96 @@
 //! Where it sits: after the segment journal. Every record appended (and, at open, every
 //! record recovered) is applied here with its LSN, in LSN order; the query layer asks
 //! the index *which* LSNs answer a question and reads those records back from the
-//! memory-mapped segments.
+//! memory-mapped segments. At open, records are applied straight from their frames
+//! through partial decodes (`keys`), reading only the fields held here.
 //!
-//! What is held per run is a [`RunEntry`]: the LSN of its `RunStarted` record, the LSN
-//! of its latest `RunFinished` record, `started_at` / `finished_at` as `i64`, the status
-//! as a byte, interned `u32` ids of its skill, caller and channel, whether it has a
-//! parent, and the `(sequence, LSN)` pairs of its events sorted by sequence. Runs are
-//! numbered by a [`RunIdx`] in the order they were started; that number is also the
-//! tie-break wherever two runs share a timestamp (the run started later sorts as newer).
+//! The layout is flat, so a run costs a fixed number of bytes and no heap allocation
+//! of its own:
+//! - Run ids and parent ids are interned together in one [`Names`] arena; per name the
+//!   index holds the live run with that id (`id_run`) and the newest live run whose
+//!   parent it is (`id_first_child`).
+//! - Per run, a 64-byte [`RunEntry`] in `runs`: the LSN of its `RunStarted` record, the
+//!   LSN of its latest `RunFinished` record, `started_at` / `finished_at` as `i64`, the
+//!   status as a byte, `u32` numbers of its id, parent id, skill, caller and channel,
+//!   the next older run with the same parent (children form a list, newest first), and
+//!   the number of its `(sequence, LSN)` event list in `event_lists` (sorted by
+//!   sequence).
+//! - Runs are numbered by a [`RunIdx`] in the order they were started; that number is
+//!   also the tie-break wherever two runs share a timestamp (the run started later
+//!   sorts as newer).
 //!
-//! Secondary structures are sorted `Vec<RunIdx>`s, ordered by `(started_at, RunIdx)`
-//! (or `(finished_at, RunIdx)`): one over all runs, one per skill, caller, channel and
-//! parent id. Runs mostly arrive in time order, so an insert is usually a push; a run
-//! started out of order is inserted at its place. Listing newest first with an offset
-//! walks one list backwards from the `until` bound; counting walks the `since..until`
-//! slice of the most selective list. Nothing scans the log.
+//! Time-ordered lists are `Vec<u32>`s sorted by `(started_at, RunIdx)` (or
+//! `(finished_at, RunIdx)`): one over all runs, one per skill, caller and channel. Runs
+//! mostly arrive in time order, so an insert is usually a push; a run started out of
+//! order is inserted at its place. Listing newest first with an offset walks one list
+//! backwards from the `until` bound; counting walks the `since..until` slice of the
+//! most selective list. Nothing scans the log.
 //!
 //! # Invariants
 //! - Applying is deterministic and never fails: a record the query API would refuse (a
-//!   duplicate run id, a duplicate sequence, a finish for an unknown run) is ignored,
-//!   so replaying a log always rebuilds the same index, whoever wrote it.
-//! - Every list holds exactly the live runs that belong in it, sorted by its key.
-//! - A purged run is gone from every structure; its slot in `runs` stays, dead, so run
-//!   numbers never shift (compaction may renumber later).
+//!   duplicate run id, a duplicate sequence, a finish for an unknown run, a payload
+//!   that does not decode) is ignored, so replaying a log always rebuilds the same
+//!   index, whoever wrote it.
+//! - Every list holds exactly the live runs that belong in it, sorted by its key; every
+//!   child list holds exactly the live runs with that parent id, newest first.
+//! - A purged run is gone from every structure; its slot in `runs` and its interned id
+//!   stay, dead, so numbers never shift (compaction may renumber later).
 //! - Events of a run id that is not (or no longer) started are kept as orphans and
 //!   move into the run when a run with that id starts (SPEC §3.4).
+//! - Every `u32` number points into the table it names (checked on checkpoint load),
+//!   and every walk of a child list is bounded by the number of runs.
 //! - Deliberately absent: strings of the rows, payloads, inputs, outputs. Those are
 //!   read from the log on query.
 
 pub mod checkpoint;
+mod keys;
 mod live;
+pub mod names;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
-
-use crate::codec::{Lsn, Record};
+use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
-use crate::model::{CallEvent, OutcomeKind, Run, RunEvent, Status, Timestamp};
+use crate::model::{OutcomeKind, Run, RunEvent, Status, Timestamp};
+pub use names::Names;
 
 /// The number of a run in start order; the position of its entry in the index.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RunIdx(pub u32);
 
 /// An LSN that is not there (a run not finished yet).
 pub(crate) const NO_LSN: u64 = u64::MAX;
+/// A `u32` number that is not there (no parent, no event list, no run).
+pub(crate) const NONE: u32 = u32::MAX;
 const FLAG_ALIVE: u8 = 1;
 const FLAG_TOP_LEVEL: u8 = 2;
 const FLAG_FINISHED: u8 = 4;
 
 /// What the index holds about one run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunEntry {
-    started_lsn: u64,
+    pub(crate) started_lsn: u64,
     /// `NO_LSN` when the run was never finished through a `RunFinished` record.
-    finished_lsn: u64,
-    started_at: i64,
-    finished_at: i64,
-    skill: u32,
-    caller: u32,
-    channel: u32,
-    status: u8,
-    flags: u8,
-    /// `(sequence, LSN)` sorted by sequence, unique sequences.
-    events: Vec<(u64, u64)>,
+    pub(crate) finished_lsn: u64,
+    pub(crate) started_at: i64,
+    pub(crate) finished_at: i64,
+    /// The run's id, a number in `Index::ids`.
+    pub(crate) id: u32,
+    /// The parent's id in `Index::ids`, or `NONE` for a top-level run.
+    pub(crate) parent: u32,
+    /// The next older live run with the same parent, or `NONE`.
+    pub(crate) next_sibling: u32,
+    pub(crate) skill: u32,
+    pub(crate) caller: u32,
+    pub(crate) channel: u32,
+    /// The run's list in `Index::event_lists`, or `NONE` before its first event.
+    pub(crate) events: u32,
+    pub(crate) status: u8,
+    pub(crate) flags: u8,
 }
+
+const _: () = assert!(std::mem::size_of::<RunEntry>() == 64);
 
 impl RunEntry {
     /// The LSN of the `RunStarted` record.
@@ -92,7 +116,7 @@ impl RunEntry {
         Timestamp::from_unix_nanos(self.started_at)
     }
 
-    fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         self.flags & FLAG_ALIVE != 0
     }
 
@@ -106,27 +130,6 @@ fn status_byte(status: Status) -> u8 {
         .iter()
         .position(|s| *s == status)
         .expect("every status is in Status::ALL") as u8
-}
-
-/// Strings mapped to dense `u32` ids, for attributes with few distinct values.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Interner {
-    ids: HashMap<Box<str>, u32>,
-}
-
-impl Interner {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = u32::try_from(self.ids.len()).expect("fewer than 2^32 distinct names");
-        self.ids.insert(name.into(), id);
-        id
-    }
-
-    fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
 }
 
 /// Which runs a listing or count matches, with names resolved to interned ids.
@@ -177,12 +180,12 @@ impl Resolved {
 }
 
 /// What the index holds about one call event.
-#[derive(Copy, Clone, Debug, Serialize, Deserialize)]
-struct CallEntry {
-    /// `u32::MAX` when the call names no caller.
-    caller: u32,
-    tool: u32,
-    kind: u8,
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CallEntry {
+    /// `NO_CALLER` when the call names no caller.
+    pub(crate) caller: u32,
+    pub(crate) tool: u32,
+    pub(crate) kind: u8,
 }
 
 const NO_CALLER: u32 = u32::MAX;
@@ -206,40 +209,59 @@ fn outcome_byte(kind: OutcomeKind) -> u8 {
 
 /// The call events, keyed by `(ts, LSN)`: the LSN makes keys unique and orders equal
 /// timestamps by arrival.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Calls {
-    by_time: BTreeMap<(i64, u64), CallEntry>,
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Calls {
+    pub(crate) by_time: BTreeMap<(i64, u64), CallEntry>,
     by_caller: HashMap<u32, BTreeSet<(i64, u64)>>,
     by_tool: HashMap<u32, BTreeSet<(i64, u64)>>,
-    callers: Interner,
-    tools: Interner,
+    pub(crate) callers: Names,
+    pub(crate) tools: Names,
+}
+
+impl Calls {
+    /// Adds one call event; `caller` and `tool` are numbers in `callers` and `tools`.
+    pub(crate) fn insert(&mut self, key: (i64, u64), entry: CallEntry) {
+        if entry.caller != NO_CALLER {
+            self.by_caller.entry(entry.caller).or_default().insert(key);
+        }
+        self.by_tool.entry(entry.tool).or_default().insert(key);
+        self.by_time.insert(key, entry);
+    }
 }
 
 /// The in-memory indexes over one log.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Index {
     /// Every run ever started, by [`RunIdx`]; purged runs stay as dead entries.
-    runs: Vec<RunEntry>,
-    /// Live runs by id.
-    by_id: HashMap<Box<str>, u32>,
-    /// Events whose run id is not a live run.
-    orphans: HashMap<Box<str>, Vec<(u64, u64)>>,
-    skills: Interner,
-    callers: Interner,
-    channels: Interner,
-    parents: Interner,
+    pub(crate) runs: Vec<RunEntry>,
+    /// Run ids and parent ids.
+    pub(crate) ids: Names,
+    /// Per id: the live run with that id, or `NONE`.
+    pub(crate) id_run: Vec<u32>,
+    /// Per id: the newest live run whose parent it is, or `NONE`.
+    pub(crate) id_first_child: Vec<u32>,
+    /// The number of live runs.
+    pub(crate) n_live: u32,
+    /// `(sequence, LSN)` lists, sorted by sequence, of the runs that have events.
+    pub(crate) event_lists: Vec<Vec<(u64, u64)>>,
+    /// Events whose run id (a number in `ids`) is not a live run.
+    pub(crate) orphans: HashMap<u32, Vec<(u64, u64)>>,
+    pub(crate) skills: Names,
+    pub(crate) callers: Names,
+    pub(crate) channels: Names,
     /// Live runs by `(started_at, RunIdx)`.
-    by_time: Vec<u32>,
-    /// Per interned skill, caller, channel and parent id: live runs by
-    /// `(started_at, RunIdx)`.
-    by_skill: Vec<Vec<u32>>,
-    by_caller: Vec<Vec<u32>>,
-    by_channel: Vec<Vec<u32>>,
-    by_parent: Vec<Vec<u32>>,
+    pub(crate) by_time: Vec<u32>,
+    /// Per interned skill, caller and channel: live runs by `(started_at, RunIdx)`.
+    pub(crate) by_skill: Vec<Vec<u32>>,
+    pub(crate) by_caller: Vec<Vec<u32>>,
+    pub(crate) by_channel: Vec<Vec<u32>>,
     /// Live finished runs by `(finished_at, RunIdx)`.
-    by_finish: Vec<u32>,
-    calls: Calls,
-    n_events: u64,
+    pub(crate) by_finish: Vec<u32>,
+    pub(crate) calls: Calls,
+    pub(crate) n_events: u64,
+    /// The id of the last event applied: a run's events mostly arrive together, so
+    /// comparing with it usually saves a hash lookup. Any number is safe here.
+    last_event_id: u32,
 }
 
 fn list_for(lists: &mut Vec<Vec<u32>>, id: u32) -> &mut Vec<u32> {
@@ -273,6 +295,18 @@ pub fn check_run_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The fields of a `RunStarted` record the index holds.
+struct Start<'a> {
+    id: &'a str,
+    skill_id: &'a str,
+    caller_id: &'a str,
+    channel_id: &'a str,
+    parent_run_id: &'a str,
+    started_at: i64,
+    finished_at: Option<i64>,
+    status: Status,
+}
+
 impl Index {
     /// An empty index.
     pub fn new() -> Index {
@@ -281,12 +315,70 @@ impl Index {
 
     /// The number of live runs.
     pub fn n_runs(&self) -> usize {
-        self.by_id.len()
+        self.n_live as usize
     }
 
     /// The number of events held (live runs and orphans).
     pub fn n_events(&self) -> u64 {
         self.n_events
+    }
+
+    /// Heap bytes reserved by each part of the index (capacities times element sizes),
+    /// for memory measurements. Hash-map and B-tree overheads of the orphans and the
+    /// call index are not included; their elements are.
+    pub fn heap_bytes_by_part(&self) -> Vec<(&'static str, usize)> {
+        fn u32s(list: &Vec<u32>) -> usize {
+            list.capacity() * 4
+        }
+        fn lists(lists: &Vec<Vec<u32>>) -> usize {
+            lists.capacity() * std::mem::size_of::<Vec<u32>>()
+                + lists.iter().map(u32s).sum::<usize>()
+        }
+        fn names(names: &Names) -> usize {
+            names.bytes.capacity() + u32s(&names.ends) + u32s(&names.slots)
+        }
+        let events = |list: &Vec<(u64, u64)>| list.capacity() * 16;
+        vec![
+            (
+                "runs (64-byte entries)",
+                self.runs.capacity() * std::mem::size_of::<RunEntry>(),
+            ),
+            ("run and parent ids: arena", self.ids.bytes.capacity()),
+            ("run and parent ids: ends", u32s(&self.ids.ends)),
+            ("run and parent ids: hash slots", u32s(&self.ids.slots)),
+            (
+                "id -> live run, id -> first child",
+                u32s(&self.id_run) + u32s(&self.id_first_child),
+            ),
+            (
+                "skill, caller, channel names",
+                names(&self.skills) + names(&self.callers) + names(&self.channels),
+            ),
+            (
+                "by_time, by_finish",
+                u32s(&self.by_time) + u32s(&self.by_finish),
+            ),
+            (
+                "by_skill, by_caller, by_channel",
+                lists(&self.by_skill) + lists(&self.by_caller) + lists(&self.by_channel),
+            ),
+            (
+                "event list headers",
+                self.event_lists.capacity() * std::mem::size_of::<Vec<(u64, u64)>>(),
+            ),
+            (
+                "events",
+                self.event_lists
+                    .iter()
+                    .chain(self.orphans.values())
+                    .map(events)
+                    .sum(),
+            ),
+            (
+                "call names",
+                names(&self.calls.callers) + names(&self.calls.tools),
+            ),
+        ]
     }
 
     /// Inserts `idx` into a list sorted by `key`, pushing when it belongs at the end.
@@ -312,28 +404,72 @@ impl Index {
         list.remove(at);
     }
 
-    /// Checks that every number in the index points where it may, so a decoded
-    /// checkpoint can never make a lookup index out of bounds.
-    pub fn check_consistent(&self) -> std::result::Result<(), String> {
-        let n_runs = self.runs.len();
-        let in_range = |j: &u32| (*j as usize) < n_runs;
-        for entry in &self.runs {
-            if entry.status as usize >= Status::ALL.len() {
-                return Err(format!("status byte {}", entry.status));
-            }
-            if !entry.events.windows(2).all(|w| w[0].0 < w[1].0) {
-                return Err("events out of sequence order".into());
-            }
+    /// The live run with id `run_id`.
+    fn live_run(&self, run_id: &str) -> Option<u32> {
+        let id = self.ids.find(run_id)?;
+        let idx = self.id_run[id as usize];
+        (idx != NONE).then_some(idx)
+    }
+
+    /// Interns a run or parent id, growing the per-id tables with it.
+    fn intern_id(&mut self, id: &str) -> u32 {
+        let n = self.id_run.len();
+        let i = self.ids.intern(id);
+        if i as usize == n {
+            self.id_run.push(NONE);
+            self.id_first_child.push(NONE);
         }
-        let lists = [
-            &self.by_skill,
-            &self.by_caller,
-            &self.by_channel,
-            &self.by_parent,
-        ];
+        debug_assert_eq!(self.id_run.len(), self.ids.len());
+        i
+    }
+
+    /// Checks that every number in the index points where it may, so a decoded
+    /// checkpoint can never make a lookup index out of bounds or a walk loop.
+    pub fn check_consistent(&self) -> std::result::Result<(), String> {
+        for names in [
+            &self.ids,
+            &self.skills,
+            &self.callers,
+            &self.channels,
+            &self.calls.callers,
+            &self.calls.tools,
+        ] {
+            names.check_consistent()?;
+        }
+        let n_runs = self.runs.len();
+        let n_ids = self.ids.len();
+        if self.id_run.len() != n_ids || self.id_first_child.len() != n_ids {
+            return Err("per-id tables of the wrong length".into());
+        }
+        let run_or_none = |j: u32| j == NONE || (j as usize) < n_runs;
+        let id_or_none = |j: u32| j == NONE || (j as usize) < n_ids;
+        let mut n_live = 0u32;
+        for entry in &self.runs {
+            let in_range = (entry.status as usize) < Status::ALL.len()
+                && (entry.id as usize) < n_ids
+                && id_or_none(entry.parent)
+                && run_or_none(entry.next_sibling)
+                && (entry.skill as usize) < self.skills.len()
+                && (entry.caller as usize) < self.callers.len()
+                && (entry.channel as usize) < self.channels.len()
+                && (entry.events == NONE || (entry.events as usize) < self.event_lists.len());
+            if !in_range {
+                return Err("a run entry with a number out of range".into());
+            }
+            n_live += u32::from(entry.is_alive());
+        }
+        if n_live != self.n_live {
+            return Err("the live run count disagrees with the runs".into());
+        }
+        if !self.id_run.iter().all(|&j| run_or_none(j))
+            || !self.id_first_child.iter().all(|&j| run_or_none(j))
+        {
+            return Err("an id pointing past the run table".into());
+        }
+        let lists = [&self.by_skill, &self.by_caller, &self.by_channel];
+        let in_range = |j: &u32| (*j as usize) < n_runs;
         let all_in_range = self.by_time.iter().all(in_range)
             && self.by_finish.iter().all(in_range)
-            && self.by_id.values().all(in_range)
             && lists.iter().all(|l| l.iter().flatten().all(in_range));
         if !all_in_range {
             return Err("a run number past the run table".into());
@@ -353,13 +489,22 @@ impl Index {
         if !all_sorted {
             return Err("a list out of order".into());
         }
-        if self
-            .calls
-            .by_time
-            .values()
-            .any(|c| c.kind as usize >= OutcomeKind::ALL.len())
+        let events_sorted = |events: &Vec<(u64, u64)>| events.windows(2).all(|w| w[0].0 < w[1].0);
+        if !self.event_lists.iter().all(events_sorted) || !self.orphans.values().all(events_sorted)
         {
-            return Err("an outcome kind byte out of range".into());
+            return Err("events out of sequence order".into());
+        }
+        if self.orphans.keys().any(|&id| id as usize >= n_ids) {
+            return Err("an orphan id out of range".into());
+        }
+        let calls = &self.calls;
+        let call_ok = |c: &CallEntry| {
+            (c.kind as usize) < OutcomeKind::ALL.len()
+                && (c.caller == NO_CALLER || (c.caller as usize) < calls.callers.len())
+                && (c.tool as usize) < calls.tools.len()
+        };
+        if !calls.by_time.values().all(call_ok) {
+            return Err("a call entry with a number out of range".into());
         }
         Ok(())
     }
@@ -385,7 +530,7 @@ impl Index {
     /// already live.
     pub fn check_start(&self, run: &Run) -> Result<()> {
         check_run_id("run id", &run.id)?;
-        if self.by_id.contains_key(run.id.as_str()) {
+        if self.live_run(&run.id).is_some() {
             return Err(Error::Duplicate {
                 what: "run",
                 id: run.id.clone(),
@@ -421,13 +566,31 @@ impl Index {
     /// (see the module invariants); returns whether the record changed the index.
     pub fn apply(&mut self, lsn: Lsn, record: &Record) -> bool {
         match record {
-            Record::RunStarted(run) => self.apply_start(lsn, run),
+            Record::RunStarted(run) => self.apply_start(
+                lsn,
+                &Start {
+                    id: &run.id,
+                    skill_id: &run.skill_id,
+                    caller_id: &run.caller_id,
+                    channel_id: &run.channel_id,
+                    parent_run_id: &run.parent_run_id,
+                    started_at: run.started_at.unix_nanos(),
+                    finished_at: run.finished_at.map(Timestamp::unix_nanos),
+                    status: run.status,
+                },
+            ),
             Record::RunFinished(finish) => {
                 self.apply_finish(lsn, &finish.run_id, finish.stats.status, finish.finished_at)
             }
-            Record::EventAppended(event) => self.apply_event(lsn, event),
+            Record::EventAppended(event) => self.apply_event(lsn, &event.run_id, event.sequence),
             Record::CallRecorded(call) => {
-                self.apply_call(lsn, call);
+                self.apply_call(
+                    lsn,
+                    call.ts,
+                    call.caller_id.as_deref(),
+                    &call.tool_id,
+                    call.outcome.kind(),
+                );
                 true
             }
             Record::Purge(purge) => {
@@ -438,14 +601,67 @@ impl Index {
         }
     }
 
-    fn apply_start(&mut self, lsn: Lsn, run: &Run) -> bool {
-        if self.check_start(run).is_err() {
+    /// Applies one record straight from a verified frame's payload, decoding only the
+    /// fields the index holds. Same effect as [`Index::apply`] on the decoded record; a
+    /// payload that does not decode is ignored.
+    pub fn apply_frame(&mut self, lsn: Lsn, kind: RecordKind, payload: &[u8]) -> bool {
+        match kind {
+            RecordKind::RunStarted => keys::start(payload).is_some_and(|key| {
+                self.apply_start(
+                    lsn,
+                    &Start {
+                        id: key.id,
+                        skill_id: key.skill_id,
+                        caller_id: key.caller_id,
+                        channel_id: key.channel_id,
+                        parent_run_id: key.parent_run_id,
+                        started_at: key.started_at.unix_nanos(),
+                        finished_at: key.finished_at.map(Timestamp::unix_nanos),
+                        status: key.status,
+                    },
+                )
+            }),
+            RecordKind::RunFinished => keys::finish(payload).is_some_and(|key| {
+                self.apply_finish(lsn, key.run_id, key.stats.status, key.finished_at)
+            }),
+            RecordKind::EventAppended => keys::event(payload)
+                .is_some_and(|key| self.apply_event(lsn, key.run_id, key.sequence)),
+            RecordKind::CallRecorded => keys::call(payload).is_some_and(|key| {
+                self.apply_call(lsn, key.ts, key.caller_id, key.tool_id, key.outcome.kind);
+                true
+            }),
+            RecordKind::Purge => keys::purge(payload).is_some_and(|key| {
+                self.purge_before(key.before);
+                true
+            }),
+            RecordKind::DropReport => false,
+        }
+    }
+
+    fn apply_start(&mut self, lsn: Lsn, run: &Start<'_>) -> bool {
+        if check_run_id("run id", run.id).is_err() || self.live_run(run.id).is_some() {
             return false;
         }
-        let idx = u32::try_from(self.runs.len()).expect("fewer than 2^32 runs");
-        let events = self.orphans.remove(run.id.as_str()).unwrap_or_default();
+        let idx = u32::try_from(self.runs.len())
+            .ok()
+            .filter(|&idx| idx != NONE)
+            .expect("fewer than 2^32 - 1 runs");
+        let id = self.intern_id(run.id);
+        let events = match self.orphans.remove(&id) {
+            Some(list) => {
+                let at = u32::try_from(self.event_lists.len()).expect("fewer than 2^32 lists");
+                self.event_lists.push(list);
+                at
+            }
+            None => NONE,
+        };
+        let parent = if run.parent_run_id.is_empty() {
+            NONE
+        } else {
+            self.intern_id(run.parent_run_id)
+        };
         let mut flags = FLAG_ALIVE;
-        if run.parent_run_id.is_empty() {
+        if parent == NONE {
             flags |= FLAG_TOP_LEVEL;
         }
         if run.finished_at.is_some() {
@@ -454,29 +670,32 @@ impl Index {
         let entry = RunEntry {
             started_lsn: lsn.0,
             finished_lsn: NO_LSN,
-            started_at: run.started_at.unix_nanos(),
-            finished_at: run.finished_at.map_or(0, Timestamp::unix_nanos),
-            skill: self.skills.intern(&run.skill_id),
-            caller: self.callers.intern(&run.caller_id),
-            channel: self.channels.intern(&run.channel_id),
+            started_at: run.started_at,
+            finished_at: run.finished_at.unwrap_or(0),
+            id,
+            parent,
+            next_sibling: NONE,
+            skill: self.skills.intern(run.skill_id),
+            caller: self.callers.intern(run.caller_id),
+            channel: self.channels.intern(run.channel_id),
+            events,
             status: status_byte(run.status),
             flags,
-            events,
         };
         let (skill, caller, channel) = (entry.skill, entry.caller, entry.channel);
         let finished = entry.is_finished();
         self.runs.push(entry);
-        self.by_id.insert(run.id.as_str().into(), idx);
+        self.id_run[id as usize] = idx;
+        self.n_live += 1;
+        if parent != NONE {
+            self.link_child(parent, idx);
+        }
         let runs = &self.runs;
         let key = |j: u32| (runs[j as usize].started_at, j);
         Self::insert_sorted(&mut self.by_time, idx, key);
         Self::insert_sorted(list_for(&mut self.by_skill, skill), idx, key);
         Self::insert_sorted(list_for(&mut self.by_caller, caller), idx, key);
         Self::insert_sorted(list_for(&mut self.by_channel, channel), idx, key);
-        if !run.parent_run_id.is_empty() {
-            let parent = self.parents.intern(&run.parent_run_id);
-            Self::insert_sorted(list_for(&mut self.by_parent, parent), idx, key);
-        }
         if finished {
             let fkey = |j: u32| (runs[j as usize].finished_at, j);
             Self::insert_sorted(&mut self.by_finish, idx, fkey);
@@ -484,8 +703,27 @@ impl Index {
         true
     }
 
+    /// Links run `idx` into the child list of `parent`, which is kept newest first by
+    /// `(started_at, RunIdx)`: a run started in time order goes to the front.
+    fn link_child(&mut self, parent: u32, idx: u32) {
+        let key = |runs: &[RunEntry], j: u32| (runs[j as usize].started_at, j);
+        let new = key(&self.runs, idx);
+        let mut prev = NONE;
+        let mut cur = self.id_first_child[parent as usize];
+        while cur != NONE && key(&self.runs, cur) > new {
+            prev = cur;
+            cur = self.runs[cur as usize].next_sibling;
+        }
+        self.runs[idx as usize].next_sibling = cur;
+        if prev == NONE {
+            self.id_first_child[parent as usize] = idx;
+        } else {
+            self.runs[prev as usize].next_sibling = idx;
+        }
+    }
+
     fn apply_finish(&mut self, lsn: Lsn, run_id: &str, status: Status, at: Timestamp) -> bool {
-        let Some(&idx) = self.by_id.get(run_id) else {
+        let Some(idx) = self.live_run(run_id) else {
             return false;
         };
         if self.runs[idx as usize].is_finished() {
@@ -506,18 +744,40 @@ impl Index {
         true
     }
 
-    fn apply_event(&mut self, lsn: Lsn, event: &RunEvent) -> bool {
-        if check_run_id("event run id", &event.run_id).is_err() {
+    fn apply_event(&mut self, lsn: Lsn, run_id: &str, sequence: u64) -> bool {
+        if check_run_id("event run id", run_id).is_err() {
             return false;
         }
-        let events = match self.by_id.get(event.run_id.as_str()) {
-            Some(&idx) => &mut self.runs[idx as usize].events,
-            None => self
-                .orphans
-                .entry(event.run_id.as_str().into())
-                .or_default(),
+        let cached = self.last_event_id;
+        let id = if (cached as usize) < self.ids.len() && self.ids.name(cached) == run_id.as_bytes()
+        {
+            Some(cached)
+        } else {
+            self.ids.find(run_id)
         };
-        match events.binary_search_by_key(&event.sequence, |&(seq, _)| seq) {
+        let live = id.map(|id| {
+            self.last_event_id = id;
+            self.id_run[id as usize]
+        });
+        let events = match live.filter(|&idx| idx != NONE) {
+            Some(idx) => {
+                let entry = &mut self.runs[idx as usize];
+                if entry.events == NONE {
+                    entry.events =
+                        u32::try_from(self.event_lists.len()).expect("fewer than 2^32 lists");
+                    self.event_lists.push(Vec::new());
+                }
+                &mut self.event_lists[entry.events as usize]
+            }
+            None => {
+                let id = match id {
+                    Some(id) => id,
+                    None => self.intern_id(run_id),
+                };
+                self.orphans.entry(id).or_default()
+            }
+        };
+        match events.binary_search_by_key(&sequence, |&(seq, _)| seq) {
             Ok(_) => false,
             Err(at) => {
                 if events.len() == events.capacity() {
@@ -525,34 +785,28 @@ impl Index {
                     // bulk of the index, and a typical run stops after a few dozen.
                     events.reserve_exact((events.len() / 4).max(4));
                 }
-                events.insert(at, (event.sequence, lsn.0));
+                events.insert(at, (sequence, lsn.0));
                 self.n_events += 1;
                 true
             }
         }
     }
 
-    fn apply_call(&mut self, lsn: Lsn, call: &CallEvent) {
+    fn apply_call(
+        &mut self,
+        lsn: Lsn,
+        ts: Timestamp,
+        caller: Option<&str>,
+        tool: &str,
+        kind: OutcomeKind,
+    ) {
         let calls = &mut self.calls;
-        let key = (call.ts.unix_nanos(), lsn.0);
-        let caller = match &call.caller_id {
-            Some(caller) => {
-                let id = calls.callers.intern(caller);
-                calls.by_caller.entry(id).or_default().insert(key);
-                id
-            }
-            None => NO_CALLER,
+        let entry = CallEntry {
+            caller: caller.map_or(NO_CALLER, |c| calls.callers.intern(c)),
+            tool: calls.tools.intern(tool),
+            kind: outcome_byte(kind),
         };
-        let tool = calls.tools.intern(&call.tool_id);
-        calls.by_tool.entry(tool).or_default().insert(key);
-        calls.by_time.insert(
-            key,
-            CallEntry {
-                caller,
-                tool,
-                kind: outcome_byte(call.outcome.kind()),
-            },
-        );
+        calls.insert((ts.unix_nanos(), lsn.0), entry);
     }
 
     /// Removes every live run started before `before`, with its events; returns how
@@ -572,7 +826,6 @@ impl Index {
             &mut self.by_skill,
             &mut self.by_caller,
             &mut self.by_channel,
-            &mut self.by_parent,
         ] {
             for list in lists.iter_mut() {
                 // Every list is sorted by started_at, so the purged runs are a prefix.
@@ -583,12 +836,26 @@ impl Index {
         self.by_finish.retain(keep);
         for &idx in &purged {
             let entry = &mut self.runs[idx as usize];
-            self.n_events -= entry.events.len() as u64;
-            entry.events = Vec::new();
+            if entry.events != NONE {
+                let events = std::mem::take(&mut self.event_lists[entry.events as usize]);
+                self.n_events -= events.len() as u64;
+                entry.events = NONE;
+            }
             entry.flags &= !FLAG_ALIVE;
+            entry.next_sibling = NONE;
+            self.id_run[entry.id as usize] = NONE;
         }
-        self.by_id
-            .retain(|_, idx| self.runs[*idx as usize].is_alive());
+        self.n_live -= purged.len() as u32;
+        // The purged runs are the oldest of every child list; relinking the survivors
+        // oldest first leaves each list newest first.
+        self.id_first_child.fill(NONE);
+        for &idx in &self.by_time {
+            let entry = &mut self.runs[idx as usize];
+            if entry.parent != NONE {
+                entry.next_sibling = self.id_first_child[entry.parent as usize];
+                self.id_first_child[entry.parent as usize] = idx;
+            }
+        }
         purged.len() as u64
     }
 
@@ -596,9 +863,8 @@ impl Index {
 
     /// The live run with this id.
     pub fn lookup(&self, run_id: &str) -> Result<&RunEntry> {
-        self.by_id
-            .get(run_id)
-            .map(|&idx| &self.runs[idx as usize])
+        self.live_run(run_id)
+            .map(|idx| &self.runs[idx as usize])
             .ok_or_else(|| Error::NotFound {
                 what: "run",
                 id: run_id.to_owned(),
@@ -608,18 +874,24 @@ impl Index {
     /// The `(sequence, LSN)` pairs of a run id's events, sorted by sequence; empty when
     /// there are none.
     pub fn events_of(&self, run_id: &str) -> &[(u64, u64)] {
-        match self.by_id.get(run_id) {
-            Some(&idx) => &self.runs[idx as usize].events,
-            None => self.orphans.get(run_id).map_or(&[], Vec::as_slice),
+        let Some(id) = self.ids.find(run_id) else {
+            return &[];
+        };
+        match self.id_run[id as usize] {
+            NONE => self.orphans.get(&id).map_or(&[], Vec::as_slice),
+            idx => match self.runs[idx as usize].events {
+                NONE => &[],
+                list => &self.event_lists[list as usize],
+            },
         }
     }
 
     /// Resolves names to interned ids; `None` when a named value was never seen, so
     /// nothing can match.
     pub fn resolve(&self, select: &RunSelect<'_>) -> Option<Resolved> {
-        let named = |interner: &Interner, name: Option<&str>| match name {
+        let named = |names: &Names, name: Option<&str>| match name {
             None => Some(None),
-            Some(name) => interner.get(name).map(Some),
+            Some(name) => names.find(name).map(Some),
         };
         Some(Resolved {
             status: select.status.map(status_byte),
@@ -692,12 +964,17 @@ impl Index {
 
     /// Runs whose parent id is `parent_id`, oldest first.
     pub fn children_oldest_first(&self, parent_id: &str) -> impl Iterator<Item = &RunEntry> {
-        let list = self
-            .parents
-            .get(parent_id)
-            .and_then(|p| self.by_parent.get(p as usize))
-            .map_or(&[][..], Vec::as_slice);
-        list.iter().map(|&j| &self.runs[j as usize])
+        let mut children = Vec::new();
+        if let Some(parent) = self.ids.find(parent_id) {
+            let mut cur = self.id_first_child[parent as usize];
+            while cur != NONE {
+                // A list holds each live run at most once: a longer walk is a loop.
+                assert!(children.len() < self.runs.len(), "a child list loops");
+                children.push(cur);
+                cur = self.runs[cur as usize].next_sibling;
+            }
+        }
+        children.into_iter().rev().map(|j| &self.runs[j as usize])
     }
 
     /// Finished runs with `finished_at < cutoff`, oldest finish first.
@@ -716,7 +993,7 @@ impl Index {
         skill_id: &str,
         counts: impl Fn(Status) -> bool,
     ) -> Option<Timestamp> {
-        let skill = self.skills.get(skill_id)?;
+        let skill = self.skills.find(skill_id)?;
         self.by_skill
             .get(skill as usize)?
             .iter()
@@ -735,14 +1012,14 @@ impl Index {
         let calls = &self.calls;
         let caller = match select.caller_id {
             None => None,
-            Some(name) => match calls.callers.get(name) {
+            Some(name) => match calls.callers.find(name) {
                 Some(id) => Some(id),
                 None => return Box::new(std::iter::empty()),
             },
         };
         let tool = match select.tool_id {
             None => None,
-            Some(name) => match calls.tools.get(name) {
+            Some(name) => match calls.tools.find(name) {
                 Some(id) => Some(id),
                 None => return Box::new(std::iter::empty()),
             },

@@ -18,6 +18,15 @@
 //! - At open, the last segment is cut at its first frame that does not verify, sealed
 //!   there, and a fresh active segment is created: bytes past a cut are never reused,
 //!   so no stale frame can reappear behind new ones.
+//! - Open may be told to scan only from an LSN ([`ScanFrom`], the coverage of an index
+//!   checkpoint): sealed segments wholly below it have only their header verified at
+//!   open and are marked unscanned; the segment holding it is scanned from it when
+//!   the frame said to end there verifies and does end there (from its start
+//!   otherwise), so a stale `ScanFrom` can never make open cut the log. No frame of theirs is ever returned unverified:
+//!   every read ([`Journal::with_frame`], [`Journal::for_each_frame`]) checks each
+//!   frame's checksum and position, and a frame that fails is an error naming its
+//!   segment and offset, never data. [`Journal::verify_unscanned`] scans them fully.
+//!   Strict mode and `verify` always scan every frame.
 //! - After a failed write or sync the journal is poisoned: every later append or sync
 //!   fails with [`Error::Poisoned`]; reads go on.
 
@@ -39,7 +48,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::vfs::{DirLock, ReadView, Vfs, VfsFile, publish_file};
 use header::SegmentHeader;
-use recovery::{Damage, Role, SegmentScan, scan_segment};
+use recovery::{Damage, Role, SegmentScan, scan_segment, scan_segment_from};
 use sparse::{Rewritten, SparseTable, scan_sparse};
 
 /// The name of the lock file inside a store directory.
@@ -72,6 +81,15 @@ fn parse_segment_file_name(name: &str) -> Option<Lsn> {
         return None;
     }
     digits.parse().ok().map(Lsn)
+}
+
+/// How far open may trust the log without verifying it: every frame below `lsn` is
+/// vouched for by the caller (an index checkpoint taken after those frames were
+/// durable), and `last_frame` is the LSN of the frame that ends exactly at `lsn`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ScanFrom {
+    pub lsn: Lsn,
+    pub last_frame: Lsn,
 }
 
 /// How the journal is laid out and bounded.
@@ -123,10 +141,14 @@ pub struct SealedSegment {
     pub path: PathBuf,
     pub header: SegmentHeader,
     view: ReadView,
-    /// Dense segments: file offset ranges of verified frames.
+    /// Dense segments: file offset ranges of verified frames; for an unscanned
+    /// segment, the whole file after the header, each frame verified only when read.
     extents: Vec<Range<u64>>,
     /// Sparse (compacted) segments: where each verified frame is.
     sparse: Option<SparseTable>,
+    /// Whether every frame was verified at open (false when some were below
+    /// `scan_from`).
+    scanned: bool,
 }
 
 impl SealedSegment {
@@ -265,12 +287,16 @@ impl Journal {
     /// Opens (creating if missing) the journal in `dir`, recovering what is there.
     ///
     /// `visit` sees every verified frame in LSN order, so the caller can rebuild state
-    /// in the same pass; a frame it cannot use (an undecodable payload) it returns as an
-    /// error, which is reported as damage at that frame.
+    /// in the same pass; a frame it cannot use it returns as an error, which is
+    /// reported as damage at that frame. With `scan_from` (and not `options.strict`),
+    /// dense frames below it are not verified at open, only segment headers, and
+    /// `visit` does not see them (see the module invariants). `None` verifies
+    /// everything.
     pub fn open(
         dir: &Path,
         vfs: Arc<dyn Vfs>,
         options: JournalOptions,
+        scan_from: Option<ScanFrom>,
         mut visit: impl FnMut(Frame<'_>) -> Result<(), CorruptionKind>,
     ) -> Result<(Journal, RecoveryReport)> {
         let started = Instant::now();
@@ -288,6 +314,7 @@ impl Journal {
             &*vfs,
             &options,
             Access::ReadWrite,
+            scan_from,
             &mut report,
             &mut visit,
         )?;
@@ -309,6 +336,7 @@ impl Journal {
             role,
             scan,
             sparse,
+            scanned,
         } in scanned
         {
             max_segment_id = max_segment_id.max(header.segment_id);
@@ -320,6 +348,7 @@ impl Journal {
                     view,
                     extents: Vec::new(),
                     sparse: Some(table),
+                    scanned: true,
                 };
                 next_base = segment.end_lsn();
                 sealed.insert(segment.header.base_lsn, Arc::new(segment));
@@ -350,6 +379,7 @@ impl Journal {
                 view,
                 extents,
                 sparse: None,
+                scanned,
             };
             next_base = segment.end_lsn();
             if segment.len_bytes() == SEGMENT_HEADER_BYTES && role == Role::Last {
@@ -388,6 +418,30 @@ impl Journal {
             _lock: lock,
         };
         Ok((journal, report))
+    }
+
+    /// Verifies every frame of the segments open did not scan, as open would have,
+    /// adding what it finds to `report`: afterwards every extent is verified and
+    /// damage is skipped. Strict mode turns damage into an error.
+    pub fn verify_unscanned(&mut self, report: &mut RecoveryReport) -> Result<()> {
+        let max = self.options.record_bytes_max;
+        for segment in self.sealed.values_mut().filter(|s| !s.scanned) {
+            // Called from open, before any reader could have taken a share of it.
+            let segment = Arc::get_mut(segment).expect("no reader holds a segment during open");
+            let scan = scan_segment(&segment.view, &segment.header, Role::Sealed, max, |_| {});
+            report.n_frames += scan.n_frames;
+            report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
+            for damage in &scan.damage {
+                report.damaged.push(DamagedRange {
+                    segment: segment.path.clone(),
+                    damage: damage.clone(),
+                });
+            }
+            segment.extents = scan.extents;
+            segment.scanned = true;
+        }
+        check_strict(&self.options, report)?;
+        Ok(())
     }
 
     /// The store directory.
@@ -668,7 +722,10 @@ impl Journal {
     }
 
     /// Calls `visit` for every verified frame with LSN ≥ `from` that was handed to the
-    /// OS, in LSN order.
+    /// OS, in LSN order. A frame that does not verify ends the walk with
+    /// [`Error::Corrupt`] naming its segment and offset; only segments open did not
+    /// scan (below a checkpoint's coverage) can hold one, since open skips damage it
+    /// finds.
     pub fn for_each_frame(
         &self,
         from: Lsn,
@@ -783,6 +840,7 @@ impl Journal {
             view: new.view,
             extents: Vec::new(),
             sparse: Some(new.table),
+            scanned: true,
         };
         self.sealed
             .insert(segment.header.base_lsn, Arc::new(segment));
@@ -848,9 +906,13 @@ struct ScannedSegment {
     scan: SegmentScan,
     /// The table of a sparse (compacted) segment; `scan` is then unused.
     sparse: Option<SparseTable>,
+    /// Whether `scan` verified every frame (false when only the header was checked).
+    scanned: bool,
 }
 
-/// Lists a store's files and verifies every frame of every segment, changing nothing.
+/// Lists a store's files and verifies every frame of every segment, changing nothing,
+/// except the frames below `scan_from`: of a segment wholly below it only the header
+/// is verified, and the segment holding it is scanned from it (never in strict mode).
 ///
 /// Leftover temporaries are listed in the report (open removes them); a foreign file
 /// or a segment header that does not verify is an error; damage is listed in the
@@ -860,6 +922,7 @@ fn scan_store(
     vfs: &dyn Vfs,
     options: &JournalOptions,
     access: Access,
+    scan_from: Option<ScanFrom>,
     report: &mut RecoveryReport,
     mut visit: impl FnMut(Frame<'_>) -> Result<(), CorruptionKind>,
 ) -> Result<Vec<ScannedSegment>> {
@@ -883,6 +946,7 @@ fn scan_store(
     }
     bases.sort();
 
+    let scan_from = scan_from.filter(|_| !options.strict);
     let mut scanned = Vec::with_capacity(bases.len());
     for (i, &base) in bases.iter().enumerate() {
         let path = dir.join(segment_file_name(base));
@@ -957,10 +1021,43 @@ fn scan_store(
                 role,
                 scan: SegmentScan::default(),
                 sparse: Some(sparse.table),
+                scanned: true,
             });
             continue;
         }
-        let scan = scan_segment(&view, &header, role, options.record_bytes_max, |frame| {
+        // A sealed segment is wholly below `scan_from` when the next one starts at or
+        // before it: segments are contiguous, so its last frame ends there.
+        let below = scan_from.is_some_and(|from| bases.get(i + 1).is_some_and(|&n| n <= from.lsn));
+        if below {
+            debug_assert_eq!(role, Role::Sealed);
+            let len = view.len() as u64;
+            #[allow(clippy::single_range_in_vec_init)] // one extent, not a range of values
+            let extents = if len > SEGMENT_HEADER_BYTES {
+                vec![SEGMENT_HEADER_BYTES..len]
+            } else {
+                Vec::new()
+            };
+            report.n_segments += 1;
+            scanned.push(ScannedSegment {
+                path,
+                file,
+                view,
+                header,
+                role,
+                scan: SegmentScan {
+                    extents,
+                    end_offset: len,
+                    ..SegmentScan::default()
+                },
+                sparse: None,
+                scanned: false,
+            });
+            continue;
+        }
+        let start =
+            scan_from.and_then(|from| scan_start(&view, &header, from, options.record_bytes_max));
+        // Dense frames: an unusable one is damage at its position.
+        let mut checked = |frame: Frame<'_>| {
             if let Err(kind) = visit(frame) {
                 let offset = SEGMENT_HEADER_BYTES + (frame.lsn.0 - header.base_lsn.0);
                 unusable.push(Damage {
@@ -969,7 +1066,27 @@ fn scan_store(
                     kind,
                 });
             }
-        });
+        };
+        let scan = match start {
+            Some(start) => {
+                let mut scan = scan_segment_from(
+                    &view,
+                    &header,
+                    role,
+                    options.record_bytes_max,
+                    start,
+                    &mut checked,
+                );
+                // The vouched-for frames before `start` stay readable, each verified
+                // when read.
+                match scan.extents.first_mut() {
+                    Some(first) if first.start == start => first.start = SEGMENT_HEADER_BYTES,
+                    _ => scan.extents.insert(0, SEGMENT_HEADER_BYTES..start),
+                }
+                scan
+            }
+            None => scan_segment(&view, &header, role, options.record_bytes_max, &mut checked),
+        };
         report.n_segments += 1;
         report.n_frames += scan.n_frames;
         report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
@@ -991,6 +1108,7 @@ fn scan_store(
             role,
             scan,
             sparse: None,
+            scanned: start.is_none(),
         });
     }
     Ok(scanned)
@@ -1010,6 +1128,24 @@ fn check_strict(options: &JournalOptions, report: &RecoveryReport) -> Result<()>
     Ok(())
 }
 
+/// The file offset in this segment where a scan may start under `from`: past the
+/// header, when `from.lsn` falls inside the segment and the frame at
+/// `from.last_frame` verifies and ends exactly there. `None` means scan it all.
+fn scan_start(bytes: &[u8], header: &SegmentHeader, from: ScanFrom, max: usize) -> Option<u64> {
+    let base = header.base_lsn.0;
+    if from.last_frame.0 < base || from.last_frame >= from.lsn {
+        return None;
+    }
+    let start = SEGMENT_HEADER_BYTES.checked_add(from.lsn.0 - base)?;
+    let last = SEGMENT_HEADER_BYTES + (from.last_frame.0 - base);
+    if start > bytes.len() as u64 {
+        return None;
+    }
+    let ctx = header.frame_context();
+    let frame = decode_frame(&bytes[last as usize..], &ctx, from.last_frame, max).ok()?;
+    (last + frame.len_bytes() == start).then_some(start)
+}
+
 /// Verifies every frame of the store in `dir`, and decodes every record, without
 /// changing anything, not even a
 /// torn tail, and without taking the lock: a store in use can be verified (its last
@@ -1019,9 +1155,15 @@ pub fn verify_store(dir: &Path, vfs: &dyn Vfs, options: &JournalOptions) -> Resu
     let mut report = RecoveryReport::default();
     // Verify decodes every payload too: a frame whose checksum holds but whose record
     // cannot be read (written from corrupted memory, say) is damage all the same.
-    scan_store(dir, vfs, options, Access::ReadOnly, &mut report, |frame| {
-        frame.record().map(drop)
-    })?;
+    scan_store(
+        dir,
+        vfs,
+        options,
+        Access::ReadOnly,
+        None,
+        &mut report,
+        |frame| frame.record().map(drop),
+    )?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -1086,6 +1228,7 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
         view,
         extents,
         sparse: None,
+        scanned: true,
     })
 }
 

@@ -96,15 +96,40 @@ pub fn scan_segment<'a>(
     header: &SegmentHeader,
     role: Role,
     payload_max: usize,
+    visit: impl FnMut(Frame<'a>),
+) -> SegmentScan {
+    scan_segment_from(
+        bytes,
+        header,
+        role,
+        payload_max,
+        SEGMENT_HEADER_BYTES,
+        visit,
+    )
+}
+
+/// [`scan_segment`] from file offset `start`, which the caller knows to be the end of
+/// a verified frame (or the header): the bytes before it are neither verified nor
+/// listed in the extents.
+pub fn scan_segment_from<'a>(
+    bytes: &'a [u8],
+    header: &SegmentHeader,
+    role: Role,
+    payload_max: usize,
+    start: u64,
     mut visit: impl FnMut(Frame<'a>),
 ) -> SegmentScan {
+    assert!(
+        (SEGMENT_HEADER_BYTES..=bytes.len() as u64).contains(&start),
+        "a scan starts inside the segment"
+    );
     let ctx = header.frame_context();
     let end = bytes.len() as u64;
     let mut scan = SegmentScan {
-        end_offset: SEGMENT_HEADER_BYTES,
+        end_offset: start,
         ..SegmentScan::default()
     };
-    let mut at = SEGMENT_HEADER_BYTES;
+    let mut at = start;
     let mut extent_start = at;
     while at < end {
         let lsn = lsn_at(header, at);

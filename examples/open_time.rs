@@ -1,0 +1,155 @@
+//! Times `AuditLog::open` on the query benchmark's workload, with and without the
+//! index checkpoint, without the rest of the benchmark.
+//!
+//! `cargo run --release --example open_time -- <dir> [n_runs]`: builds the store in
+//! `<dir>` (n_runs runs of 20 events, default 100 000) unless it already holds one,
+//! then opens it three times with its checkpoint and once without, and prints each
+//! time with what recovery verified.
+
+use std::path::Path;
+use std::time::Instant;
+
+use auditlog::codec::RunFinished;
+use auditlog::model::{Run, RunEvent, RunStats, Status, Timestamp};
+use auditlog::{AuditLog, Config, Durability, Record};
+
+fn config(dir: &Path) -> Config {
+    Config::new(dir)
+        .durability(Durability::None)
+        .checkpoint_every_records(0)
+}
+
+fn run_id(i: u64) -> String {
+    format!("run-{i:012}")
+}
+
+/// The same records as `benches/query.rs`.
+fn build(dir: &Path, n_runs: u64) {
+    let log = AuditLog::open(config(dir)).unwrap();
+    let mut batch = Vec::with_capacity(4096);
+    for i in 0..n_runs {
+        let id = run_id(i);
+        batch.push(Record::RunStarted(Run {
+            id: id.clone(),
+            skill_id: format!("skill-{}", i % 20),
+            caller_id: format!("caller-{}", i % 1000),
+            channel_id: format!("channel-{}", i % 50),
+            started_at: Timestamp::from_unix_millis(1_700_000_000_000 + i as i64),
+            parent_run_id: if i % 8 == 0 {
+                String::new()
+            } else {
+                run_id(i - 1)
+            },
+            ..Run::default()
+        }));
+        for seq in 1..=20 {
+            let mut event = RunEvent {
+                run_id: id.clone(),
+                sequence: seq,
+                event_type: "step".into(),
+                ..RunEvent::default()
+            };
+            event.payload.insert("text".into(), "x".repeat(40).into());
+            batch.push(Record::EventAppended(event));
+        }
+        batch.push(Record::RunFinished(RunFinished {
+            run_id: id,
+            stats: RunStats {
+                status: if i % 10 == 0 {
+                    Status::DryRun
+                } else {
+                    Status::Ok
+                },
+                ..RunStats::default()
+            },
+            finished_at: Timestamp::from_unix_millis(1_700_000_001_000 + i as i64),
+        }));
+        if batch.len() >= 4000 {
+            log.append_batch(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    log.append_batch(&batch).unwrap();
+    log.close().unwrap();
+}
+
+fn segment_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+/// Nanoseconds this thread has spent on a CPU (Linux `schedstat`), so a busy shared
+/// machine shows in the gap between wall and CPU time; 0 where unavailable.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_once(dir: &Path, what: &str, log_bytes: u64) {
+    let cpu = cpu_ns();
+    let started = Instant::now();
+    let log = AuditLog::open(config(dir)).unwrap();
+    let elapsed = started.elapsed();
+    let cpu_ms = (cpu_ns() - cpu) as f64 / 1e6;
+    let report = log.recovery_report();
+    println!(
+        "{what}: {elapsed:.1?} wall, {cpu_ms:.1}ms cpu = {:.2} s/GB wall ({} frames verified, {:?}, {} runs)",
+        elapsed.as_secs_f64() / (log_bytes as f64 / 1e9),
+        report.n_frames,
+        log.checkpoint_use(),
+        log.index_counts().0,
+    );
+    log.close().unwrap();
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().expect("usage: open_time <dir> [n_runs]");
+    let dir = Path::new(&dir);
+    let n_runs: u64 = args.next().map_or(100_000, |a| a.parse().expect("n_runs"));
+    if !dir.exists() {
+        let started = Instant::now();
+        build(dir, n_runs);
+        println!("built {n_runs} runs in {:.1?}", started.elapsed());
+    }
+    let log_bytes = segment_bytes(dir);
+    let ckpt = dir.join("index.ckpt");
+    println!(
+        "segments: {log_bytes} bytes; checkpoint: {} bytes",
+        std::fs::metadata(&ckpt).map_or(0, |m| m.len())
+    );
+    let cpu = cpu_ns();
+    let started = Instant::now();
+    let report = AuditLog::verify(&config(dir)).unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "verify (every frame's checksum, no decoding): {elapsed:.1?} wall, {:.1}ms cpu = {:.2} s/GB wall ({} frames)",
+        (cpu_ns() - cpu) as f64 / 1e6,
+        elapsed.as_secs_f64() / (log_bytes as f64 / 1e9),
+        report.n_frames
+    );
+    let cpu = cpu_ns();
+    let started = Instant::now();
+    let loaded = auditlog::index::checkpoint::load(&auditlog::vfs::OsVfs, dir);
+    println!(
+        "checkpoint load alone: {:.1?} wall, {:.1}ms cpu (usable: {})",
+        started.elapsed(),
+        (cpu_ns() - cpu) as f64 / 1e6,
+        matches!(loaded, Ok(Some(_)))
+    );
+    drop(loaded);
+    for _ in 0..3 {
+        open_once(dir, "open with checkpoint", log_bytes);
+    }
+    for _ in 0..3 {
+        // Close writes the checkpoint again, so the store can be reused.
+        std::fs::remove_file(&ckpt).unwrap();
+        open_once(dir, "open without checkpoint", log_bytes);
+    }
+}

@@ -1,0 +1,512 @@
+//! What the index reads of each record kind: borrowed, partial decodes of the msgpack
+//! payloads, so replaying a log allocates no strings and builds no JSON maps.
+//!
+//! Where it sits: between a verified frame and [`Index::apply_frame`](super::Index).
+//! Payloads are msgpack maps with field names (see `codec::record`). Each kind is read
+//! first by a small hand-written walker ([`MsgpackMap`]) that picks the named fields
+//! out of the top-level map and steps over every other value without decoding it;
+//! anything it does not expect (a positional array, a repeated or missing field, a
+//! value of another type) sends the payload to the serde structs below, which name
+//! only some fields and let serde skip the rest, with `&str` fields borrowing from the
+//! frame. The serde path is the reference; the walker is only faster.
+//!
+//! # Invariants
+//! - Each key struct requires exactly the fields its full record type requires and
+//!   defaults the ones it defaults, so a payload the full decode refuses for a missing
+//!   field is refused here too.
+//! - Whatever the walker accepts, the serde path reads the same way (tested below),
+//!   except that the walker does not check that the strings it skips are UTF-8.
+//! - The walker never reads past the payload and never recurses: skipping a nested
+//!   value counts the items still to step over, so any depth costs constant stack.
+//! - Deliberately absent: inputs, outputs, payloads and every other field the index
+//!   does not hold.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::model::{OutcomeKind, Status, Timestamp};
+
+/// What the index takes of a `RunStarted` record (a [`Run`](crate::model::Run)).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct StartKey<'a> {
+    #[serde(borrow)]
+    pub id: &'a str,
+    #[serde(borrow)]
+    pub skill_id: &'a str,
+    #[serde(borrow)]
+    pub caller_id: &'a str,
+    #[serde(borrow)]
+    pub channel_id: &'a str,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub status: Status,
+    #[serde(borrow)]
+    pub parent_run_id: &'a str,
+}
+
+/// The status of a [`RunStats`](crate::model::RunStats).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct StatsKey {
+    pub status: Status,
+}
+
+/// What the index takes of a `RunFinished` record.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FinishKey<'a> {
+    #[serde(borrow)]
+    pub run_id: &'a str,
+    pub stats: StatsKey,
+    pub finished_at: Timestamp,
+}
+
+/// What the index takes of an `EventAppended` record (a [`RunEvent`](crate::model::RunEvent)).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct EventKey<'a> {
+    #[serde(borrow)]
+    pub run_id: &'a str,
+    pub sequence: u64,
+}
+
+/// The tag of an [`Outcome`](crate::model::Outcome).
+#[derive(Debug, Deserialize)]
+pub(crate) struct OutcomeKey {
+    pub kind: OutcomeKind,
+}
+
+/// What the index takes of a `CallRecorded` record (a [`CallEvent`](crate::model::CallEvent)).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallKey<'a> {
+    pub ts: Timestamp,
+    #[allow(dead_code)] // required by the full record; read only to refuse its absence
+    pub call_id: IgnoredAny,
+    #[serde(borrow)]
+    pub tool_id: &'a str,
+    #[serde(default, borrow)]
+    pub caller_id: Option<&'a str>,
+    pub outcome: OutcomeKey,
+}
+
+/// What the index takes of a `Purge` record.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PurgeKey {
+    pub before: Timestamp,
+    #[allow(dead_code)] // required by the full record; read only to refuse its absence
+    pub purged_at: IgnoredAny,
+}
+
+/// Reads the top-level map of a msgpack payload, one key and value at a time.
+struct MsgpackMap<'a> {
+    bytes: &'a [u8],
+    n_left: usize,
+}
+
+impl<'a> MsgpackMap<'a> {
+    /// The map at the start of `bytes`, if there is one.
+    fn new(bytes: &'a [u8]) -> Option<MsgpackMap<'a>> {
+        let mut map = MsgpackMap { bytes, n_left: 0 };
+        let tag = map.byte()?;
+        map.n_left = match tag {
+            0x80..=0x8f => usize::from(tag & 0x0f),
+            0xde => map.be(2)? as usize,
+            0xdf => map.be(4)? as usize,
+            _ => return None,
+        };
+        Some(map)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.bytes.split_first()?;
+        self.bytes = rest;
+        Some(first)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.bytes.len() {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    /// A big-endian unsigned number of `n` bytes (1, 2, 4 or 8).
+    fn be(&mut self, n: usize) -> Option<u64> {
+        Some(
+            self.take(n)?
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+        )
+    }
+
+    /// The next key: `Some(None)` after the last one, `None` when the bytes are not
+    /// a key.
+    fn next_key(&mut self) -> Option<Option<&'a [u8]>> {
+        if self.n_left == 0 {
+            return Some(None);
+        }
+        self.n_left -= 1;
+        self.str_bytes().map(Some)
+    }
+
+    fn str_bytes(&mut self) -> Option<&'a [u8]> {
+        let tag = self.byte()?;
+        let len = match tag {
+            0xa0..=0xbf => usize::from(tag & 0x1f),
+            0xd9 => self.be(1)? as usize,
+            0xda => self.be(2)? as usize,
+            0xdb => self.be(4)? as usize,
+            _ => return None,
+        };
+        self.take(len)
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.str_bytes()?).ok()
+    }
+
+    /// An integer as `i128`, so every msgpack integer fits and range checks are exact.
+    fn int(&mut self) -> Option<i128> {
+        let tag = self.byte()?;
+        Some(match tag {
+            0x00..=0x7f => i128::from(tag),
+            0xe0..=0xff => i128::from(tag as i8),
+            0xcc => i128::from(self.be(1)?),
+            0xcd => i128::from(self.be(2)?),
+            0xce => i128::from(self.be(4)?),
+            0xcf => i128::from(self.be(8)?),
+            0xd0 => i128::from(self.be(1)? as u8 as i8),
+            0xd1 => i128::from(self.be(2)? as u16 as i16),
+            0xd2 => i128::from(self.be(4)? as u32 as i32),
+            0xd3 => i128::from(self.be(8)? as i64),
+            _ => return None,
+        })
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        u64::try_from(self.int()?).ok()
+    }
+
+    fn timestamp(&mut self) -> Option<Timestamp> {
+        i64::try_from(self.int()?)
+            .ok()
+            .map(Timestamp::from_unix_nanos)
+    }
+
+    fn is_nil(&self) -> bool {
+        self.bytes.first() == Some(&0xc0)
+    }
+
+    /// Steps over one value of any type and depth, without recursion.
+    fn skip(&mut self) -> Option<()> {
+        let mut n_values = 1usize;
+        while n_values > 0 {
+            n_values -= 1;
+            let tag = self.byte()?;
+            let (n_bytes, n_items) = match tag {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+                0x80..=0x8f => (0, 2 * usize::from(tag & 0x0f)),
+                0x90..=0x9f => (0, usize::from(tag & 0x0f)),
+                0xa0..=0xbf => (usize::from(tag & 0x1f), 0),
+                0xc4 | 0xd9 => (self.be(1)? as usize, 0),
+                0xc5 | 0xda => (self.be(2)? as usize, 0),
+                0xc6 | 0xdb => (self.be(4)? as usize, 0),
+                0xc7 => (self.be(1)? as usize + 1, 0),
+                0xc8 => (self.be(2)? as usize + 1, 0),
+                0xc9 => (self.be(4)? as usize + 1, 0),
+                0xca => (4, 0),
+                0xcb => (8, 0),
+                0xcc | 0xd0 => (1, 0),
+                0xcd | 0xd1 => (2, 0),
+                0xce | 0xd2 => (4, 0),
+                0xcf | 0xd3 => (8, 0),
+                0xd4 => (2, 0),
+                0xd5 => (3, 0),
+                0xd6 => (5, 0),
+                0xd7 => (9, 0),
+                0xd8 => (17, 0),
+                0xdc => (0, self.be(2)? as usize),
+                0xdd => (0, self.be(4)? as usize),
+                0xde => (0, 2 * self.be(2)? as usize),
+                0xdf => (0, 2 * self.be(4)? as usize),
+                0xc1 => return None,
+            };
+            self.take(n_bytes)?;
+            // Every item takes at least one byte: a count beyond the bytes left is
+            // damage, refused before it can make the loop long.
+            n_values = n_values.checked_add(n_items)?;
+            if n_values > self.bytes.len() {
+                return None;
+            }
+        }
+        Some(())
+    }
+}
+
+/// Marks field `bit` as read; `None` when it was already (serde refuses duplicates).
+fn first_time(seen: &mut u32, bit: u32) -> Option<()> {
+    let mask = 1 << bit;
+    if *seen & mask != 0 {
+        return None;
+    }
+    *seen |= mask;
+    Some(())
+}
+
+fn status_named(name: &str) -> Option<Status> {
+    Status::ALL.into_iter().find(|s| s.as_str() == name)
+}
+
+/// The walker's read of a `RunStarted` payload; `None` sends it to serde.
+fn walk_start(payload: &[u8]) -> Option<StartKey<'_>> {
+    let mut map = MsgpackMap::new(payload)?;
+    let mut key = StartKey::default();
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"id" => {
+                first_time(&mut seen, 0)?;
+                key.id = map.str()?;
+            }
+            b"skill_id" => {
+                first_time(&mut seen, 1)?;
+                key.skill_id = map.str()?;
+            }
+            b"caller_id" => {
+                first_time(&mut seen, 2)?;
+                key.caller_id = map.str()?;
+            }
+            b"channel_id" => {
+                first_time(&mut seen, 3)?;
+                key.channel_id = map.str()?;
+            }
+            b"started_at" => {
+                first_time(&mut seen, 4)?;
+                key.started_at = map.timestamp()?;
+            }
+            b"finished_at" => {
+                first_time(&mut seen, 5)?;
+                if map.is_nil() {
+                    map.skip()?;
+                } else {
+                    key.finished_at = Some(map.timestamp()?);
+                }
+            }
+            b"status" => {
+                first_time(&mut seen, 6)?;
+                key.status = status_named(map.str()?)?;
+            }
+            b"parent_run_id" => {
+                first_time(&mut seen, 7)?;
+                key.parent_run_id = map.str()?;
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(key)
+}
+
+/// The walker's read of a `RunFinished` payload.
+fn walk_finish(payload: &[u8]) -> Option<FinishKey<'_>> {
+    let mut map = MsgpackMap::new(payload)?;
+    let (mut run_id, mut status, mut finished_at) = (None, None, None);
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"run_id" if run_id.is_none() => run_id = Some(map.str()?),
+            b"finished_at" if finished_at.is_none() => finished_at = Some(map.timestamp()?),
+            b"stats" if status.is_none() => {
+                let mut inner = MsgpackMap::new(map.bytes)?;
+                let mut found = Status::default();
+                let mut seen = 0u32;
+                while let Some(field) = inner.next_key()? {
+                    match field {
+                        b"status" => {
+                            first_time(&mut seen, 0)?;
+                            found = status_named(inner.str()?)?;
+                        }
+                        _ => inner.skip()?,
+                    }
+                }
+                map.bytes = inner.bytes;
+                status = Some(found);
+            }
+            b"run_id" | b"finished_at" | b"stats" => return None,
+            _ => map.skip()?,
+        }
+    }
+    Some(FinishKey {
+        run_id: run_id?,
+        stats: StatsKey { status: status? },
+        finished_at: finished_at?,
+    })
+}
+
+/// The walker's read of an `EventAppended` payload.
+fn walk_event(payload: &[u8]) -> Option<EventKey<'_>> {
+    let mut map = MsgpackMap::new(payload)?;
+    let mut key = EventKey::default();
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"run_id" => {
+                first_time(&mut seen, 0)?;
+                key.run_id = map.str()?;
+            }
+            b"sequence" => {
+                first_time(&mut seen, 1)?;
+                key.sequence = map.u64()?;
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(key)
+}
+
+/// Reads a `RunStarted` payload.
+pub(crate) fn start(payload: &[u8]) -> Option<StartKey<'_>> {
+    walk_start(payload).or_else(|| rmp_serde::from_slice(payload).ok())
+}
+
+/// Reads a `RunFinished` payload.
+pub(crate) fn finish(payload: &[u8]) -> Option<FinishKey<'_>> {
+    walk_finish(payload).or_else(|| rmp_serde::from_slice(payload).ok())
+}
+
+/// Reads an `EventAppended` payload.
+pub(crate) fn event(payload: &[u8]) -> Option<EventKey<'_>> {
+    walk_event(payload).or_else(|| rmp_serde::from_slice(payload).ok())
+}
+
+/// Reads a `CallRecorded` payload (rare enough for serde alone).
+pub(crate) fn call(payload: &[u8]) -> Option<CallKey<'_>> {
+    rmp_serde::from_slice(payload).ok()
+}
+
+/// Reads a `Purge` payload.
+pub(crate) fn purge(payload: &[u8]) -> Option<PurgeKey> {
+    rmp_serde::from_slice(payload).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Purge, Record, RunFinished};
+    use crate::model::{CallEvent, Outcome, Run, RunEvent, RunStats};
+
+    fn payload(record: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        record.encode_payload(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_walker_reads_what_serde_reads_and_refuses_what_it_does_not_expect() {
+        let mut run = Run::new("r1", "s");
+        run.parent_run_id = "p".into();
+        run.finished_at = Some(Timestamp::from_unix_nanos(-3));
+        run.status = Status::DryRun;
+        run.inputs.insert(
+            "deep".into(),
+            serde_json::json!([[{"a": [1.5, null, "x"]}], -7]),
+        );
+        let bytes = payload(&Record::RunStarted(run));
+        let walked = walk_start(&bytes).unwrap();
+        let decoded: StartKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(format!("{walked:?}"), format!("{decoded:?}"));
+
+        let finish = RunFinished {
+            run_id: "r1".into(),
+            stats: RunStats {
+                status: Status::Timeout,
+                output: "o".repeat(300),
+                ..RunStats::default()
+            },
+            finished_at: Timestamp::from_unix_nanos(1 << 40),
+        };
+        let bytes = payload(&Record::RunFinished(finish));
+        let walked = walk_finish(&bytes).unwrap();
+        let decoded: FinishKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(format!("{walked:?}"), format!("{decoded:?}"));
+
+        let mut event = RunEvent {
+            run_id: "r1".into(),
+            sequence: u64::MAX,
+            ..RunEvent::default()
+        };
+        event.payload.insert("t".into(), "x".repeat(70_000).into());
+        let bytes = payload(&Record::EventAppended(event));
+        let walked = walk_event(&bytes).unwrap();
+        let decoded: EventKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(format!("{walked:?}"), format!("{decoded:?}"));
+
+        // Positional arrays, truncations and a count past the end go to serde.
+        let positional = rmp_serde::to_vec(&Run::new("r", "s")).unwrap();
+        assert!(walk_start(&positional).is_none());
+        for len in 0..bytes.len().min(64) {
+            assert!(walk_event(&bytes[..len]).is_none());
+        }
+        assert!(walk_event(&[0x81, 0xa1, b'x', 0xdd, 0xff, 0xff, 0xff, 0xff]).is_none());
+    }
+
+    #[test]
+    fn each_key_reads_its_fields_of_a_full_record() {
+        let mut run = Run::new("r1", "s");
+        run.parent_run_id = "p".into();
+        run.inputs.insert("k".into(), "v".into());
+        let bytes = payload(&Record::RunStarted(run.clone()));
+        let key: StartKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((key.id, key.skill_id, key.parent_run_id), ("r1", "s", "p"));
+        assert_eq!(key.started_at, run.started_at);
+
+        let finish = RunFinished {
+            run_id: "r1".into(),
+            stats: RunStats {
+                status: Status::Error,
+                ..RunStats::default()
+            },
+            finished_at: Timestamp::from_unix_nanos(9),
+        };
+        let bytes = payload(&Record::RunFinished(finish));
+        let key: FinishKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((key.run_id, key.stats.status), ("r1", Status::Error));
+
+        let event = RunEvent {
+            run_id: "r1".into(),
+            sequence: 42,
+            ..RunEvent::default()
+        };
+        let bytes = payload(&Record::EventAppended(event));
+        let key: EventKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((key.run_id, key.sequence), ("r1", 42));
+
+        let call = CallEvent {
+            ts: Timestamp::from_unix_nanos(5),
+            call_id: "c".into(),
+            tool_id: "t".into(),
+            caller_id: Some("me".into()),
+            granted_capabilities: vec!["x".into()],
+            duration_ms: 1,
+            outcome: Outcome::InvalidArgs {
+                message: "m".into(),
+            },
+            tier: String::new(),
+            dry_run: false,
+            schema_version: 2,
+            secrets_resolved: false,
+            cursor_page: None,
+        };
+        let bytes = payload(&Record::CallRecorded(call));
+        let key: CallKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((key.tool_id, key.caller_id), ("t", Some("me")));
+        assert_eq!(key.outcome.kind, OutcomeKind::InvalidArgs);
+
+        let purge = Purge {
+            before: Timestamp::from_unix_nanos(3),
+            purged_at: Timestamp::from_unix_nanos(4),
+        };
+        let key: PurgeKey = rmp_serde::from_slice(&payload(&Record::Purge(purge))).unwrap();
+        assert_eq!(key.before, Timestamp::from_unix_nanos(3));
+    }
+}

@@ -1,0 +1,207 @@
+//! Interned names: every distinct string stored once in one byte arena, numbered
+//! densely in first-seen order, and found through an open-addressing hash table of
+//! those numbers.
+//!
+//! Where it sits: inside the index. Run ids, parent ids, skills, callers, channels and
+//! tools are interned here, so the index holds a `u32` wherever a row holds a string,
+//! and a name costs its bytes, a 4-byte end offset and about two 4-byte table slots,
+//! with no per-name heap allocation.
+//!
+//! # Invariants
+//! - Names are only ever added: a number, once given, names the same bytes for the
+//!   life of the index (a purged run's id stays interned).
+//! - `slots` is empty or a power of two long, holds every name number exactly once,
+//!   and keeps at least a quarter of its slots empty, so every probe sequence ends.
+//! - The hash is keyed by a per-index random `seed`, so the slots a name lands in
+//!   cannot be predicted from outside the process (nor from a different store).
+//! - Deliberately absent: removal. Names of purged runs stay until compaction.
+
+/// A slot holding no name.
+pub(crate) const EMPTY: u32 = u32::MAX;
+
+/// Interned strings with dense `u32` numbers.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub(crate) seed: u64,
+    /// Every name's bytes, back to back.
+    pub(crate) bytes: Vec<u8>,
+    /// `ends[i]` is the offset just past name `i` in `bytes`.
+    pub(crate) ends: Vec<u32>,
+    /// Linear-probing table of name numbers; `EMPTY` where free.
+    pub(crate) slots: Vec<u32>,
+}
+
+impl Default for Names {
+    fn default() -> Names {
+        // A fixed seed only weakens the hash against chosen ids; it is never wrong.
+        Names::with_seed(getrandom::u64().unwrap_or(0x9E37_79B9_7F4A_7C15))
+    }
+}
+
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+const K0: u64 = 0xA076_1D64_78BD_642F;
+const K1: u64 = 0xE703_7ED1_A0B4_28DB;
+
+fn hash(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = seed ^ fold(bytes.len() as u64 ^ K0, K1);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        h = fold(h ^ word, K0);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = fold(h ^ u64::from_le_bytes(word), K0);
+    }
+    fold(h, K1)
+}
+
+impl Names {
+    /// No names, hashing with `seed`.
+    pub fn with_seed(seed: u64) -> Names {
+        Names {
+            seed,
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+
+    /// The number of names.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no name was interned.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bytes of name `i`.
+    pub fn name(&self, i: u32) -> &[u8] {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+
+    fn slot_of(&self, name: &[u8]) -> Result<usize, usize> {
+        debug_assert!(self.slots.len().is_power_of_two());
+        let mask = self.slots.len() - 1;
+        let mut at = hash(self.seed, name) as usize & mask;
+        loop {
+            match self.slots[at] {
+                EMPTY => return Err(at),
+                i if self.name(i) == name => return Ok(at),
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    /// The number of `name`, if it was interned.
+    pub fn find(&self, name: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        self.slot_of(name.as_bytes()).ok().map(|at| self.slots[at])
+    }
+
+    /// The number of `name`, interning it if it is new.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if (self.len() + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        match self.slot_of(name.as_bytes()) {
+            Ok(at) => self.slots[at],
+            Err(at) => {
+                let i = u32::try_from(self.len())
+                    .ok()
+                    .filter(|&i| i != EMPTY)
+                    .expect("fewer than 2^32 - 1 names");
+                self.bytes.extend_from_slice(name.as_bytes());
+                let end = u32::try_from(self.bytes.len()).expect("names fit in 4 GiB");
+                self.ends.push(end);
+                self.slots[at] = i;
+                i
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let n_slots = (self.slots.len() * 2).max(16);
+        self.slots = vec![EMPTY; n_slots];
+        let mask = n_slots - 1;
+        for i in 0..self.len() as u32 {
+            let mut at = hash(self.seed, self.name(i)) as usize & mask;
+            while self.slots[at] != EMPTY {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = i;
+        }
+    }
+
+    /// Checks what a decoded checkpoint must hold for lookups to stay in bounds and
+    /// terminate (see the module invariants).
+    pub fn check_consistent(&self) -> Result<(), String> {
+        let n = self.len();
+        if !self.ends.windows(2).all(|w| w[0] <= w[1])
+            || self
+                .ends
+                .last()
+                .is_some_and(|&e| e as usize != self.bytes.len())
+            || (self.ends.is_empty() && !self.bytes.is_empty())
+        {
+            return Err("name offsets out of order or past the arena".into());
+        }
+        if !(self.slots.is_empty() && n == 0)
+            && (!self.slots.len().is_power_of_two() || n * 4 > self.slots.len() * 3)
+        {
+            return Err("a name table of a bad size".into());
+        }
+        let mut seen = vec![false; n];
+        for &i in &self.slots {
+            if i == EMPTY {
+                continue;
+            }
+            match seen.get_mut(i as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return Err("a name table slot out of range or repeated".into()),
+            }
+        }
+        if seen.iter().any(|s| !s) {
+            return Err("a name missing from the name table".into());
+        }
+        if (0..n as u32).any(|i| std::str::from_utf8(self.name(i)).is_err()) {
+            return Err("a name that is not UTF-8".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_numbered_in_first_seen_order_and_found_again() {
+        let mut names = Names::with_seed(7);
+        let n = 10_000u32;
+        for i in 0..n {
+            assert_eq!(names.intern(&format!("name-{i}")), i);
+        }
+        assert_eq!(names.intern("name-17"), 17);
+        for i in 0..n {
+            assert_eq!(names.find(&format!("name-{i}")), Some(i));
+            assert_eq!(names.name(i), format!("name-{i}").as_bytes());
+        }
+        assert_eq!(names.find("name-x"), None);
+        assert_eq!(names.intern(""), n);
+        assert_eq!(names.find(""), Some(n));
+        names.check_consistent().unwrap();
+    }
+}
