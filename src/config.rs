@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::segment::hook::{SealHook, SealedSegmentInfo};
 use crate::vfs::{OsVfs, Vfs};
 
 /// When appended records become durable.
@@ -54,6 +55,9 @@ pub struct Config {
     pub vfs: Arc<dyn Vfs>,
     /// Write the index checkpoint after this many records; 0 writes it only on close.
     pub checkpoint_every_records: u64,
+    /// Told about every segment sealed by a roll or by close, with its path, size and
+    /// SHA-256, so a shipper can move sealed segments off the machine.
+    pub on_segment_sealed: Option<SealHook>,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             recovery: RecoveryMode::default(),
             vfs: Arc::new(OsVfs),
             checkpoint_every_records: limits::CHECKPOINT_EVERY_RECORDS_DEFAULT,
+            on_segment_sealed: None,
         }
     }
 
@@ -103,6 +108,18 @@ impl Config {
     /// Sets how many records are appended between index checkpoints (0: only on close).
     pub fn checkpoint_every_records(mut self, n_records: u64) -> Config {
         self.checkpoint_every_records = n_records;
+        self
+    }
+
+    /// Registers a callback run for every segment sealed by a roll or by close, after
+    /// the file is synced, with its path, size and SHA-256 digest. It runs on the
+    /// appending thread under the log's lock: keep it quick (send the info to a channel)
+    /// and do not call into the log from it. Only the last registered callback is kept.
+    pub fn on_segment_sealed(
+        mut self,
+        hook: Arc<dyn Fn(&SealedSegmentInfo) + Send + Sync>,
+    ) -> Config {
+        self.on_segment_sealed = Some(SealHook(hook));
         self
     }
 

@@ -38,3 +38,4 @@ pub use index::checkpoint::CheckpointUse;
 pub use log::AuditLog;
 pub use query::{CallFilter, RunFilter, Storage};
 pub use segment::RecoveryReport;
+pub use segment::hook::SealedSegmentInfo;

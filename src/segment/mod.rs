@@ -22,6 +22,7 @@
 //!   fails with [`Error::Poisoned`]; reads go on.
 
 pub mod header;
+pub mod hook;
 pub mod recovery;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::vfs::{DirLock, ReadView, Vfs, VfsFile};
 use header::SegmentHeader;
+use hook::{SealHook, SealedSegmentInfo};
 use recovery::{Damage, Role, SegmentScan, scan_segment};
 
 /// The name of the lock file inside a store directory.
@@ -71,6 +73,8 @@ pub struct JournalOptions {
     pub record_bytes_max: usize,
     /// Refuse to open when any corruption is found, instead of reporting it.
     pub strict: bool,
+    /// Told about every segment sealed by a roll or by close (see `hook`).
+    pub on_sealed: Option<SealHook>,
 }
 
 /// A damaged range found at open, with the file it is in.
@@ -450,6 +454,7 @@ impl Journal {
         let old = std::mem::replace(&mut self.active, next);
         match seal(old) {
             Ok(segment) => {
+                announce_sealed(self.options.on_sealed.as_ref(), &segment);
                 self.sealed.insert(segment.header.base_lsn, segment);
                 Ok(())
             }
@@ -464,7 +469,11 @@ impl Journal {
         let active = self.active;
         let path = active.path.clone();
         let empty = active.written_offset == SEGMENT_HEADER_BYTES;
-        seal(active)?;
+        let segment = seal(active)?;
+        if !empty {
+            announce_sealed(self.options.on_sealed.as_ref(), &segment);
+        }
+        drop(segment);
         if empty {
             self.vfs
                 .remove_file(&path)
@@ -840,6 +849,19 @@ fn create_segment(
         pending: Vec::with_capacity(WRITE_CHUNK_BYTES),
         capacity,
     })
+}
+
+/// Runs the sealed-segment hook, if one is registered, for a segment just sealed.
+fn announce_sealed(hook: Option<&SealHook>, segment: &SealedSegment) {
+    if let Some(SealHook(hook)) = hook {
+        hook(&SealedSegmentInfo::of(
+            segment.path.clone(),
+            segment.header.segment_id,
+            segment.header.base_lsn,
+            segment.end_lsn(),
+            &segment.view,
+        ));
+    }
 }
 
 /// Truncates a fully written active segment to its frames, syncs it and maps it.
