@@ -23,6 +23,8 @@
 pub mod codec;
 mod config;
 mod error;
+#[cfg(feature = "export")]
+pub mod export;
 pub mod index;
 pub mod limits;
 mod log;
