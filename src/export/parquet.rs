@@ -1,7 +1,8 @@
-//! Parquet export: three typed tables that join on `run_id` (and `call_id`).
+//! Parquet export: three typed tables; `runs.id` joins `events.run_id`, and
+//! `events.call_id` joins `calls.call_id`.
 //!
 //! ```text
-//! runs    run_id, parent_run_id (null at top level), skill_id, caller_id, channel_id,
+//! runs    id, parent_run_id (null at top level), skill_id, caller_id, channel_id,
 //!         status, started_at, finished_at (null while running), runtime_seconds,
 //!         tool_calls_count, total_input_tokens, total_output_tokens,
 //!         total_thinking_tokens, output, error, inputs (JSON text)
@@ -133,7 +134,7 @@ impl<C: Columns + Default> TableFile<C> {
 
 #[derive(Default)]
 struct RunColumns {
-    run_id: StringBuilder,
+    id: StringBuilder,
     parent_run_id: StringBuilder,
     skill_id: StringBuilder,
     caller_id: StringBuilder,
@@ -154,7 +155,7 @@ struct RunColumns {
 impl Columns for RunColumns {
     fn schema() -> Schema {
         Schema::new(vec![
-            Field::new("run_id", DataType::Utf8, false),
+            Field::new("id", DataType::Utf8, false),
             Field::new("parent_run_id", DataType::Utf8, true),
             Field::new("skill_id", DataType::Utf8, false),
             Field::new("caller_id", DataType::Utf8, false),
@@ -174,7 +175,7 @@ impl Columns for RunColumns {
     }
 
     fn len(&self) -> usize {
-        self.run_id.len()
+        self.id.len()
     }
 
     fn finish(&mut self) -> Vec<ArrayRef> {
@@ -183,7 +184,7 @@ impl Columns for RunColumns {
             Arc::new(b.finish().with_timezone("UTC"))
         };
         vec![
-            Arc::new(self.run_id.finish()),
+            Arc::new(self.id.finish()),
             Arc::new(self.parent_run_id.finish()),
             Arc::new(self.skill_id.finish()),
             Arc::new(self.caller_id.finish()),
@@ -423,7 +424,7 @@ impl DayWriter for ParquetDay {
         };
         let run = &rows.run;
         let c = &mut runs.columns;
-        c.run_id.append_value(&run.id);
+        c.id.append_value(&run.id);
         c.parent_run_id
             .append_option((!run.parent_run_id.is_empty()).then_some(&run.parent_run_id));
         c.skill_id.append_value(&run.skill_id);
