@@ -22,12 +22,15 @@ use auditlog::{AuditLog, CallFilter, Config, Storage};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::{CliResult, DirArg, bytes, table};
+use crate::{CliResult, DirArg, OutputArg, bytes, print_json, table};
+use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     dir: DirArg,
+    #[command(flatten)]
+    output: OutputArg,
     /// How long to record for, in seconds.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -78,14 +81,16 @@ pub fn run(args: Args) -> CliResult {
     let log = Arc::new(AuditLog::open(Config::new(&dir))?);
     let (runs_before, events_before) = log.index_counts();
     let calls_before = log.count_calls(&CallFilter::default())?;
-    println!(
-        "opened {} ({} runs, {} events, {} calls already there; open took {:.1?})",
-        dir.display(),
-        runs_before,
-        events_before,
-        calls_before,
-        log.recovery_report().elapsed
-    );
+    if !args.output.json {
+        println!(
+            "opened {} ({} runs, {} events, {} calls already there; open took {:.1?})",
+            dir.display(),
+            runs_before,
+            events_before,
+            calls_before,
+            log.recovery_report().elapsed
+        );
+    }
 
     let n_threads = args.threads.clamp(1, 64);
     let duration = Duration::from_secs_f64(args.seconds.clamp(0.1, 3600.0));
@@ -142,28 +147,63 @@ pub fn run(args: Args) -> CliResult {
     let log = Arc::try_unwrap(log).expect("every recording thread has joined");
     log.close()?;
     let before = (runs_before, events_before, calls_before);
-    Ok(report(&dir, n_threads, &totals, elapsed, journal, before)?)
+    report(
+        &dir,
+        args.output.json,
+        n_threads,
+        &totals,
+        elapsed,
+        journal,
+        before,
+    )
+}
+
+/// What the demo did and found, printed as a table or as JSON.
+#[derive(Debug, Serialize)]
+struct DemoReport {
+    threads: usize,
+    seconds: f64,
+    runs: u64,
+    nested_runs: u64,
+    events: u64,
+    calls: u64,
+    records_per_second: f64,
+    mb_per_second: f64,
+    fsyncs: u64,
+    segments: usize,
+    store_bytes: u64,
+    reopen_ms: f64,
+    frames_verified: u64,
+    /// Every run, event and call recorded is in the reopened store.
+    nothing_lost: bool,
+    store_runs: u64,
+    store_events: u64,
+    store_calls: u64,
+    example_run: Option<String>,
+    #[serde(skip)]
+    tree: Option<String>,
 }
 
 /// Reopens the store, checks every recorded row is back, prints figures and a tree.
 fn report(
     dir: &std::path::Path,
+    json: bool,
     n_threads: usize,
     totals: &Totals,
     elapsed: Duration,
     journal: auditlog::segment::JournalStats,
     before: (usize, u64, u64),
-) -> Result<ExitCode, auditlog::Error> {
+) -> CliResult {
     // Measured before the reopen preallocates a new active segment.
-    let store_bytes: u64 = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
+    let (mut segments, mut store_bytes) = (0, 0);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        if metadata.is_file() {
+            store_bytes += metadata.len();
+            segments += usize::from(entry.path().extension().is_some_and(|e| e == "seg"));
+        }
+    }
     let reopened_at = Instant::now();
     let log = AuditLog::open(Config::new(dir))?;
     let reopen = reopened_at.elapsed();
@@ -174,48 +214,88 @@ fn report(
         before.1 + totals.events,
         before.2 + totals.calls,
     );
-    let nothing_lost = (n_runs as u64, n_events, n_calls) == expected;
     let seconds = elapsed.as_secs_f64();
-    let mut out = table(&["figure", "value"]);
+    let tree = match &totals.example_run {
+        Some(run_id) => Some(crate::tree::draw(&crate::tree::load(&log, run_id)?)),
+        None => None,
+    };
+    let out = DemoReport {
+        threads: n_threads,
+        seconds,
+        runs: totals.runs,
+        nested_runs: totals.children,
+        events: totals.events,
+        calls: totals.calls,
+        records_per_second: totals.records() as f64 / seconds,
+        mb_per_second: journal.bytes_appended as f64 / seconds / 1e6,
+        fsyncs: journal.n_fsyncs,
+        segments,
+        store_bytes,
+        reopen_ms: reopen.as_secs_f64() * 1e3,
+        frames_verified: log.recovery_report().n_frames,
+        nothing_lost: (n_runs as u64, n_events, n_calls) == expected,
+        store_runs: n_runs as u64,
+        store_events: n_events,
+        store_calls: n_calls,
+        example_run: totals.example_run.clone(),
+        tree,
+    };
+    log.close()?;
+    if json {
+        print_json(&out)?;
+    } else {
+        print_report(dir, &out);
+    }
+    Ok(if out.nothing_lost {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_report(dir: &std::path::Path, out: &DemoReport) {
+    let mut figures = table(&["figure", "value"]);
     for (figure, value) in [
-        ("recording threads", n_threads.to_string()),
-        ("recorded for", format!("{elapsed:.2?}")),
+        ("recording threads", out.threads.to_string()),
+        ("recorded for", format!("{:.2} s", out.seconds)),
         (
             "runs (nested)",
-            format!("{} ({})", totals.runs, totals.children),
+            format!("{} ({})", out.runs, out.nested_runs),
         ),
-        ("run events", totals.events.to_string()),
-        ("call events", totals.calls.to_string()),
+        ("run events", out.events.to_string()),
+        ("call events", out.calls.to_string()),
         (
             "throughput",
             format!(
                 "{:.0} records/s, {:.1} MB/s",
-                totals.records() as f64 / seconds,
-                journal.bytes_appended as f64 / seconds / 1e6
+                out.records_per_second, out.mb_per_second
             ),
         ),
         (
             "fsyncs",
             format!(
                 "{} ({:.0} records per fsync)",
-                journal.n_fsyncs,
-                totals.records() as f64 / journal.n_fsyncs.max(1) as f64
+                out.fsyncs,
+                out.records_per_second * out.seconds / out.fsyncs.max(1) as f64
             ),
         ),
-        ("segments", log.journal_stats()?.n_segments.to_string()),
-        ("store size", bytes(store_bytes)),
+        ("segments", out.segments.to_string()),
+        ("store size", bytes(out.store_bytes)),
         (
             "reopen (recovery + index)",
             format!(
-                "{reopen:.1?}, {} frames verified",
-                log.recovery_report().n_frames
+                "{:.1} ms, {} frames verified",
+                out.reopen_ms, out.frames_verified
             ),
         ),
         (
             "reopened store holds",
             format!(
-                "{n_runs} runs, {n_events} events, {n_calls} calls: {}",
-                if nothing_lost {
+                "{} runs, {} events, {} calls: {}",
+                out.store_runs,
+                out.store_events,
+                out.store_calls,
+                if out.nothing_lost {
                     "nothing lost"
                 } else {
                     "MISMATCH"
@@ -223,29 +303,17 @@ fn report(
             ),
         ),
     ] {
-        out.add_row(vec![figure.to_owned(), value]);
+        figures.add_row(vec![figure.to_owned(), value]);
     }
-    println!("{out}");
-    if let Some(run_id) = &totals.example_run {
-        match crate::tree::load(&log, run_id) {
-            Ok(tree) => {
-                println!("trace tree of {run_id}:");
-                print!("{}", crate::tree::draw(&tree));
-            }
-            Err(e) => println!("cannot draw {run_id}: {e}"),
-        }
+    println!("{figures}");
+    if let (Some(run_id), Some(tree)) = (&out.example_run, &out.tree) {
+        println!("trace tree of {run_id}:");
+        print!("{tree}");
         println!(
-            "try: auditlog show {run_id} --dir {}   |   auditlog runs --dir {} --limit 10",
-            dir.display(),
+            "try: auditlog show {run_id} --dir {0}   |   auditlog runs --dir {0} --limit 10",
             dir.display()
         );
     }
-    log.close()?;
-    Ok(if nothing_lost {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 fn base36(mut n: u64) -> String {
