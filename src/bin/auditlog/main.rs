@@ -143,6 +143,15 @@ fn when(at: Timestamp) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A run time for people: milliseconds below a second, seconds above.
+fn runtime(seconds: f64) -> String {
+    if seconds < 1.0 {
+        format!("{:.1} ms", seconds * 1e3)
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
 /// Cuts `text` to at most `max` characters, marking the cut.
 fn cut(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -217,6 +226,12 @@ mod tests {
     fn cut_marks_the_cut_and_keeps_characters_whole() {
         assert_eq!(cut("héllo", 2), "hé…");
         assert_eq!(cut("hi", 2), "hi");
+    }
+
+    #[test]
+    fn run_times_pick_their_unit() {
+        assert_eq!(runtime(0.0123), "12.3 ms");
+        assert_eq!(runtime(75.0), "75.00 s");
     }
 
     #[test]

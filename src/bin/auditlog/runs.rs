@@ -83,7 +83,7 @@ pub fn run(args: Args) -> CliResult {
             "caller",
             "status",
             "started",
-            "runtime s",
+            "runtime",
             "tools",
             "tokens in/out",
         ]);
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> CliResult {
                 run.caller_id.clone(),
                 run.status.to_string(),
                 when(run.started_at),
-                format!("{:.3}", run.runtime_seconds),
+                crate::runtime(run.runtime_seconds),
                 run.tool_calls_count.to_string(),
                 format!("{}/{}", run.total_input_tokens, run.total_output_tokens),
             ]);

@@ -44,7 +44,7 @@ pub fn run(args: Args) -> CliResult {
             ("status", run.status.to_string()),
             ("started", when(run.started_at)),
             ("finished", finished),
-            ("runtime", format!("{:.3} s", run.runtime_seconds)),
+            ("runtime", crate::runtime(run.runtime_seconds)),
             ("tool calls", run.tool_calls_count.to_string()),
             (
                 "tokens in/out/thinking",

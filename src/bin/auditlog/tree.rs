@@ -51,8 +51,11 @@ impl Node {
 
     fn label(&self) -> String {
         format!(
-            "{}  [{} · {} · {:.3}s]",
-            self.id, self.skill_id, self.status, self.runtime_seconds
+            "{}  [{} · {} · {}]",
+            self.id,
+            self.skill_id,
+            self.status,
+            crate::runtime(self.runtime_seconds)
         )
     }
 }
