@@ -8,6 +8,7 @@ use crate::compaction::Policy;
 
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::segment::hook::{SealHook, SealedSegmentInfo};
 use crate::vfs::{OsVfs, Vfs};
 
 /// When appended records become durable.
@@ -78,6 +79,9 @@ pub struct Config {
     /// default: there, open verifies only segment headers and each frame is verified
     /// when read. Strict recovery always verifies every frame.
     pub verify_all_at_open: bool,
+    /// Told about every segment sealed by a roll or by close, with its path, size and
+    /// SHA-256, so a shipper can move sealed segments off the machine.
+    pub on_segment_sealed: Option<SealHook>,
 }
 
 impl Config {
@@ -95,6 +99,7 @@ impl Config {
             compaction_policy: Policy::default(),
             retention: Retention::default(),
             verify_all_at_open: false,
+            on_segment_sealed: None,
         }
     }
 
@@ -155,6 +160,18 @@ impl Config {
     /// Sets whether open verifies every frame even below a checkpoint's coverage.
     pub fn verify_all_at_open(mut self, verify: bool) -> Config {
         self.verify_all_at_open = verify;
+        self
+    }
+
+    /// Registers a callback run for every segment sealed by a roll or by close, after
+    /// the file is synced, with its path, size and SHA-256 digest. It runs on the
+    /// appending thread under the log's lock: keep it quick (send the info to a channel)
+    /// and do not call into the log from it. Only the last registered callback is kept.
+    pub fn on_segment_sealed(
+        mut self,
+        hook: Arc<dyn Fn(&SealedSegmentInfo) + Send + Sync>,
+    ) -> Config {
+        self.on_segment_sealed = Some(SealHook(hook));
         self
     }
 

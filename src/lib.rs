@@ -24,6 +24,8 @@ pub mod codec;
 pub mod compaction;
 mod config;
 mod error;
+#[cfg(feature = "export")]
+pub mod export;
 pub mod index;
 pub mod ingest;
 pub mod limits;
@@ -42,3 +44,4 @@ pub use ingest::{IngestConfig, Recorded, Recorder};
 pub use log::AuditLog;
 pub use query::{CallFilter, RunFilter, Storage};
 pub use segment::RecoveryReport;
+pub use segment::hook::SealedSegmentInfo;

@@ -560,6 +560,7 @@ fn journal_options(config: &Config) -> JournalOptions {
         segment_bytes: config.segment_bytes,
         record_bytes_max: config.record_bytes_max,
         strict: config.recovery == RecoveryMode::Strict,
+        on_sealed: config.on_segment_sealed.clone(),
     }
 }
 

@@ -25,6 +25,9 @@
 //! [`AuditLog`]: crate::AuditLog
 
 mod log_storage;
+mod space;
+
+pub use space::SpaceUsage;
 
 use std::collections::BTreeMap;
 

@@ -31,6 +31,7 @@
 //!   fails with [`Error::Poisoned`]; reads go on.
 
 pub mod header;
+pub mod hook;
 pub mod recovery;
 pub mod sparse;
 
@@ -48,6 +49,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::vfs::{DirLock, ReadView, Vfs, VfsFile, publish_file};
 use header::SegmentHeader;
+use hook::{SealHook, SealedSegmentInfo};
 use recovery::{Damage, Role, SegmentScan, scan_segment, scan_segment_from};
 use sparse::{Rewritten, SparseTable, scan_sparse};
 
@@ -99,6 +101,8 @@ pub struct JournalOptions {
     pub record_bytes_max: usize,
     /// Refuse to open when any corruption is found, instead of reporting it.
     pub strict: bool,
+    /// Told about every segment sealed by a roll or by close (see `hook`).
+    pub on_sealed: Option<SealHook>,
 }
 
 /// A damaged range found at open, with the file it is in.
@@ -605,6 +609,7 @@ impl Journal {
         let old = std::mem::replace(&mut self.active, next);
         match seal(old) {
             Ok(segment) => {
+                announce_sealed(self.options.on_sealed.as_ref(), &segment);
                 self.sealed
                     .insert(segment.header.base_lsn, Arc::new(segment));
                 Ok(())
@@ -620,7 +625,11 @@ impl Journal {
         let active = self.active;
         let path = active.path.clone();
         let empty = active.written_offset == SEGMENT_HEADER_BYTES;
-        seal(active)?;
+        let segment = seal(active)?;
+        if !empty {
+            announce_sealed(self.options.on_sealed.as_ref(), &segment);
+        }
+        drop(segment);
         if empty {
             self.vfs
                 .remove_file(&path)
@@ -1197,6 +1206,19 @@ fn create_segment(
         pending: Vec::with_capacity(WRITE_CHUNK_BYTES),
         capacity,
     })
+}
+
+/// Runs the sealed-segment hook, if one is registered, for a segment just sealed.
+fn announce_sealed(hook: Option<&SealHook>, segment: &SealedSegment) {
+    if let Some(SealHook(hook)) = hook {
+        hook(&SealedSegmentInfo::of(
+            segment.path.clone(),
+            segment.header.segment_id,
+            segment.header.base_lsn,
+            segment.end_lsn(),
+            &segment.view,
+        ));
+    }
 }
 
 /// Truncates a fully written active segment to its frames, syncs it and maps it.
