@@ -1,7 +1,8 @@
 //! The commands of the `auditlog` binary that check, change or copy a store: `verify`
 //! (exit 0 on a clean store, non-zero with a report on a damaged frame or checkpoint),
 //! `purge` (counts without `--yes`, deletes durably with it), `export` (both formats,
-//! partitioned by day, refused over an earlier export), and `--help` everywhere.
+//! partitioned by day, refused over an earlier export), `compact` (after a purge, the
+//! store still answers the same and verifies), and `--help` everywhere.
 
 mod cli_support;
 
@@ -231,9 +232,33 @@ fn export_writes_both_formats_partitioned_by_day() {
 }
 
 #[test]
+fn compact_after_a_purge_keeps_every_answer_and_the_store_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    let d = dir.path();
+    json(d, &["purge", "--before", "2026-11-21", "--yes"]);
+    let before = json(d, &["stats"]);
+    let runs_before = json(d, &["runs", "--include-dry-run"]);
+    let compacted = json(d, &["compact"]);
+    assert!(compacted["n_passes"].as_u64().unwrap() >= 1, "{compacted}");
+    assert!(
+        compacted["bytes_after"].as_u64() <= compacted["bytes_before"].as_u64(),
+        "{compacted}"
+    );
+    let after = json(d, &["stats"]);
+    assert_eq!(after["runs"], before["runs"]);
+    assert_eq!(after["events"], before["events"]);
+    assert_eq!(after["calls"], before["calls"]);
+    assert_eq!(json(d, &["runs", "--include-dry-run"]), runs_before);
+    assert!(ok(d, &["compact"]).contains("compacted in"));
+    ok(d, &["verify"]);
+}
+
+#[test]
 fn every_subcommand_has_help_and_usage_errors_exit_2() {
     for command in [
-        "demo", "runs", "show", "tree", "calls", "tail", "stats", "verify", "purge", "export",
+        "demo", "runs", "show", "tree", "calls", "tail", "stats", "verify", "purge", "compact",
+        "export",
     ] {
         let out = auditlog(&[command, "--help"]);
         assert!(out.status.success(), "{command} --help");

@@ -11,6 +11,7 @@
 //!   1 for a failure or damage found, 2 for a usage error (clap's convention).
 
 mod calls;
+mod compact;
 mod demo;
 mod export;
 mod purge;
@@ -57,6 +58,8 @@ enum Command {
     Verify(verify::Args),
     /// Delete every run started before a time, with its events.
     Purge(purge::Args),
+    /// Reclaim the space of purged and superseded records now.
+    Compact(compact::Args),
     /// Export runs, events and calls as JSON lines or Parquet, partitioned by day.
     Export(export::Args),
 }
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
         Command::Tail(args) => tail::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Purge(args) => purge::run(args),
         Command::Export(args) => export::run(args),
     };
