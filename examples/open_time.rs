@@ -9,69 +9,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use auditlog::codec::RunFinished;
-use auditlog::model::{Run, RunEvent, RunStats, Status, Timestamp};
-use auditlog::{AuditLog, Config, Durability, Record};
+#[path = "../benches/common/query_store.rs"]
+mod query_store;
 
-fn config(dir: &Path) -> Config {
-    Config::new(dir)
-        .durability(Durability::None)
-        .checkpoint_every_records(0)
-}
-
-fn run_id(i: u64) -> String {
-    format!("run-{i:012}")
-}
-
-/// The same records as `benches/query.rs`.
-fn build(dir: &Path, n_runs: u64) {
-    let log = AuditLog::open(config(dir)).unwrap();
-    let mut batch = Vec::with_capacity(4096);
-    for i in 0..n_runs {
-        let id = run_id(i);
-        batch.push(Record::RunStarted(Run {
-            id: id.clone(),
-            skill_id: format!("skill-{}", i % 20),
-            caller_id: format!("caller-{}", i % 1000),
-            channel_id: format!("channel-{}", i % 50),
-            started_at: Timestamp::from_unix_millis(1_700_000_000_000 + i as i64),
-            parent_run_id: if i % 8 == 0 {
-                String::new()
-            } else {
-                run_id(i - 1)
-            },
-            ..Run::default()
-        }));
-        for seq in 1..=20 {
-            let mut event = RunEvent {
-                run_id: id.clone(),
-                sequence: seq,
-                event_type: "step".into(),
-                ..RunEvent::default()
-            };
-            event.payload.insert("text".into(), "x".repeat(40).into());
-            batch.push(Record::EventAppended(event));
-        }
-        batch.push(Record::RunFinished(RunFinished {
-            run_id: id,
-            stats: RunStats {
-                status: if i % 10 == 0 {
-                    Status::DryRun
-                } else {
-                    Status::Ok
-                },
-                ..RunStats::default()
-            },
-            finished_at: Timestamp::from_unix_millis(1_700_000_001_000 + i as i64),
-        }));
-        if batch.len() >= 4000 {
-            log.append_batch(&batch).unwrap();
-            batch.clear();
-        }
-    }
-    log.append_batch(&batch).unwrap();
-    log.close().unwrap();
-}
+use auditlog::AuditLog;
+use query_store::{build, config};
 
 fn segment_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)

@@ -129,6 +129,15 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    /// Adds damage found in the segment at `segment`.
+    fn note_damage<'a>(&mut self, segment: &Path, damage: impl IntoIterator<Item = &'a Damage>) {
+        self.damaged
+            .extend(damage.into_iter().map(|damage| DamagedRange {
+                segment: segment.to_path_buf(),
+                damage: damage.clone(),
+            }));
+    }
+
     /// Whether any verified-then-damaged data was found (a torn tail is not damage).
     pub fn is_clean(&self) -> bool {
         self.damaged.is_empty()
@@ -435,12 +444,7 @@ impl Journal {
             let scan = scan_segment(&segment.view, &segment.header, Role::Sealed, max, |_| {});
             report.n_frames += scan.n_frames;
             report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
-            for damage in &scan.damage {
-                report.damaged.push(DamagedRange {
-                    segment: segment.path.clone(),
-                    damage: damage.clone(),
-                });
-            }
+            report.note_damage(&segment.path, &scan.damage);
             segment.extents = scan.extents;
             segment.scanned = true;
         }
@@ -1015,12 +1019,7 @@ fn scan_store(
             report.n_segments += 1;
             report.n_frames += sparse.n_frames;
             report.bytes_verified += sparse.bytes_verified;
-            for damage in sparse.damage.iter().chain(&unusable) {
-                report.damaged.push(DamagedRange {
-                    segment: path.clone(),
-                    damage: damage.clone(),
-                });
-            }
+            report.note_damage(&path, sparse.damage.iter().chain(&unusable));
             check_strict(options, report)?;
             scanned.push(ScannedSegment {
                 path,
@@ -1099,12 +1098,7 @@ fn scan_store(
         report.n_segments += 1;
         report.n_frames += scan.n_frames;
         report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
-        for damage in scan.damage.iter().chain(&unusable) {
-            report.damaged.push(DamagedRange {
-                segment: path.clone(),
-                damage: damage.clone(),
-            });
-        }
+        report.note_damage(&path, scan.damage.iter().chain(&unusable));
         if role == Role::Last && scan.torn_tail.is_some() {
             report.torn_tail = Some((path.clone(), scan.end_offset));
         }
