@@ -33,7 +33,9 @@ mod log;
 pub mod model;
 pub mod query;
 pub mod segment;
+pub mod session;
 pub mod vfs;
+pub mod writer;
 
 pub use codec::{Lsn, Record, SegmentId};
 pub use compaction::{CompactionReport, RetentionReport};
@@ -45,3 +47,5 @@ pub use log::AuditLog;
 pub use query::{CallFilter, RunFilter, Storage};
 pub use segment::RecoveryReport;
 pub use segment::hook::SealedSegmentInfo;
+pub use session::{Iteration, Session, replay};
+pub use writer::{CloseOutcome, RunWriter, StepObservation, TokenUsage, ToolCall};

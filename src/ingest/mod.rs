@@ -580,6 +580,35 @@ impl Recorder {
         }
     }
 
+    /// [`Recorder::flush`] bounded in time: returns `Ok(true)` once every record accepted
+    /// before the call is durable (or dropped and counted), `Ok(false)` if `wait`
+    /// passed first. The records stay queued either way; the committer writes them.
+    pub fn flush_within(&self, wait: Duration) -> Result<bool> {
+        let shared = self.shared();
+        let until = Instant::now() + wait;
+        let ticket = shared.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.owner.committer_thread.unpark();
+        let mut state = shared.flush.lock();
+        while state.completed < ticket && !state.stopped {
+            let left = match until.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return Ok(false),
+            };
+            state = shared
+                .flush
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        match &state.error {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(state.completed >= ticket),
+        }
+    }
+
     /// [`Recorder::flush`] for async callers: waits on a blocking-pool thread.
     #[cfg(feature = "tokio")]
     pub async fn flush_async(&self) -> Result<()> {
