@@ -34,6 +34,7 @@ pub mod model;
 pub mod query;
 pub mod segment;
 pub mod session;
+pub mod sink;
 pub mod vfs;
 pub mod writer;
 
@@ -48,4 +49,5 @@ pub use query::{CallFilter, RunFilter, Storage};
 pub use segment::RecoveryReport;
 pub use segment::hook::SealedSegmentInfo;
 pub use session::{Iteration, Session, replay};
+pub use sink::CallSink;
 pub use writer::{CloseOutcome, RunWriter, StepObservation, TokenUsage, ToolCall};

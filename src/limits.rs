@@ -92,7 +92,10 @@ pub const TOOL_RESULT_CHARS_MAX: usize = 4000;
 pub const SESSION_TEXT_CHARS_MAX: usize = 200;
 /// Default longest time `RunWriter::close` waits for the run's finish to be durable.
 pub const WRITER_CLOSE_WAIT_MS_DEFAULT: u64 = 10_000;
-/// The longest close wait a writer may be given.
+/// Default longest time dropping a `CallSink` waits for its events to be durable.
+pub const CALL_SINK_DRAIN_WAIT_MS_DEFAULT: u64 = 5_000;
+/// The longest close wait a writer may be given (and drain wait a call sink may be
+/// given).
 pub const WRITER_CLOSE_WAIT_MS_MAX: u64 = 60_000;
 
 const _: () = {
@@ -102,6 +105,7 @@ const _: () = {
     assert!(SESSION_TEXT_CHARS_MAX < STEP_TEXT_CHARS_MAX);
     assert!(STEP_TEXT_CHARS_MAX < TOOL_RESULT_CHARS_MAX);
     assert!(WRITER_CLOSE_WAIT_MS_DEFAULT <= WRITER_CLOSE_WAIT_MS_MAX);
+    assert!(CALL_SINK_DRAIN_WAIT_MS_DEFAULT <= WRITER_CLOSE_WAIT_MS_MAX);
     assert!(FRAME_HEADER_BYTES == 4 + 4 + 8 + 1 + 3);
     assert!(RECORD_BYTES_MAX_FLOOR <= RECORD_BYTES_MAX_DEFAULT);
     assert!(RECORD_BYTES_MAX_DEFAULT <= RECORD_BYTES_MAX_CEILING);
