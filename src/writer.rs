@@ -218,7 +218,9 @@ impl RunWriter {
     /// `resolved_model` event if this is the first step naming a model.
     ///
     /// `text_len` is the byte length of the text as given; the stored `text` is the
-    /// trimmed text cut to [`STEP_TEXT_CHARS_MAX`] characters.
+    /// trimmed text cut to [`STEP_TEXT_CHARS_MAX`] characters. When the step fired a
+    /// secret-bearing tool, `text_redacted: true` stands in its place; a step with no
+    /// text after trimming has neither field.
     pub fn on_step(&self, iteration: u64, observation: &StepObservation<'_>) {
         let Some(inner) = &self.inner else { return };
         let now = Instant::now();
