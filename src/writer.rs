@@ -401,6 +401,19 @@ mod tests {
         assert_eq!(cut_with_marker("ab", 2), ("ab".to_owned(), false));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_cut_keeps_a_char_prefix_and_counts_every_byte_it_removes(
+            text in "\\PC{0,40}",
+            max_chars in 0usize..45,
+        ) {
+            let (kept, n_bytes_cut) = cut_chars(&text, max_chars);
+            proptest::prop_assert!(text.starts_with(kept));
+            proptest::prop_assert_eq!(kept.len() + n_bytes_cut, text.len());
+            proptest::prop_assert_eq!(kept.chars().count(), text.chars().count().min(max_chars));
+        }
+    }
+
     #[test]
     fn secret_bearing_tools_are_named_exactly_or_by_the_http_prefix() {
         for name in ["mcp_call", "email_send", "http_get", "http_post", "http_"] {

@@ -38,6 +38,7 @@
 //!   rejected or I/O failure). `close`, and dropping the last handle, write everything
 //!   accepted before they return.
 //! - [`Recorder::flush`] returns once every record accepted before it is durable.
+//!   [`Recorder::flush_within`] waits for the same, but never longer than its bound.
 //! - Events of one run are stored in sequence order, provided each reaches the committer
 //!   within `reorder_window` (default 5 ms) of the one after it (see `reorder.rs`).
 
