@@ -33,7 +33,10 @@ mod log;
 pub mod model;
 pub mod query;
 pub mod segment;
+pub mod session;
+pub mod sink;
 pub mod vfs;
+pub mod writer;
 
 pub use codec::{Lsn, Record, SegmentId};
 pub use compaction::{CompactionReport, RetentionReport};
@@ -45,3 +48,6 @@ pub use log::AuditLog;
 pub use query::{CallFilter, RunFilter, Storage};
 pub use segment::RecoveryReport;
 pub use segment::hook::SealedSegmentInfo;
+pub use session::{Iteration, Session, replay};
+pub use sink::CallSink;
+pub use writer::{CloseOutcome, RunWriter, StepObservation, TokenUsage, ToolCall};

@@ -83,10 +83,29 @@ pub const COMPACTION_INTERVAL_MS_MAX: u64 = 24 * 3600 * 1000;
 /// only confirms it.
 pub const COMPACTION_PASSES_MAX: usize = 3;
 
+/// Characters of step text a `step` event keeps (SPEC §4); the rest is replaced by a
+/// `…[+N bytes]` marker.
+pub const STEP_TEXT_CHARS_MAX: usize = 2000;
+/// Characters of a tool result a `tool_result` event keeps (SPEC §4).
+pub const TOOL_RESULT_CHARS_MAX: usize = 4000;
+/// Characters of an error message or validation error a session event keeps (SPEC §5).
+pub const SESSION_TEXT_CHARS_MAX: usize = 200;
+/// Default longest time `RunWriter::close` waits for the run's finish to be durable.
+pub const WRITER_CLOSE_WAIT_MS_DEFAULT: u64 = 10_000;
+/// Default longest time dropping a `CallSink` waits for its events to be durable.
+pub const CALL_SINK_DRAIN_WAIT_MS_DEFAULT: u64 = 5_000;
+/// The longest close wait a writer may be given (and drain wait a call sink may be
+/// given).
+pub const WRITER_CLOSE_WAIT_MS_MAX: u64 = 60_000;
+
 const _: () = {
     assert!(COMPACTION_INTERVAL_MS_MIN <= COMPACTION_INTERVAL_MS_DEFAULT);
     assert!(COMPACTION_INTERVAL_MS_DEFAULT <= COMPACTION_INTERVAL_MS_MAX);
     assert!(COMPACTION_PASSES_MAX >= 2);
+    assert!(SESSION_TEXT_CHARS_MAX < STEP_TEXT_CHARS_MAX);
+    assert!(STEP_TEXT_CHARS_MAX < TOOL_RESULT_CHARS_MAX);
+    assert!(WRITER_CLOSE_WAIT_MS_DEFAULT <= WRITER_CLOSE_WAIT_MS_MAX);
+    assert!(CALL_SINK_DRAIN_WAIT_MS_DEFAULT <= WRITER_CLOSE_WAIT_MS_MAX);
     assert!(FRAME_HEADER_BYTES == 4 + 4 + 8 + 1 + 3);
     assert!(RECORD_BYTES_MAX_FLOOR <= RECORD_BYTES_MAX_DEFAULT);
     assert!(RECORD_BYTES_MAX_DEFAULT <= RECORD_BYTES_MAX_CEILING);

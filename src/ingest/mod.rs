@@ -38,6 +38,7 @@
 //!   rejected or I/O failure). `close`, and dropping the last handle, write everything
 //!   accepted before they return.
 //! - [`Recorder::flush`] returns once every record accepted before it is durable.
+//!   [`Recorder::flush_within`] waits for the same, but never longer than its bound.
 //! - Events of one run are stored in sequence order, provided each reaches the committer
 //!   within `reorder_window` (default 5 ms) of the one after it (see `reorder.rs`).
 
@@ -577,6 +578,35 @@ impl Recorder {
                 reason: reason.clone(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// [`Recorder::flush`] bounded in time: returns `Ok(true)` once every record accepted
+    /// before the call is durable (or dropped and counted), `Ok(false)` if `wait`
+    /// passed first. The records stay queued either way; the committer writes them.
+    pub fn flush_within(&self, wait: Duration) -> Result<bool> {
+        let shared = self.shared();
+        let until = Instant::now() + wait;
+        let ticket = shared.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.owner.committer_thread.unpark();
+        let mut state = shared.flush.lock();
+        while state.completed < ticket && !state.stopped {
+            let left = match until.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return Ok(false),
+            };
+            state = shared
+                .flush
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        match &state.error {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(state.completed >= ticket),
         }
     }
 
