@@ -269,7 +269,7 @@ impl Session {
 }
 
 /// One phase as replay saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PhaseRecord {
     pub phase: String,
     pub status: String,
@@ -280,7 +280,7 @@ pub struct PhaseRecord {
 
 /// One iteration rebuilt by [`replay`]. `verdict` and `verdict_reason` are `None` when
 /// no verdict closed it (the stream jumped to another iteration, or ended).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Iteration {
     /// `None` only if the events did not carry an index.
     pub iteration_index: Option<u64>,

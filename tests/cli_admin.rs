@@ -258,7 +258,7 @@ fn compact_after_a_purge_keeps_every_answer_and_the_store_verifies() {
 fn every_subcommand_has_help_and_usage_errors_exit_2() {
     for command in [
         "demo", "runs", "show", "tree", "calls", "tail", "stats", "verify", "purge", "compact",
-        "export",
+        "replay", "export",
     ] {
         let out = auditlog(&[command, "--help"]);
         assert!(out.status.success(), "{command} --help");

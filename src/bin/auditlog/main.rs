@@ -15,6 +15,7 @@ mod compact;
 mod demo;
 mod export;
 mod purge;
+mod replay;
 mod runs;
 mod show;
 mod stats;
@@ -60,6 +61,8 @@ enum Command {
     Purge(purge::Args),
     /// Reclaim the space of purged and superseded records now.
     Compact(compact::Args),
+    /// Rebuild a session's iteration history from its phase and verdict events.
+    Replay(replay::Args),
     /// Export runs, events and calls as JSON lines or Parquet, partitioned by day.
     Export(export::Args),
 }
@@ -197,6 +200,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Compact(args) => compact::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Purge(args) => purge::run(args),
         Command::Export(args) => export::run(args),
     };
