@@ -1,7 +1,7 @@
 //! Query latencies over a store of `AUDITLOG_BENCH_RUNS` runs (default 100 000) with 20
 //! events each, and open times with and without the index checkpoint.
 //!
-//! `cargo bench --bench query` (set `AUDITLOG_BENCH_RUNS=1000000` for the full
+//! `cargo bench --bench query` (set `AUDITLOG_BENCH_RUNS=1000000` for the target's full
 //! scale). Besides criterion's means, it prints the p99 of `get_run` over 100 000 single
 //! calls, measured one by one.
 
