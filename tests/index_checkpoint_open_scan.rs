@@ -6,22 +6,8 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
-
 use auditlog::{AuditLog, CheckpointUse, Error, Lsn};
-use common::{events, frame_offset, segment_files, small_config};
-
-fn flip(path: &std::path::Path, offset: u64) {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut byte = [0u8];
-    file.read_exact_at(&mut byte, offset).unwrap();
-    file.write_all_at(&[byte[0] ^ 0x40], offset).unwrap();
-}
+use common::{events, flip_bits, frame_offset, segment_files, small_config};
 
 #[test]
 fn frames_below_the_checkpoint_are_verified_when_read_not_at_open() {
@@ -47,7 +33,7 @@ fn frames_below_the_checkpoint_are_verified_when_read_not_at_open() {
     let victims = [2, in_last];
     for &v in &victims {
         let segment = if v == 2 { &segments[0] } else { last };
-        flip(segment, frame_offset(segment, lsns[v]) + 22);
+        flip_bits(segment, frame_offset(segment, lsns[v]) + 22, 0x40);
     }
     let bytes_before: Vec<u64> = segments
         .iter()

@@ -11,18 +11,9 @@ use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 
 use auditlog::{AuditLog, CorruptionKind, Error, RecoveryMode};
-use common::{all_records, crash_image, events, frame_offset, segment_files, small_config};
-
-fn flip(path: &std::path::Path, offset: u64) {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut byte = [0u8];
-    file.read_exact_at(&mut byte, offset).unwrap();
-    file.write_all_at(&[byte[0] ^ 0x04], offset).unwrap();
-}
+use common::{
+    all_records, crash_image, events, flip_bits, frame_offset, segment_files, small_config,
+};
 
 #[test]
 fn a_bit_flip_in_a_sealed_segment_is_reported_and_skipped() {
@@ -36,7 +27,7 @@ fn a_bit_flip_in_a_sealed_segment_is_reported_and_skipped() {
 
     // Damage the 3rd record of the first (sealed) segment.
     let victim = frame_offset(&segments[0], lsns[2]) + 22;
-    flip(&segments[0], victim);
+    flip_bits(&segments[0], victim, 0x04);
 
     // Below the checkpoint written at close, a default open verifies only segment
     // headers: the damaged record is refused when read, naming where it is.
@@ -106,7 +97,7 @@ fn a_bit_flip_in_the_tail_cuts_the_log_and_reports_the_frames_after_it() {
     drop(log);
 
     let segment = segment_files(&image).pop().unwrap();
-    flip(&segment, frame_offset(&segment, lsns[6]) + 30);
+    flip_bits(&segment, frame_offset(&segment, lsns[6]) + 30, 0x04);
     let log = AuditLog::open(small_config(&image)).unwrap();
     assert_eq!(all_records(&log).len(), 6);
     let report = log.recovery_report();
@@ -190,7 +181,7 @@ fn verify_reports_damage_and_changes_nothing_even_on_a_store_in_use() {
     let lsns = log.append_batch(&events(300)).unwrap();
     log.flush().unwrap();
     let segments = segment_files(dir.path());
-    flip(&segments[0], frame_offset(&segments[0], lsns[1]) + 25);
+    flip_bits(&segments[0], frame_offset(&segments[0], lsns[1]) + 25, 0x04);
     let snapshot = |dir: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
         segment_files(dir)
             .into_iter()

@@ -140,3 +140,16 @@ pub fn segment_bytes_on_disk(dir: &Path) -> u64 {
         .map(|p| fs::metadata(p).unwrap().len())
         .sum()
 }
+
+/// Flips the bits of `mask` in the byte at `offset` of a file, in place.
+pub fn flip_bits(path: &Path, offset: u64, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    file.write_all_at(&[byte[0] ^ mask], offset).unwrap();
+}
