@@ -22,13 +22,17 @@ fuzz_target!(|data: &[u8]| {
     };
     // Expect the frame where it says it is, so the fuzzer reaches payload decoding
     // without solving the position check; the position check has unit tests.
-    let expected = frame_bytes.get(8..16).map_or(Lsn(0), |b| Lsn(u64::from_le_bytes(b.try_into().unwrap())));
+    let expected = frame_bytes
+        .get(8..16)
+        .map_or(Lsn(0), |b| Lsn(u64::from_le_bytes(b.try_into().unwrap())));
     if let Ok(frame) = decode_frame(frame_bytes, &ctx, expected, MAX) {
         assert!(frame.len_bytes() as usize <= frame_bytes.len());
         if let Ok(record) = frame.record() {
             let mut again = Vec::new();
-            encode_frame(&mut again, &ctx, expected, &record, MAX).expect("a decoded record re-encodes");
-            let back = decode_frame(&again, &ctx, expected, MAX).expect("a re-encoded frame verifies");
+            encode_frame(&mut again, &ctx, expected, &record, MAX)
+                .expect("a decoded record re-encodes");
+            let back =
+                decode_frame(&again, &ctx, expected, MAX).expect("a re-encoded frame verifies");
             assert_eq!(back.record().expect("and decodes"), record);
         }
     }

@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => {
             let header = SegmentHeader {
                 version: 1,
+                flags: 0,
                 segment_id: SegmentId(7),
                 base_lsn: Lsn(4096),
                 created_at: auditlog::model::Timestamp::EPOCH,
@@ -39,14 +40,21 @@ fuzz_target!(|data: &[u8]| {
         let len = bytes.len() as u64;
         let mut spans: Vec<(u64, u64)> = scan.extents.iter().map(|r| (r.start, r.end)).collect();
         if role == Role::Sealed {
-            spans.extend(scan.damage.iter().map(|d| (d.offset, d.offset + d.len_bytes)));
+            spans.extend(
+                scan.damage
+                    .iter()
+                    .map(|d| (d.offset, d.offset + d.len_bytes)),
+            );
         }
         spans.sort();
         for (start, end) in &spans {
             assert!(SEGMENT_HEADER_BYTES <= *start && start <= end && *end <= len);
         }
         for pair in spans.windows(2) {
-            assert!(pair[0].1 <= pair[1].0, "extents and damage overlap: {spans:?}");
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "extents and damage overlap: {spans:?}"
+            );
         }
         assert!(scan.end_offset <= len);
     }
