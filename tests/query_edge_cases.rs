@@ -507,6 +507,53 @@ fn s3_12_count_runs_filtered_ignores_offset_and_limit() {
     assert_eq!(log.count_runs_filtered(&with_dry).unwrap(), 120);
 }
 
+/// The default-filter count subtracts the dry runs from the candidates; the dry runs
+/// it subtracts must follow a second finish, a purge and a reopen.
+#[test]
+fn s3_12_default_filter_counts_follow_refinishes_purges_and_reopens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let counts = |log: &AuditLog| {
+        let skill = |skill: &str, since: i64| RunFilter {
+            skill_id: Some(skill.into()),
+            since: Some(at(since)),
+            ..RunFilter::default()
+        };
+        [
+            log.count_runs_filtered(&RunFilter::default()).unwrap(),
+            log.count_runs_filtered(&skill("a", 0)).unwrap(),
+            log.count_runs_filtered(&skill("b", 10)).unwrap(),
+            log.count_runs_by_skill("a", false).unwrap(),
+        ]
+    };
+    let log = open(tmp.path());
+    for i in 0..40 {
+        let status = if i % 5 == 0 {
+            Status::DryRun
+        } else {
+            Status::Ok
+        };
+        let skill = if i % 2 == 0 { "a" } else { "b" };
+        run_with_status(&log, run(&format!("r{i}"), skill, i), status);
+    }
+    // Dry: r0 r5 r10 r15 r20 r25 r30 r35; "a" has r0 r10 r20 r30, "b" r5 r15 r25 r35.
+    assert_eq!(counts(&log), [32, 16, 12, 16]);
+    log.finish_run("r10", &stats(Status::Ok)).unwrap();
+    log.finish_run("r11", &stats(Status::DryRun)).unwrap();
+    assert_eq!(counts(&log), [32, 17, 11, 17]);
+    assert_eq!(log.purge_older_than(at(6)).unwrap(), 6);
+    // Gone: r0..r5 (dry r0, r5); "a" lost r2 r4, "b" r1 r3.
+    assert_eq!(counts(&log), [28, 15, 11, 15]);
+    log.close().unwrap();
+    let log = open(tmp.path());
+    assert!(matches!(
+        log.checkpoint_use(),
+        auditlog::CheckpointUse::Loaded { .. }
+    ));
+    assert_eq!(counts(&log), [28, 15, 11, 15]);
+    log.finish_run("r20", &stats(Status::Error)).unwrap();
+    assert_eq!(counts(&log), [29, 16, 11, 16]);
+}
+
 #[test]
 fn s3_13_purge_deletes_older_runs_and_their_events_for_good() {
     let tmp = tempfile::tempdir().unwrap();

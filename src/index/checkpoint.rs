@@ -451,8 +451,9 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Loaded, String> {
     if coverage.last_frame >= coverage.covered {
         return Err("the last covered frame is not below the covered LSN".into());
     }
-    let index = decode_body(&bytes[HEADER_BYTES..])
+    let mut index = decode_body(&bytes[HEADER_BYTES..])
         .map_err(|why| format!("the body does not decode: {why}"))?;
+    index.derive_dry_runs();
     index
         .check_consistent()
         .map_err(|why| format!("the index is inconsistent: {why}"))?;

@@ -125,6 +125,15 @@ impl RunEntry {
     }
 }
 
+/// The status byte of a dry run.
+const DRY_RUN: u8 = {
+    let mut i = 0;
+    while !matches!(Status::ALL[i], Status::DryRun) {
+        i += 1;
+    }
+    i as u8
+};
+
 fn status_byte(status: Status) -> u8 {
     Status::ALL
         .iter()
@@ -166,14 +175,18 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    fn matches(&self, entry: &RunEntry) -> bool {
-        let dry_run = status_byte(Status::DryRun);
-        self.status.is_none_or(|s| s == entry.status)
-            && self.skill.is_none_or(|s| s == entry.skill)
+    /// Whether the skill, caller and channel asked for are the run's.
+    fn matches_names(&self, entry: &RunEntry) -> bool {
+        self.skill.is_none_or(|s| s == entry.skill)
             && self.caller.is_none_or(|c| c == entry.caller)
             && self.channel.is_none_or(|c| c == entry.channel)
+    }
+
+    fn matches(&self, entry: &RunEntry) -> bool {
+        self.status.is_none_or(|s| s == entry.status)
+            && self.matches_names(entry)
             && (!self.top_level_only || entry.flags & FLAG_TOP_LEVEL != 0)
-            && (!self.exclude_dry_run || entry.status != dry_run)
+            && (!self.exclude_dry_run || entry.status != DRY_RUN)
             && entry.started_at >= self.since
             && entry.started_at <= self.last
     }
@@ -257,6 +270,10 @@ pub struct Index {
     pub(crate) by_channel: Vec<Vec<u32>>,
     /// Live finished runs by `(finished_at, RunIdx)`.
     pub(crate) by_finish: Vec<u32>,
+    /// Live dry runs by `(started_at, RunIdx)`: a count that leaves dry runs out (the
+    /// default filter) subtracts these instead of checking every candidate's status.
+    /// Not in the checkpoint: [`Index::derive_dry_runs`] makes it from `by_time`.
+    pub(crate) by_dry: Vec<u32>,
     pub(crate) calls: Calls,
     pub(crate) n_events: u64,
     /// The id of the last event applied: a run's events mostly arrive together, so
@@ -355,8 +372,8 @@ impl Index {
                 names(&self.skills) + names(&self.callers) + names(&self.channels),
             ),
             (
-                "by_time, by_finish",
-                u32s(&self.by_time) + u32s(&self.by_finish),
+                "by_time, by_finish, by_dry",
+                u32s(&self.by_time) + u32s(&self.by_finish) + u32s(&self.by_dry),
             ),
             (
                 "by_skill, by_caller, by_channel",
@@ -470,6 +487,7 @@ impl Index {
         let in_range = |j: &u32| (*j as usize) < n_runs;
         let all_in_range = self.by_time.iter().all(in_range)
             && self.by_finish.iter().all(in_range)
+            && self.by_dry.iter().all(in_range)
             && lists.iter().all(|l| l.iter().flatten().all(in_range));
         if !all_in_range {
             return Err("a run number past the run table".into());
@@ -483,11 +501,17 @@ impl Index {
         let by_start = |e: &RunEntry| e.started_at;
         let all_sorted = sorted(&self.by_time, &by_start)
             && sorted(&self.by_finish, &|e: &RunEntry| e.finished_at)
+            && sorted(&self.by_dry, &by_start)
             && lists
                 .iter()
                 .all(|l| l.iter().all(|list| sorted(list, &by_start)));
         if !all_sorted {
             return Err("a list out of order".into());
+        }
+        let dry = |j: u32| self.runs[j as usize].status == DRY_RUN;
+        let n_live_dry = self.by_time.iter().filter(|&&j| dry(j)).count();
+        if n_live_dry != self.by_dry.len() || !self.by_dry.iter().all(|&j| dry(j)) {
+            return Err("the dry-run list disagrees with the runs".into());
         }
         let events_sorted = |events: &Vec<(u64, u64)>| events.windows(2).all(|w| w[0].0 < w[1].0);
         if !self.event_lists.iter().all(events_sorted) || !self.orphans.values().all(events_sorted)
@@ -700,7 +724,20 @@ impl Index {
             let fkey = |j: u32| (runs[j as usize].finished_at, j);
             Self::insert_sorted(&mut self.by_finish, idx, fkey);
         }
+        if runs[idx as usize].status == DRY_RUN {
+            Self::insert_sorted(&mut self.by_dry, idx, key);
+        }
         true
+    }
+
+    /// Makes `by_dry` from `by_time` and the runs' statuses (after a checkpoint load,
+    /// before the loaded index is checked: numbers out of range are skipped here and
+    /// refused by the check).
+    pub(crate) fn derive_dry_runs(&mut self) {
+        let runs = &self.runs;
+        self.by_dry = (self.by_time.iter().copied())
+            .filter(|&j| runs.get(j as usize).is_some_and(|r| r.status == DRY_RUN))
+            .collect();
     }
 
     /// Links run `idx` into the child list of `parent`, which is kept newest first by
@@ -733,11 +770,18 @@ impl Index {
             });
         }
         let entry = &mut self.runs[idx as usize];
+        let was_dry = entry.status == DRY_RUN;
         entry.finished_lsn = lsn.0;
         entry.finished_at = at.unix_nanos();
         entry.status = status_byte(status);
         entry.flags |= FLAG_FINISHED;
         let runs = &self.runs;
+        let key = |j: u32| (runs[j as usize].started_at, j);
+        match (was_dry, status == Status::DryRun) {
+            (false, true) => Self::insert_sorted(&mut self.by_dry, idx, key),
+            (true, false) => Self::remove_sorted(&mut self.by_dry, idx, key),
+            _ => {}
+        }
         Self::insert_sorted(&mut self.by_finish, idx, |j| {
             (runs[j as usize].finished_at, j)
         });
@@ -834,6 +878,8 @@ impl Index {
             }
         }
         self.by_finish.retain(keep);
+        let cut = self.by_dry.partition_point(|j| !keep(j));
+        self.by_dry.drain(..cut);
         for &idx in &purged {
             let entry = &mut self.runs[idx as usize];
             if entry.events != NONE {
@@ -956,10 +1002,46 @@ impl Index {
             // The candidate slice is exactly the matches.
             return candidates.len() as u64;
         }
+        if let Some(n) = self.count_leaving_out_dry_runs(select, candidates) {
+            return n;
+        }
         candidates
             .iter()
             .filter(|&&j| select.matches(&self.runs[j as usize]))
             .count() as u64
+    }
+
+    /// The count of the default filter (dry runs left out) and at most one name:
+    /// the candidates less the dry runs among them, when there are fewer dry runs in
+    /// the time bounds than candidates. `None` when the shortcut does not apply.
+    fn count_leaving_out_dry_runs(&self, select: &Resolved, candidates: &[u32]) -> Option<u64> {
+        let names = [select.skill, select.caller, select.channel];
+        let applies = select.status.is_none()
+            && !select.top_level_only
+            && select.exclude_dry_run
+            && names.iter().filter(|id| id.is_some()).count() <= 1;
+        if !applies {
+            return None;
+        }
+        let runs = &self.runs;
+        let start = self
+            .by_dry
+            .partition_point(|&j| runs[j as usize].started_at < select.since);
+        let end = self
+            .by_dry
+            .partition_point(|&j| runs[j as usize].started_at <= select.last);
+        let dry = &self.by_dry[start..end.max(start)];
+        if dry.len() >= candidates.len() {
+            return None;
+        }
+        let n_dry = if names.iter().all(Option::is_none) {
+            dry.len()
+        } else {
+            (dry.iter())
+                .filter(|&&j| select.matches_names(&runs[j as usize]))
+                .count()
+        };
+        Some((candidates.len() - n_dry) as u64)
     }
 
     /// Runs whose parent id is `parent_id`, oldest first.
