@@ -26,6 +26,7 @@ mod config;
 mod error;
 #[cfg(feature = "export")]
 pub mod export;
+pub mod follow;
 pub mod index;
 pub mod ingest;
 pub mod limits;
@@ -42,6 +43,7 @@ pub use codec::{Lsn, Record, SegmentId};
 pub use compaction::{CompactionReport, RetentionReport};
 pub use config::{Config, Durability, RecoveryMode, Retention};
 pub use error::{CorruptionKind, Error, Result};
+pub use follow::{Follow, Followed, StoreFollower, Subscription};
 pub use index::checkpoint::CheckpointUse;
 pub use ingest::{IngestConfig, Recorded, Recorder};
 pub use log::AuditLog;

@@ -98,7 +98,20 @@ pub const CALL_SINK_DRAIN_WAIT_MS_DEFAULT: u64 = 5_000;
 /// given).
 pub const WRITER_CLOSE_WAIT_MS_MAX: u64 = 60_000;
 
+/// Most records one live subscription's queue may hold.
+pub const FOLLOW_CAPACITY_MAX: usize = 1 << 20;
+/// Most live subscriptions one log feeds at once: each costs the appending thread a
+/// filter check per record.
+pub const FOLLOW_SUBSCRIPTIONS_MAX: usize = 64;
+/// Bytes a store follower reads from the active segment per read: enough for many
+/// frames, and grown up to one largest frame when a frame does not fit.
+pub const FOLLOW_READ_WINDOW_BYTES: usize = 1 << 20;
+/// Default pause between two polls of a store follower.
+pub const FOLLOW_POLL_INTERVAL_MS_DEFAULT: u64 = 100;
+
 const _: () = {
+    assert!(FOLLOW_CAPACITY_MAX > 0 && FOLLOW_SUBSCRIPTIONS_MAX > 0);
+    assert!(FOLLOW_READ_WINDOW_BYTES as u64 >= FRAME_HEADER_BYTES + RECORD_BYTES_MAX_FLOOR as u64);
     assert!(COMPACTION_INTERVAL_MS_MIN <= COMPACTION_INTERVAL_MS_DEFAULT);
     assert!(COMPACTION_INTERVAL_MS_DEFAULT <= COMPACTION_INTERVAL_MS_MAX);
     assert!(COMPACTION_PASSES_MAX >= 2);

@@ -20,6 +20,9 @@
 //!   replay could miss records that pass removed (see `compaction`).
 //! - Only the compaction worker owns a thread here; it is stopped and joined before the
 //!   journal is closed.
+//! - Live subscriptions (`follow`) receive a batch's records only once the append and
+//!   its durability step succeeded, under the same lock, so in LSN order; a refused or
+//!   failed record is never published. With no subscription this costs one `is_empty`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +32,7 @@ use crate::codec::{Lsn, Purge, Record, RecordKind};
 use crate::compaction::{self, CompactionReport, Policy, RetentionReport, Worker};
 use crate::config::{Config, Durability, RecoveryMode, Retention};
 use crate::error::{Error, Result};
+use crate::follow::{Follow, Followers, Subscription};
 use crate::index::checkpoint::{self, CheckpointUse, Coverage};
 use crate::index::{Index, RunSelect};
 use crate::model::Timestamp;
@@ -77,6 +81,8 @@ pub(crate) struct State {
     pub(crate) last_purge_lsn: Option<Lsn>,
     /// The compaction horizon: no checkpoint covering less may be used.
     pub(crate) horizon: Lsn,
+    /// Live subscriptions, fed after each acknowledged append.
+    followers: Followers,
 }
 
 impl AuditLog {
@@ -201,6 +207,7 @@ impl AuditLog {
                 checkpoint_error: None,
                 last_purge_lsn,
                 horizon,
+                followers: Followers::default(),
             }),
             durability: config.durability,
             dir: config.dir,
@@ -287,6 +294,23 @@ impl AuditLog {
         self.lock().checkpoint_error.clone()
     }
 
+    /// Subscribes to the new records `follow` selects: every record acknowledged from
+    /// now on (appended, and synced as the durability mode says) is queued for the
+    /// subscription, up to `capacity` records (at most `limits::FOLLOW_CAPACITY_MAX`).
+    /// A slow follower loses records rather than slowing the log: they are counted in
+    /// [`Subscription::missed`]. Dropping the subscription unsubscribes; closing the
+    /// log ends it.
+    pub fn subscribe(&self, follow: Follow, capacity: usize) -> Result<Subscription> {
+        let mut state = self.lock();
+        state.journal.as_ref().ok_or(Error::Closed)?;
+        state.followers.subscribe(follow, capacity)
+    }
+
+    /// Live subscriptions (made and not dropped).
+    pub fn n_followers(&self) -> usize {
+        self.lock().followers.n_live()
+    }
+
     /// Appends records as one batch and applies the durability mode to it. Returns the
     /// LSN of each record.
     ///
@@ -338,14 +362,22 @@ impl AuditLog {
                 .err()
                 .map(|e| e.to_string())
         });
-        if let Some(reason) = failure {
-            for result in &mut results {
-                if result.is_ok() {
-                    *result = Err(Error::Poisoned {
-                        reason: reason.clone(),
-                    });
+        match failure {
+            Some(reason) => {
+                for result in &mut results {
+                    if result.is_ok() {
+                        *result = Err(Error::Poisoned {
+                            reason: reason.clone(),
+                        });
+                    }
                 }
             }
+            None => state.followers.publish(
+                results
+                    .iter()
+                    .zip(records)
+                    .filter_map(|(result, record)| Some((*result.as_ref().ok()?, record))),
+            ),
         }
         results
     }
@@ -428,6 +460,7 @@ impl AuditLog {
         } else {
             Ok(())
         };
+        state.followers.end_all();
         let journal = state.journal.take().expect("checked above");
         // The journal is closed even when the checkpoint failed: the next open then
         // replays more of the log, nothing is lost.
@@ -459,6 +492,9 @@ impl Shared {
             self.apply(state, *lsn, record);
         }
         self.settle(state, &lsns)?;
+        state
+            .followers
+            .publish(lsns.iter().copied().zip(records.iter()));
         Ok(lsns)
     }
 

@@ -1,6 +1,8 @@
-//! `auditlog demo` end to end: it records into a fresh store, reports that nothing was
-//! lost and draws a run tree; a second run adds to the same store; the store it leaves
-//! verifies and answers every read command.
+//! `auditlog demo` end to end: it records into a fresh store through the recorder, the
+//! run writers, a session and the call sink, reports throughput, record latency
+//! percentiles and drops by reason, that nothing written was lost, and draws a run
+//! tree; a second run adds new runs to the same store; the store it leaves verifies and
+//! answers every read command, `replay` of the session included.
 
 mod cli_support;
 
@@ -12,16 +14,48 @@ fn demo_runs_twice_into_one_store_and_leaves_a_store_that_verifies() {
     let store = dir.path().join("store");
     let d = store.as_path();
 
-    let first = ok(d, &["demo", "--seconds", "0.5", "--threads", "2"]);
+    // A rate the debug build's committer keeps up with, so nothing is dropped.
+    let demo = [
+        "demo",
+        "--seconds",
+        "0.5",
+        "--threads",
+        "2",
+        "--rate",
+        "10000",
+    ];
+    let first = ok(d, &demo);
     assert!(first.contains("nothing lost"), "{first}");
     assert!(first.contains("trace tree of run-"), "{first}");
+    assert!(
+        first.contains("record call latency") && first.contains("p99.9"),
+        "{first}"
+    );
     assert!(
         first.contains("├─ ") && first.contains("└─ "),
         "the tree has children: {first}"
     );
 
-    let second = json(d, &["demo", "--seconds", "0.5", "--threads", "2"]);
+    let second = json(d, &demo);
     assert_eq!(second["nothing_lost"], true, "{second}");
+    let latency = &second["latency_ns"];
+    let p = |q: &str| latency[q].as_u64().unwrap();
+    assert!(0 < p("p50") && p("p50") <= p("p99"), "{latency}");
+    assert!(p("p99") <= p("p999") && p("p999") <= p("max"), "{latency}");
+    assert!(second["written"].as_u64().unwrap() > 0);
+    assert!(second["records_per_second"].as_f64().unwrap() > 0.0);
+    assert!(second["store_bytes"].as_u64().unwrap() > 0);
+    let dropped = &second["dropped"];
+    for reason in [
+        "queue_full",
+        "oversized",
+        "after_shutdown",
+        "rejected",
+        "io_failure",
+    ] {
+        assert!(dropped[reason].is_u64(), "{reason} in {dropped}");
+    }
+    assert_eq!(second["dropped_total"], 0, "{second}");
     let new_runs = second["runs"].as_u64().unwrap();
     assert!(
         new_runs > 0 && second["nested_runs"].as_u64().unwrap() > 0,
@@ -31,8 +65,14 @@ fn demo_runs_twice_into_one_store_and_leaves_a_store_that_verifies() {
         second["store_runs"].as_u64().unwrap() > new_runs,
         "the second demo added to the first one's runs: {second}"
     );
-    assert!(second["events"].as_u64().unwrap() > second["runs"].as_u64().unwrap());
-    assert!(second["calls"].as_u64().unwrap() > 0);
+    assert!(second["store_events"].as_u64().unwrap() > second["store_runs"].as_u64().unwrap());
+    assert!(second["store_calls"].as_u64().unwrap() > 0);
+    let session = second["example_session"].as_str().unwrap();
+    let replayed = json(d, &["replay", session]);
+    assert!(
+        replayed.to_string().contains("accept") || replayed.to_string().contains("revise"),
+        "{replayed}"
+    );
 
     assert_eq!(json(d, &["verify"])["clean"], true);
     let stats = json(d, &["stats"]);

@@ -19,8 +19,8 @@ use crossbeam_utils::CachePadded;
 
 use crate::model::{DropReason, Timestamp};
 
-/// Events not written, by reason.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+/// Events not written, by reason (serialized with the snake_case reason names).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DropCounts {
     pub queue_full: u64,
     pub oversized: u64,

@@ -59,6 +59,7 @@ use crate::codec::Record;
 use crate::codec::RunFinished;
 use crate::config::Durability;
 use crate::error::{Error, Result};
+use crate::follow::{Follow, Subscription};
 use crate::limits;
 use crate::log::AuditLog;
 use crate::model::{CallEvent, DropReason, Payload, Run, RunEvent, RunStats, Timestamp, Value};
@@ -646,6 +647,11 @@ impl Recorder {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
         }
+    }
+
+    /// Subscribes to the log's new records; see [`AuditLog::subscribe`].
+    pub fn subscribe(&self, follow: Follow, capacity: usize) -> Result<Subscription> {
+        self.shared().log.subscribe(follow, capacity)
     }
 
     /// Stops accepting (later calls drop with `AfterShutdown`), writes and syncs

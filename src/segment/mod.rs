@@ -77,6 +77,21 @@ pub fn segment_file_name(base: Lsn) -> String {
     format!("{:020}.{SEGMENT_EXTENSION}", base.0)
 }
 
+/// The base LSNs of a store's segment files, oldest first. Every other file is left
+/// out (temporaries, the index checkpoint, ...): readers that follow a store in use
+/// see those come and go.
+pub(crate) fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<Lsn>> {
+    let names = vfs
+        .list_dir(dir)
+        .map_err(|e| Error::io("list store directory", dir, e))?;
+    let mut bases: Vec<Lsn> = names
+        .iter()
+        .filter_map(|name| parse_segment_file_name(name))
+        .collect();
+    bases.sort();
+    Ok(bases)
+}
+
 fn parse_segment_file_name(name: &str) -> Option<Lsn> {
     let digits = name.strip_suffix(".seg")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {

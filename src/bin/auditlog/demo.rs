@@ -1,12 +1,11 @@
 //! `auditlog demo`: several threads simulate a dispatch server recording into a store
-//! through the Storage API (runs with nested child runs, steps, tool calls and results,
-//! errors, dispatch call events, session phase and verdict events) for a few seconds
-//! with a progress bar; then the store is reopened and checked, figures are printed,
-//! and one run's trace tree is drawn. Running it again adds to the same store.
-//!
-//! Deliberately absent for now: record latency percentiles and drop counts, which
-//! belong to the non-blocking ingest front end; the demo records through the blocking
-//! Storage calls.
+//! through the non-blocking front end a server uses on its hot path: a [`Recorder`],
+//! a [`RunWriter`] per run (steps, tool calls and results, errors, the resolved model),
+//! a [`Session`] per research run (phase and verdict events) and a [`CallSink`] for
+//! dispatch call events, with nested child runs, for a few seconds with a progress
+//! bar. Every call is timed. Then the recorder is closed, the store reopened and
+//! checked, and throughput, record latency percentiles, drops by reason, store size
+//! and one run's trace tree are printed. Running it again adds new runs to the store.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,13 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use auditlog::model::{
-    CALL_EVENT_SCHEMA_VERSION, CallEvent, Outcome, Payload, Run, RunEvent, RunStats, Status,
-    Timestamp,
+use auditlog::ingest::{DropCounts, FieldValue, RunRef};
+use auditlog::model::{CALL_EVENT_SCHEMA_VERSION, CallEvent, Outcome, RunStats, Status, Timestamp};
+use auditlog::session::{Phase, PhaseEvent, PhaseStatus, VerdictEvent};
+use auditlog::writer::{StepObservation, TokenUsage, ToolCall};
+use auditlog::{
+    AuditLog, CallFilter, CallSink, Config, IngestConfig, Recorder, RunFilter, RunWriter, Session,
+    Storage,
 };
-use auditlog::{AuditLog, CallFilter, Config, Storage};
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
 use crate::{CliResult, DirArg, OutputArg, bytes, print_json, table};
 use serde::Serialize;
@@ -37,31 +39,61 @@ pub struct Args {
     /// How many recording threads.
     #[arg(long, default_value_t = 4)]
     threads: usize,
+    /// Record calls per second to aim at over all threads, as a server's load would
+    /// come; 0 records as fast as the threads can (the queue then fills and drops).
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
 }
 
 /// What the recording threads did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Totals {
     runs: u64,
     children: u64,
-    events: u64,
-    calls: u64,
+    /// Record calls made (each timed): run starts, events, calls, finishes.
+    n_calls_made: u64,
+    /// Nanoseconds per record call.
+    latency_ns: Histogram<u64>,
     /// A top-level run with children and grandchildren, to draw.
     example_run: Option<String>,
+    /// A session recorded beside a research run, for `auditlog replay`.
+    example_session: Option<String>,
 }
 
 impl Totals {
+    fn new() -> Totals {
+        Totals {
+            runs: 0,
+            children: 0,
+            n_calls_made: 0,
+            // One nanosecond to a minute, three significant digits.
+            latency_ns: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .expect("valid histogram bounds"),
+            example_run: None,
+            example_session: None,
+        }
+    }
+
     fn add(&mut self, other: Totals) {
         self.runs += other.runs;
         self.children += other.children;
-        self.events += other.events;
-        self.calls += other.calls;
+        self.n_calls_made += other.n_calls_made;
+        self.latency_ns
+            .add(&other.latency_ns)
+            .expect("histograms of the same bounds");
         self.example_run = self.example_run.take().or(other.example_run);
+        self.example_session = self.example_session.take().or(other.example_session);
     }
 
-    fn records(&self) -> u64 {
-        // A run is two records: its start and its finish.
-        self.runs * 2 + self.events + self.calls
+    /// Runs `call` and records how long it took.
+    #[inline]
+    fn timed<T>(&mut self, call: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = call();
+        let ns = started.elapsed().as_nanos() as u64;
+        self.latency_ns.saturating_record(ns.max(1));
+        self.n_calls_made += 1;
+        out
     }
 }
 
@@ -74,23 +106,60 @@ const TOOLS: [&str; 5] = [
 ];
 const SKILLS: [&str; 4] = ["summarize", "triage", "research", "code_review"];
 const MODELS: [&str; 2] = ["model-large", "model-small"];
-const PHASES: [&str; 5] = ["propose", "execute", "observe", "evaluate", "decide"];
+const PHASES: [Phase; 5] = [
+    Phase::Propose,
+    Phase::Execute,
+    Phase::Observe,
+    Phase::Evaluate,
+    Phase::Decide,
+];
+
+/// Rows of a store: runs, finished runs, events, calls.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Rows {
+    runs: u64,
+    finished: u64,
+    events: u64,
+    calls: u64,
+}
+
+impl Rows {
+    fn of(log: &AuditLog) -> CliResult<Rows> {
+        let (runs, events) = log.index_counts();
+        let running = log.count_runs_filtered(&RunFilter {
+            status: Some(Status::Running),
+            include_dry_run: true,
+            ..RunFilter::default()
+        })?;
+        Ok(Rows {
+            runs: runs as u64,
+            finished: runs as u64 - running,
+            events,
+            calls: log.count_calls(&CallFilter::default())?,
+        })
+    }
+
+    /// Records these rows stand for: a run is a start and, once finished, a finish.
+    fn records(&self) -> u64 {
+        self.runs + self.finished + self.events + self.calls
+    }
+}
 
 pub fn run(args: Args) -> CliResult {
     let dir = args.dir.dir;
     let log = Arc::new(AuditLog::open(Config::new(&dir))?);
-    let (runs_before, events_before) = log.index_counts();
-    let calls_before = log.count_calls(&CallFilter::default())?;
+    let before = Rows::of(&log)?;
     if !args.output.json {
         println!(
             "opened {} ({} runs, {} events, {} calls already there; open took {:.1?})",
             dir.display(),
-            runs_before,
-            events_before,
-            calls_before,
+            before.runs,
+            before.events,
+            before.calls,
             log.recovery_report().elapsed
         );
     }
+    let recorder = Recorder::start(log.clone(), IngestConfig::default())?;
 
     let n_threads = args.threads.clamp(1, 64);
     let duration = Duration::from_secs_f64(args.seconds.clamp(0.1, 3600.0));
@@ -98,13 +167,18 @@ pub fn run(args: Args) -> CliResult {
     let deadline = started + duration;
     // Run ids carry the start time in base 36, so a second demo adds new runs.
     let stamp = base36(Timestamp::now().unix_millis() as u64);
-    let n_records = Arc::new(AtomicU64::new(0));
+    let n_made = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..n_threads)
         .map(|worker| {
-            let log = log.clone();
+            let recorder = recorder.clone();
             let stamp = stamp.clone();
-            let n_records = n_records.clone();
-            thread::spawn(move || record_runs(&log, worker, &stamp, deadline, &n_records))
+            let n_made = n_made.clone();
+            let pace = Pace {
+                started,
+                deadline,
+                calls_per_second: args.rate as f64 / n_threads as f64,
+            };
+            thread::spawn(move || record_runs(&recorder, worker, &stamp, pace, &n_made))
         })
         .collect();
 
@@ -118,42 +192,42 @@ pub fn run(args: Args) -> CliResult {
             while !done.load(Ordering::Relaxed) {
                 let elapsed = started.elapsed().min(duration);
                 bar.set_position(elapsed.as_millis() as u64);
-                let n = n_records.load(Ordering::Relaxed);
+                let n = n_made.load(Ordering::Relaxed);
+                let metrics = recorder.metrics();
                 bar.set_message(format!(
-                    "{n} records, {:.0}/s",
-                    n as f64 / started.elapsed().as_secs_f64()
+                    "{n} record calls, {:.0}/s, {} written, {} dropped",
+                    n as f64 / started.elapsed().as_secs_f64(),
+                    metrics.written,
+                    metrics.dropped.total()
                 ));
                 thread::sleep(Duration::from_millis(100));
             }
         });
-        let mut totals = Totals::default();
-        let mut failure = None;
+        let mut totals = Totals::new();
         for worker in workers {
-            match worker.join().expect("a recording thread panicked") {
-                Ok(t) => totals.add(t),
-                Err(e) => failure = Some(e),
-            }
+            totals.add(worker.join().expect("a recording thread panicked"));
         }
         done.store(true, Ordering::Relaxed);
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(totals),
-        }
-    })?;
+        totals
+    });
     bar.finish_and_clear();
-    log.flush()?;
+    // Close writes and syncs everything accepted.
+    let closed = recorder.close(Duration::from_secs(60));
     let elapsed = started.elapsed();
-    let journal = log.journal_stats()?;
-    let log = Arc::try_unwrap(log).expect("every recording thread has joined");
+    let metrics = recorder.metrics();
+    drop(recorder);
+    if !closed.completed {
+        return Err("the recorder did not finish writing within a minute".into());
+    }
+    let log = Arc::try_unwrap(log).map_err(|_| "the log is still shared")?;
     log.close()?;
-    let before = (runs_before, events_before, calls_before);
     report(
         &dir,
         args.output.json,
         n_threads,
         &totals,
         elapsed,
-        journal,
+        &metrics,
         before,
     )
 }
@@ -165,34 +239,51 @@ struct DemoReport {
     seconds: f64,
     runs: u64,
     nested_runs: u64,
-    events: u64,
-    calls: u64,
+    /// Record calls made (run starts, events, call events, finishes).
+    record_calls: u64,
+    /// Records the log acknowledged, and per second over the whole demo.
+    written: u64,
     records_per_second: f64,
     mb_per_second: f64,
+    /// Time of one record call, in nanoseconds.
+    latency_ns: Latency,
+    /// Records not written, by reason.
+    dropped: DropCounts,
+    dropped_total: u64,
     fsyncs: u64,
     segments: usize,
     store_bytes: u64,
     reopen_ms: f64,
     frames_verified: u64,
-    /// Every run, event and call recorded is in the reopened store.
+    /// Every record the log acknowledged is in the reopened store.
     nothing_lost: bool,
     store_runs: u64,
     store_events: u64,
     store_calls: u64,
     example_run: Option<String>,
+    example_session: Option<String>,
     #[serde(skip)]
     tree: Option<String>,
 }
 
-/// Reopens the store, checks every recorded row is back, prints figures and a tree.
+/// Percentiles of the record call latency, in nanoseconds.
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+/// Reopens the store, checks every written record is back, prints figures and a tree.
 fn report(
     dir: &std::path::Path,
     json: bool,
     n_threads: usize,
     totals: &Totals,
     elapsed: Duration,
-    journal: auditlog::segment::JournalStats,
-    before: (usize, u64, u64),
+    metrics: &auditlog::ingest::Metrics,
+    before: Rows,
 ) -> CliResult {
     // Measured before the reopen preallocates a new active segment.
     let (mut segments, mut store_bytes) = (0, 0);
@@ -207,37 +298,42 @@ fn report(
     let reopened_at = Instant::now();
     let log = AuditLog::open(Config::new(dir))?;
     let reopen = reopened_at.elapsed();
-    let (n_runs, n_events) = log.index_counts();
-    let n_calls = log.count_calls(&CallFilter::default())?;
-    let expected = (
-        before.0 as u64 + totals.runs,
-        before.1 + totals.events,
-        before.2 + totals.calls,
-    );
+    let after = Rows::of(&log)?;
     let seconds = elapsed.as_secs_f64();
     let tree = match &totals.example_run {
         Some(run_id) => Some(crate::tree::draw(&crate::tree::load(&log, run_id)?)),
         None => None,
     };
+    let histogram = &totals.latency_ns;
     let out = DemoReport {
         threads: n_threads,
         seconds,
         runs: totals.runs,
         nested_runs: totals.children,
-        events: totals.events,
-        calls: totals.calls,
-        records_per_second: totals.records() as f64 / seconds,
-        mb_per_second: journal.bytes_appended as f64 / seconds / 1e6,
-        fsyncs: journal.n_fsyncs,
+        record_calls: totals.n_calls_made,
+        written: metrics.written,
+        records_per_second: metrics.written as f64 / seconds,
+        mb_per_second: metrics.bytes_appended as f64 / seconds / 1e6,
+        latency_ns: Latency {
+            p50: histogram.value_at_quantile(0.5),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        },
+        dropped: metrics.dropped,
+        dropped_total: metrics.dropped.total(),
+        fsyncs: metrics.fsyncs,
         segments,
         store_bytes,
         reopen_ms: reopen.as_secs_f64() * 1e3,
         frames_verified: log.recovery_report().n_frames,
-        nothing_lost: (n_runs as u64, n_events, n_calls) == expected,
-        store_runs: n_runs as u64,
-        store_events: n_events,
-        store_calls: n_calls,
+        // The drop reports the recorder wrote are records too, but not rows.
+        nothing_lost: after.records() - before.records() == metrics.written,
+        store_runs: after.runs,
+        store_events: after.events,
+        store_calls: after.calls,
         example_run: totals.example_run.clone(),
+        example_session: totals.example_session.clone(),
         tree,
     };
     log.close()?;
@@ -255,6 +351,21 @@ fn report(
 
 fn print_report(dir: &std::path::Path, out: &DemoReport) {
     let mut figures = table(&["figure", "value"]);
+    let micros = |ns: u64| format!("{:.2} µs", ns as f64 / 1e3);
+    let dropped = if out.dropped_total == 0 {
+        "none".to_owned()
+    } else {
+        let d = &out.dropped;
+        format!(
+            "{} (queue full {}, oversized {}, after shutdown {}, rejected {}, I/O failure {})",
+            out.dropped_total,
+            d.queue_full,
+            d.oversized,
+            d.after_shutdown,
+            d.rejected,
+            d.io_failure
+        )
+    };
     for (figure, value) in [
         ("recording threads", out.threads.to_string()),
         ("recorded for", format!("{:.2} s", out.seconds)),
@@ -262,21 +373,31 @@ fn print_report(dir: &std::path::Path, out: &DemoReport) {
             "runs (nested)",
             format!("{} ({})", out.runs, out.nested_runs),
         ),
-        ("run events", out.events.to_string()),
-        ("call events", out.calls.to_string()),
+        ("record calls", out.record_calls.to_string()),
         (
             "throughput",
             format!(
-                "{:.0} records/s, {:.1} MB/s",
-                out.records_per_second, out.mb_per_second
+                "{} records written, {:.0} records/s, {:.1} MB/s",
+                out.written, out.records_per_second, out.mb_per_second
             ),
         ),
+        (
+            "record call latency",
+            format!(
+                "p50 {}, p99 {}, p99.9 {}, max {}",
+                micros(out.latency_ns.p50),
+                micros(out.latency_ns.p99),
+                micros(out.latency_ns.p999),
+                micros(out.latency_ns.max)
+            ),
+        ),
+        ("dropped", dropped),
         (
             "fsyncs",
             format!(
                 "{} ({:.0} records per fsync)",
                 out.fsyncs,
-                out.records_per_second * out.seconds / out.fsyncs.max(1) as f64
+                out.written as f64 / out.fsyncs.max(1) as f64
             ),
         ),
         ("segments", out.segments.to_string()),
@@ -314,6 +435,9 @@ fn print_report(dir: &std::path::Path, out: &DemoReport) {
             dir.display()
         );
     }
+    if let Some(session) = &out.example_session {
+        println!("     auditlog replay {session} --dir {}", dir.display());
+    }
 }
 
 fn base36(mut n: u64) -> String {
@@ -330,148 +454,165 @@ fn base36(mut n: u64) -> String {
     String::from_utf8(out).expect("ascii digits")
 }
 
+/// When a recording thread records, and how fast.
+#[derive(Copy, Clone, Debug)]
+struct Pace {
+    started: Instant,
+    deadline: Instant,
+    /// 0: as fast as it can.
+    calls_per_second: f64,
+}
+
+impl Pace {
+    /// Sleeps while the thread is ahead of its rate.
+    fn wait(&self, n_calls_made: u64) {
+        if self.calls_per_second <= 0.0 {
+            return;
+        }
+        let due =
+            self.started + Duration::from_secs_f64(n_calls_made as f64 / self.calls_per_second);
+        let now = Instant::now();
+        if due > now {
+            thread::sleep((due - now).min(self.deadline.saturating_duration_since(now)));
+        }
+    }
+}
+
 /// One thread of the simulated dispatch server.
 fn record_runs(
-    log: &AuditLog,
+    recorder: &Recorder,
     worker: usize,
     stamp: &str,
-    deadline: Instant,
-    n_records: &AtomicU64,
-) -> Result<Totals, auditlog::Error> {
-    let mut totals = Totals::default();
+    pace: Pace,
+    n_made: &AtomicU64,
+) -> Totals {
+    let mut totals = Totals::new();
+    let sink = CallSink::new(recorder.clone());
     let mut n = 0u64;
-    while Instant::now() < deadline {
+    while Instant::now() < pace.deadline {
+        pace.wait(totals.n_calls_made);
         n += 1;
+        let before = totals.n_calls_made;
         let root = format!("run-{stamp}-{worker}-{n}");
-        let mut sim = RunSim::start(log, &root, "", n, n_records)?;
-        sim.steps(2 + n % 3)?;
+        let mut sim = RunSim::start(recorder, &mut totals, &root, "", n);
+        sim.steps(&mut totals, &sink, 2 + n % 3);
         // Every third run dispatches child runs mid-way; every sixth child has one of
         // its own.
         if n % 3 == 0 {
             for k in 1..=2 {
                 let child = format!("{root}.c{k}");
-                let mut child_sim = RunSim::start(log, &child, &root, n + k, n_records)?;
-                child_sim.steps(2)?;
+                let mut child_sim = RunSim::start(recorder, &mut totals, &child, &root, n + k);
+                child_sim.steps(&mut totals, &sink, 2);
                 if n % 6 == 0 && k == 1 {
                     let grandchild = format!("{child}.g1");
-                    let mut g = RunSim::start(log, &grandchild, &child, n + 7, n_records)?;
-                    g.steps(1)?;
-                    totals.add(g.finish(log, n_records)?);
+                    let mut g = RunSim::start(recorder, &mut totals, &grandchild, &child, n + 7);
+                    g.steps(&mut totals, &sink, 1);
+                    g.finish(&mut totals);
                     totals.children += 1;
                     if totals.example_run.is_none() {
                         totals.example_run = Some(root.clone());
                     }
                 }
-                totals.add(child_sim.finish(log, n_records)?);
+                child_sim.finish(&mut totals);
                 totals.children += 1;
             }
         }
-        sim.steps(1)?;
-        totals.add(sim.finish(log, n_records)?);
+        sim.steps(&mut totals, &sink, 1);
+        // Research runs drive an iteration session: phases, then a verdict.
+        if n % SKILLS.len() as u64 == 2 {
+            let session_id = format!("mission-{stamp}-{worker}-{n}");
+            let session = Session::new(recorder.clone(), session_id.clone());
+            for phase in PHASES {
+                let now = Timestamp::now();
+                totals.timed(|| {
+                    session.phase(&PhaseEvent {
+                        iteration_index: 0,
+                        phase,
+                        status: PhaseStatus::Succeeded,
+                        started_at: now,
+                        ended_at: now,
+                        error_message: None,
+                    })
+                });
+            }
+            totals.timed(|| {
+                session.verdict(&VerdictEvent {
+                    iteration_index: 0,
+                    verdict: if sim.failed { "revise" } else { "accept" },
+                    verdict_reason: "evidence checked",
+                    revision_rationale: sim.failed.then_some("a tool failed"),
+                })
+            });
+            totals.example_session.get_or_insert(session_id);
+        }
+        sim.finish(&mut totals);
+        n_made.fetch_add(totals.n_calls_made - before, Ordering::Relaxed);
     }
-    Ok(totals)
+    totals
 }
 
-/// One simulated run: it records its own events and calls as a per-run writer would.
-struct RunSim<'a> {
-    log: &'a AuditLog,
-    n_records: &'a AtomicU64,
+/// One simulated run, recorded through its own `RunWriter`.
+struct RunSim {
+    writer: RunWriter,
     id: String,
     n: u64,
-    sequence: u64,
+    iteration: u64,
     started: Instant,
-    totals: Totals,
-    tool_calls: u64,
-    in_tokens: u64,
-    out_tokens: u64,
     failed: bool,
 }
 
-impl<'a> RunSim<'a> {
-    fn start(
-        log: &'a AuditLog,
-        id: &str,
-        parent: &str,
-        n: u64,
-        n_records: &'a AtomicU64,
-    ) -> Result<RunSim<'a>, auditlog::Error> {
-        let mut run = Run::new(id, SKILLS[n as usize % SKILLS.len()]);
-        run.caller_id = format!("caller-{}", n % 17);
-        run.channel_id = ["slack", "api", "cron"][n as usize % 3].into();
-        run.parent_run_id = parent.into();
-        run.inputs
-            .insert("prompt".into(), format!("task number {n}").into());
-        log.start_run(&run)?;
-        n_records.fetch_add(1, Ordering::Relaxed);
-        let mut sim = RunSim {
-            log,
-            n_records,
+impl RunSim {
+    fn start(recorder: &Recorder, totals: &mut Totals, id: &str, parent: &str, n: u64) -> RunSim {
+        let prompt = format!("task number {n}");
+        let caller = format!("caller-{}", n % 17);
+        let run = RunRef {
+            id,
+            skill_id: SKILLS[n as usize % SKILLS.len()],
+            caller_id: &caller,
+            channel_id: ["slack", "api", "cron"][n as usize % 3],
+            parent_run_id: parent,
+            inputs: &[("prompt", FieldValue::Str(&prompt))],
+            started_at: Timestamp::now(),
+        };
+        let _ = totals.timed(|| recorder.record_run_started(&run));
+        totals.runs += 1;
+        RunSim {
+            // Closing never waits for durability: the demo closes the recorder at the end.
+            writer: RunWriter::new(recorder.clone(), id).close_wait(Duration::ZERO),
             id: id.to_owned(),
             n,
-            sequence: 0,
+            iteration: 0,
             started: Instant::now(),
-            totals: Totals::default(),
-            tool_calls: 0,
-            in_tokens: 0,
-            out_tokens: 0,
             failed: false,
-        };
-        sim.totals.runs = 1;
-        sim.event(
-            "resolved_model",
-            json!({"model": MODELS[n as usize % MODELS.len()]}),
-        )?;
-        Ok(sim)
+        }
     }
 
-    fn event(
-        &mut self,
-        event_type: &str,
-        payload: serde_json::Value,
-    ) -> Result<(), auditlog::Error> {
-        self.sequence += 1;
-        let payload: Payload = payload.as_object().cloned().unwrap_or_default();
-        self.log.append_log(&RunEvent {
-            run_id: self.id.clone(),
-            sequence: self.sequence,
-            event_type: event_type.into(),
-            payload,
-            created_at: Timestamp::now(),
-        })?;
-        self.totals.events += 1;
-        self.n_records.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// `n_steps` model steps, each with one tool call and its result.
-    fn steps(&mut self, n_steps: u64) -> Result<(), auditlog::Error> {
+    /// `n_steps` model steps, each with one tool call, its result and its call event.
+    fn steps(&mut self, totals: &mut Totals, sink: &CallSink, n_steps: u64) {
         for _ in 0..n_steps {
-            let iter = self.sequence + 1;
-            let (in_tokens, out_tokens) = (100 + iter * 7 % 50, 30 + iter * 3 % 20);
-            self.in_tokens += in_tokens;
-            self.out_tokens += out_tokens;
+            self.iteration += 1;
+            let iter = self.iteration;
             let tool = TOOLS[(self.n + iter) as usize % TOOLS.len()];
-            let secret = tool == "mcp_call" || tool == "email_send" || tool.starts_with("http_");
-            let mut step = json!({
-                "iter": iter,
-                "step_ms": 40 + iter % 25,
-                "text_len": 33,
-                "model": MODELS[self.n as usize % MODELS.len()],
-                "finish_reason": "tool_use",
-                "in_tokens": in_tokens,
-                "out_tokens": out_tokens,
+            let model = MODELS[self.n as usize % MODELS.len()];
+            totals.timed(|| {
+                self.writer.on_step(
+                    iter,
+                    &StepObservation {
+                        text: "  looking up the next piece of evidence  ",
+                        model: Some(model),
+                        finish_reason: Some("tool_use"),
+                        usage: TokenUsage {
+                            input: 100 + iter * 7 % 50,
+                            output: 30 + iter * 3 % 20,
+                            thinking: 0,
+                            cache_read: iter % 2 * 64,
+                        },
+                        tool_names: &[tool],
+                    },
+                )
             });
-            if secret {
-                step["text_redacted"] = true.into();
-            } else {
-                step["text"] = "looking up the next piece of evidence".into();
-            }
-            self.event("step", step)?;
             let call_id = format!("{}-call-{iter}", self.id);
-            self.event(
-                "tool_call",
-                json!({"name": tool, "id": call_id, "args": {"q": format!("status of item {}", self.n)}}),
-            )?;
+            let args = format!(r#"{{"q":"status of item {}"}}"#, self.n);
             let outcome = match (self.n + iter) % 23 {
                 0 => Outcome::ExecutionFailed {
                     code: "TIMEOUT".into(),
@@ -486,11 +627,18 @@ impl<'a> RunSim<'a> {
                 _ => Outcome::Success,
             };
             let ok = outcome == Outcome::Success;
-            self.event(
-                "tool_result",
-                json!({"name": tool, "id": call_id, "result": if ok { "ok: 3 items" } else { "failed" }, "truncated": false}),
-            )?;
-            self.log.record_call(&CallEvent {
+            totals.timed(|| {
+                self.writer.on_tool(
+                    &ToolCall {
+                        name: tool,
+                        args: &args,
+                        id: &call_id,
+                    },
+                    if ok { "ok: 3 items" } else { "failed" },
+                )
+            });
+            let secret = auditlog::writer::is_secret_bearing_tool(tool);
+            let call = CallEvent {
                 ts: Timestamp::now(),
                 call_id,
                 tool_id: tool.into(),
@@ -503,56 +651,33 @@ impl<'a> RunSim<'a> {
                 schema_version: CALL_EVENT_SCHEMA_VERSION,
                 secrets_resolved: secret,
                 cursor_page: None,
-            })?;
-            self.totals.calls += 1;
-            self.n_records.fetch_add(1, Ordering::Relaxed);
-            self.tool_calls += 1;
+            };
+            let _ = totals.timed(|| sink.on_call(&call));
             if !ok {
                 self.failed = true;
-                self.event("error", json!({"message": format!("{tool} failed")}))?;
+                totals.timed(|| self.writer.log_error(&format!("{tool} failed")));
             }
         }
-        Ok(())
     }
 
-    fn finish(mut self, log: &AuditLog, n_records: &AtomicU64) -> Result<Totals, auditlog::Error> {
-        // Research runs record an iteration session: phases, then a verdict.
-        if self.n % SKILLS.len() as u64 == 2 {
-            for phase in PHASES {
-                self.event(
-                    "mission_phase_event",
-                    json!({"iteration_index": 0, "phase": phase, "phase_status": "succeeded", "timestamp": Timestamp::now()}),
-                )?;
-            }
-            self.event(
-                "mission_verdict_event",
-                json!({"iteration_index": 0, "verdict": if self.failed { "revise" } else { "accept" }, "verdict_reason": "evidence checked", "timestamp": Timestamp::now()}),
-            )?;
-        }
+    fn finish(self, totals: &mut Totals) {
         let status = match self.n % 29 {
             _ if self.failed => Status::Error,
             5 => Status::Timeout,
             11 => Status::BudgetExceeded,
             _ => Status::Ok,
         };
-        log.finish_run(
-            &self.id,
-            &RunStats {
-                status,
-                output: "done".into(),
-                error: if status == Status::Ok {
-                    String::new()
-                } else {
-                    format!("ended with {status}")
-                },
-                tool_calls: self.tool_calls,
-                runtime_seconds: self.started.elapsed().as_secs_f64(),
-                input_tokens: self.in_tokens,
-                output_tokens: self.out_tokens,
-                thinking_tokens: 0,
+        let stats = RunStats {
+            status,
+            output: "done".into(),
+            error: if status == Status::Ok {
+                String::new()
+            } else {
+                format!("ended with {status}")
             },
-        )?;
-        n_records.fetch_add(1, Ordering::Relaxed);
-        Ok(self.totals)
+            runtime_seconds: self.started.elapsed().as_secs_f64(),
+            ..RunStats::default()
+        };
+        let _ = totals.timed(|| self.writer.close(&stats));
     }
 }

@@ -1,11 +1,20 @@
 //! `auditlog tail`: the newest records of the log, or the newest events of one run,
 //! oldest of them first (as `tail` prints a file).
 //!
-//! Deliberately absent for now: `--follow`, which needs the live subscription of the
-//! ingest front end.
+//! `tail -f` then prints new records as they are written, until interrupted. It reads
+//! the segment files with [`StoreFollower`] and never opens the store, so it follows a
+//! store another process is writing (and holding the lock of) just as well as an idle
+//! one. Each record is printed as one line: text columns, or one JSON object with
+//! `--json`.
 
+use std::collections::VecDeque;
+use std::io::Write;
+use std::time::Duration;
+
+use auditlog::follow::FollowStart;
+use auditlog::limits::FOLLOW_POLL_INTERVAL_MS_DEFAULT;
 use auditlog::model::Timestamp;
-use auditlog::{AuditLog, Lsn, Record, Storage};
+use auditlog::{AuditLog, Config, Follow, Lsn, Record, Storage, StoreFollower};
 use serde::Serialize;
 
 use crate::{CliResult, DirArg, OutputArg, cut, print_json, table, when};
@@ -22,6 +31,13 @@ pub struct Args {
     /// Print the newest events of this run instead of the newest records of the log.
     #[arg(long)]
     run: Option<String>,
+    /// Then print new records as they are written, until interrupted; works on a store
+    /// another process has open.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// With `--follow`: milliseconds between two looks at the store.
+    #[arg(long, default_value_t = FOLLOW_POLL_INTERVAL_MS_DEFAULT)]
+    poll_ms: u64,
     #[command(flatten)]
     dir: DirArg,
     #[command(flatten)]
@@ -124,6 +140,9 @@ fn newest_records(log: &AuditLog, n: usize) -> CliResult<Vec<(Lsn, Record)>> {
 }
 
 pub fn run(args: Args) -> CliResult {
+    if args.follow {
+        return follow(&args);
+    }
     let log = args.dir.open_existing()?;
     let lines: Vec<Line> = match &args.run {
         Some(run_id) => {
@@ -172,4 +191,64 @@ pub fn run(args: Args) -> CliResult {
         println!("{out}");
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `tail -f`: the newest `lines` records (of the run, with `--run`), then every new one
+/// as it is written. Returns when stdout is closed; otherwise runs until interrupted.
+fn follow(args: &Args) -> CliResult {
+    let dir = &args.dir.dir;
+    if !dir.is_dir() {
+        return Err(format!(
+            "no store at {}: the directory does not exist",
+            dir.display()
+        )
+        .into());
+    }
+    let filter = match &args.run {
+        Some(run_id) => Follow::Run(run_id.clone()),
+        None => Follow::All,
+    };
+    let mut follower = StoreFollower::new(&Config::new(dir), FollowStart::Beginning)?;
+    let mut newest = VecDeque::with_capacity(args.lines.min(4096));
+    follower.poll(|lsn, record| {
+        if filter.matches(&record) && args.lines > 0 {
+            if newest.len() == args.lines {
+                newest.pop_front();
+            }
+            newest.push_back(line_of(lsn, &record));
+        }
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let interval = Duration::from_millis(args.poll_ms.clamp(1, 60_000));
+    let mut lines: Vec<Line> = newest.into();
+    loop {
+        for line in lines.drain(..) {
+            let written = if args.output.json {
+                serde_json::to_writer(&mut out, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+            } else {
+                writeln!(
+                    out,
+                    "{:>12}  {}  {:<12}  {}  {}",
+                    line.lsn.unwrap_or_default(),
+                    line.at.map(when).unwrap_or_default(),
+                    line.kind,
+                    line.id,
+                    cut(&line.what, 100)
+                )
+            };
+            // A reader that went away (`| head`) ends the follow.
+            if written.and_then(|()| out.flush()).is_err() {
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+        }
+        std::thread::sleep(interval);
+        follower.poll(|lsn, record| {
+            if filter.matches(&record) {
+                lines.push(line_of(lsn, &record));
+            }
+        })?;
+    }
 }
