@@ -41,7 +41,7 @@ pub struct Args {
     threads: usize,
     /// Record calls per second to aim at over all threads, as a server's load would
     /// come; 0 records as fast as the threads can (the queue then fills and drops).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 50_000)]
     rate: u64,
 }
 
