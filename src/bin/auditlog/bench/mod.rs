@@ -11,7 +11,10 @@
 //! two `Instant::now()` reads enclose the one call that hands it over, and the
 //! difference goes into an HDR histogram per producer thread (merged afterwards).
 //! Paced producers spin until each call's scheduled time; a system slower than the
-//! schedule makes its producer fall behind, which shows as a lower throughput.
+//! schedule makes its producer fall behind, which shows as a lower throughput. A
+//! producer that falls far behind stops at its scenario's deadline (three times the
+//! planned time, plus a second), so one slow system cannot stretch the run: the
+//! `calls` column then shows fewer calls than planned.
 //!
 //! # Invariants
 //! - Every system records the event of `workload.rs`, writes to a file in the run's
@@ -71,6 +74,10 @@ pub const SYSTEMS: [&str; 5] = [
 const BURST_EVENTS: u64 = 10_000;
 /// Idle time after each burst, in which the systems drain.
 const BURST_IDLE: Duration = Duration::from_millis(50);
+/// How many times its planned duration a scenario may take before its producers stop.
+const DEADLINE_FACTOR: u32 = 3;
+/// Added to every scenario's deadline.
+const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 /// The histograms' range: 1 ns to 60 s at 3 significant digits.
 const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
 
@@ -91,6 +98,14 @@ struct Scenario {
 }
 
 impl Scenario {
+    /// How long the scenario takes when every call is instant.
+    fn planned(&self) -> Duration {
+        match self.pace {
+            Pace::Rate { seconds, .. } => Duration::from_secs_f64(seconds),
+            Pace::Burst { n_bursts } => BURST_IDLE * n_bursts,
+        }
+    }
+
     fn calls_per_producer(&self) -> u64 {
         match self.pace {
             Pace::Rate {
@@ -176,7 +191,12 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 /// One producer's calls; returns its histogram of per-call nanoseconds.
-fn produce<S: System>(system: &S, scenario: &Scenario, producer_idx: u64) -> Histogram<u64> {
+fn produce<S: System>(
+    system: &S,
+    scenario: &Scenario,
+    producer_idx: u64,
+    deadline: Instant,
+) -> Histogram<u64> {
     let mut hist = new_histogram();
     let n_calls = scenario.calls_per_producer();
     let seq_base = producer_idx << 40;
@@ -195,8 +215,13 @@ fn produce<S: System>(system: &S, scenario: &Scenario, producer_idx: u64) -> His
             let mut next =
                 Instant::now() + period * producer_idx as u32 / scenario.n_producers as u32;
             for seq in 0..n_calls {
-                while Instant::now() < next {
+                let mut now = Instant::now();
+                while now < next {
                     std::hint::spin_loop();
+                    now = Instant::now();
+                }
+                if now > deadline {
+                    break;
                 }
                 next += period;
                 timed_call(seq);
@@ -204,6 +229,9 @@ fn produce<S: System>(system: &S, scenario: &Scenario, producer_idx: u64) -> His
         }
         Pace::Burst { n_bursts } => {
             for burst_idx in 0..u64::from(n_bursts) {
+                if Instant::now() > deadline {
+                    break;
+                }
                 for seq in 0..BURST_EVENTS {
                     timed_call(burst_idx * BURST_EVENTS + seq);
                 }
@@ -217,11 +245,14 @@ fn produce<S: System>(system: &S, scenario: &Scenario, producer_idx: u64) -> His
 /// Runs one scenario on a fresh system.
 fn measure<S: System>(name: &'static str, system: S, scenario: &Scenario) -> Measured {
     let started = Instant::now();
+    let deadline = started + scenario.planned() * DEADLINE_FACTOR + DEADLINE_SLACK;
     let hists: Vec<Histogram<u64>> = std::thread::scope(|scope| {
         let producers: Vec<_> = (0..scenario.n_producers)
             .map(|producer_idx| {
                 let system = &system;
-                scope.spawn(move || system.in_producer(|| produce(system, scenario, producer_idx)))
+                scope.spawn(move || {
+                    system.in_producer(|| produce(system, scenario, producer_idx, deadline))
+                })
             })
             .collect();
         producers
