@@ -1,21 +1,36 @@
 //! Query latencies over a store of `AUDITLOG_BENCH_RUNS` runs (default 100 000) with 20
-//! events each, and open times with and without the index checkpoint.
+//! events each and as many call events, beside SQLite holding the same records; and
+//! open times with and without the index checkpoint.
 //!
 //! `cargo bench --bench query` (set `AUDITLOG_BENCH_RUNS=1000000` for the target's full
-//! scale). Besides criterion's means, it prints the p99 of `get_run` over 100 000 single
-//! calls, measured one by one.
+//! scale). Every read query of the Storage API is timed on both systems in the same
+//! run (`query_<n>_runs/<query>/<system>`), plus a run's whole write path (start, 20
+//! events, finish). SQLite is the harness's `SqliteStorage` (WAL, `synchronous =
+//! NORMAL`, an index for every query), loaded with the same records in transactions of
+//! about 4000. Besides criterion's means, it prints the p99 of `get_run` over 100 000
+//! single calls, measured one by one.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use auditlog::{AuditLog, RunFilter, Storage};
-use criterion::{Criterion, criterion_group, criterion_main};
+use auditlog::model::{CallEvent, Run, RunEvent, RunStats, Timestamp};
+use auditlog::{AuditLog, CallFilter, Record, RunFilter, Storage};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 #[path = "common/query_store.rs"]
 mod query_store;
+#[path = "../src/bin/auditlog/bench/sqlite.rs"]
+mod sqlite;
+#[path = "../src/bin/auditlog/bench/workload.rs"]
+mod workload;
 
-use query_store::{N_EVENTS, build, config, run_id};
+use query_store::{N_EVENTS, build, config, for_each_batch, run_id};
+use sqlite::{SqliteStorage, SqliteSync};
+
+/// Callers and tools the call events are spread over.
+const N_CALL_CALLERS: u64 = 1000;
+const N_CALL_TOOLS: u64 = 50;
 
 fn n_runs() -> u64 {
     std::env::var("AUDITLOG_BENCH_RUNS")
@@ -83,55 +98,163 @@ fn queries(c: &mut Criterion) {
         samples[50_000], samples[99_000], samples[99_999]
     );
 
+    // The same records in SQLite, and call events in both.
+    let calls: Vec<Record> = (0..n).map(|i| Record::CallRecorded(call(i))).collect();
+    for chunk in calls.chunks(4000) {
+        log.append_batch(chunk).unwrap();
+    }
+    let started = Instant::now();
+    let sqlite = SqliteStorage::open(&tmp.path().join("peer.sqlite"), SqliteSync::Normal).unwrap();
+    for_each_batch(n, |batch| sqlite.apply_batch(batch).unwrap());
+    for chunk in calls.chunks(4000) {
+        sqlite.apply_batch(chunk).unwrap();
+    }
+    println!(
+        "sqlite: loaded the same {n} runs x {N_EVENTS} events and {n} calls in {:.1?}",
+        started.elapsed()
+    );
+    drop(calls);
+    println!(
+        "call events: {} bytes as a JSON line",
+        workload::json_line_bytes(&call(0))
+    );
+
     let mut group = c.benchmark_group(format!("query_{n}_runs"));
-    group.sample_size(30);
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let systems: [(&str, &dyn Storage); 2] = [("auditlog", &log), ("sqlite", &sqlite)];
+    for (system, store) in systems {
+        bench_reads(&mut group, system, store, n);
+    }
+    for (system, store) in systems {
+        let mut i = 0u64;
+        group.bench_function(BenchmarkId::new("write_run_22_records", system), |b| {
+            b.iter(|| {
+                i += 1;
+                write_run(store, &format!("{system}-written-{i:09}"));
+            })
+        });
+    }
+    group.finish();
+    drop(log);
+}
+
+/// Call event `i`: the harness's event, spread over callers, tools and time.
+fn call(i: u64) -> CallEvent {
+    let mut call = workload::call_event(i);
+    call.caller_id = Some(format!("caller-{}", i % N_CALL_CALLERS));
+    call.tool_id = format!("tool-{}", i % N_CALL_TOOLS);
+    call.ts = Timestamp::from_unix_millis(1_700_000_000_000 + i as i64);
+    call
+}
+
+/// One run's writes through the Storage API: start, 20 events, finish.
+fn write_run(store: &dyn Storage, id: &str) {
+    let mut run = Run::new(id, "skill-written");
+    run.started_at = Timestamp::from_unix_millis(1_800_000_000_000);
+    store.start_run(&run).unwrap();
+    for sequence in 1..=N_EVENTS {
+        let mut event = RunEvent {
+            run_id: id.to_owned(),
+            sequence,
+            event_type: "step".into(),
+            ..RunEvent::default()
+        };
+        event.payload.insert("text".into(), "x".repeat(40).into());
+        store.append_log(&event).unwrap();
+    }
+    store.finish_run(id, &RunStats::default()).unwrap();
+}
+
+/// Every read query of the Storage API on `store`.
+fn bench_reads(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    system: &str,
+    store: &dyn Storage,
+    n: u64,
+) {
     let mut i = 0u64;
-    group.bench_function("get_run", |b| {
-        b.iter(|| {
-            i = (i + 7919) % n;
-            black_box(log.get_run(&run_id(i)).unwrap())
-        })
+    let mut next = move || {
+        i = (i + 7919) % n;
+        i
+    };
+    let mut bench = |query: &str, f: &mut dyn FnMut()| {
+        group.bench_function(BenchmarkId::new(query, system), |b| b.iter(&mut *f));
+    };
+    bench("get_run", &mut || {
+        black_box(store.get_run(&run_id(next())).unwrap());
     });
-    group.bench_function("list_logs_by_run_20_events", |b| {
-        b.iter(|| {
-            i = (i + 7919) % n;
-            black_box(log.list_logs_by_run(&run_id(i)).unwrap())
-        })
+    bench("list_logs_by_run_20_events", &mut || {
+        black_box(store.list_logs_by_run(&run_id(next())).unwrap());
+    });
+    bench("list_runs_by_skill_50", &mut || {
+        black_box(store.list_runs_by_skill("skill-3", 50).unwrap());
+    });
+    bench("list_runs_by_skill_paginated_offset_100", &mut || {
+        black_box(
+            store
+                .list_runs_by_skill_paginated("skill-3", 100, 50, false)
+                .unwrap(),
+        );
+    });
+    bench("count_runs_by_skill", &mut || {
+        black_box(store.count_runs_by_skill("skill-3", false).unwrap());
+    });
+    bench("list_runs_by_caller_50", &mut || {
+        black_box(store.list_runs_by_caller("caller-7", 50).unwrap());
     });
     let by_skill = RunFilter {
         skill_id: Some("skill-3".into()),
         ..RunFilter::default()
     };
-    group.bench_function("list_runs_filtered_page_50_skill", |b| {
-        b.iter(|| black_box(log.list_runs_filtered(&by_skill, 100, 50).unwrap()))
+    bench("list_runs_filtered_page_50_skill", &mut || {
+        black_box(store.list_runs_filtered(&by_skill, 100, 50).unwrap());
     });
-    group.bench_function("list_runs_filtered_page_50_all", |b| {
-        b.iter(|| {
-            black_box(
-                log.list_runs_filtered(&RunFilter::default(), 0, 50)
-                    .unwrap(),
-            )
-        })
+    bench("list_runs_filtered_page_50_all", &mut || {
+        black_box(
+            store
+                .list_runs_filtered(&RunFilter::default(), 0, 50)
+                .unwrap(),
+        );
     });
     let everything = RunFilter {
         include_dry_run: true,
         ..RunFilter::default()
     };
-    group.bench_function("count_runs_filtered_all", |b| {
-        b.iter(|| black_box(log.count_runs_filtered(&everything).unwrap()))
+    bench("count_runs_filtered_all", &mut || {
+        black_box(store.count_runs_filtered(&everything).unwrap());
     });
-    group.bench_function("count_runs_filtered_excluding_dry_run", |b| {
-        b.iter(|| black_box(log.count_runs_filtered(&RunFilter::default()).unwrap()))
+    bench("count_runs_filtered_excluding_dry_run", &mut || {
+        black_box(store.count_runs_filtered(&RunFilter::default()).unwrap());
     });
-    group.bench_function("walk_parent_chain_depth_8", |b| {
-        b.iter(|| {
-            i = (i + 7919) % n;
-            let leaf = i - i % 8 + 7;
-            black_box(log.walk_parent_chain(&run_id(leaf.min(n - 1))).unwrap())
-        })
+    bench("list_children_by_parent", &mut || {
+        black_box(store.list_children_by_parent(&run_id(next())).unwrap());
     });
-    group.finish();
-    drop(log);
+    bench("walk_parent_chain_depth_8", &mut || {
+        let i = next();
+        let leaf = i - i % 8 + 7;
+        black_box(store.walk_parent_chain(&run_id(leaf.min(n - 1))).unwrap());
+    });
+    let cutoff = Timestamp::from_unix_millis(1_700_000_001_000 + n as i64 / 2);
+    bench("list_finished_runs_before_50", &mut || {
+        black_box(store.list_finished_runs_before(cutoff, 50).unwrap());
+    });
+    let skills = ["skill-1", "skill-2", "skill-3", "skill-4", "skill-5"];
+    bench("last_run_by_skills_5", &mut || {
+        black_box(store.last_run_by_skills(&skills, false).unwrap());
+    });
+    let by_caller = CallFilter {
+        caller_id: Some("caller-7".into()),
+        ..CallFilter::default()
+    };
+    bench("list_calls_page_50_caller", &mut || {
+        black_box(store.list_calls(&by_caller, 0, 50).unwrap());
+    });
+    bench("count_calls_caller", &mut || {
+        black_box(store.count_calls(&by_caller).unwrap());
+    });
 }
 
 criterion_group!(benches, queries);

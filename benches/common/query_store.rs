@@ -27,6 +27,15 @@ pub fn run_id(i: u64) -> String {
 /// Writes `n_runs` runs with their events and finishes into a new store in `dir`.
 pub fn build(dir: &Path, n_runs: u64) {
     let log = AuditLog::open(config(dir)).unwrap();
+    for_each_batch(n_runs, |batch| {
+        log.append_batch(batch).unwrap();
+    });
+    log.close().unwrap();
+}
+
+/// Hands the records of `n_runs` runs to `apply` in batches of about 4000, in the
+/// order `build` writes them (so other stores can be loaded with the same records).
+pub fn for_each_batch(n_runs: u64, mut apply: impl FnMut(&[Record])) {
     let mut batch = Vec::with_capacity(4096);
     for i in 0..n_runs {
         let id = run_id(i);
@@ -67,10 +76,9 @@ pub fn build(dir: &Path, n_runs: u64) {
             finished_at: Timestamp::from_unix_millis(1_700_000_001_000 + i as i64),
         }));
         if batch.len() >= 4000 {
-            log.append_batch(&batch).unwrap();
+            apply(&batch);
             batch.clear();
         }
     }
-    log.append_batch(&batch).unwrap();
-    log.close().unwrap();
+    apply(&batch);
 }

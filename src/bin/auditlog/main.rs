@@ -10,6 +10,11 @@
 //! - Errors go to stderr as `auditlog: <what went wrong>` with a non-zero exit code:
 //!   1 for a failure or damage found, 2 for a usage error (clap's convention).
 
+#[cfg(feature = "bench")]
+mod bench;
+#[cfg(not(feature = "bench"))]
+#[path = "bench/disabled.rs"]
+mod bench;
 mod calls;
 mod compact;
 mod demo;
@@ -65,6 +70,8 @@ enum Command {
     Replay(replay::Args),
     /// Export runs, events and calls as JSON lines or Parquet, partitioned by day.
     Export(export::Args),
+    /// Measure per-call latency, throughput and drops beside the peers (feature `bench`).
+    Bench(bench::Args),
 }
 
 /// The store directory option shared by every subcommand.
@@ -203,6 +210,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Purge(args) => purge::run(args),
         Command::Export(args) => export::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,
