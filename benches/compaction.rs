@@ -14,18 +14,18 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 
 #[path = "common/compaction_store.rs"]
 mod compaction_store;
+#[path = "common/dir.rs"]
+mod dir;
 
 use compaction_store::{config, fill};
+use dir::bench_dir;
 
 /// Bytes of records written before the purge.
 const STORE_BYTES: u64 = 32 << 20;
 
 /// A closed store of `STORE_BYTES` with half its runs purged.
 fn purged_store() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("auditlog-bench-compaction-")
-        .tempdir()
-        .expect("create a benchmark directory");
+    let dir = bench_dir("compaction");
     let log = AuditLog::open(config(dir.path())).expect("open a fresh store");
     let cutoff = fill(&log, STORE_BYTES, 0.5);
     let n_purged = log.purge_older_than(cutoff).expect("purge");

@@ -25,11 +25,14 @@ use auditlog::model::CallEvent;
 use auditlog::{AuditLog, Config, Durability, IngestConfig, Record, Recorder, Storage};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "common/dir.rs"]
+mod dir;
 #[path = "../src/bin/auditlog/bench/sqlite.rs"]
 mod sqlite;
 #[path = "../src/bin/auditlog/bench/workload.rs"]
 mod workload;
 
+use dir::bench_dir;
 use sqlite::{SqliteStorage, SqliteSync};
 use workload::{call_event, json_line_bytes};
 
@@ -42,13 +45,6 @@ const SUSTAINED_EVENTS: u64 = 20_000;
 const PER_EVENT: u64 = 100;
 /// Events per durable batch.
 const BATCH: u64 = 1000;
-
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("auditlog-bench-{name}-"))
-        .tempdir()
-        .expect("create a benchmark directory")
-}
 
 fn recorder(dir: &std::path::Path, durability: Durability, backpressure: Backpressure) -> Recorder {
     let log = AuditLog::open(Config::new(dir).durability(durability)).expect("open a store");
@@ -64,7 +60,7 @@ fn events(n: u64) -> Vec<CallEvent> {
 }
 
 fn record_hot_path(c: &mut Criterion) {
-    let dir = temp_dir("hot-path");
+    let dir = bench_dir("hot-path");
     let recorder = recorder(dir.path(), Durability::None, Backpressure::Drop);
     let run = events(HOT_PATH_RUN);
     println!(
@@ -116,7 +112,7 @@ fn sustained_ingest(c: &mut Criterion) {
         ),
         ("every_batch", Durability::EveryBatch),
     ] {
-        let dir = temp_dir("sustained");
+        let dir = bench_dir("sustained");
         let recorder = recorder(dir.path(), durability, Backpressure::Block);
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -140,7 +136,7 @@ fn durable_ingest(c: &mut Criterion) {
 
     let per_event = events(PER_EVENT);
     group.throughput(Throughput::Elements(PER_EVENT));
-    let ours_dir = temp_dir("durable-ours");
+    let ours_dir = bench_dir("durable-ours");
     let ours = AuditLog::open(Config::new(ours_dir.path()).durability(Durability::EveryBatch))
         .expect("open a store");
     group.bench_function(BenchmarkId::new("per_event", "auditlog"), |b| {
@@ -150,7 +146,7 @@ fn durable_ingest(c: &mut Criterion) {
             }
         });
     });
-    let sqlite_dir = temp_dir("durable-sqlite");
+    let sqlite_dir = bench_dir("durable-sqlite");
     let full = SqliteStorage::open(&sqlite_dir.path().join("audit.sqlite"), SqliteSync::Full)
         .expect("open the SQLite database");
     group.bench_function(BenchmarkId::new("per_event", "sqlite"), |b| {
@@ -164,7 +160,7 @@ fn durable_ingest(c: &mut Criterion) {
     let batch = events(BATCH);
     let records: Vec<Record> = batch.iter().cloned().map(Record::CallRecorded).collect();
     group.throughput(Throughput::Elements(BATCH));
-    let recorder_dir = temp_dir("durable-recorder");
+    let recorder_dir = bench_dir("durable-recorder");
     let recorder = recorder(recorder_dir.path(), Durability::None, Backpressure::Block);
     group.bench_function(BenchmarkId::new("batch_1000", "auditlog"), |b| {
         b.iter(|| {

@@ -3,10 +3,14 @@
 //! Both benchmarks append the same run event, so the append and recovery numbers are
 //! about the same bytes on disk.
 
+mod dir;
+
 use std::path::Path;
 
 use auditlog::Record;
 use auditlog::model::{Payload, RunEvent, Timestamp, Value};
+
+pub use dir::bench_dir;
 
 /// Records in one appended batch.
 pub const BATCH_RECORDS: usize = 1000;
@@ -14,20 +18,6 @@ pub const BATCH_RECORDS: usize = 1000;
 /// Characters of the free-text field of the benchmark event. Chosen so the msgpack
 /// payload of the whole event is about 200 bytes.
 const TEXT_CHARS: usize = 106;
-
-/// A fresh, empty directory for one benchmark, removed when the guard drops.
-///
-/// It is created under the system temporary directory, which must be a real disk (not
-/// tmpfs) for the sync numbers to mean anything; the path is printed so the file system
-/// can be checked with `df -T`.
-pub fn bench_dir(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("auditlog-bench-{name}-"))
-        .tempdir_in(std::env::temp_dir())
-        .expect("create a benchmark directory");
-    println!("{name}: store directory {}", dir.path().display());
-    dir
-}
 
 /// A `step` event of run `run-0000000042` whose payload encodes to about 200 bytes.
 pub fn event_record(sequence: u64) -> Record {

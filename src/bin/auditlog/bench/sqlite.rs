@@ -361,75 +361,70 @@ fn call_from_row(row: &Row<'_>) -> rusqlite::Result<CallEvent> {
     })
 }
 
-/// The `WHERE` clause and arguments of a run filter.
-fn run_filter_sql(filter: &RunFilter) -> (String, Vec<SqlValue>) {
-    let mut clauses = Vec::new();
-    let mut args = Vec::new();
-    if let Some(status) = filter.status {
-        clauses.push("status = ?");
-        args.push(SqlValue::Text(status.as_str().to_owned()));
-    }
-    for (column, value) in [
-        ("skill_id = ?", &filter.skill_id),
-        ("caller_id = ?", &filter.caller_id),
-        ("channel_id = ?", &filter.channel_id),
-    ] {
+/// A `WHERE` clause being built: conditions joined by `AND`, with their arguments.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<&'static str>,
+    args: Vec<SqlValue>,
+}
+
+impl Where {
+    /// Adds `clause` (with one `?`) when `value` is given.
+    fn text(&mut self, clause: &'static str, value: Option<&str>) {
         if let Some(value) = value {
-            clauses.push(column);
-            args.push(SqlValue::Text(value.clone()));
+            self.clauses.push(clause);
+            self.args.push(SqlValue::Text(value.to_owned()));
         }
     }
-    if filter.top_level_only {
-        clauses.push("parent_run_id = ''");
+
+    /// Adds `clause` (with one `?`) when `at` is given.
+    fn time(&mut self, clause: &'static str, at: Option<Timestamp>) {
+        if let Some(at) = at {
+            self.clauses.push(clause);
+            self.args.push(SqlValue::Integer(at.unix_nanos()));
+        }
     }
-    if filter.excludes_dry_run() {
-        clauses.push("status <> 'dry_run'");
+
+    /// Adds `clause` (without arguments) when `applies`.
+    fn when(&mut self, clause: &'static str, applies: bool) {
+        if applies {
+            self.clauses.push(clause);
+        }
     }
-    if let Some(since) = filter.since {
-        clauses.push("started_at >= ?");
-        args.push(SqlValue::Integer(since.unix_nanos()));
+
+    fn finish(self) -> (String, Vec<SqlValue>) {
+        let clause = if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        };
+        (clause, self.args)
     }
-    if let Some(until) = filter.until {
-        clauses.push("started_at < ?");
-        args.push(SqlValue::Integer(until.unix_nanos()));
-    }
-    (where_clause(&clauses), args)
+}
+
+/// The `WHERE` clause and arguments of a run filter.
+fn run_filter_sql(filter: &RunFilter) -> (String, Vec<SqlValue>) {
+    let mut sql = Where::default();
+    sql.text("status = ?", filter.status.map(|s| s.as_str()));
+    sql.text("skill_id = ?", filter.skill_id.as_deref());
+    sql.text("caller_id = ?", filter.caller_id.as_deref());
+    sql.text("channel_id = ?", filter.channel_id.as_deref());
+    sql.when("parent_run_id = ''", filter.top_level_only);
+    sql.when("status <> 'dry_run'", filter.excludes_dry_run());
+    sql.time("started_at >= ?", filter.since);
+    sql.time("started_at < ?", filter.until);
+    sql.finish()
 }
 
 /// The `WHERE` clause and arguments of a call filter.
 fn call_filter_sql(filter: &CallFilter) -> (String, Vec<SqlValue>) {
-    let mut clauses = Vec::new();
-    let mut args = Vec::new();
-    for (column, value) in [
-        ("caller_id = ?", &filter.caller_id),
-        ("tool_id = ?", &filter.tool_id),
-    ] {
-        if let Some(value) = value {
-            clauses.push(column);
-            args.push(SqlValue::Text(value.clone()));
-        }
-    }
-    if let Some(kind) = filter.outcome {
-        clauses.push("outcome_kind = ?");
-        args.push(SqlValue::Text(kind.as_str().to_owned()));
-    }
-    if let Some(since) = filter.since {
-        clauses.push("ts >= ?");
-        args.push(SqlValue::Integer(since.unix_nanos()));
-    }
-    if let Some(until) = filter.until {
-        clauses.push("ts < ?");
-        args.push(SqlValue::Integer(until.unix_nanos()));
-    }
-    (where_clause(&clauses), args)
-}
-
-fn where_clause(clauses: &[&str]) -> String {
-    if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    }
+    let mut sql = Where::default();
+    sql.text("caller_id = ?", filter.caller_id.as_deref());
+    sql.text("tool_id = ?", filter.tool_id.as_deref());
+    sql.text("outcome_kind = ?", filter.outcome.map(|k| k.as_str()));
+    sql.time("ts >= ?", filter.since);
+    sql.time("ts < ?", filter.until);
+    sql.finish()
 }
 
 fn page(offset: i64, limit: i64) -> [SqlValue; 2] {
