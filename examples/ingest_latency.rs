@@ -166,20 +166,32 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
 }
 
 /// The floor under the committer: one thread appending ready-made records with
-/// `append_each` in batches of 4096, no queue and no decode.
+/// `append_each` in batches of 4096, no queue and no decode. The records are built
+/// before the clock starts; each batch continues the run's sequence (a repeated
+/// sequence would be refused as a duplicate).
 fn log_floor(n: u64) {
     let dir = tempdir();
     let log = open(dir.path(), Durability::None);
-    let batch: Vec<auditlog::Record> = (1..=4096)
-        .map(|seq| with_event(seq, |e| auditlog::Record::EventAppended(e.to_owned_event())))
+    let batches: Vec<Vec<auditlog::Record>> = (0..n.div_ceil(4096))
+        .map(|batch_idx| {
+            (1..=4096)
+                .map(|i| batch_idx * 4096 + i)
+                .map(|seq| with_event(seq, |e| auditlog::Record::EventAppended(e.to_owned_event())))
+                .collect()
+        })
         .collect();
     let start = Instant::now();
     let mut n_written = 0u64;
-    while n_written < n {
-        let results = log.append_each(&batch);
+    for batch in &batches {
+        let results = log.append_each(batch);
         n_written += results.iter().filter(|r| r.is_ok()).count() as u64;
     }
     let elapsed = start.elapsed();
+    assert_eq!(
+        n_written,
+        batches.len() as u64 * 4096,
+        "every record written"
+    );
     println!(
         "log floor (append_each of ready records, 1 thread, Durability::None): {n_written} in {:.3}s = {:.0} records/s",
         elapsed.as_secs_f64(),
@@ -192,9 +204,19 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("samples is a number"))
         .unwrap_or(1_000_000);
-    // An optional second argument runs only the paced run at that rate (for profiling).
-    if let Some(rate) = std::env::args().nth(2) {
-        paced(rate.parse().expect("rate is a number"), n_samples);
+    // An optional second argument runs only the paced run at that rate, or with
+    // `sustained` only the sustained run without durability (for profiling).
+    if let Some(mode) = std::env::args().nth(2) {
+        if mode == "sustained" {
+            sustained(
+                "None/block",
+                Durability::None,
+                Backpressure::Block,
+                n_samples,
+            );
+        } else {
+            paced(mode.parse().expect("rate is a number"), n_samples);
+        }
         return;
     }
     timer_overhead(n_samples);
