@@ -80,13 +80,28 @@ impl Vfs for OsVfs {
             .truncate(false)
             .mode(0o600)
             .open(path.join(crate::segment::LOCK_FILE_NAME))?;
-        match fs4::FileExt::try_lock(&file) {
-            Ok(()) => Ok(Box::new(OsDirLock(file))),
-            Err(fs4::TryLockError::WouldBlock) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
-            Err(fs4::TryLockError::Error(e)) => Err(e),
+        // A lock that is busy is tried again for a moment before the store is reported
+        // as locked: a flock belongs to the open file description, so a child that the
+        // last owner's process forked but has not yet exec'ed holds it for that instant
+        // after the owner closed (see docs/ARCHITECTURE.md, Locking).
+        let deadline = std::time::Instant::now() + LOCK_BUSY_RETRY;
+        loop {
+            match fs4::FileExt::try_lock(&file) {
+                Ok(()) => return Ok(Box::new(OsDirLock(file))),
+                Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(fs4::TryLockError::WouldBlock) => {
+                    return Err(io::Error::from(io::ErrorKind::WouldBlock));
+                }
+                Err(fs4::TryLockError::Error(e)) => return Err(e),
+            }
         }
     }
 }
+
+/// How long a busy store lock is retried before open reports the store as locked.
+const LOCK_BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl VfsFile for OsFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
