@@ -24,11 +24,12 @@
 //!   its durability step succeeded, under the same lock, so in LSN order; a refused or
 //!   failed record is never published. With no subscription this costs one `is_empty`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::codec::{Lsn, Purge, Record, RecordKind};
+use crate::codec::{EncodedRecord, Lsn, Purge, Record, RecordKind};
 use crate::compaction::{self, CompactionReport, Policy, RetentionReport, Worker};
 use crate::config::{Config, Durability, RecoveryMode, Retention};
 use crate::error::{Error, Result};
@@ -331,23 +332,33 @@ impl AuditLog {
     /// A failed write or sync fails every record of the call, including those appended
     /// before the failure: after it the log acknowledges nothing (see poisoning).
     pub fn append_each(&self, records: &[Record]) -> Vec<Result<Lsn>> {
+        self.append_each_of(records)
+    }
+
+    /// [`AuditLog::append_each`] for records already encoded as their payloads (the
+    /// ingest committer writes them straight from its slots). Each payload is checked
+    /// against the index by reading only the fields the index holds.
+    pub(crate) fn append_encoded(&self, records: &[EncodedRecord<'_>]) -> Vec<Result<Lsn>> {
+        self.append_each_of(records)
+    }
+
+    fn append_each_of<R: Appendable>(&self, records: &[R]) -> Vec<Result<Lsn>> {
         let mut guard = self.lock();
         let state = &mut *guard;
-        if state.journal.is_none() {
+        let Some(journal) = state.journal.as_mut() else {
             return records.iter().map(|_| Err(Error::Closed)).collect();
-        }
+        };
         let mut results = Vec::with_capacity(records.len());
         let mut lsns = Vec::with_capacity(records.len());
         for record in records {
-            let result = state.index.check(record).and_then(|()| {
-                state
-                    .journal
-                    .as_mut()
-                    .expect("checked above")
-                    .append(record)
-            });
+            let result = record
+                .check(&state.index)
+                .and_then(|()| record.append(journal));
             if let Ok(lsn) = result {
-                self.shared.apply(state, lsn, record);
+                record.apply(&mut state.index, lsn);
+                if record.kind() == RecordKind::Purge {
+                    state.last_purge_lsn = Some(lsn);
+                }
                 lsns.push(lsn);
             }
             results.push(result);
@@ -372,12 +383,17 @@ impl AuditLog {
                     }
                 }
             }
-            None => state.followers.publish(
-                results
+            None if state.followers.is_idle() => {}
+            None => {
+                let acknowledged: Vec<(Lsn, Cow<'_, Record>)> = results
                     .iter()
                     .zip(records)
-                    .filter_map(|(result, record)| Some((*result.as_ref().ok()?, record))),
-            ),
+                    .filter_map(|(result, record)| Some((*result.as_ref().ok()?, record.record()?)))
+                    .collect();
+                state
+                    .followers
+                    .publish(acknowledged.iter().map(|(lsn, record)| (*lsn, &**record)));
+            }
         }
         results
     }
@@ -618,5 +634,77 @@ impl Drop for AuditLog {
         // Drop cannot report an error; `close()` is the way to see one. A failure here
         // leaves the store as a crash would, which the next open recovers.
         let _ = self.close_inner();
+    }
+}
+
+/// A record on its way into the log through [`AuditLog::append_each`]: owned, or
+/// already encoded as its payload.
+trait Appendable {
+    fn kind(&self) -> RecordKind;
+    /// Refuses what the query API would refuse (see [`Index::check`]).
+    fn check(&self, index: &Index) -> Result<()>;
+    fn append(&self, journal: &mut Journal) -> Result<Lsn>;
+    fn apply(&self, index: &mut Index, lsn: Lsn);
+    /// The record, for live subscriptions; `None` for a payload that does not decode
+    /// (it was refused by `check`, so it is never asked for).
+    fn record(&self) -> Option<Cow<'_, Record>>;
+}
+
+impl Appendable for Record {
+    fn kind(&self) -> RecordKind {
+        Record::kind(self)
+    }
+    fn check(&self, index: &Index) -> Result<()> {
+        index.check(self)
+    }
+    fn append(&self, journal: &mut Journal) -> Result<Lsn> {
+        journal.append(self)
+    }
+    fn apply(&self, index: &mut Index, lsn: Lsn) {
+        index.apply(lsn, self);
+    }
+    fn record(&self) -> Option<Cow<'_, Record>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl EncodedRecord<'_> {
+    /// The event key the encoder passed along (checked against the payload in debug
+    /// builds).
+    fn known_event(&self) -> Option<(&str, u64)> {
+        let (run_id, sequence) = self
+            .event
+            .filter(|_| self.kind == RecordKind::EventAppended)?;
+        debug_assert!(
+            crate::index::event_key(self.payload) == Some((run_id, sequence)),
+            "the passed event key is the payload's"
+        );
+        Some((run_id, sequence))
+    }
+}
+
+impl Appendable for EncodedRecord<'_> {
+    fn kind(&self) -> RecordKind {
+        self.kind
+    }
+    fn check(&self, index: &Index) -> Result<()> {
+        match self.known_event() {
+            Some((run_id, sequence)) => index.check_event(run_id, sequence),
+            None => index.check_frame(self.kind, self.payload),
+        }
+    }
+    fn append(&self, journal: &mut Journal) -> Result<Lsn> {
+        journal.append_encoded(self.kind, self.payload)
+    }
+    fn apply(&self, index: &mut Index, lsn: Lsn) {
+        match self.known_event() {
+            Some((run_id, sequence)) => index.apply_event(lsn, run_id, sequence),
+            None => index.apply_frame(lsn, self.kind, self.payload),
+        };
+    }
+    fn record(&self) -> Option<Cow<'_, Record>> {
+        let record = Record::decode_payload(self.kind, self.payload);
+        debug_assert!(record.is_ok(), "a checked payload decodes");
+        record.ok().map(Cow::Owned)
     }
 }

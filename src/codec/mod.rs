@@ -19,6 +19,7 @@ pub(crate) mod frame_probe {
 }
 
 pub use frame::{Frame, FrameContext, FrameError, decode_frame, encode_frame, frame_payload};
+pub(crate) use record::EncodedRecord;
 pub use record::{DropReport, Purge, Record, RecordKind, RunFinished};
 
 use std::fmt;

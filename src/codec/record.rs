@@ -60,6 +60,17 @@ pub struct DropReport {
     pub last_at: Timestamp,
 }
 
+/// A record already encoded: its kind and its msgpack payload, exactly as
+/// [`Record::encode_payload`] writes it.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct EncodedRecord<'a> {
+    pub kind: RecordKind,
+    pub payload: &'a [u8],
+    /// An event's run id and sequence, as the payload holds them, when the encoder
+    /// knows them: the index then need not read them back.
+    pub event: Option<(&'a str, u64)>,
+}
+
 /// One entry of the log.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {

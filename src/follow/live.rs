@@ -150,6 +150,12 @@ impl Followers {
         Ok(Subscription { feed, parker })
     }
 
+    /// Whether no subscription was ever made or every one was forgotten: publishing
+    /// would do nothing.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.feeds.is_empty()
+    }
+
     /// Subscriptions not dropped.
     pub(crate) fn n_live(&self) -> usize {
         self.feeds

@@ -80,8 +80,8 @@ pub(crate) struct OutcomeKey {
 #[derive(Debug, Deserialize)]
 pub(crate) struct CallKey<'a> {
     pub ts: Timestamp,
-    #[allow(dead_code)] // required by the full record; read only to refuse its absence
-    pub call_id: IgnoredAny,
+    #[serde(borrow)]
+    pub call_id: &'a str,
     #[serde(borrow)]
     pub tool_id: &'a str,
     #[serde(default, borrow)]
@@ -364,6 +364,70 @@ fn walk_event(payload: &[u8]) -> Option<EventKey<'_>> {
     Some(key)
 }
 
+/// The walker's read of a `CallRecorded` payload.
+fn walk_call(payload: &[u8]) -> Option<CallKey<'_>> {
+    let mut map = MsgpackMap::new(payload)?;
+    let (mut ts, mut call_id, mut tool_id, mut caller_id, mut outcome) =
+        (None, None, None, None, None);
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"ts" => {
+                first_time(&mut seen, 0)?;
+                ts = Some(map.timestamp()?);
+            }
+            b"call_id" => {
+                first_time(&mut seen, 1)?;
+                call_id = Some(map.str()?);
+            }
+            b"tool_id" => {
+                first_time(&mut seen, 2)?;
+                tool_id = Some(map.str()?);
+            }
+            b"caller_id" => {
+                first_time(&mut seen, 3)?;
+                caller_id = if map.is_nil() {
+                    map.skip()?;
+                    None
+                } else {
+                    Some(map.str()?)
+                };
+            }
+            b"outcome" => {
+                first_time(&mut seen, 4)?;
+                outcome = Some(walk_outcome(&mut map)?);
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(CallKey {
+        ts: ts?,
+        call_id: call_id?,
+        tool_id: tool_id?,
+        caller_id,
+        outcome: outcome?,
+    })
+}
+
+/// Reads the outcome map at the walker's position (its `kind`, passing over the
+/// variant's fields) and moves the walker past it.
+fn walk_outcome(outer: &mut MsgpackMap<'_>) -> Option<OutcomeKey> {
+    let mut map = MsgpackMap::new(outer.bytes)?;
+    let mut kind = None;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"kind" if kind.is_none() => {
+                let name = map.str()?;
+                kind = Some(*OutcomeKind::ALL.iter().find(|k| k.as_str() == name)?);
+            }
+            b"kind" => return None,
+            _ => map.skip()?,
+        }
+    }
+    outer.bytes = map.bytes;
+    Some(OutcomeKey { kind: kind? })
+}
+
 /// Reads a `RunStarted` payload.
 pub(crate) fn start(payload: &[u8]) -> Option<StartKey<'_>> {
     walk_start(payload).or_else(|| rmp_serde::from_slice(payload).ok())
@@ -379,9 +443,9 @@ pub(crate) fn event(payload: &[u8]) -> Option<EventKey<'_>> {
     walk_event(payload).or_else(|| rmp_serde::from_slice(payload).ok())
 }
 
-/// Reads a `CallRecorded` payload (rare enough for serde alone).
+/// Reads a `CallRecorded` payload.
 pub(crate) fn call(payload: &[u8]) -> Option<CallKey<'_>> {
-    rmp_serde::from_slice(payload).ok()
+    walk_call(payload).or_else(|| rmp_serde::from_slice(payload).ok())
 }
 
 /// Reads a `Purge` payload.
@@ -440,6 +504,54 @@ mod tests {
         let walked = walk_event(&bytes).unwrap();
         let decoded: EventKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(format!("{walked:?}"), format!("{decoded:?}"));
+
+        for (caller_id, outcome) in [
+            (None, Outcome::Success),
+            (
+                Some("me".to_owned()),
+                Outcome::CapabilityDenied {
+                    missing: vec!["a".into(), "b".into()],
+                },
+            ),
+            (
+                Some(String::new()),
+                Outcome::RateLimited {
+                    retry_after_ms: None,
+                },
+            ),
+        ] {
+            let call = CallEvent {
+                ts: Timestamp::from_unix_nanos(-9),
+                call_id: "c".into(),
+                tool_id: "t".into(),
+                caller_id,
+                granted_capabilities: vec!["x".into()],
+                duration_ms: 1,
+                outcome,
+                tier: "gold".into(),
+                dry_run: true,
+                schema_version: 2,
+                secrets_resolved: false,
+                cursor_page: Some(3),
+            };
+            let bytes = payload(&Record::CallRecorded(call));
+            let walked = walk_call(&bytes).unwrap();
+            let decoded: CallKey<'_> = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(format!("{walked:?}"), format!("{decoded:?}"));
+            for len in 0..bytes.len() {
+                assert!(walk_call(&bytes[..len]).is_none(), "prefix {len} walked");
+            }
+        }
+        // A repeated outcome kind is refused, as serde refuses it.
+        let repeated = [
+            0x84, 0xa2, b't', b's', 0x01, 0xa7, b'c', b'a', b'l', b'l', b'_', b'i', b'd', 0xa1,
+            b'c', 0xa7, b't', b'o', b'o', b'l', b'_', b'i', b'd', 0xa1, b't', 0xa7, b'o', b'u',
+            b't', b'c', b'o', b'm', b'e', 0x82, 0xa4, b'k', b'i', b'n', b'd', 0xa7, b's', b'u',
+            b'c', b'c', b'e', b's', b's', 0xa4, b'k', b'i', b'n', b'd', 0xa7, b's', b'u', b'c',
+            b'c', b'e', b's', b's',
+        ];
+        assert!(walk_call(&repeated).is_none());
+        assert!(rmp_serde::from_slice::<CallKey<'_>>(&repeated).is_err());
 
         // Positional arrays, truncations and a count past the end go to serde.
         let positional = rmp_serde::to_vec(&Run::new("r", "s")).unwrap();

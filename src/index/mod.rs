@@ -55,7 +55,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
-use crate::model::{OutcomeKind, Run, RunEvent, Status, Timestamp};
+use crate::model::{OutcomeKind, Status, Timestamp};
 pub use names::Names;
 
 /// The number of a run in start order; the position of its entry in the index.
@@ -312,6 +312,18 @@ pub fn check_run_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The run id and sequence of an `EventAppended` payload, read without decoding the
+/// rest.
+pub(crate) fn event_key(payload: &[u8]) -> Option<(&str, u64)> {
+    keys::event(payload).map(|key| (key.run_id, key.sequence))
+}
+
+/// Refuses a call event with an empty or overlong call or tool id.
+fn check_call(call_id: &str, tool_id: &str) -> Result<()> {
+    check_run_id("call id", call_id)?;
+    check_run_id("tool id", tool_id)
+}
+
 /// The fields of a `RunStarted` record the index holds.
 struct Start<'a> {
     id: &'a str,
@@ -539,25 +551,45 @@ impl Index {
     /// finish, an event or a call; other kinds need no check.
     pub fn check(&self, record: &Record) -> Result<()> {
         match record {
-            Record::RunStarted(run) => self.check_start(run),
+            Record::RunStarted(run) => self.check_start(&run.id),
             Record::RunFinished(finish) => self.check_finish(&finish.run_id),
-            Record::EventAppended(event) => self.check_event(event),
-            Record::CallRecorded(call) => {
-                check_run_id("call id", &call.call_id)?;
-                check_run_id("tool id", &call.tool_id)
-            }
+            Record::EventAppended(event) => self.check_event(&event.run_id, event.sequence),
+            Record::CallRecorded(call) => check_call(&call.call_id, &call.tool_id),
             Record::Purge(_) | Record::DropReport(_) => Ok(()),
+        }
+    }
+
+    /// [`Index::check`] on a record's encoded payload, reading only the fields it
+    /// checks. A payload that does not decode is refused.
+    pub fn check_frame(&self, kind: RecordKind, payload: &[u8]) -> Result<()> {
+        let undecodable = || Error::Encode(format!("a {kind:?} payload does not decode"));
+        match kind {
+            RecordKind::RunStarted => {
+                self.check_start(keys::start(payload).ok_or_else(undecodable)?.id)
+            }
+            RecordKind::RunFinished => {
+                self.check_finish(keys::finish(payload).ok_or_else(undecodable)?.run_id)
+            }
+            RecordKind::EventAppended => {
+                let key = keys::event(payload).ok_or_else(undecodable)?;
+                self.check_event(key.run_id, key.sequence)
+            }
+            RecordKind::CallRecorded => {
+                let key = keys::call(payload).ok_or_else(undecodable)?;
+                check_call(key.call_id, key.tool_id)
+            }
+            RecordKind::Purge | RecordKind::DropReport => Ok(()),
         }
     }
 
     /// Refuses a run `start_run` must not store: an empty or overlong id, or an id
     /// already live.
-    pub fn check_start(&self, run: &Run) -> Result<()> {
-        check_run_id("run id", &run.id)?;
-        if self.live_run(&run.id).is_some() {
+    pub fn check_start(&self, run_id: &str) -> Result<()> {
+        check_run_id("run id", run_id)?;
+        if self.live_run(run_id).is_some() {
             return Err(Error::Duplicate {
                 what: "run",
-                id: run.id.clone(),
+                id: run_id.to_owned(),
             });
         }
         Ok(())
@@ -569,16 +601,18 @@ impl Index {
     }
 
     /// Refuses an event with an empty run id or a sequence its run already holds.
-    pub fn check_event(&self, event: &RunEvent) -> Result<()> {
-        check_run_id("event run id", &event.run_id)?;
-        if self
-            .events_of(&event.run_id)
-            .binary_search_by_key(&event.sequence, |&(seq, _)| seq)
-            .is_ok()
-        {
+    pub fn check_event(&self, run_id: &str, sequence: u64) -> Result<()> {
+        check_run_id("event run id", run_id)?;
+        let events = self.events_of(run_id);
+        // Past the last sequence held (the usual case) needs no search.
+        let held = events.last().is_some_and(|&(last, _)| last >= sequence)
+            && events
+                .binary_search_by_key(&sequence, |&(seq, _)| seq)
+                .is_ok();
+        if held {
             return Err(Error::Duplicate {
                 what: "run event",
-                id: format!("{}#{}", event.run_id, event.sequence),
+                id: format!("{run_id}#{sequence}"),
             });
         }
         Ok(())
@@ -788,7 +822,7 @@ impl Index {
         true
     }
 
-    fn apply_event(&mut self, lsn: Lsn, run_id: &str, sequence: u64) -> bool {
+    pub(crate) fn apply_event(&mut self, lsn: Lsn, run_id: &str, sequence: u64) -> bool {
         if check_run_id("event run id", run_id).is_err() {
             return false;
         }
@@ -821,7 +855,14 @@ impl Index {
                 self.orphans.entry(id).or_default()
             }
         };
-        match events.binary_search_by_key(&sequence, |&(seq, _)| seq) {
+        // Events mostly arrive in sequence order: appending needs no search.
+        let found = match events.last() {
+            Some(&(last, _)) if last >= sequence => {
+                events.binary_search_by_key(&sequence, |&(seq, _)| seq)
+            }
+            _ => Err(events.len()),
+        };
+        match found {
             Ok(_) => false,
             Err(at) => {
                 if events.len() == events.capacity() {
@@ -1139,6 +1180,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Run, RunEvent};
 
     fn run(id: &str, skill: &str, at: i64) -> Run {
         Run {

@@ -22,8 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::codec::DropReport;
-use crate::codec::Record;
+use crate::codec::{DropReport, EncodedRecord, Record, RecordKind};
 use crate::config::Durability;
 use crate::error::Error;
 use crate::limits;
@@ -31,11 +30,89 @@ use crate::model::{DropReason, Timestamp};
 
 use super::metrics::{DropCounts, DropSpan};
 use super::queue::Popped;
-use super::reorder::Reorder;
-use super::{Shared, slot};
+use super::reorder::{Order, Reorder, Sequenced};
+use super::{Shared, slot, transcode};
 
 /// The shortest idle park.
 const PARK_MIN: Duration = Duration::from_micros(50);
+
+/// Spare record buffers kept for reuse, and the largest payload buffer kept.
+const SPARE_MAX: usize = 2 * limits::INGEST_BATCH_MAX;
+const SPARE_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+
+/// A record taken from the queue, encoded as its payload, waiting to be written. Its
+/// buffers are reused once it is written, so steady recording allocates nothing here.
+#[derive(Debug)]
+struct Taken {
+    kind: RecordKind,
+    payload: Vec<u8>,
+    /// The run of an event or a finish (empty for other kinds).
+    run_id: String,
+    /// The sequence of an event.
+    sequence: u64,
+}
+
+impl Taken {
+    fn new() -> Taken {
+        Taken {
+            kind: RecordKind::DropReport,
+            payload: Vec::with_capacity(256),
+            run_id: String::new(),
+            sequence: 0,
+        }
+    }
+
+    /// Fills from an inline slot, transcoding when the kind allows it.
+    fn fill_from_slot(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.payload.clear();
+        self.run_id.clear();
+        match transcode::transcode(bytes, &mut self.payload).map_err(|e| e.to_string())? {
+            Some(transcoded) => {
+                self.kind = transcoded.kind;
+                if let Some((run_id, sequence)) = transcoded.event {
+                    self.run_id.push_str(run_id);
+                    self.sequence = sequence;
+                }
+                Ok(())
+            }
+            None => self.fill_from_record(&slot::decode(bytes).map_err(|e| e.to_string())?),
+        }
+    }
+
+    /// Fills from a record by encoding it.
+    fn fill_from_record(&mut self, record: &Record) -> Result<(), String> {
+        self.payload.clear();
+        self.run_id.clear();
+        self.kind = record.kind();
+        record
+            .encode_payload(&mut self.payload)
+            .map_err(|e| format!("cannot encode a recorded {:?}: {e}", self.kind))?;
+        match record.order() {
+            Order::Event { run_id, sequence } => {
+                self.run_id.push_str(run_id);
+                self.sequence = sequence;
+            }
+            Order::Finish { run_id } => self.run_id.push_str(run_id),
+            Order::Other => {}
+        }
+        Ok(())
+    }
+}
+
+impl Sequenced for Taken {
+    fn order(&self) -> Order<'_> {
+        match self.kind {
+            RecordKind::EventAppended => Order::Event {
+                run_id: &self.run_id,
+                sequence: self.sequence,
+            },
+            RecordKind::RunFinished => Order::Finish {
+                run_id: &self.run_id,
+            },
+            _ => Order::Other,
+        }
+    }
+}
 
 /// What flush waiters and `close` wait on.
 #[derive(Debug, Default)]
@@ -65,9 +142,11 @@ impl FlushSignal {
 #[derive(Debug)]
 pub(crate) struct Committer {
     shared: Arc<Shared>,
-    reorder: Reorder,
+    reorder: Reorder<Taken>,
     /// Records taken and ordered, waiting for the next append.
-    ordered: Vec<Record>,
+    ordered: Vec<Taken>,
+    /// Written records whose buffers are kept for reuse.
+    spare: Vec<Taken>,
     reported: DropCounts,
     /// When the oldest appended, unsynced record under group commit was appended.
     unsynced_since: Option<Instant>,
@@ -83,6 +162,7 @@ impl Committer {
             shared,
             reorder: Reorder::new(window),
             ordered: Vec::with_capacity(limits::INGEST_BATCH_MAX),
+            spare: Vec::with_capacity(SPARE_MAX),
             reported: DropCounts::default(),
             unsynced_since: None,
             flushed_ticket: 0,
@@ -139,19 +219,24 @@ impl Committer {
         let now = Instant::now();
         let mut n_taken = 0;
         while n_taken < max {
+            let mut taken = self.spare.pop().unwrap_or_else(Taken::new);
             let popped = queue.pop_with(|popped| match popped {
-                Popped::Inline(bytes) => slot::decode(bytes).map_err(|e| e.to_string()),
+                Popped::Inline(bytes) => taken.fill_from_slot(bytes),
                 Popped::Boxed(record) => {
                     counters.slow_path.fetch_add(1, Ordering::Relaxed);
-                    Ok(*record)
+                    taken.fill_from_record(&record)
                 }
             });
-            let Some(decoded) = popped else { break };
+            let Some(filled) = popped else {
+                self.spare.push(taken);
+                break;
+            };
             n_taken += 1;
-            match decoded {
-                Ok(record) => self.reorder.push(record, now, &mut self.ordered),
+            match filled {
+                Ok(()) => self.reorder.push(taken, now, &mut self.ordered),
                 Err(why) => {
                     debug_assert!(false, "{why}");
+                    self.spare.push(taken);
                     counters.drop_one(DropReason::Rejected);
                     counters.settled.fetch_add(1, Ordering::Relaxed);
                     counters.set_error(why);
@@ -169,7 +254,14 @@ impl Committer {
         }
         let shared = Arc::clone(&self.shared);
         let counters = &shared.counters;
-        let results = shared.log.append_each(&self.ordered);
+        let encoded: Vec<EncodedRecord<'_>> = (self.ordered.iter())
+            .map(|taken| EncodedRecord {
+                kind: taken.kind,
+                payload: &taken.payload,
+                event: Some((taken.run_id.as_str(), taken.sequence)),
+            })
+            .collect();
+        let results = shared.log.append_encoded(&encoded);
         debug_assert_eq!(results.len(), self.ordered.len());
         let now = Timestamp::now();
         let mut n_written = 0u64;
@@ -201,7 +293,11 @@ impl Committer {
         if n_written > 0 && self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
         }
-        self.ordered.clear();
+        let n_keep = SPARE_MAX.saturating_sub(self.spare.len());
+        let reusable = (self.ordered.drain(..))
+            .filter(|taken| taken.payload.capacity() <= SPARE_PAYLOAD_BYTES_MAX)
+            .take(n_keep);
+        self.spare.extend(reusable);
     }
 
     /// Writes a `DropReport` for every reason whose count grew since the last report.

@@ -1,15 +1,17 @@
 //! Lock-free ingest: the record path a dispatch server calls on its hot path.
 //!
-//! Where it sits: in front of [`AuditLog`], built only on its public API. Producers call
-//! `Recorder::record_*` from any thread; those calls copy the borrowed fields into a
-//! preallocated slot of a bounded queue (`queue.rs`) and return. One committer thread
-//! (`committer.rs`) drains the queue in batches, decodes the slots into records
-//! (`slot.rs`), restores each run's sequence order (`reorder.rs`), appends with
-//! `AuditLog::append_each`, applies group commit, and writes in-band drop reports
-//! (`metrics.rs`). This is the only module of the crate that owns a thread.
+//! Where it sits: in front of [`AuditLog`]. Producers call `Recorder::record_*` from any
+//! thread; those calls copy the borrowed fields into a preallocated slot of a bounded
+//! queue (`queue.rs`, layout in `slot.rs`) and return. One committer thread
+//! (`committer.rs`) drains the queue in batches, writes each slot's msgpack payload
+//! straight from its bytes (`transcode.rs`; run starts and finishes are decoded into
+//! records and encoded), restores each run's sequence order (`reorder.rs`), appends the
+//! payloads with the crate-private `AuditLog::append_encoded` (the same checks and index
+//! updates as `AuditLog::append_each`), applies group commit, and writes in-band drop
+//! reports (`metrics.rs`). This is the only module of the crate that owns a thread.
 //!
 //! ```text
-//! record_*() ─▶ free slot ─encode─▶ ready FIFO ─▶ committer: decode ─▶ reorder ─▶ append_each ─▶ sync
+//! record_*() ─▶ free slot ─encode─▶ ready FIFO ─▶ committer: transcode ─▶ reorder ─▶ append_encoded ─▶ sync
 //!   (any thread, no alloc,            (ArrayQueue)      (one thread, batches ≤ 4096, parks 50–200 µs)
 //!    no syscall, no lock)
 //! ```
@@ -47,6 +49,7 @@ mod metrics;
 mod queue;
 mod reorder;
 mod slot;
+mod transcode;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

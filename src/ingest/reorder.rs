@@ -22,24 +22,52 @@ use std::time::{Duration, Instant};
 use crate::codec::Record;
 use crate::limits;
 
-#[derive(Debug, Default)]
-struct RunOrder {
+/// What the buffer needs to know of a record to order it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Order<'a> {
+    Event { run_id: &'a str, sequence: u64 },
+    Finish { run_id: &'a str },
+    Other,
+}
+
+/// A record the buffer can order.
+pub(crate) trait Sequenced {
+    fn order(&self) -> Order<'_>;
+}
+
+impl Sequenced for Record {
+    fn order(&self) -> Order<'_> {
+        match self {
+            Record::EventAppended(event) => Order::Event {
+                run_id: &event.run_id,
+                sequence: event.sequence,
+            },
+            Record::RunFinished(finish) => Order::Finish {
+                run_id: &finish.run_id,
+            },
+            _ => Order::Other,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RunOrder<T> {
     /// The sequence the run's next written event should have.
     next_seq: u64,
     /// Events behind a gap, by sequence, with when they arrived.
-    held: BTreeMap<u64, (Record, Instant)>,
+    held: BTreeMap<u64, (T, Instant)>,
 }
 
 /// The hold-back buffer.
 #[derive(Debug)]
-pub(crate) struct Reorder {
-    runs: HashMap<String, RunOrder>,
+pub(crate) struct Reorder<T> {
+    runs: HashMap<String, RunOrder<T>>,
     n_held: usize,
     window: Duration,
 }
 
-impl Reorder {
-    pub fn new(window: Duration) -> Reorder {
+impl<T: Sequenced> Reorder<T> {
+    pub fn new(window: Duration) -> Reorder<T> {
         Reorder {
             runs: HashMap::new(),
             n_held: 0,
@@ -54,12 +82,12 @@ impl Reorder {
     }
 
     /// Takes one record; pushes to `out` whatever can be written now.
-    pub fn push(&mut self, record: Record, now: Instant, out: &mut Vec<Record>) {
-        match &record {
-            Record::EventAppended(event) => {
-                let seq = event.sequence;
+    pub fn push(&mut self, record: T, now: Instant, out: &mut Vec<T>) {
+        match record.order() {
+            Order::Event { run_id, sequence } => {
+                let seq = sequence;
                 // The common case, an event right after its predecessor, costs one lookup.
-                if let Some(run) = self.runs.get_mut(&event.run_id) {
+                if let Some(run) = self.runs.get_mut(run_id) {
                     if seq == run.next_seq && run.held.is_empty() {
                         run.next_seq = seq + 1;
                         out.push(record);
@@ -72,14 +100,14 @@ impl Reorder {
                         self.runs.retain(|_, run| !run.held.is_empty());
                     }
                     self.runs.insert(
-                        event.run_id.clone(),
+                        run_id.to_owned(),
                         RunOrder {
                             next_seq: 1,
                             held: BTreeMap::new(),
                         },
                     );
                 }
-                let run = self.runs.get_mut(&event.run_id).expect("inserted above");
+                let run = self.runs.get_mut(run_id).expect("inserted above");
                 if seq == run.next_seq {
                     out.push(record);
                     run.next_seq = seq + 1;
@@ -101,18 +129,18 @@ impl Reorder {
                     }
                 }
             }
-            Record::RunFinished(finish) => {
-                if let Some(mut run) = self.runs.remove(&finish.run_id) {
+            Order::Finish { run_id } => {
+                if let Some(mut run) = self.runs.remove(run_id) {
                     self.n_held -= release_held(&mut run, out);
                 }
                 out.push(record);
             }
-            _ => out.push(record),
+            Order::Other => out.push(record),
         }
     }
 
     /// Releases events that waited longer than the window, skipping their gaps.
-    pub fn release_expired(&mut self, now: Instant, out: &mut Vec<Record>) {
+    pub fn release_expired(&mut self, now: Instant, out: &mut Vec<T>) {
         if self.n_held == 0 {
             return;
         }
@@ -130,7 +158,7 @@ impl Reorder {
     }
 
     /// Releases everything held, in sequence order within each run (flush, close).
-    pub fn release_all(&mut self, out: &mut Vec<Record>) {
+    pub fn release_all(&mut self, out: &mut Vec<T>) {
         if self.n_held == 0 {
             return;
         }
@@ -142,7 +170,7 @@ impl Reorder {
 }
 
 /// Releases the held events that follow `next_seq` without a gap; returns how many.
-fn release_consecutive(run: &mut RunOrder, out: &mut Vec<Record>) -> usize {
+fn release_consecutive<T>(run: &mut RunOrder<T>, out: &mut Vec<T>) -> usize {
     let mut n = 0;
     while let Some((record, _)) = run.held.remove(&run.next_seq) {
         out.push(record);
@@ -153,7 +181,7 @@ fn release_consecutive(run: &mut RunOrder, out: &mut Vec<Record>) -> usize {
 }
 
 /// Releases every held event of a run in order, skipping gaps; returns how many.
-fn release_held(run: &mut RunOrder, out: &mut Vec<Record>) -> usize {
+fn release_held<T>(run: &mut RunOrder<T>, out: &mut Vec<T>) -> usize {
     let n = run.held.len();
     while let Some((seq, (record, _))) = run.held.pop_first() {
         out.push(record);

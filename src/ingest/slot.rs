@@ -35,17 +35,17 @@ use crate::model::{
 
 use super::{EventRef, FieldValue, RunRef};
 
-const KIND_RUN_STARTED: u8 = 1;
-const KIND_RUN_FINISHED: u8 = 2;
-const KIND_EVENT: u8 = 3;
-const KIND_CALL: u8 = 4;
+pub(super) const KIND_RUN_STARTED: u8 = 1;
+pub(super) const KIND_RUN_FINISHED: u8 = 2;
+pub(super) const KIND_EVENT: u8 = 3;
+pub(super) const KIND_CALL: u8 = 4;
 
-const TAG_NULL: u8 = 0;
-const TAG_BOOL: u8 = 1;
-const TAG_I64: u8 = 2;
-const TAG_U64: u8 = 3;
-const TAG_F64: u8 = 4;
-const TAG_STR: u8 = 5;
+pub(super) const TAG_NULL: u8 = 0;
+pub(super) const TAG_BOOL: u8 = 1;
+pub(super) const TAG_I64: u8 = 2;
+pub(super) const TAG_U64: u8 = 3;
+pub(super) const TAG_F64: u8 = 4;
+pub(super) const TAG_STR: u8 = 5;
 
 /// The event does not fit the slot, or has a value with no inline form.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -350,19 +350,26 @@ pub(crate) fn encode_call(slot: &mut [u8], call: &CallEvent) -> Result<usize, Re
 }
 
 /// Reads a slot, checking every bound.
-struct Reader<'a> {
+#[derive(Clone, Debug)]
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn fail<T>(&self, what: &'static str) -> Result<T, SlotError> {
+    pub(super) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+    pub(super) fn is_at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+    pub(super) fn fail<T>(&self, what: &'static str) -> Result<T, SlotError> {
         Err(SlotError {
             what,
             offset: self.pos,
         })
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SlotError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], SlotError> {
         match self
             .pos
             .checked_add(n)
@@ -381,47 +388,47 @@ impl<'a> Reader<'a> {
         out.copy_from_slice(bytes);
         Ok(out)
     }
-    fn u8(&mut self) -> Result<u8, SlotError> {
+    pub(super) fn u8(&mut self) -> Result<u8, SlotError> {
         Ok(self.array::<1>()?[0])
     }
-    fn bool(&mut self) -> Result<bool, SlotError> {
+    pub(super) fn bool(&mut self) -> Result<bool, SlotError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
             _ => self.fail("bool is neither 0 nor 1"),
         }
     }
-    fn u16(&mut self) -> Result<u16, SlotError> {
+    pub(super) fn u16(&mut self) -> Result<u16, SlotError> {
         Ok(u16::from_le_bytes(self.array()?))
     }
-    fn u32(&mut self) -> Result<u32, SlotError> {
+    pub(super) fn u32(&mut self) -> Result<u32, SlotError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
-    fn u64(&mut self) -> Result<u64, SlotError> {
+    pub(super) fn u64(&mut self) -> Result<u64, SlotError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    fn i64(&mut self) -> Result<i64, SlotError> {
+    pub(super) fn i64(&mut self) -> Result<i64, SlotError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
-    fn f64(&mut self) -> Result<f64, SlotError> {
+    pub(super) fn f64(&mut self) -> Result<f64, SlotError> {
         Ok(f64::from_le_bytes(self.array()?))
     }
-    fn ts(&mut self) -> Result<Timestamp, SlotError> {
+    pub(super) fn ts(&mut self) -> Result<Timestamp, SlotError> {
         Ok(Timestamp::from_unix_nanos(self.i64()?))
     }
-    fn str(&mut self) -> Result<String, SlotError> {
+    pub(super) fn str_ref(&mut self) -> Result<&'a str, SlotError> {
         let len = self.u32()? as usize;
         let at = self.pos;
         let bytes = self.take(len)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(SlotError {
-                what: "string is not UTF-8",
-                offset: at,
-            }),
-        }
+        std::str::from_utf8(bytes).map_err(|_| SlotError {
+            what: "string is not UTF-8",
+            offset: at,
+        })
     }
-    fn opt_u64(&mut self) -> Result<Option<u64>, SlotError> {
+    fn str(&mut self) -> Result<String, SlotError> {
+        self.str_ref().map(str::to_owned)
+    }
+    pub(super) fn opt_u64(&mut self) -> Result<Option<u64>, SlotError> {
         Ok(if self.bool()? {
             Some(self.u64()?)
         } else {

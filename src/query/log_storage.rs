@@ -123,7 +123,7 @@ impl Storage for AuditLog {
     fn start_run(&self, run: &Run) -> Result<()> {
         let mut state = self.lock();
         journal_of(&state)?;
-        state.index.check_start(run)?;
+        state.index.check_start(&run.id)?;
         let mut run = run.clone();
         run.status = Status::Running;
         run.finished_at = None;
@@ -138,7 +138,7 @@ impl Storage for AuditLog {
     fn append_log(&self, event: &RunEvent) -> Result<()> {
         let mut state = self.lock();
         journal_of(&state)?;
-        state.index.check_event(event)?;
+        state.index.check_event(&event.run_id, event.sequence)?;
         self.commit(&mut state, &[Record::EventAppended(event.clone())])?;
         Ok(())
     }

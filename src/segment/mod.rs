@@ -43,7 +43,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{
-    Frame, FrameContext, FrameError, Lsn, Record, SegmentId, decode_frame, frame_payload,
+    Frame, FrameContext, FrameError, Lsn, Record, RecordKind, SegmentId, decode_frame,
+    frame_payload,
 };
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
@@ -531,7 +532,7 @@ impl Journal {
         let mut start = 0;
         let mut result = Ok(());
         for (record, end) in records.iter().zip(ends) {
-            match self.append_payload(record, &payloads[start..end]) {
+            match self.append_payload(record.kind(), &payloads[start..end]) {
                 Ok(lsn) => lsns.push(lsn),
                 Err(error) => {
                     result = Err(error);
@@ -551,9 +552,24 @@ impl Journal {
         Ok(lsns[0])
     }
 
+    /// Appends one record given as its encoded payload (what
+    /// [`Record::encode_payload`] writes for a record of `kind`), refusing it when it is
+    /// over the record limit.
+    pub(crate) fn append_encoded(&mut self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
+        self.check_writable()?;
+        let max = self.options.record_bytes_max;
+        if payload.len() > max {
+            return Err(Error::RecordTooLarge {
+                bytes: payload.len(),
+                max,
+            });
+        }
+        self.append_payload(kind, payload)
+    }
+
     /// Frames one checked payload into the active segment, rolling first if it does
     /// not fit.
-    fn append_payload(&mut self, record: &Record, payload: &[u8]) -> Result<Lsn> {
+    fn append_payload(&mut self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
         let frame_len = FRAME_HEADER_BYTES + payload.len() as u64;
         if self.active.end_offset() + frame_len > self.active.capacity {
             self.roll()?;
@@ -563,7 +579,7 @@ impl Journal {
             &mut self.active.pending,
             &self.active.ctx,
             lsn,
-            record.kind(),
+            kind,
             payload,
         );
         debug_assert!(self.active.end_offset() <= self.active.capacity);
