@@ -78,10 +78,18 @@ pub const COMPACTION_INTERVAL_MS_DEFAULT: u64 = 30_000;
 /// Shortest and longest period a config may set for it.
 pub const COMPACTION_INTERVAL_MS_MIN: u64 = 10;
 pub const COMPACTION_INTERVAL_MS_MAX: u64 = 24 * 3600 * 1000;
-/// Most passes `AuditLog::compact` runs: a dead run start is dropped one pass after the
-/// rest of its run (see `compaction`), so two passes reach the fixed point and a third
-/// only confirms it.
+/// Most passes `AuditLog::compact` runs: a dead run start whose run's other dead records
+/// lie in other segments is dropped one pass after them (see `compaction`), so two
+/// passes reach the fixed point and a third only confirms it.
 pub const COMPACTION_PASSES_MAX: usize = 3;
+/// A compaction pass writes its rewrites in batches, each made visible with one
+/// directory sync; a batch holds at most this many segments, and at most this many
+/// kept bytes unless one segment alone keeps more. It bounds the temporary files open
+/// and the extra disk space a pass needs before its renames.
+pub const COMPACTION_BATCH_SEGMENTS_MAX: usize = 64;
+pub const COMPACTION_BATCH_BYTES_MAX: u64 = 256 << 20;
+/// Most rewritten segments a compaction pass syncs at once, each on its own thread.
+pub const COMPACTION_SYNC_THREADS_MAX: usize = 4;
 
 /// Characters of step text a `step` event keeps (SPEC §4); the rest is replaced by a
 /// `…[+N bytes]` marker.
@@ -115,6 +123,9 @@ const _: () = {
     assert!(COMPACTION_INTERVAL_MS_MIN <= COMPACTION_INTERVAL_MS_DEFAULT);
     assert!(COMPACTION_INTERVAL_MS_DEFAULT <= COMPACTION_INTERVAL_MS_MAX);
     assert!(COMPACTION_PASSES_MAX >= 2);
+    assert!(COMPACTION_BATCH_SEGMENTS_MAX >= 1);
+    assert!(COMPACTION_SYNC_THREADS_MAX >= 1);
+    assert!(COMPACTION_BATCH_BYTES_MAX >= SEGMENT_BYTES_DEFAULT);
     assert!(SESSION_TEXT_CHARS_MAX < STEP_TEXT_CHARS_MAX);
     assert!(STEP_TEXT_CHARS_MAX < TOOL_RESULT_CHARS_MAX);
     assert!(WRITER_CLOSE_WAIT_MS_DEFAULT <= WRITER_CLOSE_WAIT_MS_MAX);

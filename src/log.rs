@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::codec::{EncodedRecord, Lsn, Purge, Record, RecordKind};
-use crate::compaction::{self, CompactionReport, Policy, RetentionReport, Worker};
+use crate::compaction::{self, CompactionReport, PassState, Policy, RetentionReport, Worker};
 use crate::config::{Config, Durability, RecoveryMode, Retention};
 use crate::error::{Error, Result};
 use crate::follow::{Follow, Followers, Subscription};
@@ -60,8 +60,9 @@ pub(crate) struct Shared {
     checkpoint_every_records: u64,
     pub(crate) policy: Policy,
     pub(crate) retention: Retention,
-    /// Held for a whole compaction pass, so passes never overlap.
-    pub(crate) pass: Mutex<()>,
+    /// Held for a whole compaction pass, so passes never overlap; what a pass leaves
+    /// for the next.
+    pub(crate) pass: Mutex<PassState>,
     /// Why the last background compaction or retention step failed, if it did.
     pub(crate) compaction_error: Mutex<Option<String>>,
 }
@@ -216,7 +217,7 @@ impl AuditLog {
             checkpoint_every_records: config.checkpoint_every_records,
             policy: config.compaction_policy,
             retention: config.retention,
-            pass: Mutex::new(()),
+            pass: Mutex::new(PassState::default()),
             compaction_error: Mutex::new(None),
         });
         let worker = config

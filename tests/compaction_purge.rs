@@ -2,8 +2,9 @@
 //! - after `purge_older_than` and `compact()`, no record of a purged run is left in the
 //!   log, every live record is, the segment files shrink, and the same holds after a
 //!   reopen (with the checkpoint written on close, and rebuilding without one);
-//! - a dead run start survives the first pass and goes in the second (see
-//!   `compaction` docs), and `compact()` runs passes until nothing is removed;
+//! - a dead run start goes in the same pass as the rest of its run when all of it lies
+//!   in the start's segment, and one pass later when it spans segments (see the
+//!   `compaction` docs); `compact()` runs passes until nothing is removed;
 //! - the active segment is never rewritten: dead records in it stay until it is sealed;
 //! - readers and writers running while compaction passes run get correct answers;
 //! - retention by age and by size purges the oldest runs, on demand and from the
@@ -104,6 +105,53 @@ fn purged_runs_leave_the_log_and_the_disk_and_stay_gone_after_reopen() {
     assert_eq!(log.checkpoint_use(), &CheckpointUse::Missing);
     assert_purged_gone(&log, 0..30, "after a rebuild");
     assert_eq!(snapshot(&log, 30..60), live_before);
+}
+
+/// Records with `record` into a fresh store, purges run 0 and compacts; checks that run
+/// 0 is gone, also after a reopen, and that live run 1 keeps `n_events` events.
+fn purge_run_0_and_compact(
+    record: impl FnOnce(&AuditLog),
+    n_events: usize,
+    context: &str,
+) -> auditlog::compaction::CompactionReport {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(small_config(tmp.path())).unwrap();
+    record(&log);
+    assert_eq!(log.purge_older_than(before_run(1)).unwrap(), 1, "{context}");
+    let report = log.compact().unwrap();
+    assert_purged_gone(&log, 0..1, context);
+    log.close().unwrap();
+    let log = AuditLog::open(small_config(tmp.path())).unwrap();
+    assert_purged_gone(&log, 0..1, &format!("{context}, reopened"));
+    let run_1 = numbered_run(1).id;
+    assert_eq!(log.list_logs_by_run(&run_1).unwrap().len(), n_events);
+    report
+}
+
+#[test]
+fn a_run_in_one_segment_goes_in_one_pass_and_a_run_across_segments_in_two() {
+    // Run 0 and its events lie in one segment, beside live run 1: one pass rewrites the
+    // segment without any record of run 0, the next finds nothing.
+    let report = purge_run_0_and_compact(|log| record_runs(log, 0..2, 4, 100), 4, "one");
+    assert_eq!(report.n_passes, 2, "{report:?}");
+    assert_eq!(report.n_segments_rewritten, 1, "{report:?}");
+
+    // Run 0 starts in one segment and has an event in the next: the event goes first,
+    // the start one pass later.
+    let event_of_run_0 = |sequence| auditlog::model::RunEvent {
+        run_id: numbered_run(0).id,
+        sequence,
+        ..Default::default()
+    };
+    let across = |log: &AuditLog| {
+        log.start_run(&numbered_run(0)).unwrap();
+        log.append_log(&event_of_run_0(1)).unwrap();
+        record_runs(log, 1..2, 40, 600);
+        assert!(log.journal_stats().unwrap().n_segments >= 2);
+        log.append_log(&event_of_run_0(2)).unwrap();
+    };
+    let report = purge_run_0_and_compact(across, 40, "across segments");
+    assert_eq!(report.n_passes, 3, "{report:?}");
 }
 
 #[test]

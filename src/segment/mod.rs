@@ -219,6 +219,30 @@ impl SealedSegment {
         }
     }
 
+    /// The frame with this LSN, verified, and its file offset; an error naming the
+    /// segment and offset if the segment holds no such frame or it does not verify.
+    pub fn read_frame(&self, lsn: Lsn, payload_max: usize) -> Result<(Frame<'_>, u64)> {
+        let corrupt = |offset, kind| Error::Corrupt {
+            segment: self.path.clone(),
+            offset,
+            kind,
+        };
+        let Some(offset) = self.offset_of(lsn) else {
+            return Err(corrupt(
+                lsn.0.saturating_sub(self.header.base_lsn.0) + SEGMENT_HEADER_BYTES,
+                CorruptionKind::BadLength(0),
+            ));
+        };
+        let frame = decode_frame(
+            &self.view[offset as usize..],
+            &self.header.frame_context(),
+            lsn,
+            payload_max,
+        )
+        .map_err(|e| corrupt(offset, frame_error_kind(e)))?;
+        Ok((frame, offset))
+    }
+
     /// Calls `visit` for every verified frame with LSN ≥ `from`, in LSN order.
     pub fn for_each_frame<'a>(
         &'a self,
@@ -748,20 +772,7 @@ impl Journal {
                 kind: CorruptionKind::BadLength(0),
             });
         };
-        let Some(offset) = segment.offset_of(lsn) else {
-            return Err(not_a_frame(
-                &segment.path,
-                lsn.0.saturating_sub(segment.header.base_lsn.0) + SEGMENT_HEADER_BYTES,
-                CorruptionKind::BadLength(0),
-            ));
-        };
-        let frame = decode_frame(
-            &segment.view[offset as usize..],
-            &segment.header.frame_context(),
-            lsn,
-            max,
-        )
-        .map_err(|e| not_a_frame(&segment.path, offset, frame_error_kind(e)))?;
+        let (frame, offset) = segment.read_frame(lsn, max)?;
         f(frame, &segment.path, offset)
     }
 
@@ -857,13 +868,18 @@ impl Journal {
     }
 
     /// Makes a rewritten segment visible in place of `old`: renames `<name>.compact`
-    /// over `<name>` (an atomic replace), syncs the directory, and from then on reads go
-    /// to the new file. A crash before the rename leaves the old file (the temporary is
-    /// removed at open); after it, the new one.
+    /// over `<name>` (an atomic replace), and from then on reads go to the new file. The
+    /// caller syncs the directory afterwards (once for a batch). A crash before the
+    /// rename is durable leaves the old file (the temporary is removed at open); after
+    /// it, the new one.
     pub fn install_rewrite(&mut self, old: &Arc<SealedSegment>, new: Rewritten) -> Result<()> {
         assert!(
             self.is_current(old),
             "one compaction at a time swaps a segment"
+        );
+        assert!(
+            new.is_synced(),
+            "a rewrite is durable before it is made visible"
         );
         assert_eq!(new.header.base_lsn, old.header.base_lsn);
         assert_eq!(
@@ -875,9 +891,8 @@ impl Journal {
             let _ = self.vfs.remove_file(&new.tmp);
             return Err(Error::io("publish compacted segment", &old.path, e));
         }
-        // Renamed: the file under the name is the new one whatever the directory sync
-        // says, so reads switch now. Both files hold every live record; a crash keeps
-        // one of them.
+        // Renamed: the file under the name is the new one whatever a crash keeps of
+        // the rename, so reads switch now. Both files hold every live record.
         let segment = SealedSegment {
             path: old.path.clone(),
             header: new.header,
@@ -888,14 +903,12 @@ impl Journal {
         };
         self.sealed
             .insert(segment.header.base_lsn, Arc::new(segment));
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("sync store directory", &self.dir, e))
+        Ok(())
     }
 
-    /// Removes a sealed segment that holds no live record: remove, then sync the
-    /// directory. Never the newest sealed segment, whose end is the log's next LSN at
-    /// open.
+    /// Removes a sealed segment that holds no live record; the caller syncs the
+    /// directory afterwards (once for a batch). Never the newest sealed segment, whose
+    /// end is the log's next LSN at open.
     pub fn remove_sealed(&mut self, old: &Arc<SealedSegment>) -> Result<()> {
         assert!(
             self.is_current(old),
@@ -909,9 +922,7 @@ impl Journal {
             .remove_file(&old.path)
             .map_err(|e| Error::io("remove compacted segment", &old.path, e))?;
         self.sealed.remove(&old.header.base_lsn);
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("sync store directory", &self.dir, e))
+        Ok(())
     }
 
     /// Seals the active segment now (if it holds a frame) and starts a new one, so

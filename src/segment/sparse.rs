@@ -40,7 +40,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::segment::header::{FLAG_SPARSE, SegmentHeader};
 use crate::segment::recovery::Damage;
-use crate::vfs::{ReadView, Vfs, create_temporary};
+use crate::vfs::{ReadView, Vfs, VfsFile, create_temporary};
 
 const MAGIC: [u8; 8] = *b"ALSPARSE";
 const ENTRY_BYTES: usize = 2 * size_of::<u32>();
@@ -260,16 +260,36 @@ pub fn scan_sparse<'a>(
     scan
 }
 
-/// A rewritten segment written and synced under its temporary name, not yet visible.
+/// A rewritten segment written under its temporary name, not yet visible.
 #[derive(Debug)]
 pub struct Rewritten {
     /// The temporary file, `<name>.compact`.
     pub tmp: PathBuf,
+    file: Box<dyn VfsFile>,
+    /// Whether [`Rewritten::sync`] made it durable; only then may it be renamed in.
+    synced: bool,
     pub header: SegmentHeader,
     pub view: ReadView,
     pub table: SparseTable,
     /// Bytes of the new file.
     pub len_bytes: u64,
+}
+
+impl Rewritten {
+    /// Makes the file's bytes durable. Rewrites are synced one after another once all
+    /// of a batch are written, so the writes of one overlap the sync of another.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("sync compacted segment", &self.tmp, e))?;
+        self.synced = true;
+        Ok(())
+    }
+
+    /// Whether the file is durable.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
 }
 
 /// The temporary name a rewrite of the segment at `path` is written under.
@@ -281,7 +301,7 @@ pub fn compact_tmp_path(path: &Path) -> PathBuf {
 
 /// Writes the frames of `frames` (in LSN order, each `(LSN, kind, payload)`) as a sparse
 /// segment replacing the one at `path` (base `base`, end `end_lsn`), under the temporary
-/// name, and syncs it. The caller makes it visible with a rename.
+/// name. The caller syncs it ([`Rewritten::sync`]), then makes it visible with a rename.
 pub fn write_sparse<'a>(
     vfs: &dyn Vfs,
     path: &Path,
@@ -324,8 +344,6 @@ pub fn write_sparse<'a>(
         file.write_all_at(&buf, written)
             .map_err(|e| Error::io("write compacted segment", &tmp, e))?;
         written += buf.len() as u64;
-        file.sync_all()
-            .map_err(|e| Error::io("sync compacted segment", &tmp, e))?;
         let view = file
             .map_readonly()
             .map_err(|e| Error::io("map compacted segment", &tmp, e))?;
@@ -334,6 +352,8 @@ pub fn write_sparse<'a>(
     match written {
         Ok((view, entries, len_bytes)) => Ok(Rewritten {
             tmp,
+            file,
+            synced: false,
             header,
             view,
             table: SparseTable { entries, end_lsn },

@@ -31,8 +31,13 @@ pub enum CrashMode {
     DropAll,
     /// Every unsynced operation lands intact.
     KeepAll,
-    /// Each unsynced operation is kept, dropped, torn or garbled at random.
+    /// Each unsynced operation is kept, dropped, torn or garbled at random; of the
+    /// unsynced directory operations a random prefix is kept.
     Mixed,
+    /// As `Mixed`, but any subset of the unsynced directory operations is kept, in no
+    /// particular order (a file system may write back directory changes out of order);
+    /// a rename is kept or lost whole.
+    MixedAnyOrder,
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +57,12 @@ struct Inode {
 enum DirOp {
     Link(PathBuf, usize),
     Unlink(PathBuf),
+    /// Moves the name `from` to `to`, replacing what `to` named.
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        inode: usize,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -161,19 +172,27 @@ impl SimVfs {
         let state = lock(&self.state);
         let mut rng = Rng(seed);
         let n_dir_ops = state.pending_dir_ops.len() as u64;
-        let kept_dir_ops = match mode {
-            CrashMode::DropAll => 0,
-            CrashMode::KeepAll => n_dir_ops,
-            CrashMode::Mixed => rng.below(n_dir_ops + 1),
+        let kept: Vec<bool> = match mode {
+            CrashMode::DropAll => vec![false; n_dir_ops as usize],
+            CrashMode::KeepAll => vec![true; n_dir_ops as usize],
+            CrashMode::Mixed => {
+                let n_kept = rng.below(n_dir_ops + 1);
+                (0..n_dir_ops).map(|i| i < n_kept).collect()
+            }
+            CrashMode::MixedAnyOrder => (0..n_dir_ops).map(|_| rng.below(2) == 1).collect(),
         };
         let mut names = state.durable_names.clone();
-        for op in &state.pending_dir_ops[..kept_dir_ops as usize] {
+        for (op, _) in state.pending_dir_ops.iter().zip(kept).filter(|(_, k)| *k) {
             match op {
                 DirOp::Link(path, inode) => {
                     names.insert(path.clone(), *inode);
                 }
                 DirOp::Unlink(path) => {
                     names.remove(path);
+                }
+                DirOp::Rename { from, to, inode } => {
+                    names.remove(from);
+                    names.insert(to.clone(), *inode);
                 }
             }
         }
@@ -185,7 +204,7 @@ impl SimVfs {
                 let choice = match mode {
                     CrashMode::DropAll => 1,
                     CrashMode::KeepAll => 0,
-                    CrashMode::Mixed => rng.below(4),
+                    CrashMode::Mixed | CrashMode::MixedAnyOrder => rng.below(4),
                 };
                 match (choice, op) {
                     (0, op) => apply(&mut content, op),
@@ -335,12 +354,11 @@ impl Vfs for SimVfs {
             .remove(from)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         state.names.insert(to.to_path_buf(), inode);
-        state
-            .pending_dir_ops
-            .push(DirOp::Link(to.to_path_buf(), inode));
-        state
-            .pending_dir_ops
-            .push(DirOp::Unlink(from.to_path_buf()));
+        state.pending_dir_ops.push(DirOp::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            inode,
+        });
         Ok(())
     }
 
@@ -489,6 +507,31 @@ mod tests {
             vfs.crash(CrashMode::DropAll, 0).file_names(),
             vec![dir.join("final")]
         );
+    }
+
+    #[test]
+    fn an_out_of_order_crash_keeps_any_subset_of_directory_operations_renames_whole() {
+        let vfs = SimVfs::new();
+        let dir = Path::new("/store");
+        vfs.create_dir_all(dir).unwrap();
+        for name in ["a", "b"] {
+            vfs.create_new(&dir.join(name)).unwrap();
+        }
+        vfs.sync_dir(dir).unwrap();
+        vfs.rename(&dir.join("a"), &dir.join("a2")).unwrap();
+        vfs.rename(&dir.join("b"), &dir.join("b2")).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let names = vfs.crash(CrashMode::MixedAnyOrder, seed).file_names();
+            assert_eq!(names.len(), 2, "a rename is kept or lost whole: {names:?}");
+            seen.insert(names);
+        }
+        // Including the second rename without the first, which a prefix never keeps.
+        assert!(
+            seen.contains(&vec![dir.join("a"), dir.join("b2")]),
+            "{seen:?}"
+        );
+        assert_eq!(seen.len(), 4, "{seen:?}");
     }
 
     #[test]
