@@ -50,8 +50,7 @@ mod keys;
 mod live;
 pub mod names;
 
-use std::collections::HashMap;
-use std::ops::{Range, RangeInclusive};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
@@ -222,63 +221,25 @@ fn outcome_byte(kind: OutcomeKind) -> u8 {
 }
 
 /// The call events, keyed by `(ts, LSN)`: the LSN makes keys unique and orders equal
-/// timestamps by arrival. Sorted vectors rather than trees: calls arrive mostly in time
-/// order, so an insert is usually a push, and a range is a contiguous slice.
+/// timestamps by arrival.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Calls {
-    /// Every call, sorted by key.
-    pub(crate) by_time: Vec<((i64, u64), CallEntry)>,
-    /// Per caller and per tool number: the keys of its calls, sorted.
-    by_caller: HashMap<u32, Vec<(i64, u64)>>,
-    by_tool: HashMap<u32, Vec<(i64, u64)>>,
+    pub(crate) by_time: BTreeMap<(i64, u64), CallEntry>,
+    by_caller: HashMap<u32, BTreeSet<(i64, u64)>>,
+    by_tool: HashMap<u32, BTreeSet<(i64, u64)>>,
     pub(crate) callers: Names,
     pub(crate) tools: Names,
 }
 
-/// Where `key` goes in a list sorted by `key_of`: `Ok` when it is there already. A key
-/// past the last one (the usual case) needs no search.
-fn sorted_position<T, K: Ord + Copy>(
-    list: &[T],
-    key: K,
-    key_of: impl Fn(&T) -> K,
-) -> std::result::Result<usize, usize> {
-    match list.last() {
-        Some(last) if key_of(last) >= key => list.binary_search_by_key(&key, key_of),
-        _ => Err(list.len()),
-    }
-}
-
 impl Calls {
     /// Adds one call event; `caller` and `tool` are numbers in `callers` and `tools`.
-    /// A key already present has its entry replaced.
     pub(crate) fn insert(&mut self, key: (i64, u64), entry: CallEntry) {
-        let add_key = |keys: &mut Vec<(i64, u64)>| {
-            if let Err(at) = sorted_position(keys, key, |&k| k) {
-                keys.insert(at, key);
-            }
-        };
         if entry.caller != NO_CALLER {
-            add_key(self.by_caller.entry(entry.caller).or_default());
+            self.by_caller.entry(entry.caller).or_default().insert(key);
         }
-        add_key(self.by_tool.entry(entry.tool).or_default());
-        match sorted_position(&self.by_time, key, |&(k, _)| k) {
-            Ok(at) => self.by_time[at].1 = entry,
-            Err(at) => self.by_time.insert(at, (key, entry)),
-        }
+        self.by_tool.entry(entry.tool).or_default().insert(key);
+        self.by_time.insert(key, entry);
     }
-
-    /// The entry of the call with `key`.
-    fn entry(&self, key: (i64, u64)) -> Option<&CallEntry> {
-        let at = self.by_time.binary_search_by_key(&key, |&(k, _)| k).ok()?;
-        Some(&self.by_time[at].1)
-    }
-}
-
-/// The part of a key list sorted ascending that falls in `range`.
-fn key_range(keys: &[(i64, u64)], range: &RangeInclusive<(i64, u64)>) -> Range<usize> {
-    let lo = keys.partition_point(|k| k < range.start());
-    let hi = keys.partition_point(|k| k <= range.end());
-    lo..hi.max(lo)
 }
 
 /// The in-memory indexes over one log.
@@ -578,7 +539,7 @@ impl Index {
                 && (c.caller == NO_CALLER || (c.caller as usize) < calls.callers.len())
                 && (c.tool as usize) < calls.tools.len()
         };
-        if !calls.by_time.iter().all(|(_, c)| call_ok(c)) {
+        if !calls.by_time.values().all(call_ok) {
             return Err("a call entry with a number out of range".into());
         }
         Ok(())
@@ -1196,32 +1157,21 @@ impl Index {
         }
         let range = (since, 0)..=(last, u64::MAX);
         let matches = move |key: &(i64, u64)| {
-            calls.entry(*key).is_some_and(|entry| {
-                caller.is_none_or(|c| c == entry.caller)
-                    && tool.is_none_or(|t| t == entry.tool)
-                    && kind.is_none_or(|k| k == entry.kind)
-            })
+            let entry = &calls.by_time[key];
+            caller.is_none_or(|c| c == entry.caller)
+                && tool.is_none_or(|t| t == entry.tool)
+                && kind.is_none_or(|k| k == entry.kind)
         };
         let keys: Box<dyn Iterator<Item = &(i64, u64)>> = match (caller, tool) {
             (Some(c), _) => match calls.by_caller.get(&c) {
-                Some(keys) => Box::new(keys[key_range(keys, &range)].iter().rev()),
+                Some(set) => Box::new(set.range(range).rev()),
                 None => Box::new(std::iter::empty()),
             },
             (None, Some(t)) => match calls.by_tool.get(&t) {
-                Some(keys) => Box::new(keys[key_range(keys, &range)].iter().rev()),
+                Some(set) => Box::new(set.range(range).rev()),
                 None => Box::new(std::iter::empty()),
             },
-            (None, None) => {
-                let lo = calls.by_time.partition_point(|(k, _)| k < range.start());
-                let hi = calls.by_time.partition_point(|(k, _)| k <= range.end());
-                let all = &calls.by_time[lo..hi.max(lo)];
-                // Every call in the slice is its own entry: only the outcome can differ.
-                return Box::new(
-                    (all.iter().rev())
-                        .filter(move |(_, entry)| kind.is_none_or(|k| k == entry.kind))
-                        .map(|&((_, lsn), _)| Lsn(lsn)),
-                );
-            }
+            (None, None) => Box::new(calls.by_time.range(range).rev().map(|(k, _)| k)),
         };
         Box::new(keys.filter(move |k| matches(k)).map(|&(_, lsn)| Lsn(lsn)))
     }
@@ -1294,54 +1244,5 @@ mod tests {
         index.apply(Lsn(3), &Record::RunStarted(run("old", "s", 9)));
         assert_eq!(index.events_of("old"), &[(7, 2)]);
         assert_eq!(index.n_runs(), 2);
-    }
-
-    proptest::proptest! {
-        /// Calls in any time order answer every filter like a plain filtered sort.
-        #[test]
-        fn calls_in_any_order_list_like_a_sorted_filter(
-            calls in proptest::collection::vec(
-                (0i64..40, proptest::option::of(0usize..3), 0usize..3, 0usize..6),
-                0..60,
-            ),
-            since in proptest::option::of(0i64..40),
-            until in proptest::option::of(0i64..40),
-            caller in proptest::option::of(0usize..4),
-            tool in proptest::option::of(0usize..4),
-            outcome in proptest::option::of(0usize..6),
-        ) {
-            let names = ["a", "b", "c", "never"];
-            let mut index = Index::new();
-            for (lsn, &(ts, caller, tool, kind)) in calls.iter().enumerate() {
-                index.apply_call(
-                    Lsn(lsn as u64),
-                    Timestamp::from_unix_nanos(ts),
-                    caller.map(|c| names[c]),
-                    names[tool],
-                    OutcomeKind::ALL[kind],
-                );
-            }
-            let select = CallSelect {
-                caller_id: caller.map(|c| names[c]),
-                tool_id: tool.map(|t| names[t]),
-                outcome: outcome.map(|k| OutcomeKind::ALL[k]),
-                since: since.map(Timestamp::from_unix_nanos),
-                until: until.map(Timestamp::from_unix_nanos),
-            };
-            let got: Vec<Lsn> = index.calls_newest_first(&select).collect();
-            let mut want: Vec<(i64, u64)> = (calls.iter().enumerate())
-                .filter(|(_, (ts, c, t, k))| {
-                    since.is_none_or(|s| *ts >= s)
-                        && until.is_none_or(|u| *ts < u)
-                        && caller.is_none_or(|want| *c == Some(want))
-                        && tool.is_none_or(|want| *t == want)
-                        && outcome.is_none_or(|want| *k == want)
-                })
-                .map(|(lsn, (ts, ..))| (*ts, lsn as u64))
-                .collect();
-            want.sort_unstable_by(|a, b| b.cmp(a));
-            let want: Vec<Lsn> = want.into_iter().map(|(_, lsn)| Lsn(lsn)).collect();
-            proptest::prop_assert_eq!(got, want);
-        }
     }
 }
