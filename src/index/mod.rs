@@ -1245,4 +1245,53 @@ mod tests {
         assert_eq!(index.events_of("old"), &[(7, 2)]);
         assert_eq!(index.n_runs(), 2);
     }
+
+    proptest::proptest! {
+        /// Calls in any time order answer every filter like a plain filtered sort.
+        #[test]
+        fn calls_in_any_order_list_like_a_sorted_filter(
+            calls in proptest::collection::vec(
+                (0i64..40, proptest::option::of(0usize..3), 0usize..3, 0usize..6),
+                0..60,
+            ),
+            since in proptest::option::of(0i64..40),
+            until in proptest::option::of(0i64..40),
+            caller in proptest::option::of(0usize..4),
+            tool in proptest::option::of(0usize..4),
+            outcome in proptest::option::of(0usize..6),
+        ) {
+            let names = ["a", "b", "c", "never"];
+            let mut index = Index::new();
+            for (lsn, &(ts, caller, tool, kind)) in calls.iter().enumerate() {
+                index.apply_call(
+                    Lsn(lsn as u64),
+                    Timestamp::from_unix_nanos(ts),
+                    caller.map(|c| names[c]),
+                    names[tool],
+                    OutcomeKind::ALL[kind],
+                );
+            }
+            let select = CallSelect {
+                caller_id: caller.map(|c| names[c]),
+                tool_id: tool.map(|t| names[t]),
+                outcome: outcome.map(|k| OutcomeKind::ALL[k]),
+                since: since.map(Timestamp::from_unix_nanos),
+                until: until.map(Timestamp::from_unix_nanos),
+            };
+            let got: Vec<Lsn> = index.calls_newest_first(&select).collect();
+            let mut want: Vec<(i64, u64)> = (calls.iter().enumerate())
+                .filter(|(_, (ts, c, t, k))| {
+                    since.is_none_or(|s| *ts >= s)
+                        && until.is_none_or(|u| *ts < u)
+                        && caller.is_none_or(|want| *c == Some(want))
+                        && tool.is_none_or(|want| *t == want)
+                        && outcome.is_none_or(|want| *k == want)
+                })
+                .map(|(lsn, (ts, ..))| (*ts, lsn as u64))
+                .collect();
+            want.sort_unstable_by(|a, b| b.cmp(a));
+            let want: Vec<Lsn> = want.into_iter().map(|(_, lsn)| Lsn(lsn)).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
