@@ -227,7 +227,7 @@ fn encode_body(out: &mut Vec<u8>, index: &Index) {
     let calls = &index.calls.by_time;
     out.extend_from_slice(&(calls.len() as u64).to_le_bytes());
     out.reserve(calls.len() * CALL_BYTES);
-    for (&(ts, lsn), call) in calls {
+    for (&(ts, lsn), call) in calls.iter() {
         out.extend_from_slice(&ts.to_le_bytes());
         out.extend_from_slice(&lsn.to_le_bytes());
         out.extend_from_slice(&call.caller.to_le_bytes());

@@ -38,7 +38,7 @@ impl Index {
         let live_runs = self.by_time.iter().map(|&idx| &self.runs[idx as usize]);
         let run_lsns = live_runs.flat_map(|entry| self.run_lsns(entry));
         let orphan_lsns = self.orphans.values().flatten().map(|&(_, lsn)| lsn);
-        let call_lsns = self.calls.by_time.keys().map(|&(_, lsn)| lsn);
+        let call_lsns = self.calls.by_time.iter().map(|(&(_, lsn), _)| lsn);
         out.extend(
             run_lsns
                 .chain(orphan_lsns)

@@ -49,14 +49,16 @@ pub mod checkpoint;
 mod keys;
 mod live;
 pub mod names;
+mod ordered;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
 pub use names::Names;
+use ordered::OrderedMap;
 
 /// The number of a run in start order; the position of its entry in the index.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -221,12 +223,13 @@ fn outcome_byte(kind: OutcomeKind) -> u8 {
 }
 
 /// The call events, keyed by `(ts, LSN)`: the LSN makes keys unique and orders equal
-/// timestamps by arrival.
+/// timestamps by arrival. Calls mostly arrive in time order, which `OrderedMap` makes a
+/// push.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Calls {
-    pub(crate) by_time: BTreeMap<(i64, u64), CallEntry>,
-    by_caller: HashMap<u32, BTreeSet<(i64, u64)>>,
-    by_tool: HashMap<u32, BTreeSet<(i64, u64)>>,
+    pub(crate) by_time: OrderedMap<(i64, u64), CallEntry>,
+    by_caller: HashMap<u32, OrderedMap<(i64, u64), ()>>,
+    by_tool: HashMap<u32, OrderedMap<(i64, u64), ()>>,
     pub(crate) callers: Names,
     pub(crate) tools: Names,
 }
@@ -235,9 +238,12 @@ impl Calls {
     /// Adds one call event; `caller` and `tool` are numbers in `callers` and `tools`.
     pub(crate) fn insert(&mut self, key: (i64, u64), entry: CallEntry) {
         if entry.caller != NO_CALLER {
-            self.by_caller.entry(entry.caller).or_default().insert(key);
+            self.by_caller
+                .entry(entry.caller)
+                .or_default()
+                .insert(key, ());
         }
-        self.by_tool.entry(entry.tool).or_default().insert(key);
+        self.by_tool.entry(entry.tool).or_default().insert(key, ());
         self.by_time.insert(key, entry);
     }
 }
@@ -539,7 +545,7 @@ impl Index {
                 && (c.caller == NO_CALLER || (c.caller as usize) < calls.callers.len())
                 && (c.tool as usize) < calls.tools.len()
         };
-        if !calls.by_time.values().all(call_ok) {
+        if !calls.by_time.iter().all(|(_, c)| call_ok(c)) {
             return Err("a call entry with a number out of range".into());
         }
         Ok(())
@@ -1157,21 +1163,22 @@ impl Index {
         }
         let range = (since, 0)..=(last, u64::MAX);
         let matches = move |key: &(i64, u64)| {
-            let entry = &calls.by_time[key];
-            caller.is_none_or(|c| c == entry.caller)
-                && tool.is_none_or(|t| t == entry.tool)
-                && kind.is_none_or(|k| k == entry.kind)
+            calls.by_time.get(key).is_some_and(|entry| {
+                caller.is_none_or(|c| c == entry.caller)
+                    && tool.is_none_or(|t| t == entry.tool)
+                    && kind.is_none_or(|k| k == entry.kind)
+            })
         };
         let keys: Box<dyn Iterator<Item = &(i64, u64)>> = match (caller, tool) {
             (Some(c), _) => match calls.by_caller.get(&c) {
-                Some(set) => Box::new(set.range(range).rev()),
+                Some(keys) => Box::new(keys.range_rev(range).map(|(k, _)| k)),
                 None => Box::new(std::iter::empty()),
             },
             (None, Some(t)) => match calls.by_tool.get(&t) {
-                Some(set) => Box::new(set.range(range).rev()),
+                Some(keys) => Box::new(keys.range_rev(range).map(|(k, _)| k)),
                 None => Box::new(std::iter::empty()),
             },
-            (None, None) => Box::new(calls.by_time.range(range).rev().map(|(k, _)| k)),
+            (None, None) => Box::new(calls.by_time.range_rev(range).map(|(k, _)| k)),
         };
         Box::new(keys.filter(move |k| matches(k)).map(|&(_, lsn)| Lsn(lsn)))
     }
