@@ -40,12 +40,12 @@ pub(super) const KIND_RUN_FINISHED: u8 = 2;
 pub(super) const KIND_EVENT: u8 = 3;
 pub(super) const KIND_CALL: u8 = 4;
 
-pub(super) const TAG_NULL: u8 = 0;
-pub(super) const TAG_BOOL: u8 = 1;
-pub(super) const TAG_I64: u8 = 2;
-pub(super) const TAG_U64: u8 = 3;
-pub(super) const TAG_F64: u8 = 4;
-pub(super) const TAG_STR: u8 = 5;
+const TAG_NULL: u8 = 0;
+const TAG_BOOL: u8 = 1;
+const TAG_I64: u8 = 2;
+const TAG_U64: u8 = 3;
+const TAG_F64: u8 = 4;
+const TAG_STR: u8 = 5;
 
 /// The event does not fit the slot, or has a value with no inline form.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -349,6 +349,15 @@ pub(crate) fn encode_call(slot: &mut [u8], call: &CallEvent) -> Result<usize, Re
     Ok(w.pos)
 }
 
+/// The fields of a call slot after the outcome, in slot order.
+pub(super) struct CallTail<'a> {
+    pub tier: &'a str,
+    pub dry_run: bool,
+    pub schema_version: u32,
+    pub secrets_resolved: bool,
+    pub cursor_page: Option<u32>,
+}
+
 /// Reads a slot, checking every bound.
 #[derive(Clone, Debug)]
 pub(super) struct Reader<'a> {
@@ -439,17 +448,40 @@ impl<'a> Reader<'a> {
         let n = self.u16()?;
         (0..n).map(|_| self.str()).collect()
     }
-    fn value(&mut self) -> Result<Value, SlotError> {
+    /// The fields of a call after its outcome.
+    pub(super) fn call_tail(&mut self) -> Result<CallTail<'a>, SlotError> {
+        let tier = self.str_ref()?;
+        let dry_run = self.bool()?;
+        let schema_version = self.u32()?;
+        let secrets_resolved = self.bool()?;
+        let cursor_page = match self.opt_u64()?.map(u32::try_from) {
+            Some(Ok(page)) => Some(page),
+            Some(Err(_)) => return self.fail("cursor page out of range"),
+            None => None,
+        };
+        Ok(CallTail {
+            tier,
+            dry_run,
+            schema_version,
+            secrets_resolved,
+            cursor_page,
+        })
+    }
+    /// One field value, borrowing its string from the slot.
+    pub(super) fn field_value(&mut self) -> Result<FieldValue<'a>, SlotError> {
         Ok(match self.u8()? {
-            TAG_NULL => Value::Null,
-            TAG_BOOL => Value::Bool(self.bool()?),
-            TAG_I64 => Value::from(self.i64()?),
-            TAG_U64 => Value::from(self.u64()?),
-            // A NaN or infinity has no JSON form; serde_json's own conversion makes it null.
-            TAG_F64 => Value::from(self.f64()?),
-            TAG_STR => Value::String(self.str()?),
+            TAG_NULL => FieldValue::Null,
+            TAG_BOOL => FieldValue::Bool(self.bool()?),
+            TAG_I64 => FieldValue::I64(self.i64()?),
+            TAG_U64 => FieldValue::U64(self.u64()?),
+            TAG_F64 => FieldValue::F64(self.f64()?),
+            TAG_STR => FieldValue::Str(self.str_ref()?),
             _ => return self.fail("unknown field tag"),
         })
+    }
+    /// One field value as JSON (a NaN or infinity, which has no JSON form, is null).
+    fn value(&mut self) -> Result<Value, SlotError> {
+        self.field_value().map(FieldValue::to_value)
     }
     fn fields(&mut self) -> Result<Payload, SlotError> {
         let n = self.u16()?;
@@ -527,17 +559,7 @@ pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
                 5 => Outcome::ToolNotFound,
                 _ => return r.fail("unknown outcome"),
             };
-            let tier = r.str()?;
-            let dry_run = r.bool()?;
-            let schema_version = r.u32()?;
-            let secrets_resolved = r.bool()?;
-            let cursor_page = match r.opt_u64()? {
-                Some(page) => match u32::try_from(page) {
-                    Ok(page) => Some(page),
-                    Err(_) => return r.fail("cursor page out of range"),
-                },
-                None => None,
-            };
+            let tail = r.call_tail()?;
             Record::CallRecorded(CallEvent {
                 ts,
                 call_id,
@@ -546,11 +568,11 @@ pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
                 granted_capabilities,
                 duration_ms,
                 outcome,
-                tier,
-                dry_run,
-                schema_version,
-                secrets_resolved,
-                cursor_page,
+                tier: tail.tier.to_owned(),
+                dry_run: tail.dry_run,
+                schema_version: tail.schema_version,
+                secrets_resolved: tail.secrets_resolved,
+                cursor_page: tail.cursor_page,
             })
         }
         _ => return r.fail("unknown slot kind"),

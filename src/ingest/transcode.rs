@@ -22,10 +22,7 @@ use crate::codec::RecordKind;
 use crate::model::OutcomeKind;
 
 use super::FieldValue;
-use super::slot::{
-    KIND_CALL, KIND_EVENT, Reader, SlotError, TAG_BOOL, TAG_F64, TAG_I64, TAG_NULL, TAG_STR,
-    TAG_U64,
-};
+use super::slot::{KIND_CALL, KIND_EVENT, Reader, SlotError};
 
 /// The most payload fields an event may have and still be transcoded (more are rare and
 /// take the general path).
@@ -117,19 +114,6 @@ impl Out<'_> {
     }
 }
 
-/// Reads one field value of a slot.
-fn field_value<'a>(r: &mut Reader<'a>) -> Result<FieldValue<'a>, SlotError> {
-    Ok(match r.u8()? {
-        TAG_NULL => FieldValue::Null,
-        TAG_BOOL => FieldValue::Bool(r.bool()?),
-        TAG_I64 => FieldValue::I64(r.i64()?),
-        TAG_U64 => FieldValue::U64(r.u64()?),
-        TAG_F64 => FieldValue::F64(r.f64()?),
-        TAG_STR => FieldValue::Str(r.str_ref()?),
-        _ => return r.fail("unknown field tag"),
-    })
-}
-
 /// `RunEvent { run_id, sequence, event_type, payload, created_at }`.
 fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'a>>, SlotError> {
     let run_id = r.str_ref()?;
@@ -142,7 +126,7 @@ fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<
     }
     let mut fields = [("", FieldValue::Null); FIELDS_MAX];
     for field in &mut fields[..n_fields] {
-        *field = (r.str_ref()?, field_value(r)?);
+        *field = (r.str_ref()?, r.field_value()?);
     }
     if !r.is_at_end() {
         return r.fail("bytes left after the record");
@@ -221,20 +205,13 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
         }
         _ => return r.fail("unknown outcome"),
     }
-    let tier = r.str_ref()?;
-    let dry_run = r.bool()?;
-    let schema_version = r.u32()?;
-    let secrets_resolved = r.bool()?;
-    let cursor_page = match r.opt_u64()? {
-        Some(page) if page > u64::from(u32::MAX) => return r.fail("cursor page out of range"),
-        page => page,
-    };
+    let tail = r.call_tail()?;
     if !r.is_at_end() {
         return r.fail("bytes left after the record");
     }
 
     let mut w = Out(out);
-    w.map_len(10 + usize::from(caller_id.is_some()) + usize::from(cursor_page.is_some()));
+    w.map_len(10 + usize::from(caller_id.is_some()) + usize::from(tail.cursor_page.is_some()));
     w.str("ts");
     w.sint(ts);
     w.str("call_id");
@@ -252,16 +229,16 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
     w.str("outcome");
     outcome(&mut w, &mut outcome_at.clone())?;
     w.str("tier");
-    w.str(tier);
+    w.str(tail.tier);
     w.str("dry_run");
-    w.bool(dry_run);
+    w.bool(tail.dry_run);
     w.str("schema_version");
-    w.uint(u64::from(schema_version));
+    w.uint(u64::from(tail.schema_version));
     w.str("secrets_resolved");
-    w.bool(secrets_resolved);
-    if let Some(page) = cursor_page {
+    w.bool(tail.secrets_resolved);
+    if let Some(page) = tail.cursor_page {
         w.str("cursor_page");
-        w.uint(page);
+        w.uint(u64::from(page));
     }
     Ok(Some(Transcoded {
         kind: RecordKind::CallRecorded,
