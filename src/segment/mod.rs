@@ -63,6 +63,8 @@ const TMP_SUFFIX: &str = ".tmp";
 pub(crate) const COMPACT_SUFFIX: &str = ".compact";
 /// Pending frames are handed to the OS once they reach this many bytes.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// Written bytes of the active segment after which writeback is started early.
+const WRITEBACK_BYTES: u64 = 8 << 20;
 
 /// Names of files other modules keep in the store directory; anything else is foreign.
 const KNOWN_FILE_NAMES: &[&str] = &[
@@ -293,6 +295,8 @@ struct ActiveSegment {
     file: Box<dyn VfsFile>,
     /// File offset up to which frames were handed to the OS.
     written_offset: u64,
+    /// Where the written bytes not yet handed to early writeback start.
+    writeback_offset: u64,
     /// Frames encoded but not yet written, starting at `written_offset`.
     pending: Vec<u8>,
     capacity: u64,
@@ -630,6 +634,17 @@ impl Journal {
         }
         active.written_offset += active.pending.len() as u64;
         active.pending.clear();
+        // Start writing long runs of written bytes to disk now, so that the sync at the
+        // next roll (or flush) waits for little: under `Durability::None` a whole
+        // segment would otherwise be synced at once, stalling the appender. A failed
+        // hint is not an error of its own: whatever failed shows at the next sync.
+        let unstarted = active.written_offset - active.writeback_offset;
+        if unstarted >= WRITEBACK_BYTES {
+            let _hint = active
+                .file
+                .start_writeback(active.writeback_offset, unstarted);
+            active.writeback_offset = active.written_offset;
+        }
         Ok(())
     }
 
@@ -1239,6 +1254,7 @@ fn create_segment(
         header,
         file,
         written_offset: SEGMENT_HEADER_BYTES,
+        writeback_offset: SEGMENT_HEADER_BYTES,
         pending: Vec::with_capacity(WRITE_CHUNK_BYTES),
         capacity,
     })

@@ -174,6 +174,10 @@ impl VfsFile for FaultyFile {
         self.inner.sync_all()
     }
 
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.start_writeback(offset, len)
+    }
+
     fn map_readonly(&self) -> io::Result<ReadView> {
         self.inner.map_readonly()
     }

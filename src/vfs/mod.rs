@@ -68,6 +68,12 @@ pub trait VfsFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes written data and all metadata durable.
     fn sync_all(&self) -> io::Result<()>;
+    /// Asks the OS to start writing `len` bytes from `offset` to disk without waiting,
+    /// so a later `sync_data` has less left to do. Only a hint: it makes nothing durable
+    /// and a layer without it does nothing.
+    fn start_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// A read-only view of the whole file as it is now. The caller promises that the
     /// bytes it reads through the view are not truncated away while the view lives.
     fn map_readonly(&self) -> io::Result<ReadView>;
