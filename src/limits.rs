@@ -71,6 +71,15 @@ pub const INGEST_REORDER_WINDOW_MS_DEFAULT: u64 = 5;
 pub const INGEST_REORDER_HELD_MAX: usize = 65_536;
 /// Most runs whose next sequence the committer remembers.
 pub const INGEST_REORDER_RUNS_MAX: usize = 16_384;
+/// Most payload fields an inline event may have and still be written straight from its
+/// slot; more (rare) take the decode-then-encode path.
+pub const INGEST_TRANSCODE_FIELDS_MAX: usize = 32;
+/// Written records whose buffers the committer keeps for reuse, and the largest payload
+/// buffer it keeps.
+pub const INGEST_SPARE_RECORDS_MAX: usize = 2 * INGEST_BATCH_MAX;
+pub const INGEST_SPARE_PAYLOAD_BYTES_MAX: usize = 64 << 10;
+/// Bytes written to the active segment after which their writeback is started early.
+pub const SEGMENT_WRITEBACK_BYTES: u64 = 8 << 20;
 /// Compaction rewrites a sealed segment once this share of its bytes may be dropped.
 pub const COMPACTION_REMOVABLE_SHARE_MIN_DEFAULT: f64 = 0.25;
 /// Default period of the background compaction and retention worker.
@@ -163,4 +172,10 @@ const _: () = {
     // A slot length fits the u32 the queue carries.
     assert!(((INGEST_INLINE_BYTES_MAX + INGEST_SLOT_OVERHEAD_BYTES) as u64) < u32::MAX as u64);
     assert!(INGEST_BATCH_MAX > 0 && INGEST_SLOW_PATH_RECORDS_MAX > 0);
+    // The committer can keep a whole batch of buffers between two appends.
+    assert!(INGEST_SPARE_RECORDS_MAX >= INGEST_BATCH_MAX);
+    // A transcoded event's fields fit the slot's u16 count.
+    assert!(INGEST_TRANSCODE_FIELDS_MAX <= u16::MAX as usize);
+    // Early writeback starts well before a segment is full.
+    assert!(SEGMENT_WRITEBACK_BYTES < SEGMENT_BYTES_DEFAULT);
 };

@@ -37,8 +37,8 @@ use super::{Shared, slot, transcode};
 const PARK_MIN: Duration = Duration::from_micros(50);
 
 /// Spare record buffers kept for reuse, and the largest payload buffer kept.
-const SPARE_MAX: usize = 2 * limits::INGEST_BATCH_MAX;
-const SPARE_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+const SPARE_MAX: usize = limits::INGEST_SPARE_RECORDS_MAX;
+const SPARE_PAYLOAD_BYTES_MAX: usize = limits::INGEST_SPARE_PAYLOAD_BYTES_MAX;
 
 /// A record taken from the queue, encoded as its payload, waiting to be written. Its
 /// buffers are reused once it is written, so steady recording allocates nothing here.

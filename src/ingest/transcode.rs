@@ -24,9 +24,8 @@ use crate::model::OutcomeKind;
 use super::FieldValue;
 use super::slot::{KIND_CALL, KIND_EVENT, Reader, SlotError};
 
-/// The most payload fields an event may have and still be transcoded (more are rare and
-/// take the general path).
-const FIELDS_MAX: usize = 32;
+/// The most payload fields an event may have and still be transcoded.
+const FIELDS_MAX: usize = crate::limits::INGEST_TRANSCODE_FIELDS_MAX;
 
 /// What the committer needs to know of a transcoded record besides its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -64,7 +64,7 @@ pub(crate) const COMPACT_SUFFIX: &str = ".compact";
 /// Pending frames are handed to the OS once they reach this many bytes.
 const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// Written bytes of the active segment after which writeback is started early.
-const WRITEBACK_BYTES: u64 = 8 << 20;
+const WRITEBACK_BYTES: u64 = crate::limits::SEGMENT_WRITEBACK_BYTES;
 
 /// Names of files other modules keep in the store directory; anything else is foreign.
 const KNOWN_FILE_NAMES: &[&str] = &[
