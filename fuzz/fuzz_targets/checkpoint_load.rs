@@ -3,6 +3,9 @@
 //! to a checkpoint that loads again with the same coverage and answers.
 #![no_main]
 
+#[path = "../common/bounded_alloc.rs"]
+mod bounded_alloc;
+
 use auditlog::index::checkpoint::{decode, encode};
 use libfuzzer_sys::fuzz_target;
 

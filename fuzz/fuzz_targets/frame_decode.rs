@@ -6,6 +6,9 @@
 //! real frames taken from a segment together with its header's salt and id.
 #![no_main]
 
+#[path = "../common/bounded_alloc.rs"]
+mod bounded_alloc;
+
 use auditlog::codec::{FrameContext, RecordKind, decode_frame, encode_frame};
 use auditlog::{Lsn, Record, SegmentId};
 use libfuzzer_sys::fuzz_target;

@@ -4,6 +4,9 @@
 //! SPEC §3 that the model-based proptest uses; every answer must be the same.
 #![no_main]
 
+#[path = "../common/bounded_alloc.rs"]
+mod bounded_alloc;
+
 #[path = "../../tests/model/mod.rs"]
 mod model;
 

@@ -2,6 +2,9 @@
 //! and reports extents and damage that stay inside the file and never overlap.
 #![no_main]
 
+#[path = "../common/bounded_alloc.rs"]
+mod bounded_alloc;
+
 use auditlog::limits::SEGMENT_HEADER_BYTES;
 use auditlog::segment::header::SegmentHeader;
 use auditlog::segment::recovery::{Role, scan_segment};
