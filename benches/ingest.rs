@@ -36,8 +36,8 @@ use dir::bench_dir;
 use sqlite::{SqliteStorage, SqliteSync};
 use workload::{call_event, json_line_bytes};
 
-/// Calls timed between two flushes in the hot-path benchmark: far below the queue's
-/// slots, so none is refused.
+/// Calls timed between two flushes in the hot-path benchmark: far below what the
+/// queue's ring holds, so none is refused.
 const HOT_PATH_RUN: u64 = 1024;
 /// Events per iteration of the sustained benchmark.
 const SUSTAINED_EVENTS: u64 = 20_000;

@@ -152,7 +152,7 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
     let elapsed = start.elapsed();
     let metrics = recorder.metrics();
     println!(
-        "sustained {label}: n={n} accepted={n_accepted} written={} dropped={} in {:.3}s = {:.0} written/s; committer cpu={cpu_s:.2}s = {:.0} ns/record; fsyncs={} bytes={} high_water={}/{}",
+        "sustained {label}: n={n} accepted={n_accepted} written={} dropped={} in {:.3}s = {:.0} written/s; committer cpu={cpu_s:.2}s = {:.0} ns/record; fsyncs={} bytes={} high_water={}/{} bytes",
         report.written,
         report.dropped.total(),
         elapsed.as_secs_f64(),
@@ -160,8 +160,8 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
         cpu_s * 1e9 / report.written.max(1) as f64,
         metrics.fsyncs,
         metrics.bytes_appended,
-        metrics.queue_high_water,
-        metrics.queue_capacity,
+        metrics.queue_high_water_bytes,
+        metrics.queue_capacity_bytes,
     );
 }
 

@@ -61,7 +61,7 @@ fn reported(log: &AuditLog, reason: DropReason) -> u64 {
 fn a_full_queue_drops_without_blocking_and_the_log_shows_how_many() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
-    // The smallest buffer: five slots.
+    // The smallest buffer: a 4 KiB ring, a few dozen small events.
     let config = IngestConfig::default().queue_bytes(4 << 10);
     let recorder = Recorder::start(Arc::clone(&log), config).unwrap();
     let (mut n_accepted, mut n_full) = (0u64, 0u64);
@@ -77,14 +77,18 @@ fn a_full_queue_drops_without_blocking_and_the_log_shows_how_many() {
             break;
         }
     }
-    assert!(n_full >= 100, "five slots never filled");
+    assert!(n_full >= 100, "a 4 KiB ring never filled");
     recorder.flush().unwrap();
     let metrics = recorder.metrics();
     assert_eq!(metrics.dropped.queue_full, n_full);
     assert_eq!(metrics.dropped.total(), n_full);
     assert_eq!(metrics.written, n_accepted);
     assert_eq!(metrics.enqueued, n_accepted);
-    assert!(0 < metrics.queue_high_water && metrics.queue_high_water <= metrics.queue_capacity);
+    assert!(
+        0 < metrics.queue_high_water_bytes
+            && metrics.queue_high_water_bytes <= metrics.queue_capacity_bytes
+    );
+    assert_eq!(metrics.queue_capacity_bytes, 4 << 10);
     assert_eq!(reported(&log, DropReason::QueueFull), n_full);
     assert!(metrics.drop_reports_written >= 1);
 }

@@ -144,7 +144,8 @@ fn recording_inline_records_makes_no_allocation_on_the_calling_thread() {
             }
         }
     };
-    // The default buffer holds over 10 000 slots, so 2 000 records never fill it.
+    // The default 8 MiB ring holds tens of thousands of these records, so 2 000 never
+    // fill it.
     let n_allocs = allocations_during(|| record_all(500));
     assert_eq!(n_allocs, 0, "the inline hot path allocated");
 

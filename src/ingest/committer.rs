@@ -147,6 +147,8 @@ pub(crate) struct Committer {
     ordered: Vec<Taken>,
     /// Written records whose buffers are kept for reuse.
     spare: Vec<Taken>,
+    /// Where an inline record's bytes are copied out of the ring.
+    scratch: Vec<u8>,
     reported: DropCounts,
     /// When the oldest appended, unsynced record under group commit was appended.
     unsynced_since: Option<Instant>,
@@ -158,11 +160,13 @@ pub(crate) struct Committer {
 impl Committer {
     pub fn new(shared: Arc<Shared>) -> Committer {
         let window = shared.config.reorder_window;
+        let slot_bytes = shared.config.slot_bytes();
         Committer {
             shared,
             reorder: Reorder::new(window),
             ordered: Vec::with_capacity(limits::INGEST_BATCH_MAX),
             spare: Vec::with_capacity(SPARE_MAX),
+            scratch: Vec::with_capacity(slot_bytes),
             reported: DropCounts::default(),
             unsynced_since: None,
             flushed_ticket: 0,
@@ -214,13 +218,14 @@ impl Committer {
         let shared = Arc::clone(&self.shared);
         let queue = &shared.queue;
         let counters = &shared.counters;
-        let len = queue.len() as u64;
-        counters.high_water.fetch_max(len, Ordering::Relaxed);
+        counters
+            .high_water
+            .fetch_max(queue.len_bytes(), Ordering::Relaxed);
         let now = Instant::now();
         let mut n_taken = 0;
         while n_taken < max {
             let mut taken = self.spare.pop().unwrap_or_else(Taken::new);
-            let popped = queue.pop_with(|popped| match popped {
+            let popped = queue.pop_with(&mut self.scratch, |popped| match popped {
                 Popped::Inline(bytes) => taken.fill_from_slot(bytes),
                 Popped::Boxed(record) => {
                     counters.slow_path.fetch_add(1, Ordering::Relaxed);

@@ -79,10 +79,12 @@ pub struct Metrics {
     pub fsyncs: u64,
     /// Records waiting in the queue now.
     pub queue_len: u64,
-    /// Records the queue can hold (inline slots plus slow-path records).
-    pub queue_capacity: u64,
-    /// The most records the committer has found waiting at once.
-    pub queue_high_water: u64,
+    /// Bytes of the queue's ring in use now (records with their headers).
+    pub queue_bytes: u64,
+    /// Bytes the queue's ring holds.
+    pub queue_capacity_bytes: u64,
+    /// The most ring bytes in use the committer has seen when taking a batch.
+    pub queue_high_water_bytes: u64,
     /// The last error the log returned, if any.
     pub last_error: Option<String>,
 }

@@ -1,37 +1,36 @@
 //! Lock-free ingest: the record path a dispatch server calls on its hot path.
 //!
 //! Where it sits: in front of [`AuditLog`]. Producers call `Recorder::record_*` from any
-//! thread; those calls copy the borrowed fields into a preallocated slot of a bounded
-//! queue (`queue.rs`, layout in `slot.rs`) and return. One committer thread
-//! (`committer.rs`) drains the queue in batches, writes each slot's msgpack payload
-//! straight from its bytes (`transcode.rs`; run starts and finishes are decoded into
-//! records and encoded), restores each run's sequence order (`reorder.rs`), appends the
-//! payloads with the crate-private `AuditLog::append_encoded` (the same checks and index
-//! updates as `AuditLog::append_each`), applies group commit, and writes in-band drop
-//! reports (`metrics.rs`). This is the only module of the crate that owns a thread.
+//! thread; those calls measure the borrowed fields, claim that many bytes in a
+//! preallocated ring (`ring.rs`, wrapped by `queue.rs`) and encode the fields straight
+//! into it (layout in `slot.rs`), then return. One committer thread (`committer.rs`)
+//! drains the ring in batches, writes each record's msgpack payload straight from its
+//! bytes (`transcode.rs`; run starts and finishes are decoded into records and
+//! encoded), restores each run's sequence order (`reorder.rs`), appends the payloads
+//! with the crate-private `AuditLog::append_encoded` (the same checks and index updates
+//! as `AuditLog::append_each`), applies group commit, and writes in-band drop reports
+//! (`metrics.rs`). This is the only module of the crate that owns a thread.
 //!
 //! ```text
-//! record_*() ─▶ free slot ─encode─▶ ready FIFO ─▶ committer: transcode ─▶ reorder ─▶ append_encoded ─▶ sync
-//!   (any thread, no alloc,            (ArrayQueue)      (one thread, batches ≤ 4096, parks 50–200 µs)
-//!    no syscall, no lock)
+//! record_*() ─measure─▶ claim (one CAS) ─encode─▶ publish (release store) ─▶ committer: copy out ─▶ transcode ─▶ reorder ─▶ append_encoded ─▶ sync
+//!   (any thread, no alloc, no syscall, no lock)                     (one thread, batches ≤ 4096, parks 50–200 µs)
 //! ```
 //!
 //! The design follows the loggers that reach tens of nanoseconds per call (NanoLog,
-//! fmtlog, Quill, the LMAX Disruptor, Aeron's many-to-one ring): the producer only copies
-//! raw argument bytes into preallocated memory and publishes with one atomic operation;
-//! formatting (here: building the record and msgpack encoding) happens on the consumer
-//! side; the consumer polls instead of being signalled, so producers never make a
-//! syscall. Unlike those, the ring is not hand-written: two crossbeam `ArrayQueue`s
-//! circulate boxed slot buffers (a free list and a ready FIFO), which costs a second
-//! atomic per call but needs no `unsafe` and no loom proof of our own.
+//! fmtlog, Quill, the LMAX Disruptor, Aeron's many-to-one ring buffer): the producer
+//! only copies raw argument bytes into preallocated memory and publishes with a release
+//! store; formatting (here: msgpack encoding) happens on the consumer side; the
+//! consumer polls instead of being signalled, so producers never make a syscall. The
+//! ring is Aeron's many-to-one design in safe Rust: its words are atomics, and
+//! `tests/loom_ring.rs` model-checks the protocol.
 //!
 //! # Invariants
 //! - Under [`Backpressure::Drop`] (the default) a `record_*` call never blocks, never
-//!   takes a lock and makes no syscall. For an event whose encoding fits a slot
-//!   (`inline_bytes` of fields plus `INGEST_SLOT_OVERHEAD_BYTES` of ids and names) it
+//!   takes a lock and makes no syscall. For an event whose inline encoding is at most
+//!   `inline_bytes` of fields plus `INGEST_SLOT_OVERHEAD_BYTES` of ids and names it
 //!   also never allocates; larger events, and fields holding nested JSON, take the slow
 //!   path: the producer builds an owned `Record` (allocating) and sends it through the
-//!   same FIFO under a separate byte budget. Reading the clock happens only when a drop
+//!   same ring (as a marker naming it) under a separate byte budget. Reading the clock happens only when a drop
 //!   is counted.
 //! - Every call returns [`Recorded::Accepted`] or [`Recorded::Dropped`] with the reason,
 //!   and every drop is counted by reason ([`Recorder::metrics`]) and, while the log can
@@ -48,8 +47,17 @@ mod committer;
 mod metrics;
 mod queue;
 mod reorder;
+mod ring;
+#[cfg(test)]
+mod ring_tests;
 mod slot;
 mod transcode;
+
+/// The atomics `ring.rs` is written against; `tests/loom_ring.rs` includes that file
+/// with loom's instead, to model-check it.
+mod sync {
+    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+}
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,7 +78,8 @@ use crate::model::{CallEvent, DropReason, Payload, Run, RunEvent, RunStats, Time
 use committer::{Committer, FlushSignal};
 use metrics::Counters;
 pub use metrics::{DropCounts, Metrics};
-use queue::SlotQueue;
+use queue::IngestQueue;
+use slot::Inline;
 
 /// What a full queue does to a `record_*` call.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -87,7 +96,9 @@ pub enum Backpressure {
 /// How a recorder buffers and commits.
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
-    /// Bytes of preallocated inline slots (the bounded buffer).
+    /// Bytes of the preallocated ring inline records are written to (the bounded
+    /// buffer), rounded up to a power of two. It must hold two of the largest inline
+    /// records.
     pub queue_bytes: usize,
     /// Bytes of fields an event may carry and still be recorded without allocating.
     pub inline_bytes: usize,
@@ -145,14 +156,9 @@ impl IngestConfig {
         self
     }
 
-    /// Bytes of one inline slot.
+    /// The most bytes one inline record may take: its fields, ids and names.
     pub fn slot_bytes(&self) -> usize {
         self.inline_bytes + limits::INGEST_SLOT_OVERHEAD_BYTES
-    }
-
-    /// Inline slots the buffer holds.
-    pub fn n_slots(&self) -> usize {
-        self.queue_bytes / self.slot_bytes()
     }
 
     /// Checks every value against the bounds in `limits`.
@@ -167,10 +173,11 @@ impl IngestConfig {
         }
         if !(limits::INGEST_QUEUE_BYTES_MIN..=limits::INGEST_QUEUE_BYTES_MAX)
             .contains(&self.queue_bytes)
-            || self.n_slots() == 0
+            || self.queue_bytes < 2 * (self.slot_bytes() + 8)
         {
             return invalid(format!(
-                "ingest queue_bytes {} is outside {}..={} or holds no slot of {} bytes",
+                "ingest queue_bytes {} is outside {}..={} or holds fewer than two inline \
+                 records of {} bytes",
                 self.queue_bytes,
                 limits::INGEST_QUEUE_BYTES_MIN,
                 limits::INGEST_QUEUE_BYTES_MAX,
@@ -317,7 +324,7 @@ struct Shared {
     log: Arc<AuditLog>,
     durability: Durability,
     config: IngestConfig,
-    queue: SlotQueue,
+    queue: IngestQueue,
     counters: Counters,
     /// Set once by `close`; producers check it before queueing.
     closed: CachePadded<AtomicBool>,
@@ -354,8 +361,8 @@ impl Recorder {
     /// Starts the committer thread for `log`.
     pub fn start(log: Arc<AuditLog>, config: IngestConfig) -> Result<Recorder> {
         config.validate()?;
-        let queue = SlotQueue::new(
-            config.n_slots(),
+        let queue = IngestQueue::new(
+            config.queue_bytes,
             config.slot_bytes(),
             config.slow_path_bytes,
         );
@@ -400,10 +407,9 @@ impl Recorder {
         if !valid_id(event.run_id) || event.sequence == 0 {
             return self.dropped(DropReason::Rejected);
         }
-        self.record_with(
-            |slot| slot::encode_event(slot, event),
-            || Record::EventAppended(event.to_owned_event()),
-        )
+        self.record_with(Inline::Event(event), || {
+            Record::EventAppended(event.to_owned_event())
+        })
     }
 
     /// Records a run start.
@@ -411,10 +417,9 @@ impl Recorder {
         if !valid_id(run.id) {
             return self.dropped(DropReason::Rejected);
         }
-        self.record_with(
-            |slot| slot::encode_run_started(slot, run),
-            || Record::RunStarted(run.to_owned_run()),
-        )
+        self.record_with(Inline::RunStarted(run), || {
+            Record::RunStarted(run.to_owned_run())
+        })
     }
 
     /// Records a run's terminal state.
@@ -427,16 +432,18 @@ impl Recorder {
         if !valid_id(run_id) || !stats.status.is_terminal() {
             return self.dropped(DropReason::Rejected);
         }
-        self.record_with(
-            |slot| slot::encode_run_finished(slot, run_id, stats, finished_at),
-            || {
-                Record::RunFinished(RunFinished {
-                    run_id: run_id.to_owned(),
-                    stats: stats.clone(),
-                    finished_at,
-                })
-            },
-        )
+        let view = Inline::RunFinished {
+            run_id,
+            stats,
+            finished_at,
+        };
+        self.record_with(view, || {
+            Record::RunFinished(RunFinished {
+                run_id: run_id.to_owned(),
+                stats: stats.clone(),
+                finished_at,
+            })
+        })
     }
 
     /// Records a dispatch call event.
@@ -444,10 +451,7 @@ impl Recorder {
         if !valid_id(&call.call_id) {
             return self.dropped(DropReason::Rejected);
         }
-        self.record_with(
-            |slot| slot::encode_call(slot, call),
-            || Record::CallRecorded(call.clone()),
-        )
+        self.record_with(Inline::Call(call), || Record::CallRecorded(call.clone()))
     }
 
     /// Records an owned record of any kind: inline when it has an inline form and fits,
@@ -456,7 +460,7 @@ impl Recorder {
         match record {
             Record::CallRecorded(call) => self.record_call(call),
             Record::RunStarted(run) if valid_id(&run.id) => {
-                self.record_with(|slot| slot::encode_run(slot, run), || record.clone())
+                self.record_with(Inline::Run(run), || record.clone())
             }
             Record::RunFinished(finish) => {
                 self.record_run_finished(&finish.run_id, &finish.stats, finish.finished_at)
@@ -465,10 +469,7 @@ impl Recorder {
                 if !valid_id(&event.run_id) || event.sequence == 0 {
                     return self.dropped(DropReason::Rejected);
                 }
-                self.record_with(
-                    |slot| slot::encode_run_event(slot, event),
-                    || record.clone(),
-                )
+                self.record_with(Inline::RunEvent(event), || record.clone())
             }
             Record::RunStarted(_) => self.dropped(DropReason::Rejected),
             Record::Purge(_) | Record::DropReport(_) => self.record_slow(|| record.clone()),
@@ -481,33 +482,23 @@ impl Recorder {
         Recorded::Dropped(reason)
     }
 
-    /// The hot path: a free slot, an encode, a publish; else the slow path.
+    /// The hot path: measure, claim ring room, encode into it, publish; else the slow
+    /// path.
     #[inline]
-    fn record_with(
-        &self,
-        encode: impl FnOnce(&mut [u8]) -> std::result::Result<usize, slot::Refused>,
-        owned: impl FnOnce() -> Record,
-    ) -> Recorded {
+    fn record_with(&self, view: Inline<'_>, owned: impl FnOnce() -> Record) -> Recorded {
         let shared = self.shared();
         if shared.closed.load(Ordering::Acquire) {
             return self.dropped(DropReason::AfterShutdown);
         }
-        let mut slot = match shared.queue.try_reserve_slot() {
-            Some(slot) => slot,
-            None => match self.wait_for(|| shared.queue.try_reserve_slot()) {
-                Ok(slot) => slot,
-                Err(reason) => return self.dropped(reason),
-            },
+        let Some(len) = shared.queue.measure(&view) else {
+            return self.record_slow(owned);
         };
-        match encode(slot.bytes_mut()) {
-            Ok(len) => {
-                shared.queue.publish_slot(slot, len);
-                Recorded::Accepted
-            }
-            Err(slot::Refused) => {
-                shared.queue.unreserve_slot(slot);
-                self.record_slow(owned)
-            }
+        if shared.queue.try_push_inline(&view, len) {
+            return Recorded::Accepted;
+        }
+        match self.wait_for(|| shared.queue.try_push_inline(&view, len).then_some(())) {
+            Ok(()) => Recorded::Accepted,
+            Err(reason) => self.dropped(reason),
         }
     }
 
@@ -524,14 +515,17 @@ impl Recorder {
             return self.dropped(DropReason::Rejected);
         }
         let bytes = encoded.len();
-        if !shared.queue.try_reserve_slow(bytes) {
-            if let Err(reason) =
-                self.wait_for(|| shared.queue.try_reserve_slow(bytes).then_some(()))
-            {
+        let mut record = Some(Box::new(record));
+        if !shared.queue.try_push_boxed(&mut record, bytes) {
+            if let Err(reason) = self.wait_for(|| {
+                shared
+                    .queue
+                    .try_push_boxed(&mut record, bytes)
+                    .then_some(())
+            }) {
                 return self.dropped(reason);
             }
         }
-        shared.queue.publish_boxed(Box::new(record), bytes);
         Recorded::Accepted
     }
 
@@ -642,8 +636,9 @@ impl Recorder {
             segments: stats.as_ref().map_or(0, |s| s.n_segments as u64),
             fsyncs: stats.as_ref().map_or(0, |s| s.n_fsyncs),
             queue_len,
-            queue_capacity: shared.queue.capacity() as u64,
-            queue_high_water: counters.high_water.load(Ordering::Relaxed),
+            queue_bytes: shared.queue.len_bytes(),
+            queue_capacity_bytes: shared.queue.capacity_bytes() as u64,
+            queue_high_water_bytes: counters.high_water.load(Ordering::Relaxed),
             last_error: counters
                 .last_error
                 .lock()

@@ -1,183 +1,222 @@
-//! The bounded ingest queue: preallocated inline slots and a slow path, in one FIFO.
+//! The bounded ingest queue: inline records in a byte ring, and a slow path, in one FIFO.
 //!
-//! Where it sits: producers (`record_*` calls) push, the committer pops. Built from two
-//! `crossbeam_queue::ArrayQueue`s, no `unsafe` and no hand-written ring:
+//! Where it sits: producers (`record_*` calls) push, the committer pops.
 //!
-//! - `free` holds the preallocated slot buffers not in use. A producer pops one (a
-//!   pointer move), encodes its event into it, and pushes it to `ready`. The committer
-//!   decodes it and pushes the buffer back to `free`. An empty `free` is a full queue.
-//! - `ready` is the single FIFO the committer drains. Slow-path records (boxed, allocated
-//!   by the producer) go through the same FIFO, so records keep the order in which their
-//!   `record_*` calls completed whichever path they took.
+//! - An event with an inline form is measured, then encoded straight into the room it
+//!   claimed in [`Ring`] (`ring.rs`): one compare-and-swap and a few word stores, no
+//!   allocation, no syscall, no lock.
+//! - A slow-path record (boxed, allocated by the producer) is parked in one of
+//!   [`crate::limits::INGEST_SLOW_PATH_RECORDS_MAX`] cells, and a small marker naming the
+//!   cell goes through the same ring. Records therefore keep the order in which their
+//!   `record_*` calls completed, whichever path they took.
 //!
 //! # Invariants
-//! - Nothing here allocates after [`SlotQueue::new`]: buffers circulate between `free`
-//!   and `ready`; `ready` has room for every slot plus every slow-path record allowed, so
-//!   a push to it after a successful reservation cannot fail.
-//! - Memory is bounded: `n_slots * slot_bytes` for inline slots (allocated and touched up
-//!   front so the hot path takes no page fault), and the slow-path byte and record
-//!   budgets for boxed records.
-//! - A producer that reserved a slot or slow-path budget always either publishes to
-//!   `ready` or gives the reservation back.
+//! - Nothing here allocates after [`IngestQueue::new`] except the boxes the slow path
+//!   brings with it.
+//! - Memory is bounded: the ring's bytes, plus the slow path's byte budget and cells.
+//! - A producer that took a slow-path cell or budget always either publishes its marker
+//!   or gives them back; the committer gives them back when it pops the marker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
+use crossbeam_utils::atomic::AtomicCell;
 
+use super::ring::{Ring, WordWriter};
+use super::slot::{Inline, Measure, Refused, Sink};
 use crate::codec::Record;
 
-/// One preallocated inline buffer.
-#[derive(Debug)]
-pub(crate) struct SlotBuf(Box<[u8]>);
+/// Ring tag of an inline record (its bytes are the slot encoding of `slot.rs`).
+const TAG_INLINE: u8 = 1;
+/// Ring tag of a slow-path marker: `u32` cell index, `u64` bytes charged.
+const TAG_BOXED: u8 = 2;
+const MARKER_BYTES: usize = 12;
 
-impl SlotBuf {
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+/// Encodes straight into claimed ring words.
+struct RingSink<'r>(WordWriter<'r>);
+
+impl Sink for RingSink<'_> {
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
+        self.0.write(bytes).map_err(|_| Refused)
     }
 }
 
-/// What the committer pops.
-#[derive(Debug)]
-pub(crate) enum Item {
-    /// An event encoded in the first `len` bytes of a slot.
-    Inline { slot: SlotBuf, len: u32 },
-    /// A record built by the slow path, charged `bytes` against its budget.
-    Boxed { record: Box<Record>, bytes: usize },
-}
-
 /// The queue between producers and the committer.
-#[derive(Debug)]
-pub(crate) struct SlotQueue {
-    free: ArrayQueue<SlotBuf>,
-    ready: ArrayQueue<Item>,
-    slot_bytes: usize,
+pub(crate) struct IngestQueue {
+    ring: Ring,
+    /// The most bytes one inline record may take.
+    inline_max: usize,
+    cells: Box<[AtomicCell<Option<Box<Record>>>]>,
+    free_cells: ArrayQueue<u32>,
     slow_bytes: CachePadded<AtomicUsize>,
-    slow_records: CachePadded<AtomicUsize>,
     slow_bytes_max: usize,
 }
 
-impl SlotQueue {
-    /// A queue of `n_slots` slots of `slot_bytes`, and a slow path of at most
-    /// `slow_bytes_max` bytes in [`crate::limits::INGEST_SLOW_PATH_RECORDS_MAX`] records.
-    pub fn new(n_slots: usize, slot_bytes: usize, slow_bytes_max: usize) -> SlotQueue {
+impl std::fmt::Debug for IngestQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestQueue")
+            .field("ring", &self.ring)
+            .field("inline_max", &self.inline_max)
+            .field("free_cells", &self.free_cells.len())
+            .field("slow_bytes", &self.slow_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngestQueue {
+    /// A queue over a ring of at least `ring_bytes`, taking inline records of up to
+    /// `inline_max` bytes, and a slow path of at most `slow_bytes_max` bytes in
+    /// [`crate::limits::INGEST_SLOW_PATH_RECORDS_MAX`] records.
+    pub fn new(ring_bytes: usize, inline_max: usize, slow_bytes_max: usize) -> IngestQueue {
+        let ring = Ring::with_capacity(ring_bytes);
         assert!(
-            n_slots > 0 && slot_bytes > 0,
-            "an empty queue cannot accept"
+            inline_max <= ring.max_record_bytes() && MARKER_BYTES <= ring.max_record_bytes(),
+            "the ring must hold the largest inline record"
         );
-        let free = ArrayQueue::new(n_slots);
-        for _ in 0..n_slots {
-            // Writing every byte (not just allocating zeroed memory, which the OS maps
-            // lazily) takes the page faults now rather than on the hot path.
-            let mut buf = vec![0u8; slot_bytes].into_boxed_slice();
-            buf.fill(0x5a);
-            let pushed = free.push(SlotBuf(buf));
-            assert!(pushed.is_ok(), "free list sized to hold every slot");
+        let n_cells = crate::limits::INGEST_SLOW_PATH_RECORDS_MAX;
+        let free_cells = ArrayQueue::new(n_cells);
+        for cell in 0..n_cells {
+            let cell = u32::try_from(cell).expect("cell count fits u32 (limits)");
+            assert!(free_cells.push(cell).is_ok(), "sized to hold every cell");
         }
-        SlotQueue {
-            free,
-            ready: ArrayQueue::new(n_slots + crate::limits::INGEST_SLOW_PATH_RECORDS_MAX),
-            slot_bytes,
+        IngestQueue {
+            ring,
+            inline_max,
+            cells: (0..n_cells).map(|_| AtomicCell::new(None)).collect(),
+            free_cells,
             slow_bytes: CachePadded::new(AtomicUsize::new(0)),
-            slow_records: CachePadded::new(AtomicUsize::new(0)),
             slow_bytes_max,
         }
     }
 
-    /// Records the queue can hold at once.
-    pub fn capacity(&self) -> usize {
-        self.ready.capacity()
+    /// The ring's size in bytes.
+    pub fn capacity_bytes(&self) -> usize {
+        self.ring.capacity_bytes()
     }
 
     /// Records waiting now.
     pub fn len(&self) -> usize {
-        self.ready.len()
+        self.ring.len() as usize
     }
 
-    /// Takes a free slot, if any: the queue is full when there is none.
-    pub fn try_reserve_slot(&self) -> Option<SlotBuf> {
-        self.free.pop()
+    /// Ring bytes in use now.
+    pub fn len_bytes(&self) -> u64 {
+        self.ring.len_bytes()
     }
 
-    /// Gives back a slot that was reserved but not used.
-    pub fn unreserve_slot(&self, slot: SlotBuf) {
-        let pushed = self.free.push(slot);
-        debug_assert!(pushed.is_ok(), "more slots returned than exist");
+    /// The bytes `view` takes inline; `None` when it has no inline form or is larger
+    /// than an inline record may be.
+    #[inline]
+    pub fn measure(&self, view: &Inline<'_>) -> Option<usize> {
+        let mut measure = Measure::new(self.inline_max);
+        view.encode(&mut measure).ok()?;
+        Some(measure.len)
     }
 
-    /// Publishes an encoded slot to the committer.
-    pub fn publish_slot(&self, slot: SlotBuf, len: usize) {
-        debug_assert!(len <= self.slot_bytes);
-        let len = u32::try_from(len).expect("slot lengths fit u32 (limits)");
-        let pushed = self.ready.push(Item::Inline { slot, len });
-        // `ready` holds every slot plus every slow-path record: it cannot be full here.
-        debug_assert!(pushed.is_ok(), "ready queue overflow");
-        if let Err(Item::Inline { slot, .. }) = pushed {
-            self.unreserve_slot(slot);
+    /// Writes `view`, measured at `len` bytes, into the ring; false when it is full.
+    #[inline]
+    pub fn try_push_inline(&self, view: &Inline<'_>, len: usize) -> bool {
+        let Some(mut claim) = self.ring.try_claim(len) else {
+            return false;
+        };
+        let mut sink = RingSink(claim.writer());
+        let encoded = view.encode(&mut sink);
+        // Encoding is a pure function of the view, so it fits what was measured. Were
+        // it refused anyway, the claim would be skipped by the committer, not wedged.
+        debug_assert!(encoded.is_ok(), "an encoding differs from its measure");
+        if encoded.is_ok() {
+            sink.0.finish();
+            claim.publish(TAG_INLINE);
         }
+        true
     }
 
-    /// Reserves slow-path budget for a record of `bytes`; false when over budget.
-    pub fn try_reserve_slow(&self, bytes: usize) -> bool {
-        let records_ok = self
-            .slow_records
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < crate::limits::INGEST_SLOW_PATH_RECORDS_MAX).then_some(n + 1)
-            })
-            .is_ok();
-        if !records_ok {
+    /// Queues a slow-path record charged `bytes`, taking it out of `record`; false
+    /// (and `record` left as it was) when the slow path or the ring is full.
+    pub fn try_push_boxed(&self, record: &mut Option<Box<Record>>, bytes: usize) -> bool {
+        if !self.try_charge_slow(bytes) {
             return false;
         }
-        let bytes_ok = self
-            .slow_bytes
+        let Some(cell) = self.free_cells.pop() else {
+            self.release_slow(bytes);
+            return false;
+        };
+        let Some(mut claim) = self.ring.try_claim(MARKER_BYTES) else {
+            self.release_cell(cell);
+            self.release_slow(bytes);
+            return false;
+        };
+        self.cells[cell as usize].store(record.take());
+        let mut writer = claim.writer();
+        let written = writer
+            .write(&cell.to_le_bytes())
+            .and_then(|()| writer.write(&(bytes as u64).to_le_bytes()));
+        debug_assert!(written.is_ok(), "the marker fits its claim");
+        writer.finish();
+        claim.publish(TAG_BOXED);
+        true
+    }
+
+    /// Charges `bytes` to the slow path's budget; false when over it.
+    fn try_charge_slow(&self, bytes: usize) -> bool {
+        self.slow_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 // One record larger than the whole budget still goes through when the
                 // path is empty, so the limit of a record is the log's, not this one.
                 (n == 0 || n.saturating_add(bytes) <= self.slow_bytes_max)
                     .then_some(n.saturating_add(bytes))
             })
-            .is_ok();
-        if !bytes_ok {
-            self.slow_records.fetch_sub(1, Ordering::AcqRel);
-        }
-        bytes_ok
-    }
-
-    /// Publishes a slow-path record whose budget was reserved.
-    pub fn publish_boxed(&self, record: Box<Record>, bytes: usize) {
-        let pushed = self.ready.push(Item::Boxed { record, bytes });
-        debug_assert!(pushed.is_ok(), "ready queue overflow");
-        if pushed.is_err() {
-            self.release_slow(bytes);
-        }
+            .is_ok()
     }
 
     fn release_slow(&self, bytes: usize) {
         self.slow_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        self.slow_records.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Takes the oldest record, giving its slot or budget back once `f` has read it.
-    pub fn pop_with<T>(&self, f: impl FnOnce(Popped<'_>) -> T) -> Option<T> {
-        let item = self.ready.pop()?;
-        Some(match item {
-            Item::Inline { slot, len } => {
-                let out = f(Popped::Inline(&slot.0[..len as usize]));
-                self.unreserve_slot(slot);
-                out
-            }
-            Item::Boxed { record, bytes } => {
-                self.release_slow(bytes);
-                f(Popped::Boxed(record))
-            }
-        })
+    fn release_cell(&self, cell: u32) {
+        let pushed = self.free_cells.push(cell);
+        debug_assert!(pushed.is_ok(), "more cells returned than exist");
     }
 
-    /// Whether every slot is back in the free list (nothing in flight inline).
+    /// Takes the oldest record, reading an inline one through `scratch`, and gives its
+    /// room back. Committer only.
+    pub fn pop_with<T>(&self, scratch: &mut Vec<u8>, f: impl FnOnce(Popped<'_>) -> T) -> Option<T> {
+        loop {
+            match self.ring.pop_into(scratch)? {
+                TAG_INLINE => return Some(f(Popped::Inline(scratch))),
+                TAG_BOXED => {
+                    let Some((cell, bytes)) = read_marker(scratch) else {
+                        debug_assert!(false, "a slow-path marker does not decode");
+                        continue;
+                    };
+                    let record = self.cells[cell as usize].take();
+                    self.release_cell(cell);
+                    self.release_slow(bytes);
+                    match record {
+                        Some(record) => return Some(f(Popped::Boxed(record))),
+                        None => debug_assert!(false, "a slow-path cell was empty"),
+                    }
+                }
+                // A claim dropped unpublished: nothing was written.
+                _ => continue,
+            }
+        }
+    }
+
+    /// Whether no slow-path cell or budget is in use.
     #[cfg(test)]
-    pub fn all_slots_free(&self) -> bool {
-        self.free.len() == self.free.capacity()
+    pub fn slow_path_idle(&self) -> bool {
+        self.free_cells.len() == self.free_cells.capacity()
+            && self.slow_bytes.load(Ordering::Acquire) == 0
     }
+}
+
+fn read_marker(bytes: &[u8]) -> Option<(u32, usize)> {
+    let cell = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    let charged = u64::from_le_bytes(bytes.get(4..MARKER_BYTES)?.try_into().ok()?);
+    Some((cell, usize::try_from(charged).ok()?))
 }
 
 /// A record as the committer receives it.
@@ -190,44 +229,106 @@ pub(crate) enum Popped<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::{EventRef, FieldValue};
     use crate::model::{Run, Timestamp};
 
-    #[test]
-    fn slots_circulate_and_the_queue_is_full_when_none_is_free() {
-        let q = SlotQueue::new(2, 16, 1024);
-        let mut a = q.try_reserve_slot().unwrap();
-        a.bytes_mut()[0] = 7;
-        let b = q.try_reserve_slot().unwrap();
-        assert!(q.try_reserve_slot().is_none(), "two slots, both taken");
-        q.publish_slot(a, 1);
-        q.unreserve_slot(b);
-        assert_eq!(q.len(), 1);
-        let seen = q.pop_with(|p| match p {
-            Popped::Inline(bytes) => bytes.to_vec(),
-            Popped::Boxed(_) => panic!("inline expected"),
-        });
-        assert_eq!(seen, Some(vec![7]));
-        assert!(q.all_slots_free());
+    fn event(sequence: u64, text: &str) -> Vec<u8> {
+        let fields = [("text", FieldValue::Str(text))];
+        super::super::slot::encode_to_vec(Inline::Event(&EventRef {
+            run_id: "r",
+            sequence,
+            event_type: "step",
+            fields: &fields,
+            created_at: Timestamp::EPOCH,
+        }))
+    }
+
+    fn push_event(q: &IngestQueue, sequence: u64, text: &str) -> bool {
+        let fields = [("text", FieldValue::Str(text))];
+        let view = EventRef {
+            run_id: "r",
+            sequence,
+            event_type: "step",
+            fields: &fields,
+            created_at: Timestamp::EPOCH,
+        };
+        let view = Inline::Event(&view);
+        let len = q.measure(&view).expect("fits inline");
+        q.try_push_inline(&view, len)
+    }
+
+    fn pop(q: &IngestQueue, scratch: &mut Vec<u8>) -> Option<Result<Vec<u8>, Box<Record>>> {
+        q.pop_with(scratch, |p| match p {
+            Popped::Inline(bytes) => Ok(bytes.to_vec()),
+            Popped::Boxed(record) => Err(record),
+        })
     }
 
     #[test]
-    fn the_slow_path_is_bounded_in_bytes_and_keeps_fifo_order_with_slots() {
-        let q = SlotQueue::new(1, 16, 100);
-        assert!(q.try_reserve_slow(60));
-        assert!(!q.try_reserve_slow(60), "over the byte budget");
+    fn inline_records_come_out_as_encoded_and_the_ring_fills_and_drains() {
+        let q = IngestQueue::new(1024, 200, 1024);
+        let mut scratch = Vec::new();
+        let mut pushed = 0;
+        while push_event(&q, pushed + 1, "some text") {
+            pushed += 1;
+        }
+        assert!(pushed > 5, "a 1 KiB ring holds several small events");
+        assert_eq!(q.len() as u64, pushed);
+        for sequence in 1..=pushed {
+            assert_eq!(
+                pop(&q, &mut scratch),
+                Some(Ok(event(sequence, "some text")))
+            );
+        }
+        assert_eq!(pop(&q, &mut scratch), None);
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.len_bytes(), 0);
+        // Round and round: records of varying size cross the end of the ring.
+        for round in 0..200u64 {
+            let text = "x".repeat((round as usize * 7) % 90);
+            assert!(push_event(&q, round + 1, &text));
+            assert!(push_event(&q, round + 2, &text));
+            assert_eq!(pop(&q, &mut scratch), Some(Ok(event(round + 1, &text))));
+            assert_eq!(pop(&q, &mut scratch), Some(Ok(event(round + 2, &text))));
+        }
+    }
+
+    #[test]
+    fn an_event_over_the_inline_size_is_not_measured() {
+        let q = IngestQueue::new(4096, 64, 1024);
+        let long = "x".repeat(100);
+        let fields = [("text", FieldValue::Str(&long))];
+        let view = EventRef {
+            run_id: "r",
+            sequence: 1,
+            event_type: "step",
+            fields: &fields,
+            created_at: Timestamp::EPOCH,
+        };
+        assert_eq!(q.measure(&Inline::Event(&view)), None);
+    }
+
+    #[test]
+    fn the_slow_path_is_bounded_in_bytes_and_keeps_fifo_order_with_inline_records() {
+        let q = IngestQueue::new(4096, 200, 100);
         let mut run = Run::new("r", "s");
         run.started_at = Timestamp::EPOCH;
-        q.publish_boxed(Box::new(crate::Record::RunStarted(run)), 60);
-        let slot = q.try_reserve_slot().unwrap();
-        q.publish_slot(slot, 0);
-        assert!(matches!(
-            q.pop_with(|p| matches!(p, Popped::Boxed(_))),
-            Some(true)
-        ));
-        assert!(q.try_reserve_slow(60), "budget given back on pop");
-        assert!(matches!(
-            q.pop_with(|p| matches!(p, Popped::Inline(_))),
-            Some(true)
-        ));
+        let record = crate::Record::RunStarted(run);
+        let mut first = Some(Box::new(record.clone()));
+        assert!(q.try_push_boxed(&mut first, 60));
+        assert!(first.is_none(), "taken by the queue");
+        let mut second = Some(Box::new(record.clone()));
+        assert!(!q.try_push_boxed(&mut second, 60), "over the byte budget");
+        assert!(second.is_some(), "left with the caller");
+        assert!(push_event(&q, 1, "after"));
+        let mut scratch = Vec::new();
+        assert_eq!(pop(&q, &mut scratch), Some(Err(Box::new(record))));
+        assert!(
+            q.try_push_boxed(&mut second, 60),
+            "budget given back on pop"
+        );
+        assert_eq!(pop(&q, &mut scratch), Some(Ok(event(1, "after"))));
+        assert!(matches!(pop(&q, &mut scratch), Some(Err(_))));
+        assert!(q.slow_path_idle());
     }
 }

@@ -68,23 +68,14 @@ impl fmt::Display for SlotError {
     }
 }
 
-/// Writes into a fixed slot, refusing anything that does not fit.
-struct Writer<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
+/// Where an encoder writes: it takes bytes in order, and refuses what does not fit.
+///
+/// Three sinks exist: [`Measure`] (counts, so a producer claims exactly the room an
+/// event needs), the ring's word writer (see `queue.rs`), and [`SliceSink`] (tests).
+pub(crate) trait Sink {
+    /// Appends `bytes`, or refuses them all.
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused>;
 
-impl Writer<'_> {
-    #[inline]
-    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
-        let end = self.pos.checked_add(bytes.len()).ok_or(Refused)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(Refused)?
-            .copy_from_slice(bytes);
-        self.pos = end;
-        Ok(())
-    }
     #[inline]
     fn u8(&mut self, v: u8) -> Result<(), Refused> {
         self.bytes(&[v])
@@ -193,22 +184,102 @@ impl Writer<'_> {
     }
 }
 
-/// Encodes an event into `slot`; returns the bytes used.
+/// Counts the bytes an encoding takes, refusing past `max`.
+#[derive(Debug)]
+pub(crate) struct Measure {
+    pub len: usize,
+    max: usize,
+}
+
+impl Measure {
+    pub fn new(max: usize) -> Measure {
+        Measure { len: 0, max }
+    }
+}
+
+impl Sink for Measure {
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
+        let len = self.len + bytes.len();
+        if len > self.max {
+            return Err(Refused);
+        }
+        self.len = len;
+        Ok(())
+    }
+}
+
+/// Writes into a byte slice (tests).
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct SliceSink<'a> {
+    pub buf: &'a mut [u8],
+    pub pos: usize,
+}
+
+#[cfg(test)]
+impl Sink for SliceSink<'_> {
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
+        let end = self.pos.checked_add(bytes.len()).ok_or(Refused)?;
+        self.buf
+            .get_mut(self.pos..end)
+            .ok_or(Refused)?
+            .copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
+    }
+}
+
+/// One record in a form a producer can encode inline: the views of the `record_*`
+/// calls, and the owned records that have an inline form.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Inline<'a> {
+    Event(&'a EventRef<'a>),
+    RunEvent(&'a RunEvent),
+    RunStarted(&'a RunRef<'a>),
+    Run(&'a Run),
+    RunFinished {
+        run_id: &'a str,
+        stats: &'a RunStats,
+        finished_at: Timestamp,
+    },
+    Call(&'a CallEvent),
+}
+
+impl Inline<'_> {
+    /// Encodes the record into `w`.
+    #[inline]
+    pub fn encode(&self, w: &mut impl Sink) -> Result<(), Refused> {
+        match *self {
+            Inline::Event(event) => encode_event(w, event),
+            Inline::RunEvent(event) => encode_run_event(w, event),
+            Inline::RunStarted(run) => encode_run_started(w, run),
+            Inline::Run(run) => encode_run(w, run),
+            Inline::RunFinished {
+                run_id,
+                stats,
+                finished_at,
+            } => encode_run_finished(w, run_id, stats, finished_at),
+            Inline::Call(call) => encode_call(w, call),
+        }
+    }
+}
+
+/// Encodes an event.
 #[inline]
-pub(crate) fn encode_event(slot: &mut [u8], event: &EventRef<'_>) -> Result<usize, Refused> {
-    let mut w = Writer { buf: slot, pos: 0 };
+pub(crate) fn encode_event(w: &mut impl Sink, event: &EventRef<'_>) -> Result<(), Refused> {
     w.u8(KIND_EVENT)?;
     w.str(event.run_id)?;
     w.u64(event.sequence)?;
     w.str(event.event_type)?;
     w.ts(event.created_at)?;
     w.fields(event.fields.iter().map(|(k, v)| (*k, *v)))?;
-    Ok(w.pos)
+    Ok(())
 }
 
-/// Encodes an owned event (its payload a JSON map) into `slot`.
-pub(crate) fn encode_run_event(slot: &mut [u8], event: &RunEvent) -> Result<usize, Refused> {
-    let mut w = Writer { buf: slot, pos: 0 };
+/// Encodes an owned event (its payload a JSON map).
+pub(crate) fn encode_run_event(w: &mut impl Sink, event: &RunEvent) -> Result<(), Refused> {
     w.u8(KIND_EVENT)?;
     w.str(&event.run_id)?;
     w.u64(event.sequence)?;
@@ -220,12 +291,11 @@ pub(crate) fn encode_run_event(slot: &mut [u8], event: &RunEvent) -> Result<usiz
             .iter()
             .map(|(k, v)| (k.as_str(), FieldValue::Json(v))),
     )?;
-    Ok(w.pos)
+    Ok(())
 }
 
-/// Encodes a run start into `slot`; returns the bytes used.
-pub(crate) fn encode_run_started(slot: &mut [u8], run: &RunRef<'_>) -> Result<usize, Refused> {
-    let mut w = Writer { buf: slot, pos: 0 };
+/// Encodes a run start.
+pub(crate) fn encode_run_started(w: &mut impl Sink, run: &RunRef<'_>) -> Result<(), Refused> {
     w.u8(KIND_RUN_STARTED)?;
     for s in [
         run.id,
@@ -238,16 +308,15 @@ pub(crate) fn encode_run_started(slot: &mut [u8], run: &RunRef<'_>) -> Result<us
     }
     w.ts(run.started_at)?;
     w.fields(run.inputs.iter().map(|(k, v)| (*k, *v)))?;
-    Ok(w.pos)
+    Ok(())
 }
 
-/// Encodes an owned run start (its inputs a JSON map) into `slot`.
-pub(crate) fn encode_run(slot: &mut [u8], run: &Run) -> Result<usize, Refused> {
+/// Encodes an owned run start (its inputs a JSON map).
+pub(crate) fn encode_run(w: &mut impl Sink, run: &Run) -> Result<(), Refused> {
     // Only a running run has the shape of a start; anything else is recorded whole.
     if run.status != Status::Running || run.finished_at.is_some() || !is_start_shaped(run) {
         return Err(Refused);
     }
-    let mut w = Writer { buf: slot, pos: 0 };
     w.u8(KIND_RUN_STARTED)?;
     for s in [
         &run.id,
@@ -264,7 +333,7 @@ pub(crate) fn encode_run(slot: &mut [u8], run: &Run) -> Result<usize, Refused> {
             .iter()
             .map(|(k, v)| (k.as_str(), FieldValue::Json(v))),
     )?;
-    Ok(w.pos)
+    Ok(())
 }
 
 /// Whether every field the inline form does not carry has its default.
@@ -278,14 +347,13 @@ fn is_start_shaped(run: &Run) -> bool {
         && run.total_thinking_tokens == 0
 }
 
-/// Encodes a run's terminal state into `slot`; returns the bytes used.
+/// Encodes a run's terminal state.
 pub(crate) fn encode_run_finished(
-    slot: &mut [u8],
+    w: &mut impl Sink,
     run_id: &str,
     stats: &RunStats,
     finished_at: Timestamp,
-) -> Result<usize, Refused> {
-    let mut w = Writer { buf: slot, pos: 0 };
+) -> Result<(), Refused> {
     w.u8(KIND_RUN_FINISHED)?;
     w.str(run_id)?;
     w.ts(finished_at)?;
@@ -301,12 +369,11 @@ pub(crate) fn encode_run_finished(
     w.u64(stats.input_tokens)?;
     w.u64(stats.output_tokens)?;
     w.u64(stats.thinking_tokens)?;
-    Ok(w.pos)
+    Ok(())
 }
 
-/// Encodes a dispatch call event into `slot`; returns the bytes used.
-pub(crate) fn encode_call(slot: &mut [u8], call: &CallEvent) -> Result<usize, Refused> {
-    let mut w = Writer { buf: slot, pos: 0 };
+/// Encodes a dispatch call event.
+pub(crate) fn encode_call(w: &mut impl Sink, call: &CallEvent) -> Result<(), Refused> {
     w.u8(KIND_CALL)?;
     w.ts(call.ts)?;
     w.str(&call.call_id)?;
@@ -346,7 +413,7 @@ pub(crate) fn encode_call(slot: &mut [u8], call: &CallEvent) -> Result<usize, Re
     w.u32(call.schema_version)?;
     w.bool(call.secrets_resolved)?;
     w.opt_u64(call.cursor_page.map(u64::from))?;
-    Ok(w.pos)
+    Ok(())
 }
 
 /// The fields of a call slot after the outcome, in slot order.
@@ -583,15 +650,36 @@ pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
     Ok(record)
 }
 
+/// Encodes `view` into a new vector (tests).
+#[cfg(test)]
+pub(crate) fn encode_to_vec(view: Inline<'_>) -> Vec<u8> {
+    let mut measure = Measure::new(usize::MAX);
+    view.encode(&mut measure).expect("has an inline form");
+    let mut buf = vec![0u8; measure.len];
+    view.encode(&mut SliceSink {
+        buf: &mut buf,
+        pos: 0,
+    })
+    .expect("fits what was measured");
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::CALL_EVENT_SCHEMA_VERSION;
     use serde_json::json;
 
-    fn round_trip(encode: impl Fn(&mut [u8]) -> Result<usize, Refused>) -> Record {
+    fn round_trip(view: Inline<'_>) -> Record {
         let mut slot = vec![0u8; 4096];
-        let len = encode(&mut slot).expect("fits");
+        let mut sink = slice(&mut slot);
+        view.encode(&mut sink).expect("fits");
+        let len = sink.pos;
+        // Measuring gives the length writing takes, and refuses one byte less.
+        let mut measure = Measure::new(len);
+        view.encode(&mut measure).expect("measures");
+        assert_eq!(measure.len, len);
+        assert_eq!(view.encode(&mut Measure::new(len - 1)), Err(Refused));
         let record = decode(&slot[..len]).expect("decodes");
         // Every strict prefix is refused, never misread.
         for cut in 0..len {
@@ -601,6 +689,10 @@ mod tests {
             );
         }
         record
+    }
+
+    fn slice(buf: &mut [u8]) -> SliceSink<'_> {
+        SliceSink { buf, pos: 0 }
     }
 
     #[test]
@@ -622,12 +714,12 @@ mod tests {
             fields: &fields,
             created_at: Timestamp::from_unix_nanos(1_700_000_000_123_456_789),
         };
-        let Record::EventAppended(decoded) = round_trip(|s| encode_event(s, &event)) else {
+        let Record::EventAppended(decoded) = round_trip(Inline::Event(&event)) else {
             panic!("wrong kind");
         };
         assert_eq!(decoded, event.to_owned_event());
         let owned = Record::EventAppended(decoded.clone());
-        assert_eq!(round_trip(|s| encode_run_event(s, &decoded)), owned);
+        assert_eq!(round_trip(Inline::RunEvent(&decoded)), owned);
         assert_eq!(decoded.payload["big"], json!(u64::MAX));
         assert_eq!(decoded.payload["json"], json!("from json"));
     }
@@ -645,11 +737,11 @@ mod tests {
             started_at: Timestamp::from_unix_millis(5),
         };
         let expected = Record::RunStarted(view.to_owned_run());
-        assert_eq!(round_trip(|s| encode_run_started(s, &view)), expected);
+        assert_eq!(round_trip(Inline::RunStarted(&view)), expected);
         let Record::RunStarted(run) = &expected else {
             unreachable!()
         };
-        assert_eq!(round_trip(|s| encode_run(s, run)), expected);
+        assert_eq!(round_trip(Inline::Run(run)), expected);
     }
 
     #[test]
@@ -666,7 +758,11 @@ mod tests {
                 thinking_tokens: 3,
             };
             let at = Timestamp::from_unix_millis(9);
-            let decoded = round_trip(|s| encode_run_finished(s, "run-1", &stats, at));
+            let decoded = round_trip(Inline::RunFinished {
+                run_id: "run-1",
+                stats: &stats,
+                finished_at: at,
+            });
             assert_eq!(
                 decoded,
                 Record::RunFinished(RunFinished {
@@ -716,7 +812,7 @@ mod tests {
                 cursor_page: (idx % 2 == 1).then_some(2),
             };
             assert_eq!(
-                round_trip(|s| encode_call(s, &call)),
+                round_trip(Inline::Call(&call)),
                 Record::CallRecorded(call.clone())
             );
         }
@@ -734,14 +830,21 @@ mod tests {
             fields: &fields,
             created_at: Timestamp::EPOCH,
         };
-        assert_eq!(encode_event(&mut slot, &event), Err(Refused));
+        assert_eq!(encode_event(&mut slice(&mut slot), &event), Err(Refused));
         let nested = json!({"a": [1, 2]});
         let fields = [("obj", FieldValue::Json(&nested))];
         let event = EventRef {
             fields: &fields,
             ..event
         };
-        assert_eq!(encode_event(&mut [0u8; 4096], &event), Err(Refused));
+        assert_eq!(
+            encode_event(&mut slice(&mut [0u8; 4096]), &event),
+            Err(Refused)
+        );
+        assert_eq!(
+            Inline::Event(&event).encode(&mut Measure::new(usize::MAX)),
+            Err(Refused)
+        );
     }
 
     #[test]

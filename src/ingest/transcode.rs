@@ -299,7 +299,7 @@ mod tests {
     use super::*;
     use crate::codec::Record;
     use crate::ingest::EventRef;
-    use crate::ingest::slot::{self, encode_call, encode_event};
+    use crate::ingest::slot::{self, Inline, encode_to_vec};
     use crate::model::{CallEvent, Outcome, Timestamp};
     use proptest::prelude::*;
 
@@ -380,8 +380,8 @@ mod tests {
                 fields: &refs,
                 created_at: Timestamp::from_unix_nanos(created_at),
             };
-            let mut slot = vec![0u8; 8192];
-            let len = encode_event(&mut slot, &event).expect("fits");
+            let slot = encode_to_vec(Inline::Event(&event));
+            let len = slot.len();
             let slot = &slot[..len];
             if fields.len() > FIELDS_MAX {
                 let mut out = Vec::new();
@@ -430,8 +430,8 @@ mod tests {
                 secrets_resolved: !flag,
                 cursor_page,
             };
-            let mut slot = vec![0u8; 8192];
-            let len = encode_call(&mut slot, &call).expect("fits");
+            let slot = encode_to_vec(Inline::Call(&call));
+            let len = slot.len();
             let transcoded = check_same_bytes(&slot[..len]);
             prop_assert_eq!(transcoded, Transcoded { kind: RecordKind::CallRecorded, event: None });
         }
@@ -451,8 +451,8 @@ mod tests {
             fields: &fields,
             created_at: Timestamp::from_unix_nanos(5),
         };
-        let mut slot = vec![0u8; 512];
-        let len = encode_event(&mut slot, &event).unwrap();
+        let slot = encode_to_vec(Inline::Event(&event));
+        let len = slot.len();
         let mut out = Vec::new();
         transcode(&slot[..len], &mut out).unwrap().unwrap();
         let record = Record::decode_payload(RecordKind::EventAppended, &out).unwrap();
@@ -474,8 +474,8 @@ mod tests {
             fields: &fields,
             created_at: Timestamp::EPOCH,
         };
-        let mut slot = vec![0u8; 512];
-        let len = encode_event(&mut slot, &event).unwrap();
+        let slot = encode_to_vec(Inline::Event(&event));
+        let len = slot.len();
         for cut in 1..len {
             let mut out = vec![1, 2, 3];
             assert!(

@@ -1,0 +1,355 @@
+//! A many-to-one ring of variable-length records in preallocated atomic words.
+//!
+//! Where it sits: inside [`super::queue::IngestQueue`]. Producers (`record_*` calls on any
+//! thread) claim room, write a record and publish it; the committer is the one consumer.
+//! It knows nothing of what the records mean: each is a tag and up to `u32::MAX` bytes.
+//!
+//! # Protocol
+//! The ring is `2^k` words of `AtomicU64`. A record is one header word followed by its
+//! bytes, packed little-endian into whole words:
+//!
+//! ```text
+//! header = 1 << 63 | tag << 32 | byte length      (never 0: 0 means "not published")
+//! ```
+//!
+//! - **Claim** (producers): one compare-and-swap on `tail` moves it past the record. A
+//!   record that would cross the end of the ring is placed at index 0 instead, and the
+//!   words skipped are claimed with it and marked by a `PAD` header. The claim fails
+//!   (the ring is full) when the claimed words would reach those not yet consumed.
+//! - **Publish** (producers): the bytes are stored with relaxed stores, then the header
+//!   with a release store. Nothing else is shared between producers and the consumer.
+//! - **Consume** (the committer): an acquire load of the header at `head`; 0 means the
+//!   record there is not yet published (or nothing was claimed) and the consumer stops.
+//!   Otherwise it copies the bytes out, stores 0 into every word it read, and moves
+//!   `head` past them with a release store. A producer's acquire load of `head` thus
+//!   makes those zeroes visible before it writes there again.
+//!
+//! `tail` and `head` each pack two counters: records (upper 28 bits) and words (lower
+//! 36 bits), both wrapping. Their differences give the records and words in flight
+//! exactly, without a shared counter that every producer would have to touch.
+//!
+//! This follows Aeron's many-to-one ring buffer and the LMAX Disruptor: a producer's cost
+//! is one uncontended CAS (with one producer thread the `tail` line stays in its cache)
+//! and stores into words the consumer zeroed, and the consumer polls instead of being
+//! signalled. Records are packed, so a stream of small events touches few cache lines.
+//!
+//! # Invariants
+//! - Every word outside the claimed-but-unconsumed range `[head, tail)` is 0.
+//! - Only the producer that claimed a range writes to it, and only until it publishes.
+//! - The consumer reads records in claim order; a claimed record that is never
+//!   published would stop it, so a [`Claim`] dropped unpublished publishes itself as
+//!   [`TAG_VOID`] (a panicking encoder cannot wedge the ring).
+//! - No `unsafe`: the words are atomics, so even a broken protocol could only give wrong
+//!   bytes, never undefined behaviour. `tests/loom_ring.rs` model-checks the protocol.
+
+use super::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// Tag of the words skipped at the end of the ring.
+const TAG_PAD: u8 = 0;
+/// Tag of a claim that was dropped without being published: the consumer skips it.
+pub(crate) const TAG_VOID: u8 = 0xff;
+
+const PUBLISHED: u64 = 1 << 63;
+const WORD_BITS: u32 = 36;
+const WORD_MASK: u64 = (1 << WORD_BITS) - 1;
+const RECORD_MASK: u64 = (1 << (64 - WORD_BITS)) - 1;
+
+/// The largest ring: `2^27` words (1 GiB), far below what the packed counters can hold.
+pub(crate) const RING_WORDS_MAX: usize = 1 << 27;
+
+fn words_for(bytes: usize) -> usize {
+    bytes.div_ceil(8)
+}
+
+/// A packed position: records and words passed, each wrapping.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Cursor(u64);
+
+impl Cursor {
+    fn words(self) -> u64 {
+        self.0 & WORD_MASK
+    }
+    fn records(self) -> u64 {
+        self.0 >> WORD_BITS
+    }
+    fn advance(self, records: u64, words: u64) -> Cursor {
+        let r = (self.records() + records) & RECORD_MASK;
+        let w = (self.words() + words) & WORD_MASK;
+        Cursor(r << WORD_BITS | w)
+    }
+    /// Words from `earlier` to `self`.
+    fn words_since(self, earlier: Cursor) -> u64 {
+        self.words().wrapping_sub(earlier.words()) & WORD_MASK
+    }
+    /// Records from `earlier` to `self`.
+    fn records_since(self, earlier: Cursor) -> u64 {
+        self.records().wrapping_sub(earlier.records()) & RECORD_MASK
+    }
+}
+
+/// The ring. See the module docs for the protocol.
+pub(crate) struct Ring {
+    words: Box<[AtomicU64]>,
+    mask: u64,
+    /// Claimed so far; producers only.
+    tail: CachePadded<AtomicU64>,
+    /// Consumed so far; stored by the consumer only.
+    head: CachePadded<AtomicU64>,
+    /// A copy of `head` that producers read on every claim and refresh from `head` only
+    /// when the ring looks full, so they rarely touch the consumer's line.
+    head_seen: CachePadded<AtomicU64>,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity_bytes", &self.capacity_bytes())
+            .field("len", &self.len())
+            .field("len_bytes", &self.len_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ring {
+    /// A ring of at least `bytes` bytes (rounded up to a power of two words, at least 4).
+    pub fn with_capacity(bytes: usize) -> Ring {
+        let n = words_for(bytes).next_power_of_two().max(4);
+        assert!(
+            n <= RING_WORDS_MAX,
+            "ring of {bytes} bytes is over the limit"
+        );
+        // Every word is written here, so the pages are faulted in now, not on first use.
+        let words: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        Ring {
+            words,
+            mask: n as u64 - 1,
+            tail: CachePadded::new(AtomicU64::new(0)),
+            head: CachePadded::new(AtomicU64::new(0)),
+            head_seen: CachePadded::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The ring's size in bytes.
+    pub fn capacity_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// The longest record a claim can hold: half the ring less its header, so a record
+    /// and the padding before it always fit an empty ring.
+    pub fn max_record_bytes(&self) -> usize {
+        (self.words.len() / 2 - 1) * 8
+    }
+
+    /// Claims room for a record of `len` bytes; `None` when the ring has no room now
+    /// (or never will: `len` over [`Ring::max_record_bytes`]).
+    #[inline]
+    pub fn try_claim(&self, len: usize) -> Option<Claim<'_>> {
+        if len > self.max_record_bytes() {
+            return None;
+        }
+        let cap = self.words.len() as u64;
+        let need = 1 + words_for(len) as u64;
+        // `head_seen` is loaded before `tail`: whatever head it shows was reached after
+        // the claims below it, so the tail read next is never behind it.
+        let mut head = Cursor(self.head_seen.load(Ordering::Acquire));
+        let mut tail = Cursor(self.tail.load(Ordering::Relaxed));
+        let mut refreshed = false;
+        loop {
+            let at = tail.words() & self.mask;
+            let pad = if need > cap - at { cap - at } else { 0 };
+            let total = pad + need;
+            if tail.words_since(head) + total > cap {
+                if refreshed {
+                    return None;
+                }
+                // Looks full: read the consumer's own `head`, then `tail` again (in
+                // that order, for the same reason as above).
+                head = Cursor(self.head.load(Ordering::Acquire));
+                self.head_seen.store(head.0, Ordering::Release);
+                tail = Cursor(self.tail.load(Ordering::Relaxed));
+                refreshed = true;
+                continue;
+            }
+            let next = tail.advance(1, total);
+            match self.tail.compare_exchange_weak(
+                tail.0,
+                next.0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if pad > 0 {
+                        // The consumer skips from here to index 0.
+                        self.words[at as usize].store(PUBLISHED, Ordering::Release);
+                    }
+                    let start = ((at + pad) & self.mask) as usize;
+                    return Some(Claim {
+                        ring: self,
+                        header: start,
+                        len,
+                        published: false,
+                    });
+                }
+                Err(now) => tail = Cursor(now),
+            }
+        }
+    }
+
+    /// Records claimed and not yet consumed.
+    pub fn len(&self) -> u64 {
+        let head = Cursor(self.head.load(Ordering::Acquire));
+        let tail = Cursor(self.tail.load(Ordering::Acquire));
+        tail.records_since(head)
+    }
+
+    /// Bytes claimed and not yet consumed (headers and padding included).
+    pub fn len_bytes(&self) -> u64 {
+        let head = Cursor(self.head.load(Ordering::Acquire));
+        let tail = Cursor(self.tail.load(Ordering::Acquire));
+        tail.words_since(head) * 8
+    }
+
+    /// Takes the oldest record if it is published: copies its bytes into `out`
+    /// (replacing what was there) and returns its tag. Consumer only.
+    pub fn pop_into(&self, out: &mut Vec<u8>) -> Option<u8> {
+        let cap = self.words.len() as u64;
+        let mut head = Cursor(self.head.load(Ordering::Relaxed));
+        loop {
+            let at = (head.words() & self.mask) as usize;
+            let header = self.words[at].load(Ordering::Acquire);
+            if header == 0 {
+                return None;
+            }
+            let tag = (header >> 32) as u8;
+            self.words[at].store(0, Ordering::Relaxed);
+            if tag == TAG_PAD {
+                head = head.advance(0, cap - at as u64);
+                self.head.store(head.0, Ordering::Release);
+                continue;
+            }
+            let len = (header & u64::from(u32::MAX)) as usize;
+            let n = words_for(len);
+            out.clear();
+            for word in &self.words[at + 1..at + 1 + n] {
+                out.extend_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+                word.store(0, Ordering::Relaxed);
+            }
+            out.truncate(len);
+            head = head.advance(1, 1 + n as u64);
+            self.head.store(head.0, Ordering::Release);
+            return Some(tag);
+        }
+    }
+}
+
+/// Room claimed for one record; writes go through [`Claim::write`], then
+/// [`Claim::publish`]. Dropped unpublished, it publishes itself as [`TAG_VOID`].
+#[derive(Debug)]
+pub(crate) struct Claim<'r> {
+    ring: &'r Ring,
+    header: usize,
+    len: usize,
+    published: bool,
+}
+
+impl<'r> Claim<'r> {
+    /// A writer over the claimed bytes.
+    #[inline]
+    pub fn writer(&mut self) -> WordWriter<'r> {
+        let data = &self.ring.words[self.header + 1..self.header + 1 + words_for(self.len)];
+        WordWriter {
+            words: data,
+            next: 0,
+            acc: 0,
+            fill: 0,
+            room: self.len,
+        }
+    }
+
+    /// Makes the record visible to the consumer, with `tag`.
+    #[inline]
+    pub fn publish(mut self, tag: u8) {
+        self.publish_as(tag);
+    }
+
+    fn publish_as(&mut self, tag: u8) {
+        debug_assert!(tag != TAG_PAD, "the pad tag is the ring's own");
+        let header = PUBLISHED | u64::from(tag) << 32 | self.len as u64;
+        self.ring.words[self.header].store(header, Ordering::Release);
+        self.published = true;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            self.publish_as(TAG_VOID);
+        }
+    }
+}
+
+/// Writes bytes into claimed words, a word at a time.
+#[derive(Debug)]
+pub(crate) struct WordWriter<'r> {
+    words: &'r [AtomicU64],
+    next: usize,
+    acc: u64,
+    /// Bytes held in `acc`, 0..8.
+    fill: usize,
+    /// Bytes that may still be written.
+    room: usize,
+}
+
+/// A write past the end of a claim.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Overflow;
+
+impl WordWriter<'_> {
+    /// Appends `bytes`; refuses (writing nothing) what would pass the claim's length.
+    #[inline]
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<(), Overflow> {
+        if bytes.len() > self.room {
+            return Err(Overflow);
+        }
+        self.room -= bytes.len();
+        while !bytes.is_empty() {
+            let n = bytes.len().min(8);
+            let mut chunk = [0u8; 8];
+            chunk[..n].copy_from_slice(&bytes[..n]);
+            let v = u64::from_le_bytes(chunk);
+            self.acc |= v << (8 * self.fill);
+            let filled = self.fill + n;
+            if filled >= 8 {
+                self.words[self.next].store(self.acc, Ordering::Relaxed);
+                self.next += 1;
+                self.acc = if self.fill == 0 {
+                    0
+                } else {
+                    v >> (8 * (8 - self.fill))
+                };
+                self.fill = filled - 8;
+            } else {
+                self.fill = filled;
+            }
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Stores the last partial word. Bytes never written stay 0.
+    #[inline]
+    pub fn finish(self) {
+        if self.fill > 0 {
+            self.words[self.next].store(self.acc, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+impl Ring {
+    /// Whether every word is 0 (tests of the zeroing invariant).
+    pub fn is_all_zero(&self) -> bool {
+        self.words.iter().all(|w| w.load(Ordering::Relaxed) == 0)
+    }
+}
