@@ -78,7 +78,7 @@ use crate::model::{CallEvent, DropReason, Payload, Run, RunEvent, RunStats, Time
 use committer::{Committer, FlushSignal};
 use metrics::Counters;
 pub use metrics::{DropCounts, Metrics};
-use queue::IngestQueue;
+use queue::{IngestQueue, Push};
 use slot::Inline;
 
 /// What a full queue does to a `record_*` call.
@@ -482,23 +482,24 @@ impl Recorder {
         Recorded::Dropped(reason)
     }
 
-    /// The hot path: measure, claim ring room, encode into it, publish; else the slow
-    /// path.
+    /// The hot path: encode, claim ring room, copy, publish; else the slow path.
     #[inline]
     fn record_with(&self, view: Inline<'_>, owned: impl FnOnce() -> Record) -> Recorded {
         let shared = self.shared();
         if shared.closed.load(Ordering::Acquire) {
             return self.dropped(DropReason::AfterShutdown);
         }
-        let Some(len) = shared.queue.measure(&view) else {
-            return self.record_slow(owned);
-        };
-        if shared.queue.try_push_inline(&view, len) {
-            return Recorded::Accepted;
-        }
-        match self.wait_for(|| shared.queue.try_push_inline(&view, len).then_some(())) {
-            Ok(()) => Recorded::Accepted,
-            Err(reason) => self.dropped(reason),
+        match shared.queue.try_push_inline(&view) {
+            Push::Accepted => Recorded::Accepted,
+            Push::NotInline => self.record_slow(owned),
+            Push::Full => {
+                let retry =
+                    || (shared.queue.try_push_inline(&view) == Push::Accepted).then_some(());
+                match self.wait_for(retry) {
+                    Ok(()) => Recorded::Accepted,
+                    Err(reason) => self.dropped(reason),
+                }
+            }
         }
     }
 

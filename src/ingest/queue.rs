@@ -17,6 +17,7 @@
 //! - A producer that took a slow-path cell or budget always either publishes its marker
 //!   or gives them back; the committer gives them back when it pops the marker.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_queue::ArrayQueue;
@@ -24,7 +25,7 @@ use crossbeam_utils::CachePadded;
 use crossbeam_utils::atomic::AtomicCell;
 
 use super::ring::{Ring, WordWriter};
-use super::slot::{Inline, Measure, Refused, Sink};
+use super::slot::{Inline, Measure, Refused, Sink, SliceSink};
 use crate::codec::Record;
 
 /// Ring tag of an inline record (its bytes are the slot encoding of `slot.rs`).
@@ -32,6 +33,26 @@ const TAG_INLINE: u8 = 1;
 /// Ring tag of a slow-path marker: `u32` cell index, `u64` bytes charged.
 const TAG_BOXED: u8 = 2;
 const MARKER_BYTES: usize = 12;
+
+/// Inline records up to this size are encoded into a per-thread buffer and copied into
+/// the ring in whole words; larger ones are measured first, then encoded in place.
+const SCRATCH_BYTES: usize = 1024;
+
+thread_local! {
+    /// A producer thread's encoding buffer: in static thread-local storage, so taking
+    /// it never allocates.
+    static SCRATCH: RefCell<[u8; SCRATCH_BYTES]> = const { RefCell::new([0; SCRATCH_BYTES]) };
+}
+
+/// What became of an inline push.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Push {
+    Accepted,
+    /// The ring has no room now.
+    Full,
+    /// No inline form, or over the inline size: the slow path's.
+    NotInline,
+}
 
 /// Encodes straight into claimed ring words.
 struct RingSink<'r>(WordWriter<'r>);
@@ -106,20 +127,44 @@ impl IngestQueue {
         self.ring.len_bytes()
     }
 
-    /// The bytes `view` takes inline; `None` when it has no inline form or is larger
-    /// than an inline record may be.
+    /// Writes `view` into the ring, if it has an inline form of at most `inline_max`
+    /// bytes and the ring has room.
     #[inline]
-    pub fn measure(&self, view: &Inline<'_>) -> Option<usize> {
-        let mut measure = Measure::new(self.inline_max);
-        view.encode(&mut measure).ok()?;
-        Some(measure.len)
+    pub fn try_push_inline(&self, view: &Inline<'_>) -> Push {
+        let encoded = SCRATCH.try_with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let limit = self.inline_max.min(SCRATCH_BYTES);
+            let mut sink = SliceSink {
+                buf: &mut scratch[..limit],
+                pos: 0,
+            };
+            view.encode(&mut sink).ok()?;
+            let len = sink.pos;
+            let Some(mut claim) = self.ring.try_claim(len) else {
+                return Some(Push::Full);
+            };
+            claim.write_all(&scratch[..len]);
+            claim.publish(TAG_INLINE);
+            Some(Push::Accepted)
+        });
+        match encoded {
+            Ok(Some(push)) => push,
+            // Refused by the scratch buffer, or (at thread exit) no buffer: the measured
+            // path tells whether it has an inline form at all.
+            _ => self.try_push_measured(view),
+        }
     }
 
-    /// Writes `view`, measured at `len` bytes, into the ring; false when it is full.
-    #[inline]
-    pub fn try_push_inline(&self, view: &Inline<'_>, len: usize) -> bool {
-        let Some(mut claim) = self.ring.try_claim(len) else {
-            return false;
+    /// Measures `view`, claims that room, and encodes into it a word at a time: for
+    /// records over the scratch buffer (an `inline_bytes` raised past the default).
+    #[cold]
+    fn try_push_measured(&self, view: &Inline<'_>) -> Push {
+        let mut measure = Measure::new(self.inline_max);
+        if view.encode(&mut measure).is_err() {
+            return Push::NotInline;
+        }
+        let Some(mut claim) = self.ring.try_claim(measure.len) else {
+            return Push::Full;
         };
         let mut sink = RingSink(claim.writer());
         let encoded = view.encode(&mut sink);
@@ -130,7 +175,7 @@ impl IngestQueue {
             sink.0.finish();
             claim.publish(TAG_INLINE);
         }
-        true
+        Push::Accepted
     }
 
     /// Queues a slow-path record charged `bytes`, taking it out of `record`; false
@@ -149,12 +194,10 @@ impl IngestQueue {
             return false;
         };
         self.cells[cell as usize].store(record.take());
-        let mut writer = claim.writer();
-        let written = writer
-            .write(&cell.to_le_bytes())
-            .and_then(|()| writer.write(&(bytes as u64).to_le_bytes()));
-        debug_assert!(written.is_ok(), "the marker fits its claim");
-        writer.finish();
+        let mut marker = [0u8; MARKER_BYTES];
+        marker[..4].copy_from_slice(&cell.to_le_bytes());
+        marker[4..].copy_from_slice(&(bytes as u64).to_le_bytes());
+        claim.write_all(&marker);
         claim.publish(TAG_BOXED);
         true
     }
@@ -252,9 +295,11 @@ mod tests {
             fields: &fields,
             created_at: Timestamp::EPOCH,
         };
-        let view = Inline::Event(&view);
-        let len = q.measure(&view).expect("fits inline");
-        q.try_push_inline(&view, len)
+        match q.try_push_inline(&Inline::Event(&view)) {
+            Push::Accepted => true,
+            Push::Full => false,
+            Push::NotInline => panic!("has an inline form"),
+        }
     }
 
     fn pop(q: &IngestQueue, scratch: &mut Vec<u8>) -> Option<Result<Vec<u8>, Box<Record>>> {
@@ -294,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_over_the_inline_size_is_not_measured() {
+    fn an_event_over_the_inline_size_is_not_inline() {
         let q = IngestQueue::new(4096, 64, 1024);
         let long = "x".repeat(100);
         let fields = [("text", FieldValue::Str(&long))];
@@ -305,7 +350,8 @@ mod tests {
             fields: &fields,
             created_at: Timestamp::EPOCH,
         };
-        assert_eq!(q.measure(&Inline::Event(&view)), None);
+        assert_eq!(q.try_push_inline(&Inline::Event(&view)), Push::NotInline);
+        assert_eq!(q.len(), 0);
     }
 
     #[test]

@@ -119,8 +119,13 @@ impl Ring {
             n <= RING_WORDS_MAX,
             "ring of {bytes} bytes is over the limit"
         );
-        // Every word is written here, so the pages are faulted in now, not on first use.
         let words: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        // The allocation may be fresh zero pages the OS maps on first write; a store to
+        // every word (an atomic store, which the compiler keeps) faults them in now,
+        // not one page per 4 KiB on the producers' first lap.
+        for word in &words {
+            word.store(0, Ordering::Relaxed);
+        }
         Ring {
             words,
             mask: n as u64 - 1,
@@ -243,8 +248,8 @@ impl Ring {
     }
 }
 
-/// Room claimed for one record; writes go through [`Claim::write`], then
-/// [`Claim::publish`]. Dropped unpublished, it publishes itself as [`TAG_VOID`].
+/// Room claimed for one record; written with [`Claim::write_all`] or through
+/// [`Claim::writer`], then [`Claim::publish`]ed. Dropped unpublished, it publishes itself as [`TAG_VOID`].
 #[derive(Debug)]
 pub(crate) struct Claim<'r> {
     ring: &'r Ring,
@@ -264,6 +269,24 @@ impl<'r> Claim<'r> {
             acc: 0,
             fill: 0,
             room: self.len,
+        }
+    }
+
+    /// Writes the whole record from `bytes` (its claimed length), a word at a time.
+    #[inline]
+    pub fn write_all(&mut self, bytes: &[u8]) {
+        assert_eq!(bytes.len(), self.len, "a record is written whole");
+        let data = &self.ring.words[self.header + 1..self.header + 1 + words_for(self.len)];
+        let mut chunks = bytes.chunks_exact(8);
+        for (word, chunk) in data.iter().zip(&mut chunks) {
+            let chunk: [u8; 8] = chunk.try_into().expect("chunks of 8");
+            word.store(u64::from_le_bytes(chunk), Ordering::Relaxed);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            data[data.len() - 1].store(u64::from_le_bytes(last), Ordering::Relaxed);
         }
     }
 

@@ -70,8 +70,10 @@ impl fmt::Display for SlotError {
 
 /// Where an encoder writes: it takes bytes in order, and refuses what does not fit.
 ///
-/// Three sinks exist: [`Measure`] (counts, so a producer claims exactly the room an
-/// event needs), the ring's word writer (see `queue.rs`), and [`SliceSink`] (tests).
+/// Three sinks exist: [`SliceSink`] (a producer's scratch buffer, copied into the ring
+/// once the length is known), and for records too large for that buffer, [`Measure`]
+/// (counts, so a producer claims exactly the room needed) and the ring's word writer
+/// (see `queue.rs`).
 pub(crate) trait Sink {
     /// Appends `bytes`, or refuses them all.
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused>;
@@ -209,15 +211,13 @@ impl Sink for Measure {
     }
 }
 
-/// Writes into a byte slice (tests).
-#[cfg(test)]
+/// Writes into a byte slice.
 #[derive(Debug)]
 pub(crate) struct SliceSink<'a> {
     pub buf: &'a mut [u8],
     pub pos: usize,
 }
 
-#[cfg(test)]
 impl Sink for SliceSink<'_> {
     #[inline]
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
