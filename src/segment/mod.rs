@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{
-    Frame, FrameContext, FrameError, Lsn, Record, RecordKind, SegmentId, decode_frame,
+    Decode, Frame, FrameContext, FrameError, Lsn, Record, RecordKind, SegmentId, decode_frame,
     frame_payload,
 };
 use crate::error::{CorruptionKind, Error, Result};
@@ -719,6 +719,17 @@ impl Journal {
     pub fn read(&self, lsn: Lsn) -> Result<Record> {
         self.with_frame(lsn, |frame, path, offset| {
             frame.record().map_err(|kind| Error::Corrupt {
+                segment: path.to_path_buf(),
+                offset,
+                kind,
+            })
+        })
+    }
+
+    /// Reads and verifies the record at `lsn`, which must be a `T`.
+    pub(crate) fn read_as<T: Decode>(&self, lsn: Lsn) -> Result<T> {
+        self.with_frame(lsn, |frame, path, offset| {
+            frame.decode_as().map_err(|kind| Error::Corrupt {
                 segment: path.to_path_buf(),
                 offset,
                 kind,
