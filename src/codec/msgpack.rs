@@ -42,12 +42,14 @@ impl<'a> MsgpackMap<'a> {
         self.n_left == 0 && self.bytes.is_empty()
     }
 
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         let (&first, rest) = self.bytes.split_first()?;
         self.bytes = rest;
         Some(first)
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.bytes.len() {
             return None;
@@ -58,6 +60,7 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// A big-endian unsigned number of `n` bytes (1, 2, 4 or 8).
+    #[inline]
     fn be(&mut self, n: usize) -> Option<u64> {
         Some(
             self.take(n)?
@@ -69,12 +72,14 @@ impl<'a> MsgpackMap<'a> {
     /// A count of items that follow, refused when it exceeds the bytes left (every
     /// item takes at least one byte), so a damaged count cannot make a caller
     /// allocate or loop beyond the payload.
+    #[inline]
     fn count(&self, n: u64, bytes_per_item: usize) -> Option<usize> {
         let n = usize::try_from(n).ok()?;
         (n.checked_mul(bytes_per_item)? <= self.bytes.len()).then_some(n)
     }
 
     /// The header of a map value: its number of entries.
+    #[inline]
     fn map_len(&mut self) -> Option<usize> {
         let tag = self.byte()?;
         let n = match tag {
@@ -87,6 +92,7 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// The header of an array value: its number of items.
+    #[inline]
     pub(crate) fn array_len(&mut self) -> Option<usize> {
         let tag = self.byte()?;
         let n = match tag {
@@ -100,6 +106,7 @@ impl<'a> MsgpackMap<'a> {
 
     /// The next key: `Some(None)` after the last one, `None` when the bytes are not
     /// a key.
+    #[inline]
     pub(crate) fn next_key(&mut self) -> Option<Option<&'a [u8]>> {
         if self.n_left == 0 {
             return Some(None);
@@ -110,6 +117,7 @@ impl<'a> MsgpackMap<'a> {
 
     /// Reads the map value at the current position with `read`, which must read all
     /// of its entries, and moves past it.
+    #[inline]
     pub(crate) fn with_map<T>(
         &mut self,
         read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
@@ -123,6 +131,7 @@ impl<'a> MsgpackMap<'a> {
         Some(value)
     }
 
+    #[inline]
     fn str_bytes(&mut self) -> Option<&'a [u8]> {
         let tag = self.byte()?;
         let len = match tag {
@@ -135,20 +144,24 @@ impl<'a> MsgpackMap<'a> {
         self.take(len)
     }
 
+    #[inline]
     pub(crate) fn str(&mut self) -> Option<&'a str> {
         std::str::from_utf8(self.str_bytes()?).ok()
     }
 
+    #[inline]
     pub(crate) fn string(&mut self) -> Option<String> {
         self.str().map(str::to_owned)
     }
 
     /// An integer as `i128`, so every msgpack integer fits and range checks are exact.
+    #[inline]
     pub(crate) fn int(&mut self) -> Option<i128> {
         let tag = self.byte()?;
         self.int_after(tag)
     }
 
+    #[inline]
     fn int_after(&mut self, tag: u8) -> Option<i128> {
         Some(match tag {
             0x00..=0x7f => i128::from(tag),
@@ -165,14 +178,17 @@ impl<'a> MsgpackMap<'a> {
         })
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self) -> Option<u64> {
         u64::try_from(self.int()?).ok()
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Option<u32> {
         u32::try_from(self.int()?).ok()
     }
 
+    #[inline]
     pub(crate) fn timestamp(&mut self) -> Option<Timestamp> {
         i64::try_from(self.int()?)
             .ok()
@@ -180,6 +196,7 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// A run status by its snake_case name.
+    #[inline]
     pub(crate) fn status(&mut self) -> Option<Status> {
         let name = self.str_bytes()?;
         Status::ALL
@@ -188,6 +205,7 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// An outcome kind by its snake_case name.
+    #[inline]
     pub(crate) fn outcome_kind(&mut self) -> Option<OutcomeKind> {
         let name = self.str_bytes()?;
         OutcomeKind::ALL
@@ -195,6 +213,7 @@ impl<'a> MsgpackMap<'a> {
             .find(|kind| kind.as_str().as_bytes() == name)
     }
 
+    #[inline]
     pub(crate) fn bool(&mut self) -> Option<bool> {
         match self.byte()? {
             0xc2 => Some(false),
@@ -204,6 +223,7 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// A float, or an integer read as one (as serde reads an `f64`).
+    #[inline]
     pub(crate) fn f64(&mut self) -> Option<f64> {
         let tag = self.byte()?;
         match tag {
@@ -213,11 +233,13 @@ impl<'a> MsgpackMap<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn is_nil(&self) -> bool {
         self.bytes.first() == Some(&0xc0)
     }
 
     /// Steps over a nil; `None` when the next value is not nil.
+    #[inline]
     pub(crate) fn nil(&mut self) -> Option<()> {
         (self.byte()? == 0xc0).then_some(())
     }
