@@ -137,6 +137,21 @@ pub enum ReadView {
     Owned(Vec<u8>),
 }
 
+impl ReadView {
+    /// Maps every page of the view into the process now (`MADV_POPULATE_READ`), so a
+    /// later first read of a page costs no page fault. Only a hint: a kernel without it
+    /// (before Linux 5.14) or another platform does nothing, and the error says why.
+    pub fn prefault(&self) -> std::io::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            ReadView::Mapped(map) => map.advise(memmap2::Advice::PopulateRead),
+            #[cfg(not(target_os = "linux"))]
+            ReadView::Mapped(_) => Ok(()),
+            ReadView::Owned(_) => Ok(()),
+        }
+    }
+}
+
 impl Deref for ReadView {
     type Target = [u8];
 
