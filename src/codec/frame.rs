@@ -61,7 +61,7 @@ impl Frame<'_> {
     pub(crate) fn decode_as<T: Decode>(&self) -> Result<T, CorruptionKind> {
         if self.kind != T::KIND {
             return Err(CorruptionKind::BadPayload(format!(
-                "the index expects a {:?} record here but found a {:?} record",
+                "expected a {:?} record but found a {:?} record",
                 T::KIND,
                 self.kind
             )));
