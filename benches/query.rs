@@ -8,7 +8,9 @@
 //! events, finish). SQLite is the harness's `SqliteStorage` (WAL, `synchronous =
 //! NORMAL`, an index for every query), loaded with the same records in transactions of
 //! about 4000. Besides criterion's means, it prints the p99 of `get_run` over 100 000
-//! single calls, measured one by one.
+//! single calls, measured one by one: on the log the rebuild just mapped in whole, and
+//! at the end on the log reopened with its checkpoint (cold maps), then reopened with
+//! `Config::prefault_segments`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -80,23 +82,9 @@ fn queries(c: &mut Criterion) {
         elapsed.as_secs_f64() / (log_bytes as f64 / 1e9)
     );
 
-    // get_run p99, measured call by call.
-    let mut samples: Vec<Duration> = Vec::with_capacity(100_000);
-    let mut x = 12345u64;
-    for _ in 0..100_000 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let id = run_id((x >> 33) % n);
-        let t = Instant::now();
-        black_box(log.get_run(&id).unwrap());
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    println!(
-        "get_run over 100000 random ids: p50 {:?}, p99 {:?}, max {:?}",
-        samples[50_000], samples[99_000], samples[99_999]
-    );
+    // get_run p99, measured call by call. The rebuild above read every frame through
+    // the segment maps, so every page is mapped here.
+    get_run_percentiles(&log, n, "");
 
     // The same records in SQLite, and call events in both.
     let calls: Vec<Record> = (0..n).map(|i| Record::CallRecorded(call(i))).collect();
@@ -139,6 +127,53 @@ fn queries(c: &mut Criterion) {
     }
     group.finish();
     drop(log);
+    // The store directory must hold only the log's files to be opened again.
+    drop(sqlite);
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("peer.sqlite")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+
+    // The same p99 on a log just opened with its checkpoint, whose maps are cold: the
+    // first read of each page faults it in. Then with the sealed segments prefaulted
+    // at open, so the first reads no longer fault.
+    let log = AuditLog::open(config(tmp.path())).unwrap();
+    get_run_percentiles(&log, n, " (opened with the checkpoint, cold maps)");
+    drop(log);
+    let t = Instant::now();
+    let log = AuditLog::open(config(tmp.path()).prefault_segments(true)).unwrap();
+    println!(
+        "open with checkpoint and prefault_segments: {:.1?}",
+        t.elapsed()
+    );
+    get_run_percentiles(&log, n, " (prefault_segments)");
+}
+
+/// Times `get_run` call by call over 100 000 random ids and prints p50, p99 and max.
+fn get_run_percentiles(log: &AuditLog, n: u64, what: &str) {
+    let mut samples: Vec<Duration> = Vec::with_capacity(100_000);
+    let mut x = 12345u64;
+    for _ in 0..100_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let id = run_id((x >> 33) % n);
+        let t = Instant::now();
+        black_box(log.get_run(&id).unwrap());
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    println!(
+        "get_run over 100000 random ids{what}: p50 {:?}, p99 {:?}, max {:?}",
+        samples[50_000], samples[99_000], samples[99_999]
+    );
 }
 
 /// Call event `i`: the harness's event, spread over callers, tools and time.

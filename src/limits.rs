@@ -28,6 +28,10 @@ pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
 /// Longest run, call or event id, in bytes.
 pub const ID_BYTES_MAX: usize = 1024;
 
+/// Deepest nesting of a JSON-like value (run inputs, event payloads) the hand-written
+/// record decoder reads itself; a deeper value is read by serde instead.
+pub const VALUE_DEPTH_MAX: usize = 64;
+
 /// Deepest parent chain `walk_parent_chain` follows (SPEC §3.15).
 pub const PARENT_CHAIN_DEPTH_MAX: usize = 32;
 

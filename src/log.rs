@@ -194,6 +194,9 @@ impl AuditLog {
                 }
             }
         };
+        if config.prefault_segments {
+            journal.prefault_sealed();
+        }
         // Anything the checkpoint on disk does not cover makes the next close write one.
         let n_since_checkpoint = match checkpoint_use {
             CheckpointUse::Loaded { .. } => n_tail_frames,

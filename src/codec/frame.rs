@@ -15,6 +15,7 @@
 
 use std::mem::size_of;
 
+use crate::codec::decode::{self, Decode};
 use crate::codec::{Lsn, Record, RecordKind, SegmentId};
 use crate::error::CorruptionKind;
 use crate::limits::FRAME_HEADER_BYTES;
@@ -53,6 +54,19 @@ impl Frame<'_> {
     pub fn record(&self) -> Result<Record, CorruptionKind> {
         Record::decode_payload(self.kind, self.payload)
             .map_err(|e| CorruptionKind::BadPayload(e.to_string()))
+    }
+
+    /// Decodes the payload of a frame that must hold a `T` (a run, a finish, an event
+    /// or a call event), without going through [`Record`].
+    pub(crate) fn decode_as<T: Decode>(&self) -> Result<T, CorruptionKind> {
+        if self.kind != T::KIND {
+            return Err(CorruptionKind::BadPayload(format!(
+                "expected a {:?} record but found a {:?} record",
+                T::KIND,
+                self.kind
+            )));
+        }
+        decode::decode(self.payload).map_err(|e| CorruptionKind::BadPayload(e.to_string()))
     }
 }
 

@@ -9,8 +9,13 @@
 //!   its payload, so a stale, misplaced or torn frame never verifies.
 //! - Decoding never trusts a length from disk: it is checked against the record limit
 //!   and the bytes at hand before anything is sliced or allocated.
+//! - serde is the reference decoding of every payload; the hand-written readers
+//!   (`decode` for whole records, `msgpack` under it and under the index's partial
+//!   reads) only ever answer the same or hand the payload to serde.
 
+mod decode;
 mod frame;
+pub(crate) mod msgpack;
 mod record;
 
 /// The cheap pre-check used when searching for the next good frame after damage.
@@ -18,6 +23,7 @@ pub(crate) mod frame_probe {
     pub(crate) use super::frame::may_start_frame;
 }
 
+pub(crate) use decode::Decode;
 pub use frame::{Frame, FrameContext, FrameError, decode_frame, encode_frame, frame_payload};
 pub(crate) use record::EncodedRecord;
 pub use record::{DropReport, Purge, Record, RecordKind, RunFinished};

@@ -107,8 +107,17 @@ impl Record {
         }
     }
 
-    /// Decodes a payload of the given kind.
+    /// Decodes a payload of the given kind: by the hand-written reader when it can
+    /// (`codec::decode`), otherwise by serde, which reports what is wrong.
     pub fn decode_payload(
+        kind: RecordKind,
+        payload: &[u8],
+    ) -> Result<Record, rmp_serde::decode::Error> {
+        super::decode::record(kind, payload)
+    }
+
+    /// Decodes a payload of the given kind through serde alone.
+    pub(crate) fn decode_payload_serde(
         kind: RecordKind,
         payload: &[u8],
     ) -> Result<Record, rmp_serde::decode::Error> {

@@ -3,7 +3,8 @@
 //!
 //! Where it sits: between a verified frame and [`Index::apply_frame`](super::Index).
 //! Payloads are msgpack maps with field names (see `codec::record`). Each kind is read
-//! first by a small hand-written walker ([`MsgpackMap`]) that picks the named fields
+//! first by a small hand-written walker (over the codec's [`MsgpackMap`], which the
+//! query path's full decoder `codec::decode` shares) that picks the named fields
 //! out of the top-level map and steps over every other value without decoding it;
 //! anything it does not expect (a positional array, a repeated or missing field, a
 //! value of another type) sends the payload to the serde structs below, which name
@@ -24,6 +25,7 @@
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::codec::msgpack::{MsgpackMap, first_time};
 use crate::model::{OutcomeKind, Status, Timestamp};
 
 /// What the index takes of a `RunStarted` record (a [`Run`](crate::model::Run)).
@@ -97,168 +99,6 @@ pub(crate) struct PurgeKey {
     pub purged_at: IgnoredAny,
 }
 
-/// Reads the top-level map of a msgpack payload, one key and value at a time.
-struct MsgpackMap<'a> {
-    bytes: &'a [u8],
-    n_left: usize,
-}
-
-impl<'a> MsgpackMap<'a> {
-    /// The map at the start of `bytes`, if there is one.
-    fn new(bytes: &'a [u8]) -> Option<MsgpackMap<'a>> {
-        let mut map = MsgpackMap { bytes, n_left: 0 };
-        let tag = map.byte()?;
-        map.n_left = match tag {
-            0x80..=0x8f => usize::from(tag & 0x0f),
-            0xde => map.be(2)? as usize,
-            0xdf => map.be(4)? as usize,
-            _ => return None,
-        };
-        Some(map)
-    }
-
-    fn byte(&mut self) -> Option<u8> {
-        let (&first, rest) = self.bytes.split_first()?;
-        self.bytes = rest;
-        Some(first)
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.bytes.len() {
-            return None;
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Some(head)
-    }
-
-    /// A big-endian unsigned number of `n` bytes (1, 2, 4 or 8).
-    fn be(&mut self, n: usize) -> Option<u64> {
-        Some(
-            self.take(n)?
-                .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
-        )
-    }
-
-    /// The next key: `Some(None)` after the last one, `None` when the bytes are not
-    /// a key.
-    fn next_key(&mut self) -> Option<Option<&'a [u8]>> {
-        if self.n_left == 0 {
-            return Some(None);
-        }
-        self.n_left -= 1;
-        self.str_bytes().map(Some)
-    }
-
-    fn str_bytes(&mut self) -> Option<&'a [u8]> {
-        let tag = self.byte()?;
-        let len = match tag {
-            0xa0..=0xbf => usize::from(tag & 0x1f),
-            0xd9 => self.be(1)? as usize,
-            0xda => self.be(2)? as usize,
-            0xdb => self.be(4)? as usize,
-            _ => return None,
-        };
-        self.take(len)
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.str_bytes()?).ok()
-    }
-
-    /// An integer as `i128`, so every msgpack integer fits and range checks are exact.
-    fn int(&mut self) -> Option<i128> {
-        let tag = self.byte()?;
-        Some(match tag {
-            0x00..=0x7f => i128::from(tag),
-            0xe0..=0xff => i128::from(tag as i8),
-            0xcc => i128::from(self.be(1)?),
-            0xcd => i128::from(self.be(2)?),
-            0xce => i128::from(self.be(4)?),
-            0xcf => i128::from(self.be(8)?),
-            0xd0 => i128::from(self.be(1)? as u8 as i8),
-            0xd1 => i128::from(self.be(2)? as u16 as i16),
-            0xd2 => i128::from(self.be(4)? as u32 as i32),
-            0xd3 => i128::from(self.be(8)? as i64),
-            _ => return None,
-        })
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        u64::try_from(self.int()?).ok()
-    }
-
-    fn timestamp(&mut self) -> Option<Timestamp> {
-        i64::try_from(self.int()?)
-            .ok()
-            .map(Timestamp::from_unix_nanos)
-    }
-
-    fn is_nil(&self) -> bool {
-        self.bytes.first() == Some(&0xc0)
-    }
-
-    /// Steps over one value of any type and depth, without recursion.
-    fn skip(&mut self) -> Option<()> {
-        let mut n_values = 1usize;
-        while n_values > 0 {
-            n_values -= 1;
-            let tag = self.byte()?;
-            let (n_bytes, n_items) = match tag {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
-                0x80..=0x8f => (0, 2 * usize::from(tag & 0x0f)),
-                0x90..=0x9f => (0, usize::from(tag & 0x0f)),
-                0xa0..=0xbf => (usize::from(tag & 0x1f), 0),
-                0xc4 | 0xd9 => (self.be(1)? as usize, 0),
-                0xc5 | 0xda => (self.be(2)? as usize, 0),
-                0xc6 | 0xdb => (self.be(4)? as usize, 0),
-                0xc7 => (self.be(1)? as usize + 1, 0),
-                0xc8 => (self.be(2)? as usize + 1, 0),
-                0xc9 => (self.be(4)? as usize + 1, 0),
-                0xca => (4, 0),
-                0xcb => (8, 0),
-                0xcc | 0xd0 => (1, 0),
-                0xcd | 0xd1 => (2, 0),
-                0xce | 0xd2 => (4, 0),
-                0xcf | 0xd3 => (8, 0),
-                0xd4 => (2, 0),
-                0xd5 => (3, 0),
-                0xd6 => (5, 0),
-                0xd7 => (9, 0),
-                0xd8 => (17, 0),
-                0xdc => (0, self.be(2)? as usize),
-                0xdd => (0, self.be(4)? as usize),
-                0xde => (0, 2 * self.be(2)? as usize),
-                0xdf => (0, 2 * self.be(4)? as usize),
-                0xc1 => return None,
-            };
-            self.take(n_bytes)?;
-            // Every item takes at least one byte: a count beyond the bytes left is
-            // damage, refused before it can make the loop long.
-            n_values = n_values.checked_add(n_items)?;
-            if n_values > self.bytes.len() {
-                return None;
-            }
-        }
-        Some(())
-    }
-}
-
-/// Marks field `bit` as read; `None` when it was already (serde refuses duplicates).
-fn first_time(seen: &mut u32, bit: u32) -> Option<()> {
-    let mask = 1 << bit;
-    if *seen & mask != 0 {
-        return None;
-    }
-    *seen |= mask;
-    Some(())
-}
-
-fn status_named(name: &str) -> Option<Status> {
-    Status::ALL.into_iter().find(|s| s.as_str() == name)
-}
-
 /// The walker's read of a `RunStarted` payload; `None` sends it to serde.
 fn walk_start(payload: &[u8]) -> Option<StartKey<'_>> {
     let mut map = MsgpackMap::new(payload)?;
@@ -296,7 +136,7 @@ fn walk_start(payload: &[u8]) -> Option<StartKey<'_>> {
             }
             b"status" => {
                 first_time(&mut seen, 6)?;
-                key.status = status_named(map.str()?)?;
+                key.status = map.status()?;
             }
             b"parent_run_id" => {
                 first_time(&mut seen, 7)?;
@@ -317,20 +157,20 @@ fn walk_finish(payload: &[u8]) -> Option<FinishKey<'_>> {
             b"run_id" if run_id.is_none() => run_id = Some(map.str()?),
             b"finished_at" if finished_at.is_none() => finished_at = Some(map.timestamp()?),
             b"stats" if status.is_none() => {
-                let mut inner = MsgpackMap::new(map.bytes)?;
-                let mut found = Status::default();
-                let mut seen = 0u32;
-                while let Some(field) = inner.next_key()? {
-                    match field {
-                        b"status" => {
-                            first_time(&mut seen, 0)?;
-                            found = status_named(inner.str()?)?;
+                status = Some(map.with_map(|inner| {
+                    let mut found = Status::default();
+                    let mut seen = 0u32;
+                    while let Some(field) = inner.next_key()? {
+                        match field {
+                            b"status" => {
+                                first_time(&mut seen, 0)?;
+                                found = inner.status()?;
+                            }
+                            _ => inner.skip()?,
                         }
-                        _ => inner.skip()?,
                     }
-                }
-                map.bytes = inner.bytes;
-                status = Some(found);
+                    Some(found)
+                })?);
             }
             b"run_id" | b"finished_at" | b"stats" => return None,
             _ => map.skip()?,
@@ -412,20 +252,19 @@ fn walk_call(payload: &[u8]) -> Option<CallKey<'_>> {
 /// Reads the outcome map at the walker's position (its `kind`, passing over the
 /// variant's fields) and moves the walker past it.
 fn walk_outcome(outer: &mut MsgpackMap<'_>) -> Option<OutcomeKey> {
-    let mut map = MsgpackMap::new(outer.bytes)?;
-    let mut kind = None;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"kind" if kind.is_none() => {
-                let name = map.str()?;
-                kind = Some(*OutcomeKind::ALL.iter().find(|k| k.as_str() == name)?);
+    outer.with_map(|map| {
+        let mut kind = None;
+        while let Some(name) = map.next_key()? {
+            match name {
+                b"kind" if kind.is_none() => {
+                    kind = Some(map.outcome_kind()?);
+                }
+                b"kind" => return None,
+                _ => map.skip()?,
             }
-            b"kind" => return None,
-            _ => map.skip()?,
         }
-    }
-    outer.bytes = map.bytes;
-    Some(OutcomeKey { kind: kind? })
+        Some(OutcomeKey { kind: kind? })
+    })
 }
 
 /// Reads a `RunStarted` payload.

@@ -224,7 +224,8 @@ fn outcome_byte(kind: OutcomeKind) -> u8 {
 
 /// The call events, keyed by `(ts, LSN)`: the LSN makes keys unique and orders equal
 /// timestamps by arrival. Calls mostly arrive in time order, which `OrderedMap` makes a
-/// push.
+/// push. `by_caller` and `by_tool` hold exactly the keys of `by_time` whose entry names
+/// that caller or tool: only [`Calls::insert`] fills them, and nothing removes a call.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Calls {
     pub(crate) by_time: OrderedMap<(i64, u64), CallEntry>,
@@ -1162,6 +1163,9 @@ impl Index {
             return Box::new(std::iter::empty());
         }
         let range = (since, 0)..=(last, u64::MAX);
+        // Walking the list of the one name asked for, every key matches: the entry
+        // need not be looked up.
+        let only_the_list = kind.is_none() && (caller.is_none() || tool.is_none());
         let matches = move |key: &(i64, u64)| {
             calls.by_time.get(key).is_some_and(|entry| {
                 caller.is_none_or(|c| c == entry.caller)
@@ -1180,6 +1184,9 @@ impl Index {
             },
             (None, None) => Box::new(calls.by_time.range_rev(range).map(|(k, _)| k)),
         };
+        if only_the_list {
+            return Box::new(keys.map(|&(_, lsn)| Lsn(lsn)));
+        }
         Box::new(keys.filter(move |k| matches(k)).map(|&(_, lsn)| Lsn(lsn)))
     }
 }

@@ -12,39 +12,29 @@ use crate::model::{CallEvent, Run, RunEvent, RunStats, Status, Timestamp};
 use crate::query::{CallFilter, RunFilter, Storage, clamp_limit, clamp_offset};
 use crate::segment::Journal;
 
-fn unexpected(lsn: Lsn, wanted: &str, found: &Record) -> Error {
-    Error::Corrupt {
-        segment: std::path::PathBuf::new(),
-        offset: lsn.0,
-        kind: crate::CorruptionKind::BadPayload(format!(
-            "the index expects a {wanted} record at LSN {lsn} but found {:?}",
-            found.kind()
-        )),
-    }
-}
-
 /// Reads a run back: its `RunStarted` record with its latest finish applied.
 fn read_run(journal: &Journal, entry: &RunEntry) -> Result<Run> {
-    let lsn = entry.started_lsn();
-    let mut run = match journal.read(lsn)? {
-        Record::RunStarted(run) => run,
-        other => return Err(unexpected(lsn, "RunStarted", &other)),
-    };
+    let mut run: Run = journal.read_as(entry.started_lsn())?;
     if let Some(lsn) = entry.finished_lsn() {
-        match journal.read(lsn)? {
-            Record::RunFinished(finish) => run.apply_finish(&finish.stats, finish.finished_at),
-            other => return Err(unexpected(lsn, "RunFinished", &other)),
-        }
+        let finish: RunFinished = journal.read_as(lsn)?;
+        run.apply_finish(&finish.stats, finish.finished_at);
     }
     debug_assert_eq!(run.status, entry.status(), "the index agrees with the log");
     Ok(run)
 }
 
+/// Reads back at most `limit` runs.
 fn read_runs<'a>(
     journal: &Journal,
     entries: impl Iterator<Item = &'a RunEntry>,
+    limit: usize,
 ) -> Result<Vec<Run>> {
-    entries.map(|entry| read_run(journal, entry)).collect()
+    let most = entries.size_hint().1.map_or(limit, |n| n.min(limit));
+    let mut runs = Vec::with_capacity(most);
+    for entry in entries.take(limit) {
+        runs.push(read_run(journal, entry)?);
+    }
+    Ok(runs)
 }
 
 fn journal_of(state: &crate::log::State) -> Result<&Journal> {
@@ -64,7 +54,8 @@ fn list_page(
     };
     read_runs(
         journal,
-        index.runs_newest_first(&resolved).skip(offset).take(limit),
+        index.runs_newest_first(&resolved).skip(offset),
+        limit,
     )
 }
 
@@ -152,15 +143,12 @@ impl Storage for AuditLog {
     fn list_logs_by_run(&self, run_id: &str) -> Result<Vec<RunEvent>> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        state
-            .index
-            .events_of(run_id)
-            .iter()
-            .map(|&(_, lsn)| match journal.read(Lsn(lsn))? {
-                Record::EventAppended(event) => Ok(event),
-                other => Err(unexpected(Lsn(lsn), "EventAppended", &other)),
-            })
-            .collect()
+        let events = state.index.events_of(run_id);
+        let mut read = Vec::with_capacity(events.len());
+        for &(_, lsn) in events {
+            read.push(journal.read_as(Lsn(lsn))?);
+        }
+        Ok(read)
     }
 
     fn list_runs_by_skill(&self, skill_id: &str, limit: i64) -> Result<Vec<Run>> {
@@ -240,7 +228,8 @@ impl Storage for AuditLog {
         if parent_id.is_empty() {
             return Ok(Vec::new());
         }
-        read_runs(journal, state.index.children_oldest_first(parent_id))
+        let children = state.index.children_oldest_first(parent_id);
+        read_runs(journal, children, usize::MAX)
     }
 
     fn walk_parent_chain(&self, run_id: &str) -> Result<Vec<Run>> {
@@ -269,7 +258,7 @@ impl Storage for AuditLog {
             return Ok(Vec::new());
         }
         let limit = limit.min(QUERY_PAGE_MAX) as usize;
-        read_runs(journal, state.index.finished_before(cutoff).take(limit))
+        read_runs(journal, state.index.finished_before(cutoff), limit)
     }
 
     fn last_run_by_skills(
@@ -309,16 +298,15 @@ impl Storage for AuditLog {
     fn list_calls(&self, filter: &CallFilter, offset: i64, limit: i64) -> Result<Vec<CallEvent>> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        state
-            .index
-            .calls_newest_first(&call_select(filter))
+        let limit = clamp_limit(limit);
+        let mut calls = Vec::with_capacity(limit);
+        for lsn in (state.index.calls_newest_first(&call_select(filter)))
             .skip(clamp_offset(offset))
-            .take(clamp_limit(limit))
-            .map(|lsn| match journal.read(lsn)? {
-                Record::CallRecorded(call) => Ok(call),
-                other => Err(unexpected(lsn, "CallRecorded", &other)),
-            })
-            .collect()
+            .take(limit)
+        {
+            calls.push(journal.read_as(lsn)?);
+        }
+        Ok(calls)
     }
 
     fn count_calls(&self, filter: &CallFilter) -> Result<u64> {

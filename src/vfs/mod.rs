@@ -77,6 +77,13 @@ pub trait VfsFile: Send + Sync + Debug {
     /// A read-only view of the whole file as it is now. The caller promises that the
     /// bytes it reads through the view are not truncated away while the view lives.
     fn map_readonly(&self) -> io::Result<ReadView>;
+    /// A read-only view of the whole file as long as it is now that also shows what is
+    /// written to the file later, below that length (a shared map of the page cache).
+    /// `None` where the layer cannot give one; the caller then uses positioned reads.
+    /// The caller promises what `map_readonly` asks, and reads only bytes it wrote.
+    fn map_live(&self) -> io::Result<Option<ReadView>> {
+        Ok(None)
+    }
 }
 
 /// A held directory lock; dropping it releases the lock.
@@ -135,6 +142,21 @@ pub(crate) fn publish_file(
 pub enum ReadView {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
+}
+
+impl ReadView {
+    /// Maps every page of the view into the process now (`MADV_POPULATE_READ`), so a
+    /// later first read of a page costs no page fault. Only a hint: a kernel without it
+    /// (before Linux 5.14) or another platform does nothing, and the error says why.
+    pub fn prefault(&self) -> std::io::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            ReadView::Mapped(map) => map.advise(memmap2::Advice::PopulateRead),
+            #[cfg(not(target_os = "linux"))]
+            ReadView::Mapped(_) => Ok(()),
+            ReadView::Owned(_) => Ok(()),
+        }
+    }
 }
 
 impl Deref for ReadView {

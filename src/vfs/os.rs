@@ -167,4 +167,10 @@ impl VfsFile for OsFile {
         let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&self.0)? };
         Ok(ReadView::Mapped(map))
     }
+
+    fn map_live(&self) -> io::Result<Option<ReadView>> {
+        // The map is shared and the page cache is one: bytes written to the file after
+        // the map was made show through it, up to the length it was made with.
+        self.map_readonly().map(Some)
+    }
 }

@@ -1,0 +1,825 @@
+//! Hand-written decoding of the record kinds queries return: runs, finishes, run events
+//! and call events, read straight from the msgpack payload into the owned model types.
+//!
+//! Where it sits: inside [`Record::decode_payload`], before serde. Every query that
+//! returns records reads each one back from a segment and decodes it here; through
+//! serde, most of that time went to visiting field names, checking them as UTF-8 and
+//! (for call events) buffering the internally tagged outcome. This reader matches field
+//! names as bytes and builds each value in place.
+//!
+//! Anything it does not expect (a positional array, a repeated field, a missing
+//! required field, a value of another type, binary or extension values, nesting
+//! deeper than [`VALUE_DEPTH_MAX`](crate::limits::VALUE_DEPTH_MAX), bytes after the
+//! map) makes it return `None`, and the payload goes to serde, which is the reference:
+//! it either reads it or reports the error.
+//!
+//! # Invariants
+//! - Whatever this reader returns, serde returns the same record for the same bytes
+//!   (proptested below over arbitrary records and damaged payloads).
+//! - Fields are required and defaulted exactly as the model's serde attributes say;
+//!   unknown fields are stepped over, as serde ignores them.
+//! - It never panics and never reads past the payload (see `codec::msgpack`).
+//!
+//! [`Record::decode_payload`]: crate::codec::Record::decode_payload
+
+use serde::de::DeserializeOwned;
+
+use crate::codec::msgpack::{MsgpackMap, first_time};
+use crate::codec::{Record, RecordKind, RunFinished};
+use crate::model::{CallEvent, Outcome, OutcomeKind, Run, RunEvent, RunStats};
+
+/// A record type the hand-written reader reads, with serde as its reference.
+pub(crate) trait Decode: DeserializeOwned {
+    /// The kind of frame that holds it.
+    const KIND: RecordKind;
+
+    /// Reads the fields of the top-level map; `None` when serde must read it.
+    fn read(map: &mut MsgpackMap<'_>) -> Option<Self>;
+}
+
+impl Decode for Run {
+    const KIND: RecordKind = RecordKind::RunStarted;
+    fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
+        run(map)
+    }
+}
+
+impl Decode for RunFinished {
+    const KIND: RecordKind = RecordKind::RunFinished;
+    fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
+        finish(map)
+    }
+}
+
+impl Decode for RunEvent {
+    const KIND: RecordKind = RecordKind::EventAppended;
+    fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
+        event(map)
+    }
+}
+
+impl Decode for CallEvent {
+    const KIND: RecordKind = RecordKind::CallRecorded;
+    fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
+        call(map)
+    }
+}
+
+/// The hand-written read of a whole payload; `None` when serde must read it.
+pub(crate) fn read<T: Decode>(payload: &[u8]) -> Option<T> {
+    let mut map = MsgpackMap::new(payload)?;
+    let value = T::read(&mut map)?;
+    map.is_done().then_some(value)
+}
+
+/// Decodes a payload holding a `T`: by the hand-written reader when it can, otherwise
+/// by serde, which reports what is wrong.
+pub(crate) fn decode<T: Decode>(payload: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    match read(payload) {
+        Some(value) => Ok(value),
+        None => rmp_serde::from_slice(payload),
+    }
+}
+
+/// Decodes a payload of the given kind.
+pub(crate) fn record(kind: RecordKind, payload: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
+    Ok(match kind {
+        RecordKind::RunStarted => Record::RunStarted(decode(payload)?),
+        RecordKind::RunFinished => Record::RunFinished(decode(payload)?),
+        RecordKind::EventAppended => Record::EventAppended(decode(payload)?),
+        RecordKind::CallRecorded => Record::CallRecorded(decode(payload)?),
+        RecordKind::Purge | RecordKind::DropReport => {
+            return Record::decode_payload_serde(kind, payload);
+        }
+    })
+}
+
+fn run(map: &mut MsgpackMap<'_>) -> Option<Run> {
+    let mut run = Run::default();
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"id" => {
+                first_time(&mut seen, 0)?;
+                run.id = map.string()?;
+            }
+            b"skill_id" => {
+                first_time(&mut seen, 1)?;
+                run.skill_id = map.string()?;
+            }
+            b"caller_id" => {
+                first_time(&mut seen, 2)?;
+                run.caller_id = map.string()?;
+            }
+            b"channel_id" => {
+                first_time(&mut seen, 3)?;
+                run.channel_id = map.string()?;
+            }
+            b"inputs" => {
+                first_time(&mut seen, 4)?;
+                run.inputs = map.object()?;
+            }
+            b"started_at" => {
+                first_time(&mut seen, 5)?;
+                run.started_at = map.timestamp()?;
+            }
+            b"finished_at" => {
+                first_time(&mut seen, 6)?;
+                run.finished_at = if map.is_nil() {
+                    map.nil()?;
+                    None
+                } else {
+                    Some(map.timestamp()?)
+                };
+            }
+            b"status" => {
+                first_time(&mut seen, 7)?;
+                run.status = map.status()?;
+            }
+            b"output" => {
+                first_time(&mut seen, 8)?;
+                run.output = map.string()?;
+            }
+            b"error" => {
+                first_time(&mut seen, 9)?;
+                run.error = map.string()?;
+            }
+            b"tool_calls_count" => {
+                first_time(&mut seen, 10)?;
+                run.tool_calls_count = map.u64()?;
+            }
+            b"runtime_seconds" => {
+                first_time(&mut seen, 11)?;
+                run.runtime_seconds = map.f64()?;
+            }
+            b"parent_run_id" => {
+                first_time(&mut seen, 12)?;
+                run.parent_run_id = map.string()?;
+            }
+            b"total_input_tokens" => {
+                first_time(&mut seen, 13)?;
+                run.total_input_tokens = map.u64()?;
+            }
+            b"total_output_tokens" => {
+                first_time(&mut seen, 14)?;
+                run.total_output_tokens = map.u64()?;
+            }
+            b"total_thinking_tokens" => {
+                first_time(&mut seen, 15)?;
+                run.total_thinking_tokens = map.u64()?;
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(run)
+}
+
+fn stats(map: &mut MsgpackMap<'_>) -> Option<RunStats> {
+    let mut stats = RunStats::default();
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"status" => {
+                first_time(&mut seen, 0)?;
+                stats.status = map.status()?;
+            }
+            b"output" => {
+                first_time(&mut seen, 1)?;
+                stats.output = map.string()?;
+            }
+            b"error" => {
+                first_time(&mut seen, 2)?;
+                stats.error = map.string()?;
+            }
+            b"tool_calls" => {
+                first_time(&mut seen, 3)?;
+                stats.tool_calls = map.u64()?;
+            }
+            b"runtime_seconds" => {
+                first_time(&mut seen, 4)?;
+                stats.runtime_seconds = map.f64()?;
+            }
+            b"input_tokens" => {
+                first_time(&mut seen, 5)?;
+                stats.input_tokens = map.u64()?;
+            }
+            b"output_tokens" => {
+                first_time(&mut seen, 6)?;
+                stats.output_tokens = map.u64()?;
+            }
+            b"thinking_tokens" => {
+                first_time(&mut seen, 7)?;
+                stats.thinking_tokens = map.u64()?;
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(stats)
+}
+
+fn finish(map: &mut MsgpackMap<'_>) -> Option<RunFinished> {
+    let (mut run_id, mut run_stats, mut finished_at) = (None, None, None);
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"run_id" => {
+                first_time(&mut seen, 0)?;
+                run_id = Some(map.string()?);
+            }
+            b"stats" => {
+                first_time(&mut seen, 1)?;
+                run_stats = Some(map.with_map(stats)?);
+            }
+            b"finished_at" => {
+                first_time(&mut seen, 2)?;
+                finished_at = Some(map.timestamp()?);
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(RunFinished {
+        run_id: run_id?,
+        stats: run_stats?,
+        finished_at: finished_at?,
+    })
+}
+
+fn event(map: &mut MsgpackMap<'_>) -> Option<RunEvent> {
+    let mut event = RunEvent::default();
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"run_id" => {
+                first_time(&mut seen, 0)?;
+                event.run_id = map.string()?;
+            }
+            b"sequence" => {
+                first_time(&mut seen, 1)?;
+                event.sequence = map.u64()?;
+            }
+            b"event_type" => {
+                first_time(&mut seen, 2)?;
+                event.event_type = map.string()?;
+            }
+            b"payload" => {
+                first_time(&mut seen, 3)?;
+                event.payload = map.object()?;
+            }
+            b"created_at" => {
+                first_time(&mut seen, 4)?;
+                event.created_at = map.timestamp()?;
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(event)
+}
+
+fn call(map: &mut MsgpackMap<'_>) -> Option<CallEvent> {
+    let (mut ts, mut call_id, mut tool_id, mut outcome_read) = (None, None, None, None);
+    let mut caller_id = None;
+    let mut granted_capabilities = Vec::new();
+    let (mut duration_ms, mut schema_version, mut cursor_page) = (0, 0, None);
+    let mut tier = String::new();
+    let (mut dry_run, mut secrets_resolved) = (false, false);
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"ts" => {
+                first_time(&mut seen, 0)?;
+                ts = Some(map.timestamp()?);
+            }
+            b"call_id" => {
+                first_time(&mut seen, 1)?;
+                call_id = Some(map.string()?);
+            }
+            b"tool_id" => {
+                first_time(&mut seen, 2)?;
+                tool_id = Some(map.string()?);
+            }
+            b"caller_id" => {
+                first_time(&mut seen, 3)?;
+                caller_id = if map.is_nil() {
+                    map.nil()?;
+                    None
+                } else {
+                    Some(map.string()?)
+                };
+            }
+            b"granted_capabilities" => {
+                first_time(&mut seen, 4)?;
+                granted_capabilities = strings(map)?;
+            }
+            b"duration_ms" => {
+                first_time(&mut seen, 5)?;
+                duration_ms = map.u64()?;
+            }
+            b"outcome" => {
+                first_time(&mut seen, 6)?;
+                outcome_read = Some(map.with_map(outcome)?);
+            }
+            b"tier" => {
+                first_time(&mut seen, 7)?;
+                tier = map.string()?;
+            }
+            b"dry_run" => {
+                first_time(&mut seen, 8)?;
+                dry_run = map.bool()?;
+            }
+            b"schema_version" => {
+                first_time(&mut seen, 9)?;
+                schema_version = map.u32()?;
+            }
+            b"secrets_resolved" => {
+                first_time(&mut seen, 10)?;
+                secrets_resolved = map.bool()?;
+            }
+            b"cursor_page" => {
+                first_time(&mut seen, 11)?;
+                cursor_page = if map.is_nil() {
+                    map.nil()?;
+                    None
+                } else {
+                    Some(map.u32()?)
+                };
+            }
+            _ => map.skip()?,
+        }
+    }
+    Some(CallEvent {
+        ts: ts?,
+        call_id: call_id?,
+        tool_id: tool_id?,
+        caller_id,
+        granted_capabilities,
+        duration_ms,
+        outcome: outcome_read?,
+        tier,
+        dry_run,
+        schema_version,
+        secrets_resolved,
+        cursor_page,
+    })
+}
+
+/// An array of strings.
+fn strings(map: &mut MsgpackMap<'_>) -> Option<Vec<String>> {
+    let n = map.array_len()?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        items.push(map.string()?);
+    }
+    Some(items)
+}
+
+/// An outcome map: its `kind` tag and the fields of that variant, in any order. Only
+/// the variant's own fields are read here; any other key sends the payload to serde.
+fn outcome(map: &mut MsgpackMap<'_>) -> Option<Outcome> {
+    let mut kind = None;
+    let (mut code, mut retryable, mut message) = (None, None, None);
+    let (mut missing, mut retry_after_ms) = (None, None);
+    let mut seen = 0u32;
+    while let Some(name) = map.next_key()? {
+        match name {
+            b"kind" => {
+                first_time(&mut seen, 0)?;
+                kind = Some(map.outcome_kind()?);
+            }
+            b"code" => {
+                first_time(&mut seen, 1)?;
+                code = Some(map.string()?);
+            }
+            b"retryable" => {
+                first_time(&mut seen, 2)?;
+                retryable = Some(map.bool()?);
+            }
+            b"message" => {
+                first_time(&mut seen, 3)?;
+                message = Some(map.string()?);
+            }
+            b"missing" => {
+                first_time(&mut seen, 4)?;
+                missing = Some(strings(map)?);
+            }
+            b"retry_after_ms" => {
+                first_time(&mut seen, 5)?;
+                retry_after_ms = Some(if map.is_nil() {
+                    map.nil()?;
+                    None
+                } else {
+                    Some(map.u64()?)
+                });
+            }
+            _ => return None,
+        }
+    }
+    // The fields present must be exactly the variant's (an absent optional is allowed).
+    let has = |bits: u32| seen & !1 == bits;
+    Some(match kind? {
+        OutcomeKind::Success if has(0) => Outcome::Success,
+        OutcomeKind::ToolNotFound if has(0) => Outcome::ToolNotFound,
+        OutcomeKind::ExecutionFailed if has(0b110) => Outcome::ExecutionFailed {
+            code: code?,
+            retryable: retryable?,
+        },
+        OutcomeKind::InvalidArgs if has(0b1000) => Outcome::InvalidArgs { message: message? },
+        OutcomeKind::CapabilityDenied if has(0b1_0000) => {
+            Outcome::CapabilityDenied { missing: missing? }
+        }
+        OutcomeKind::RateLimited if has(0b10_0000) || has(0) => Outcome::RateLimited {
+            retry_after_ms: retry_after_ms.flatten(),
+        },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Purge, RecordKind};
+    use crate::limits::VALUE_DEPTH_MAX;
+    use crate::model::{Payload, Status, Timestamp, Value};
+    use proptest::prelude::*;
+
+    fn payload(record: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        record.encode_payload(&mut out).unwrap();
+        out
+    }
+
+    /// Records compared by their encoding, so a NaN compares equal to itself.
+    fn same(a: &Record, b: &Record) -> bool {
+        a.kind() == b.kind() && payload(a) == payload(b)
+    }
+
+    /// The hand-written read of a payload of `kind` as a record.
+    fn read_record(kind: RecordKind, bytes: &[u8]) -> Option<Record> {
+        Some(match kind {
+            RecordKind::RunStarted => Record::RunStarted(read(bytes)?),
+            RecordKind::RunFinished => Record::RunFinished(read(bytes)?),
+            RecordKind::EventAppended => Record::EventAppended(read(bytes)?),
+            RecordKind::CallRecorded => Record::CallRecorded(read(bytes)?),
+            RecordKind::Purge | RecordKind::DropReport => return None,
+        })
+    }
+
+    /// What every test below demands of a payload: decoding never panics, and when
+    /// the hand-written reader answers, serde gives the same record.
+    fn agrees_with_serde(kind: RecordKind, bytes: &[u8]) -> Result<(), TestCaseError> {
+        let decoded = Record::decode_payload(kind, bytes);
+        let reference = Record::decode_payload_serde(kind, bytes);
+        if let Some(hand) = read_record(kind, bytes) {
+            let reference = reference.as_ref().map_err(|e| {
+                TestCaseError::fail(format!("read by hand as {hand:?}, refused by serde: {e}"))
+            })?;
+            prop_assert!(same(&hand, reference), "{hand:?} != {reference:?}");
+        }
+        match (&decoded, &reference) {
+            (Ok(a), Ok(b)) => prop_assert!(same(a, b)),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "{decoded:?} vs serde {reference:?}"),
+        }
+        Ok(())
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z_-]{0,12}",
+            "\\PC{0,40}",
+            // Past the fixstr and str8 lengths.
+            "[a-z]{200,300}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(text(), inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn object() -> impl Strategy<Value = Payload> {
+        prop::collection::btree_map(text(), value(), 0..5).prop_map(|m| m.into_iter().collect())
+    }
+
+    fn timestamp() -> impl Strategy<Value = Timestamp> {
+        any::<i64>().prop_map(Timestamp::from_unix_nanos)
+    }
+
+    fn status() -> impl Strategy<Value = Status> {
+        prop::sample::select(Status::ALL.to_vec())
+    }
+
+    fn stats() -> impl Strategy<Value = RunStats> {
+        (
+            status(),
+            text(),
+            text(),
+            any::<u64>(),
+            any::<f64>(),
+            any::<(u64, u64, u64)>(),
+        )
+            .prop_map(
+                |(status, output, error, tool_calls, runtime_seconds, tokens)| RunStats {
+                    status,
+                    output,
+                    error,
+                    tool_calls,
+                    runtime_seconds,
+                    input_tokens: tokens.0,
+                    output_tokens: tokens.1,
+                    thinking_tokens: tokens.2,
+                },
+            )
+    }
+
+    fn run() -> impl Strategy<Value = Run> {
+        (
+            (text(), text(), text(), text(), text()),
+            object(),
+            timestamp(),
+            prop::option::of(timestamp()),
+            stats(),
+        )
+            .prop_map(|(ids, inputs, started_at, finished_at, stats)| {
+                let (id, skill_id, caller_id, channel_id, parent_run_id) = ids;
+                let mut run = Run {
+                    id,
+                    skill_id,
+                    caller_id,
+                    channel_id,
+                    inputs,
+                    started_at,
+                    parent_run_id,
+                    ..Run::default()
+                };
+                run.apply_finish(&stats, started_at);
+                run.finished_at = finished_at;
+                run
+            })
+    }
+
+    fn outcome() -> impl Strategy<Value = Outcome> {
+        prop_oneof![
+            Just(Outcome::Success),
+            (text(), any::<bool>())
+                .prop_map(|(code, retryable)| Outcome::ExecutionFailed { code, retryable }),
+            text().prop_map(|message| Outcome::InvalidArgs { message }),
+            prop::collection::vec(text(), 0..4)
+                .prop_map(|missing| Outcome::CapabilityDenied { missing }),
+            prop::option::of(any::<u64>())
+                .prop_map(|retry_after_ms| Outcome::RateLimited { retry_after_ms }),
+            Just(Outcome::ToolNotFound),
+        ]
+    }
+
+    fn call() -> impl Strategy<Value = CallEvent> {
+        (
+            (timestamp(), text(), text(), prop::option::of(text())),
+            prop::collection::vec(text(), 0..4),
+            (any::<u64>(), outcome(), text(), any::<bool>()),
+            (any::<u32>(), any::<bool>(), prop::option::of(any::<u32>())),
+        )
+            .prop_map(|(ids, granted_capabilities, middle, last)| CallEvent {
+                ts: ids.0,
+                call_id: ids.1,
+                tool_id: ids.2,
+                caller_id: ids.3,
+                granted_capabilities,
+                duration_ms: middle.0,
+                outcome: middle.1,
+                tier: middle.2,
+                dry_run: middle.3,
+                schema_version: last.0,
+                secrets_resolved: last.1,
+                cursor_page: last.2,
+            })
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        prop_oneof![
+            run().prop_map(Record::RunStarted),
+            (text(), stats(), timestamp()).prop_map(|(run_id, stats, finished_at)| {
+                Record::RunFinished(RunFinished {
+                    run_id,
+                    stats,
+                    finished_at,
+                })
+            }),
+            (text(), any::<u64>(), text(), object(), timestamp()).prop_map(
+                |(run_id, sequence, event_type, payload, created_at)| {
+                    Record::EventAppended(RunEvent {
+                        run_id,
+                        sequence,
+                        event_type,
+                        payload,
+                        created_at,
+                    })
+                }
+            ),
+            call().prop_map(Record::CallRecorded),
+        ]
+    }
+
+    /// A change to a payload: cut it, overwrite a byte, or put bytes in.
+    #[derive(Clone, Debug)]
+    enum Damage {
+        Cut(usize),
+        Set(usize, u8),
+        Insert(usize, Vec<u8>),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            any::<usize>().prop_map(Damage::Cut),
+            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Damage::Set(at, byte)),
+            (any::<usize>(), prop::collection::vec(any::<u8>(), 1..4))
+                .prop_map(|(at, bytes)| Damage::Insert(at, bytes)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn every_record_written_is_read_by_hand_as_serde_reads_it(record in record()) {
+            let bytes = payload(&record);
+            let hand = read_record(record.kind(), &bytes);
+            prop_assert!(hand.is_some(), "the hand-written reader left {record:?} to serde");
+            prop_assert!(same(hand.as_ref().unwrap(), &record));
+            agrees_with_serde(record.kind(), &bytes)?;
+        }
+
+        #[test]
+        fn damaged_payloads_are_read_as_serde_reads_them_or_refused(
+            record in record(),
+            damages in prop::collection::vec(damage(), 1..4),
+        ) {
+            let mut bytes = payload(&record);
+            for damage in damages {
+                match damage {
+                    Damage::Cut(at) => bytes.truncate(at % (bytes.len() + 1)),
+                    Damage::Set(at, byte) if !bytes.is_empty() => {
+                        let at = at % bytes.len();
+                        bytes[at] = byte;
+                    }
+                    Damage::Set(..) => {}
+                    Damage::Insert(at, more) => {
+                        let at = at % (bytes.len() + 1);
+                        bytes.splice(at..at, more);
+                    }
+                }
+            }
+            agrees_with_serde(record.kind(), &bytes)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            kind in prop::sample::select(vec![
+                RecordKind::RunStarted,
+                RecordKind::RunFinished,
+                RecordKind::EventAppended,
+                RecordKind::CallRecorded,
+            ]),
+            bytes in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            agrees_with_serde(kind, &bytes)?;
+        }
+    }
+
+    #[test]
+    fn every_cut_of_a_payload_is_an_error() {
+        let mut run = Run::new("r1", "s");
+        run.inputs
+            .insert("k".into(), serde_json::json!({"a": [1, 2.5, null]}));
+        let mut call = crate::model::CallEvent {
+            ts: Timestamp::from_unix_nanos(1),
+            call_id: "c".into(),
+            tool_id: "t".into(),
+            caller_id: Some("me".into()),
+            granted_capabilities: vec!["x".into()],
+            duration_ms: 3,
+            outcome: Outcome::ExecutionFailed {
+                code: "E1".into(),
+                retryable: true,
+            },
+            tier: "hot".into(),
+            dry_run: false,
+            schema_version: 2,
+            secrets_resolved: true,
+            cursor_page: Some(2),
+        };
+        call.granted_capabilities.push("y".into());
+        for record in [Record::RunStarted(run), Record::CallRecorded(call)] {
+            let bytes = payload(&record);
+            for len in 0..bytes.len() {
+                assert!(read_record(record.kind(), &bytes[..len]).is_none());
+                assert!(
+                    Record::decode_payload(record.kind(), &bytes[..len]).is_err(),
+                    "a cut at {len} decoded"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn what_the_reader_does_not_expect_goes_to_serde() {
+        // A positional array (serde reads structs from arrays too).
+        let event = RunEvent {
+            run_id: "r".into(),
+            sequence: 4,
+            ..RunEvent::default()
+        };
+        let positional = rmp_serde::to_vec(&event).unwrap();
+        assert!(read::<RunEvent>(&positional).is_none());
+        assert_eq!(
+            Record::decode_payload(RecordKind::EventAppended, &positional).unwrap(),
+            Record::EventAppended(event)
+        );
+
+        let run = Run::new("r", "s");
+        // Inputs nested deeper than the reader goes.
+        let mut deep = Value::Null;
+        for _ in 0..VALUE_DEPTH_MAX + 1 {
+            deep = Value::Array(vec![deep]);
+        }
+        let mut nested = run.clone();
+        nested.inputs.insert("deep".into(), deep);
+        let bytes = payload(&Record::RunStarted(nested.clone()));
+        assert!(read::<Run>(&bytes).is_none());
+        assert_eq!(
+            Record::decode_payload(RecordKind::RunStarted, &bytes).unwrap(),
+            Record::RunStarted(nested)
+        );
+
+        // A repeated field: serde refuses it, so must the reader.
+        let repeated = [
+            0x82, 0xa2, b'i', b'd', 0xa1, b'a', 0xa2, b'i', b'd', 0xa1, b'b',
+        ];
+        assert!(read::<Run>(&repeated).is_none());
+        assert!(Record::decode_payload(RecordKind::RunStarted, &repeated).is_err());
+
+        // An unknown field is stepped over, as serde ignores it.
+        let unknown = [0x82, 0xa1, b'z', 0x91, 0xc0, 0xa2, b'i', b'd', 0xa1, b'a'];
+        assert_eq!(read::<Run>(&unknown).unwrap().id, "a");
+        agrees_with_serde(RecordKind::RunStarted, &unknown).unwrap();
+
+        // Binary where a string is expected, an extension value, bytes after the map.
+        for bytes in [
+            &[0x81, 0xa2, b'i', b'd', 0xc4, 0x01, b'a'][..],
+            &[
+                0x81, 0xa6, b'i', b'n', b'p', b'u', b't', b's', 0x81, 0xa1, b'k', 0xd4, 0x01, 0x02,
+            ],
+            &[0x81, 0xa2, b'i', b'd', 0xa1, b'a', 0xc0],
+        ] {
+            assert!(read::<Run>(bytes).is_none());
+            agrees_with_serde(RecordKind::RunStarted, bytes).unwrap();
+        }
+
+        // An outcome carrying a field of another variant.
+        let mut bytes = payload(&Record::CallRecorded(CallEvent {
+            ts: Timestamp::EPOCH,
+            call_id: "c".into(),
+            tool_id: "t".into(),
+            caller_id: None,
+            granted_capabilities: Vec::new(),
+            duration_ms: 0,
+            outcome: Outcome::InvalidArgs {
+                message: "m".into(),
+            },
+            tier: String::new(),
+            dry_run: false,
+            schema_version: 0,
+            secrets_resolved: false,
+            cursor_page: None,
+        }));
+        let at = bytes.windows(7).position(|w| w == b"message").unwrap();
+        bytes[at..at + 7].copy_from_slice(b"missage");
+        assert!(read::<CallEvent>(&bytes).is_none());
+        agrees_with_serde(RecordKind::CallRecorded, &bytes).unwrap();
+    }
+
+    #[test]
+    fn purges_and_drop_reports_are_read_by_serde() {
+        let purge = Record::Purge(Purge {
+            before: Timestamp::from_unix_nanos(3),
+            purged_at: Timestamp::from_unix_nanos(4),
+        });
+        let bytes = payload(&purge);
+        assert_eq!(
+            Record::decode_payload(RecordKind::Purge, &bytes).unwrap(),
+            purge
+        );
+    }
+}
