@@ -7,17 +7,12 @@
 mod common;
 
 use auditlog::{AuditLog, CheckpointUse, Error, Lsn};
-use common::{events, flip_bits, frame_offset, segment_files, small_config};
+use common::{flip_bits, frame_offset, rolled_store, small_config};
 
 #[test]
 fn frames_below_the_checkpoint_are_verified_when_read_not_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let records = events(400);
-    let log = AuditLog::open(small_config(dir.path())).unwrap();
-    let lsns = log.append_batch(&records).unwrap();
-    log.close().unwrap();
-    let segments = segment_files(dir.path());
-    assert!(segments.len() >= 3, "the workload rolled segments");
+    let (records, lsns, segments) = rolled_store(dir.path());
     let last = segments.last().unwrap();
 
     // One damaged frame in the first (sealed) segment and one early in the last.

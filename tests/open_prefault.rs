@@ -5,17 +5,12 @@
 mod common;
 
 use auditlog::{AuditLog, CheckpointUse, Error};
-use common::{events, flip_bits, frame_offset, segment_files, small_config};
+use common::{flip_bits, frame_offset, rolled_store, small_config};
 
 #[test]
 fn a_prefaulted_open_reads_every_record_and_still_verifies_each_frame_read() {
     let dir = tempfile::tempdir().unwrap();
-    let records = events(400);
-    let log = AuditLog::open(small_config(dir.path())).unwrap();
-    let lsns = log.append_batch(&records).unwrap();
-    log.close().unwrap();
-    let segments = segment_files(dir.path());
-    assert!(segments.len() >= 3, "the workload rolled segments");
+    let (records, lsns, segments) = rolled_store(dir.path());
     flip_bits(&segments[0], frame_offset(&segments[0], lsns[2]) + 22, 0x40);
 
     let log = AuditLog::open(small_config(dir.path()).prefault_segments(true)).unwrap();

@@ -12,18 +12,14 @@ use std::os::unix::fs::FileExt;
 
 use auditlog::{AuditLog, CorruptionKind, Error, RecoveryMode};
 use common::{
-    all_records, crash_image, events, flip_bits, frame_offset, segment_files, small_config,
+    all_records, crash_image, events, flip_bits, frame_offset, rolled_store, segment_files,
+    small_config,
 };
 
 #[test]
 fn a_bit_flip_in_a_sealed_segment_is_reported_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let records = events(400);
-    let log = AuditLog::open(small_config(dir.path())).unwrap();
-    let lsns = log.append_batch(&records).unwrap();
-    log.close().unwrap();
-    let segments = segment_files(dir.path());
-    assert!(segments.len() >= 3, "the workload rolled segments");
+    let (records, lsns, segments) = rolled_store(dir.path());
 
     // Damage the 3rd record of the first (sealed) segment.
     let victim = frame_offset(&segments[0], lsns[2]) + 22;

@@ -15,6 +15,18 @@ pub fn small_config(dir: &Path) -> Config {
         .durability(Durability::None)
 }
 
+/// A closed store of 400 events over at least three segments of [`small_config`]:
+/// the records, their LSNs and the segment files.
+pub fn rolled_store(dir: &Path) -> (Vec<Record>, Vec<Lsn>, Vec<PathBuf>) {
+    let records = events(400);
+    let log = AuditLog::open(small_config(dir)).unwrap();
+    let lsns = log.append_batch(&records).unwrap();
+    log.close().unwrap();
+    let segments = segment_files(dir);
+    assert!(segments.len() >= 3, "the workload rolled segments");
+    (records, lsns, segments)
+}
+
 /// An event record of run `run_id` whose payload carries `text`.
 pub fn event(run_id: &str, sequence: u64, text: &str) -> Record {
     let mut payload = Payload::new();
