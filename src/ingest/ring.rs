@@ -236,8 +236,12 @@ impl Ring {
             let len = (header & u64::from(u32::MAX)) as usize;
             let n = words_for(len);
             out.clear();
-            for word in &self.words[at + 1..at + 1 + n] {
-                out.extend_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+            out.resize(n * 8, 0);
+            for (word, bytes) in self.words[at + 1..at + 1 + n]
+                .iter()
+                .zip(out.chunks_exact_mut(8))
+            {
+                bytes.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
                 word.store(0, Ordering::Relaxed);
             }
             out.truncate(len);
