@@ -339,6 +339,28 @@ mod tests {
     }
 
     #[test]
+    fn an_inline_record_over_the_scratch_buffer_is_measured_and_written_in_place() {
+        let q = IngestQueue::new(64 << 10, 8 << 10, 1024);
+        let mut scratch = Vec::new();
+        for len in [SCRATCH_BYTES, 2000, 5003] {
+            let text = "y".repeat(len);
+            assert!(push_event(&q, len as u64, &text));
+            assert_eq!(pop(&q, &mut scratch), Some(Ok(event(len as u64, &text))));
+        }
+        // Over the inline size, even on this path: the slow path's.
+        let text = "z".repeat(8 << 10);
+        let fields = [("text", FieldValue::Str(&text))];
+        let view = EventRef {
+            run_id: "r",
+            sequence: 1,
+            event_type: "step",
+            fields: &fields,
+            created_at: Timestamp::EPOCH,
+        };
+        assert_eq!(q.try_push_inline(&Inline::Event(&view)), Push::NotInline);
+    }
+
+    #[test]
     fn an_event_over_the_inline_size_is_not_inline() {
         let q = IngestQueue::new(4096, 64, 1024);
         let long = "x".repeat(100);
