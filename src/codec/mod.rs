@@ -17,6 +17,7 @@ mod decode;
 mod frame;
 pub(crate) mod msgpack;
 mod record;
+pub(crate) mod view;
 
 /// The cheap pre-check used when searching for the next good frame after damage.
 pub(crate) mod frame_probe {

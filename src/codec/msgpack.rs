@@ -14,8 +14,8 @@
 //!   against the bytes left before anything is sliced or allocated.
 //! - [`MsgpackMap::skip`] never recurses: it counts the values still to step over.
 //!   [`MsgpackMap::object`] recurses, at most [`VALUE_DEPTH_MAX`] levels deep.
-//! - Nothing here allocates except the readers of owned values (`string`, `object`),
-//!   which build what they return, within the payload's size.
+//! - Nothing here allocates except the readers of owned values (`string`, `object`,
+//!   and [`Raw`]'s readers), which build what they return, within the payload's size.
 
 use serde_json::{Map, Number, Value};
 
@@ -146,7 +146,15 @@ impl<'a> MsgpackMap<'a> {
 
     #[inline]
     pub(crate) fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.str_bytes()?).ok()
+        self.str_raw()?.to_str()
+    }
+
+    /// A string whose bytes are checked as UTF-8 only when it is read
+    /// ([`Str::to_str`]), so a walker steps over the strings its caller never reads
+    /// as cheaply as a skip.
+    #[inline]
+    pub(crate) fn str_raw(&mut self) -> Option<Str<'a>> {
+        self.str_bytes().map(Str)
     }
 
     #[inline]
@@ -233,15 +241,36 @@ impl<'a> MsgpackMap<'a> {
         }
     }
 
+    /// A nil as `None`, anything else read with `read` (as serde reads an `Option`).
     #[inline]
-    pub(crate) fn is_nil(&self) -> bool {
-        self.bytes.first() == Some(&0xc0)
+    pub(crate) fn nullable<T>(
+        &mut self,
+        read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        if self.bytes.first() == Some(&0xc0) {
+            self.byte()?;
+            Some(None)
+        } else {
+            read(self).map(Some)
+        }
     }
 
-    /// Steps over a nil; `None` when the next value is not nil.
+    /// Steps over one value and keeps its bytes, to be read later or never.
     #[inline]
-    pub(crate) fn nil(&mut self) -> Option<()> {
-        (self.byte()? == 0xc0).then_some(())
+    pub(crate) fn raw(&mut self) -> Option<Raw<'a>> {
+        let start = self.bytes;
+        self.skip()?;
+        Some(Raw(&start[..start.len() - self.bytes.len()]))
+    }
+
+    /// An array of strings.
+    fn strings(&mut self) -> Option<Vec<String>> {
+        let n = self.array_len()?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.string()?);
+        }
+        Some(items)
     }
 
     /// A map of strings to JSON-like values (run inputs, event payloads), read as
@@ -342,12 +371,54 @@ impl<'a> MsgpackMap<'a> {
     }
 }
 
-/// Marks field `bit` as read; `None` when it was already (serde refuses duplicates).
-pub(crate) fn first_time(seen: &mut u32, bit: u32) -> Option<()> {
-    let mask = 1 << bit;
-    if *seen & mask != 0 {
+/// The bytes of a string value, not yet checked as UTF-8.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Str<'a>(&'a [u8]);
+
+impl<'a> Str<'a> {
+    /// The string; `None` when its bytes are not UTF-8.
+    #[inline]
+    pub(crate) fn to_str(self) -> Option<&'a str> {
+        std::str::from_utf8(self.0).ok()
+    }
+}
+
+/// The bytes of one whole value, as [`MsgpackMap::raw`] stepped over them.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Raw<'a>(&'a [u8]);
+
+impl<'a> Raw<'a> {
+    /// Reads the value with `read`, which must read all of it.
+    fn read<T>(self, read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>) -> Option<T> {
+        let mut value = MsgpackMap {
+            bytes: self.0,
+            n_left: 0,
+        };
+        let read = read(&mut value)?;
+        // `skip` and the readers agree on where a value ends; a read that stops
+        // elsewhere is a bug in one of them.
+        debug_assert!(value.bytes.is_empty(), "a read ended inside a raw value");
+        Some(read)
+    }
+
+    /// The value as a map of strings to JSON-like values ([`MsgpackMap::object`]).
+    pub(crate) fn object(self) -> Option<Map<String, Value>> {
+        self.read(MsgpackMap::object)
+    }
+
+    /// The value as an array of strings.
+    pub(crate) fn strings(self) -> Option<Vec<String>> {
+        self.read(MsgpackMap::strings)
+    }
+}
+
+/// Stores the value of a field read for the first time; `None` when the field was
+/// read before (serde refuses a repeated field) or its value did not read.
+#[inline]
+pub(crate) fn first_time<T>(field: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if field.is_some() {
         return None;
     }
-    *seen |= mask;
+    *field = Some(value?);
     Some(())
 }
