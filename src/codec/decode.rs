@@ -4,8 +4,10 @@
 //! Where it sits: inside [`Record::decode_payload`], before serde. Every query that
 //! returns records reads each one back from a segment and decodes it here; through
 //! serde, most of that time went to visiting field names, checking them as UTF-8 and
-//! (for call events) buffering the internally tagged outcome. This reader matches field
-//! names as bytes and builds each value in place.
+//! (for call events) buffering the internally tagged outcome. The fields are read by
+//! the walkers of `codec::view`, the ones the index replays the log with, which match
+//! field names as bytes; this module turns each borrowed view into the owned type,
+//! applying the model's defaults and decoding the maps and lists kept raw.
 //!
 //! Anything it does not expect (a positional array, a repeated field, a missing
 //! required field, a value of another type, binary or extension values, nesting

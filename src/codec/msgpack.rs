@@ -1,10 +1,11 @@
-//! A borrowed msgpack reader: the primitives both hand-written decoders share, the
-//! index's partial reads (`index::keys`) and the query path's full reads
-//! (`codec::decode`).
+//! A borrowed msgpack reader: the primitives under the record walkers of `codec::view`,
+//! which the index's key reads (`index::keys`) and the query path's full reads
+//! (`codec::decode`) share.
 //!
 //! Where it sits: under the record codec, beside serde. A record payload is a msgpack
 //! map with field names; [`MsgpackMap`] walks one map a key and a value at a time and
-//! reads each value as the type the caller expects. Every read returns `None` for
+//! reads each value as the type the caller expects, or keeps it for later: a string's
+//! bytes ([`Str`], checked as UTF-8 when read) or a whole value's bytes ([`Raw`]). Every read returns `None` for
 //! anything it does not expect (another type, a length past the end, a reserved
 //! marker), and a caller gives a payload it cannot read to serde, which is the
 //! reference.

@@ -3,16 +3,18 @@
 //!
 //! Where it sits: over `codec::msgpack`, under both hand-written readers. The index
 //! (`index::keys`) takes the few fields it holds from a view while replaying a log; the
-//! query path (`codec::decode`) turns a view into the owned model type. Strings are
-//! `&str` into the payload; a JSON-like map or a list of strings is kept as the raw
-//! bytes of its value ([`Raw`]), stepped over by the walker and decoded only by a
-//! caller that wants it, so a view is built without touching the heap.
+//! query path (`codec::decode`) turns a view into the owned model type. A string is
+//! kept as its bytes ([`Str`]), checked as UTF-8 only when a caller reads it, and a
+//! JSON-like map or a list of strings as the raw bytes of its value ([`Raw`]), decoded
+//! only by a caller that wants it: a view is built without touching the heap, and
+//! what the index does not take costs it no more than stepping over it.
 //!
 //! A field absent from the payload is `None` in the view: the caller applies the
 //! default or refuses the record, as the model's serde attributes say.
 //!
 //! # Invariants
-//! - Every field is read with the type serde reads it as; a repeated field, a value of
+//! - Every field is read with the type serde reads it as (a string's UTF-8 and a raw
+//!   value's contents when the caller reads them); a repeated field, a value of
 //!   another type or damaged bytes make the walker answer `None`, and the caller hands
 //!   the payload to serde.
 //! - Unknown fields are stepped over, as serde ignores them. An outcome's keys of no

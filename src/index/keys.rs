@@ -3,22 +3,27 @@
 //!
 //! Where it sits: between a verified frame and [`Index::apply_frame`](super::Index).
 //! Payloads are msgpack maps with field names (see `codec::record`). Each kind is read
-//! first by a small hand-written walker (over the codec's [`MsgpackMap`], which the
-//! query path's full decoder `codec::decode` shares) that picks the named fields
-//! out of the top-level map and steps over every other value without decoding it;
-//! anything it does not expect (a positional array, a repeated or missing field, a
-//! value of another type) sends the payload to the serde structs below, which name
-//! only some fields and let serde skip the rest, with `&str` fields borrowing from the
-//! frame. The serde path is the reference; the walker is only faster.
+//! first by the codec's walker for it (`codec::view`, which the query path's full
+//! decoder `codec::decode` shares), and the key takes its fields from the borrowed
+//! view; the view keeps the strings the index does not take unchecked and the maps and
+//! lists as raw bytes, so nothing is decoded that the index drops. Anything the walker
+//! does not expect (a positional array, a repeated or missing field, a value of
+//! another type) sends the payload to the serde structs below, which name only some
+//! fields and let serde skip the rest, with `&str` fields borrowing from the frame.
+//! The serde path is the reference; the walker is only faster.
 //!
 //! # Invariants
 //! - Each key struct requires exactly the fields its full record type requires and
 //!   defaults the ones it defaults, so a payload the full decode refuses for a missing
 //!   field is refused here too.
 //! - Whatever the walker accepts, the serde path reads the same way (tested below),
-//!   except that the walker does not check that the strings it skips are UTF-8.
+//!   except that the strings the index does not take are not checked as UTF-8. The
+//!   walker checks the types of the fields the index does not take, so it leaves a
+//!   little more to serde than a walker of the key fields alone would; serde reads
+//!   those payloads to the same keys.
 //! - The walker never reads past the payload and never recurses: skipping a nested
 //!   value counts the items still to step over, so any depth costs constant stack.
+//!   Bytes after the top-level map are not looked at, as serde does not.
 //! - Deliberately absent: inputs, outputs, payloads and every other field the index
 //!   does not hold.
 
