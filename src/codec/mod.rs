@@ -13,6 +13,8 @@
 //!   borrowed walkers of `view` over `msgpack`, under both `decode` for whole records
 //!   and the index's key reads) only ever answer the same or hand the payload to serde.
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 mod decode;
 mod frame;
 pub(crate) mod msgpack;

@@ -185,13 +185,53 @@ pub(crate) fn purge(payload: &[u8]) -> Option<PurgeKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Purge, Record, RunFinished};
+    use crate::codec::arbitrary::{damaged_payload, payload, record};
+    use crate::codec::{Purge, Record, RecordKind, RunFinished};
     use crate::model::{CallEvent, Outcome, Run, RunEvent, RunStats};
+    use proptest::prelude::*;
+    use std::fmt::Debug;
 
-    fn payload(record: &Record) -> Vec<u8> {
-        let mut out = Vec::new();
-        record.encode_payload(&mut out).unwrap();
-        out
+    /// The walker's key and serde's for a payload of `kind`, as text; each `None` when
+    /// that reader does not answer.
+    fn keys_of(kind: RecordKind, bytes: &[u8]) -> (Option<String>, Option<String>) {
+        fn both<'a, T: Debug + Deserialize<'a>>(
+            walked: Option<T>,
+            bytes: &'a [u8],
+        ) -> (Option<String>, Option<String>) {
+            let decoded = rmp_serde::from_slice::<T>(bytes).ok();
+            (
+                walked.map(|key| format!("{key:?}")),
+                decoded.map(|key| format!("{key:?}")),
+            )
+        }
+        match kind {
+            RecordKind::RunStarted => both(walk_start(bytes), bytes),
+            RecordKind::RunFinished => both(walk_finish(bytes), bytes),
+            RecordKind::EventAppended => both(walk_event(bytes), bytes),
+            RecordKind::CallRecorded => both(walk_call(bytes), bytes),
+            RecordKind::Purge | RecordKind::DropReport => (None, None),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn every_record_written_is_walked_to_the_keys_serde_reads(record in record()) {
+            let (walked, decoded) = keys_of(record.kind(), &payload(&record));
+            prop_assert!(walked.is_some(), "the walker left {record:?} to serde");
+            prop_assert_eq!(walked, decoded);
+        }
+
+        #[test]
+        fn damaged_payloads_are_walked_to_the_keys_serde_reads_or_refused(
+            (record, bytes) in damaged_payload(),
+        ) {
+            let (walked, decoded) = keys_of(record.kind(), &bytes);
+            if walked.is_some() {
+                prop_assert_eq!(walked, decoded);
+            }
+        }
     }
 
     #[test]
