@@ -24,6 +24,10 @@ use crate::limits::VALUE_DEPTH_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
 
 /// Reads the entries of one msgpack map, in order.
+///
+/// The readers a record walker calls for every field (`str_raw`, `raw`, `u64`,
+/// `timestamp` and what they call) are `#[inline(always)]`: left to the compiler they
+/// stayed calls, which cost a log replay without a checkpoint about 5%.
 #[derive(Debug)]
 pub(crate) struct MsgpackMap<'a> {
     bytes: &'a [u8],
@@ -132,7 +136,7 @@ impl<'a> MsgpackMap<'a> {
         Some(value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn str_bytes(&mut self) -> Option<&'a [u8]> {
         let tag = self.byte()?;
         let len = match tag {
@@ -153,7 +157,7 @@ impl<'a> MsgpackMap<'a> {
     /// A string whose bytes are checked as UTF-8 only when it is read
     /// ([`Str::to_str`]), so a walker steps over the strings its caller never reads
     /// as cheaply as a skip.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn str_raw(&mut self) -> Option<Str<'a>> {
         self.str_bytes().map(Str)
     }
@@ -164,13 +168,13 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// An integer as `i128`, so every msgpack integer fits and range checks are exact.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn int(&mut self) -> Option<i128> {
         let tag = self.byte()?;
         self.int_after(tag)
     }
 
-    #[inline]
+    #[inline(always)]
     fn int_after(&mut self, tag: u8) -> Option<i128> {
         Some(match tag {
             0x00..=0x7f => i128::from(tag),
@@ -187,7 +191,7 @@ impl<'a> MsgpackMap<'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u64(&mut self) -> Option<u64> {
         u64::try_from(self.int()?).ok()
     }
@@ -197,7 +201,7 @@ impl<'a> MsgpackMap<'a> {
         u32::try_from(self.int()?).ok()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn timestamp(&mut self) -> Option<Timestamp> {
         i64::try_from(self.int()?)
             .ok()
@@ -257,7 +261,7 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// Steps over one value and keeps its bytes, to be read later or never.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn raw(&mut self) -> Option<Raw<'a>> {
         let start = self.bytes;
         self.skip()?;
