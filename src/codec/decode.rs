@@ -4,8 +4,10 @@
 //! Where it sits: inside [`Record::decode_payload`], before serde. Every query that
 //! returns records reads each one back from a segment and decodes it here; through
 //! serde, most of that time went to visiting field names, checking them as UTF-8 and
-//! (for call events) buffering the internally tagged outcome. This reader matches field
-//! names as bytes and builds each value in place.
+//! (for call events) buffering the internally tagged outcome. The fields are read by
+//! the walkers of `codec::view`, the ones the index replays the log with, which match
+//! field names as bytes; this module turns each borrowed view into the owned type,
+//! applying the model's defaults and decoding the maps and lists kept raw.
 //!
 //! Anything it does not expect (a positional array, a repeated field, a missing
 //! required field, a value of another type, binary or extension values, nesting
@@ -24,9 +26,10 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::codec::msgpack::{MsgpackMap, first_time};
+use crate::codec::msgpack::{MsgpackMap, Raw, Str};
+use crate::codec::view::{self, CallView, EventView, FinishView, OutcomeView, RunView};
 use crate::codec::{Record, RecordKind, RunFinished};
-use crate::model::{CallEvent, Outcome, OutcomeKind, Run, RunEvent, RunStats};
+use crate::model::{CallEvent, Outcome, OutcomeKind, Payload, Run, RunEvent, RunStats};
 
 /// A record type the hand-written reader reads, with serde as its reference.
 pub(crate) trait Decode: DeserializeOwned {
@@ -40,28 +43,85 @@ pub(crate) trait Decode: DeserializeOwned {
 impl Decode for Run {
     const KIND: RecordKind = RecordKind::RunStarted;
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
-        run(map)
+        let view = RunView::read(map)?;
+        Some(Run {
+            id: owned(view.id)?,
+            skill_id: owned(view.skill_id)?,
+            caller_id: owned(view.caller_id)?,
+            channel_id: owned(view.channel_id)?,
+            inputs: object(view.inputs)?,
+            started_at: view.started_at.unwrap_or_default(),
+            finished_at: view.finished_at.flatten(),
+            status: view.status.unwrap_or_default(),
+            output: owned(view.output)?,
+            error: owned(view.error)?,
+            tool_calls_count: view.tool_calls_count.unwrap_or_default(),
+            runtime_seconds: view.runtime_seconds.unwrap_or_default(),
+            parent_run_id: owned(view.parent_run_id)?,
+            total_input_tokens: view.total_input_tokens.unwrap_or_default(),
+            total_output_tokens: view.total_output_tokens.unwrap_or_default(),
+            total_thinking_tokens: view.total_thinking_tokens.unwrap_or_default(),
+        })
     }
 }
 
 impl Decode for RunFinished {
     const KIND: RecordKind = RecordKind::RunFinished;
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
-        finish(map)
+        let view = FinishView::read(map)?;
+        let stats = view.stats?;
+        Some(RunFinished {
+            run_id: view.run_id?.to_str()?.to_owned(),
+            stats: RunStats {
+                status: stats.status.unwrap_or_default(),
+                output: owned(stats.output)?,
+                error: owned(stats.error)?,
+                tool_calls: stats.tool_calls.unwrap_or_default(),
+                runtime_seconds: stats.runtime_seconds.unwrap_or_default(),
+                input_tokens: stats.input_tokens.unwrap_or_default(),
+                output_tokens: stats.output_tokens.unwrap_or_default(),
+                thinking_tokens: stats.thinking_tokens.unwrap_or_default(),
+            },
+            finished_at: view.finished_at?,
+        })
     }
 }
 
 impl Decode for RunEvent {
     const KIND: RecordKind = RecordKind::EventAppended;
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
-        event(map)
+        let view = EventView::read(map)?;
+        Some(RunEvent {
+            run_id: owned(view.run_id)?,
+            sequence: view.sequence.unwrap_or_default(),
+            event_type: owned(view.event_type)?,
+            payload: object(view.payload)?,
+            created_at: view.created_at.unwrap_or_default(),
+        })
     }
 }
 
 impl Decode for CallEvent {
     const KIND: RecordKind = RecordKind::CallRecorded;
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
-        call(map)
+        let view = CallView::read(map)?;
+        Some(CallEvent {
+            ts: view.ts?,
+            call_id: view.call_id?.to_str()?.to_owned(),
+            tool_id: view.tool_id?.to_str()?.to_owned(),
+            caller_id: match view.caller_id.flatten() {
+                Some(caller_id) => Some(caller_id.to_str()?.to_owned()),
+                None => None,
+            },
+            granted_capabilities: strings(view.granted_capabilities)?,
+            duration_ms: view.duration_ms.unwrap_or_default(),
+            outcome: outcome(view.outcome?)?,
+            tier: owned(view.tier)?,
+            dry_run: view.dry_run.unwrap_or_default(),
+            schema_version: view.schema_version.unwrap_or_default(),
+            secrets_resolved: view.secrets_resolved.unwrap_or_default(),
+            cursor_page: view.cursor_page.flatten(),
+        })
     }
 }
 
@@ -94,340 +154,56 @@ pub(crate) fn record(kind: RecordKind, payload: &[u8]) -> Result<Record, rmp_ser
     })
 }
 
-fn run(map: &mut MsgpackMap<'_>) -> Option<Run> {
-    let mut run = Run::default();
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"id" => {
-                first_time(&mut seen, 0)?;
-                run.id = map.string()?;
-            }
-            b"skill_id" => {
-                first_time(&mut seen, 1)?;
-                run.skill_id = map.string()?;
-            }
-            b"caller_id" => {
-                first_time(&mut seen, 2)?;
-                run.caller_id = map.string()?;
-            }
-            b"channel_id" => {
-                first_time(&mut seen, 3)?;
-                run.channel_id = map.string()?;
-            }
-            b"inputs" => {
-                first_time(&mut seen, 4)?;
-                run.inputs = map.object()?;
-            }
-            b"started_at" => {
-                first_time(&mut seen, 5)?;
-                run.started_at = map.timestamp()?;
-            }
-            b"finished_at" => {
-                first_time(&mut seen, 6)?;
-                run.finished_at = if map.is_nil() {
-                    map.nil()?;
-                    None
-                } else {
-                    Some(map.timestamp()?)
-                };
-            }
-            b"status" => {
-                first_time(&mut seen, 7)?;
-                run.status = map.status()?;
-            }
-            b"output" => {
-                first_time(&mut seen, 8)?;
-                run.output = map.string()?;
-            }
-            b"error" => {
-                first_time(&mut seen, 9)?;
-                run.error = map.string()?;
-            }
-            b"tool_calls_count" => {
-                first_time(&mut seen, 10)?;
-                run.tool_calls_count = map.u64()?;
-            }
-            b"runtime_seconds" => {
-                first_time(&mut seen, 11)?;
-                run.runtime_seconds = map.f64()?;
-            }
-            b"parent_run_id" => {
-                first_time(&mut seen, 12)?;
-                run.parent_run_id = map.string()?;
-            }
-            b"total_input_tokens" => {
-                first_time(&mut seen, 13)?;
-                run.total_input_tokens = map.u64()?;
-            }
-            b"total_output_tokens" => {
-                first_time(&mut seen, 14)?;
-                run.total_output_tokens = map.u64()?;
-            }
-            b"total_thinking_tokens" => {
-                first_time(&mut seen, 15)?;
-                run.total_thinking_tokens = map.u64()?;
-            }
-            _ => map.skip()?,
-        }
-    }
-    Some(run)
+/// A string field, empty when absent; `None` when its bytes are not UTF-8.
+fn owned(field: Option<Str<'_>>) -> Option<String> {
+    view::text(field).map(str::to_owned)
 }
 
-fn stats(map: &mut MsgpackMap<'_>) -> Option<RunStats> {
-    let mut stats = RunStats::default();
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"status" => {
-                first_time(&mut seen, 0)?;
-                stats.status = map.status()?;
-            }
-            b"output" => {
-                first_time(&mut seen, 1)?;
-                stats.output = map.string()?;
-            }
-            b"error" => {
-                first_time(&mut seen, 2)?;
-                stats.error = map.string()?;
-            }
-            b"tool_calls" => {
-                first_time(&mut seen, 3)?;
-                stats.tool_calls = map.u64()?;
-            }
-            b"runtime_seconds" => {
-                first_time(&mut seen, 4)?;
-                stats.runtime_seconds = map.f64()?;
-            }
-            b"input_tokens" => {
-                first_time(&mut seen, 5)?;
-                stats.input_tokens = map.u64()?;
-            }
-            b"output_tokens" => {
-                first_time(&mut seen, 6)?;
-                stats.output_tokens = map.u64()?;
-            }
-            b"thinking_tokens" => {
-                first_time(&mut seen, 7)?;
-                stats.thinking_tokens = map.u64()?;
-            }
-            _ => map.skip()?,
-        }
-    }
-    Some(stats)
+/// A JSON-like map field, empty when absent; `None` when it does not read.
+fn object(field: Option<Raw<'_>>) -> Option<Payload> {
+    field.map_or_else(|| Some(Payload::new()), Raw::object)
 }
 
-fn finish(map: &mut MsgpackMap<'_>) -> Option<RunFinished> {
-    let (mut run_id, mut run_stats, mut finished_at) = (None, None, None);
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"run_id" => {
-                first_time(&mut seen, 0)?;
-                run_id = Some(map.string()?);
-            }
-            b"stats" => {
-                first_time(&mut seen, 1)?;
-                run_stats = Some(map.with_map(stats)?);
-            }
-            b"finished_at" => {
-                first_time(&mut seen, 2)?;
-                finished_at = Some(map.timestamp()?);
-            }
-            _ => map.skip()?,
-        }
-    }
-    Some(RunFinished {
-        run_id: run_id?,
-        stats: run_stats?,
-        finished_at: finished_at?,
-    })
+/// A list of strings, empty when absent; `None` when it does not read.
+fn strings(field: Option<Raw<'_>>) -> Option<Vec<String>> {
+    field.map_or_else(|| Some(Vec::new()), Raw::strings)
 }
 
-fn event(map: &mut MsgpackMap<'_>) -> Option<RunEvent> {
-    let mut event = RunEvent::default();
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"run_id" => {
-                first_time(&mut seen, 0)?;
-                event.run_id = map.string()?;
+/// The outcome of a view: its `kind` with exactly that variant's fields (an absent
+/// optional is allowed). Any other field, or one of another variant, sends the
+/// payload to serde.
+fn outcome(view: OutcomeView<'_>) -> Option<Outcome> {
+    if view.has_other_field {
+        return None;
+    }
+    // Which of the variants' fields are present: code, retryable, message, missing,
+    // retry_after_ms.
+    let fields = (
+        view.code.is_some(),
+        view.retryable.is_some(),
+        view.message.is_some(),
+        view.missing.is_some(),
+        view.retry_after_ms.is_some(),
+    );
+    Some(match (view.kind?, fields) {
+        (OutcomeKind::Success, (false, false, false, false, false)) => Outcome::Success,
+        (OutcomeKind::ToolNotFound, (false, false, false, false, false)) => Outcome::ToolNotFound,
+        (OutcomeKind::ExecutionFailed, (true, true, false, false, false)) => {
+            Outcome::ExecutionFailed {
+                code: view.code?.to_str()?.to_owned(),
+                retryable: view.retryable?,
             }
-            b"sequence" => {
-                first_time(&mut seen, 1)?;
-                event.sequence = map.u64()?;
-            }
-            b"event_type" => {
-                first_time(&mut seen, 2)?;
-                event.event_type = map.string()?;
-            }
-            b"payload" => {
-                first_time(&mut seen, 3)?;
-                event.payload = map.object()?;
-            }
-            b"created_at" => {
-                first_time(&mut seen, 4)?;
-                event.created_at = map.timestamp()?;
-            }
-            _ => map.skip()?,
         }
-    }
-    Some(event)
-}
-
-fn call(map: &mut MsgpackMap<'_>) -> Option<CallEvent> {
-    let (mut ts, mut call_id, mut tool_id, mut outcome_read) = (None, None, None, None);
-    let mut caller_id = None;
-    let mut granted_capabilities = Vec::new();
-    let (mut duration_ms, mut schema_version, mut cursor_page) = (0, 0, None);
-    let mut tier = String::new();
-    let (mut dry_run, mut secrets_resolved) = (false, false);
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"ts" => {
-                first_time(&mut seen, 0)?;
-                ts = Some(map.timestamp()?);
-            }
-            b"call_id" => {
-                first_time(&mut seen, 1)?;
-                call_id = Some(map.string()?);
-            }
-            b"tool_id" => {
-                first_time(&mut seen, 2)?;
-                tool_id = Some(map.string()?);
-            }
-            b"caller_id" => {
-                first_time(&mut seen, 3)?;
-                caller_id = if map.is_nil() {
-                    map.nil()?;
-                    None
-                } else {
-                    Some(map.string()?)
-                };
-            }
-            b"granted_capabilities" => {
-                first_time(&mut seen, 4)?;
-                granted_capabilities = strings(map)?;
-            }
-            b"duration_ms" => {
-                first_time(&mut seen, 5)?;
-                duration_ms = map.u64()?;
-            }
-            b"outcome" => {
-                first_time(&mut seen, 6)?;
-                outcome_read = Some(map.with_map(outcome)?);
-            }
-            b"tier" => {
-                first_time(&mut seen, 7)?;
-                tier = map.string()?;
-            }
-            b"dry_run" => {
-                first_time(&mut seen, 8)?;
-                dry_run = map.bool()?;
-            }
-            b"schema_version" => {
-                first_time(&mut seen, 9)?;
-                schema_version = map.u32()?;
-            }
-            b"secrets_resolved" => {
-                first_time(&mut seen, 10)?;
-                secrets_resolved = map.bool()?;
-            }
-            b"cursor_page" => {
-                first_time(&mut seen, 11)?;
-                cursor_page = if map.is_nil() {
-                    map.nil()?;
-                    None
-                } else {
-                    Some(map.u32()?)
-                };
-            }
-            _ => map.skip()?,
-        }
-    }
-    Some(CallEvent {
-        ts: ts?,
-        call_id: call_id?,
-        tool_id: tool_id?,
-        caller_id,
-        granted_capabilities,
-        duration_ms,
-        outcome: outcome_read?,
-        tier,
-        dry_run,
-        schema_version,
-        secrets_resolved,
-        cursor_page,
-    })
-}
-
-/// An array of strings.
-fn strings(map: &mut MsgpackMap<'_>) -> Option<Vec<String>> {
-    let n = map.array_len()?;
-    let mut items = Vec::with_capacity(n);
-    for _ in 0..n {
-        items.push(map.string()?);
-    }
-    Some(items)
-}
-
-/// An outcome map: its `kind` tag and the fields of that variant, in any order. Only
-/// the variant's own fields are read here; any other key sends the payload to serde.
-fn outcome(map: &mut MsgpackMap<'_>) -> Option<Outcome> {
-    let mut kind = None;
-    let (mut code, mut retryable, mut message) = (None, None, None);
-    let (mut missing, mut retry_after_ms) = (None, None);
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"kind" => {
-                first_time(&mut seen, 0)?;
-                kind = Some(map.outcome_kind()?);
-            }
-            b"code" => {
-                first_time(&mut seen, 1)?;
-                code = Some(map.string()?);
-            }
-            b"retryable" => {
-                first_time(&mut seen, 2)?;
-                retryable = Some(map.bool()?);
-            }
-            b"message" => {
-                first_time(&mut seen, 3)?;
-                message = Some(map.string()?);
-            }
-            b"missing" => {
-                first_time(&mut seen, 4)?;
-                missing = Some(strings(map)?);
-            }
-            b"retry_after_ms" => {
-                first_time(&mut seen, 5)?;
-                retry_after_ms = Some(if map.is_nil() {
-                    map.nil()?;
-                    None
-                } else {
-                    Some(map.u64()?)
-                });
-            }
-            _ => return None,
-        }
-    }
-    // The fields present must be exactly the variant's (an absent optional is allowed).
-    let has = |bits: u32| seen & !1 == bits;
-    Some(match kind? {
-        OutcomeKind::Success if has(0) => Outcome::Success,
-        OutcomeKind::ToolNotFound if has(0) => Outcome::ToolNotFound,
-        OutcomeKind::ExecutionFailed if has(0b110) => Outcome::ExecutionFailed {
-            code: code?,
-            retryable: retryable?,
+        (OutcomeKind::InvalidArgs, (false, false, true, false, false)) => Outcome::InvalidArgs {
+            message: view.message?.to_str()?.to_owned(),
         },
-        OutcomeKind::InvalidArgs if has(0b1000) => Outcome::InvalidArgs { message: message? },
-        OutcomeKind::CapabilityDenied if has(0b1_0000) => {
-            Outcome::CapabilityDenied { missing: missing? }
+        (OutcomeKind::CapabilityDenied, (false, false, false, true, false)) => {
+            Outcome::CapabilityDenied {
+                missing: view.missing?.strings()?,
+            }
         }
-        OutcomeKind::RateLimited if has(0b10_0000) || has(0) => Outcome::RateLimited {
-            retry_after_ms: retry_after_ms.flatten(),
+        (OutcomeKind::RateLimited, (false, false, false, false, _)) => Outcome::RateLimited {
+            retry_after_ms: view.retry_after_ms.flatten(),
         },
         _ => return None,
     })
@@ -436,16 +212,11 @@ fn outcome(map: &mut MsgpackMap<'_>) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::arbitrary::{damaged_payload, payload, record};
     use crate::codec::{Purge, RecordKind};
     use crate::limits::VALUE_DEPTH_MAX;
-    use crate::model::{Payload, Status, Timestamp, Value};
+    use crate::model::{Timestamp, Value};
     use proptest::prelude::*;
-
-    fn payload(record: &Record) -> Vec<u8> {
-        let mut out = Vec::new();
-        record.encode_payload(&mut out).unwrap();
-        out
-    }
 
     /// Records compared by their encoding, so a NaN compares equal to itself.
     fn same(a: &Record, b: &Record) -> bool {
@@ -482,173 +253,6 @@ mod tests {
         Ok(())
     }
 
-    fn text() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a-z_-]{0,12}",
-            "\\PC{0,40}",
-            // Past the fixstr and str8 lengths.
-            "[a-z]{200,300}",
-        ]
-    }
-
-    fn value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            text().prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(text(), inner, 0..6)
-                    .prop_map(|map| Value::Object(map.into_iter().collect())),
-            ]
-        })
-    }
-
-    fn object() -> impl Strategy<Value = Payload> {
-        prop::collection::btree_map(text(), value(), 0..5).prop_map(|m| m.into_iter().collect())
-    }
-
-    fn timestamp() -> impl Strategy<Value = Timestamp> {
-        any::<i64>().prop_map(Timestamp::from_unix_nanos)
-    }
-
-    fn status() -> impl Strategy<Value = Status> {
-        prop::sample::select(Status::ALL.to_vec())
-    }
-
-    fn stats() -> impl Strategy<Value = RunStats> {
-        (
-            status(),
-            text(),
-            text(),
-            any::<u64>(),
-            any::<f64>(),
-            any::<(u64, u64, u64)>(),
-        )
-            .prop_map(
-                |(status, output, error, tool_calls, runtime_seconds, tokens)| RunStats {
-                    status,
-                    output,
-                    error,
-                    tool_calls,
-                    runtime_seconds,
-                    input_tokens: tokens.0,
-                    output_tokens: tokens.1,
-                    thinking_tokens: tokens.2,
-                },
-            )
-    }
-
-    fn run() -> impl Strategy<Value = Run> {
-        (
-            (text(), text(), text(), text(), text()),
-            object(),
-            timestamp(),
-            prop::option::of(timestamp()),
-            stats(),
-        )
-            .prop_map(|(ids, inputs, started_at, finished_at, stats)| {
-                let (id, skill_id, caller_id, channel_id, parent_run_id) = ids;
-                let mut run = Run {
-                    id,
-                    skill_id,
-                    caller_id,
-                    channel_id,
-                    inputs,
-                    started_at,
-                    parent_run_id,
-                    ..Run::default()
-                };
-                run.apply_finish(&stats, started_at);
-                run.finished_at = finished_at;
-                run
-            })
-    }
-
-    fn outcome() -> impl Strategy<Value = Outcome> {
-        prop_oneof![
-            Just(Outcome::Success),
-            (text(), any::<bool>())
-                .prop_map(|(code, retryable)| Outcome::ExecutionFailed { code, retryable }),
-            text().prop_map(|message| Outcome::InvalidArgs { message }),
-            prop::collection::vec(text(), 0..4)
-                .prop_map(|missing| Outcome::CapabilityDenied { missing }),
-            prop::option::of(any::<u64>())
-                .prop_map(|retry_after_ms| Outcome::RateLimited { retry_after_ms }),
-            Just(Outcome::ToolNotFound),
-        ]
-    }
-
-    fn call() -> impl Strategy<Value = CallEvent> {
-        (
-            (timestamp(), text(), text(), prop::option::of(text())),
-            prop::collection::vec(text(), 0..4),
-            (any::<u64>(), outcome(), text(), any::<bool>()),
-            (any::<u32>(), any::<bool>(), prop::option::of(any::<u32>())),
-        )
-            .prop_map(|(ids, granted_capabilities, middle, last)| CallEvent {
-                ts: ids.0,
-                call_id: ids.1,
-                tool_id: ids.2,
-                caller_id: ids.3,
-                granted_capabilities,
-                duration_ms: middle.0,
-                outcome: middle.1,
-                tier: middle.2,
-                dry_run: middle.3,
-                schema_version: last.0,
-                secrets_resolved: last.1,
-                cursor_page: last.2,
-            })
-    }
-
-    fn record() -> impl Strategy<Value = Record> {
-        prop_oneof![
-            run().prop_map(Record::RunStarted),
-            (text(), stats(), timestamp()).prop_map(|(run_id, stats, finished_at)| {
-                Record::RunFinished(RunFinished {
-                    run_id,
-                    stats,
-                    finished_at,
-                })
-            }),
-            (text(), any::<u64>(), text(), object(), timestamp()).prop_map(
-                |(run_id, sequence, event_type, payload, created_at)| {
-                    Record::EventAppended(RunEvent {
-                        run_id,
-                        sequence,
-                        event_type,
-                        payload,
-                        created_at,
-                    })
-                }
-            ),
-            call().prop_map(Record::CallRecorded),
-        ]
-    }
-
-    /// A change to a payload: cut it, overwrite a byte, or put bytes in.
-    #[derive(Clone, Debug)]
-    enum Damage {
-        Cut(usize),
-        Set(usize, u8),
-        Insert(usize, Vec<u8>),
-    }
-
-    fn damage() -> impl Strategy<Value = Damage> {
-        prop_oneof![
-            any::<usize>().prop_map(Damage::Cut),
-            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Damage::Set(at, byte)),
-            (any::<usize>(), prop::collection::vec(any::<u8>(), 1..4))
-                .prop_map(|(at, bytes)| Damage::Insert(at, bytes)),
-        ]
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -663,24 +267,8 @@ mod tests {
 
         #[test]
         fn damaged_payloads_are_read_as_serde_reads_them_or_refused(
-            record in record(),
-            damages in prop::collection::vec(damage(), 1..4),
+            (record, bytes) in damaged_payload(),
         ) {
-            let mut bytes = payload(&record);
-            for damage in damages {
-                match damage {
-                    Damage::Cut(at) => bytes.truncate(at % (bytes.len() + 1)),
-                    Damage::Set(at, byte) if !bytes.is_empty() => {
-                        let at = at % bytes.len();
-                        bytes[at] = byte;
-                    }
-                    Damage::Set(..) => {}
-                    Damage::Insert(at, more) => {
-                        let at = at % (bytes.len() + 1);
-                        bytes.splice(at..at, more);
-                    }
-                }
-            }
             agrees_with_serde(record.kind(), &bytes)?;
         }
 

@@ -9,14 +9,17 @@
 //!   its payload, so a stale, misplaced or torn frame never verifies.
 //! - Decoding never trusts a length from disk: it is checked against the record limit
 //!   and the bytes at hand before anything is sliced or allocated.
-//! - serde is the reference decoding of every payload; the hand-written readers
-//!   (`decode` for whole records, `msgpack` under it and under the index's partial
-//!   reads) only ever answer the same or hand the payload to serde.
+//! - serde is the reference decoding of every payload; the hand-written readers (the
+//!   borrowed walkers of `view` over `msgpack`, under both `decode` for whole records
+//!   and the index's key reads) only ever answer the same or hand the payload to serde.
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 mod decode;
 mod frame;
 pub(crate) mod msgpack;
 mod record;
+pub(crate) mod view;
 
 /// The cheap pre-check used when searching for the next good frame after damage.
 pub(crate) mod frame_probe {

@@ -1,10 +1,11 @@
-//! A borrowed msgpack reader: the primitives both hand-written decoders share, the
-//! index's partial reads (`index::keys`) and the query path's full reads
-//! (`codec::decode`).
+//! A borrowed msgpack reader: the primitives under the record walkers of `codec::view`,
+//! which the index's key reads (`index::keys`) and the query path's full reads
+//! (`codec::decode`) share.
 //!
 //! Where it sits: under the record codec, beside serde. A record payload is a msgpack
 //! map with field names; [`MsgpackMap`] walks one map a key and a value at a time and
-//! reads each value as the type the caller expects. Every read returns `None` for
+//! reads each value as the type the caller expects, or keeps it for later: a string's
+//! bytes ([`Str`], checked as UTF-8 when read) or a whole value's bytes ([`Raw`]). Every read returns `None` for
 //! anything it does not expect (another type, a length past the end, a reserved
 //! marker), and a caller gives a payload it cannot read to serde, which is the
 //! reference.
@@ -14,8 +15,8 @@
 //!   against the bytes left before anything is sliced or allocated.
 //! - [`MsgpackMap::skip`] never recurses: it counts the values still to step over.
 //!   [`MsgpackMap::object`] recurses, at most [`VALUE_DEPTH_MAX`] levels deep.
-//! - Nothing here allocates except the readers of owned values (`string`, `object`),
-//!   which build what they return, within the payload's size.
+//! - Nothing here allocates except the readers of owned values (`string`, `object`,
+//!   and [`Raw`]'s readers), which build what they return, within the payload's size.
 
 use serde_json::{Map, Number, Value};
 
@@ -23,6 +24,10 @@ use crate::limits::VALUE_DEPTH_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
 
 /// Reads the entries of one msgpack map, in order.
+///
+/// The readers a record walker calls for every field (`str_raw`, `raw`, `u64`,
+/// `timestamp` and what they call) are `#[inline(always)]`: left to the compiler they
+/// stayed calls, which cost a log replay without a checkpoint about 5%.
 #[derive(Debug)]
 pub(crate) struct MsgpackMap<'a> {
     bytes: &'a [u8],
@@ -131,7 +136,7 @@ impl<'a> MsgpackMap<'a> {
         Some(value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn str_bytes(&mut self) -> Option<&'a [u8]> {
         let tag = self.byte()?;
         let len = match tag {
@@ -146,7 +151,15 @@ impl<'a> MsgpackMap<'a> {
 
     #[inline]
     pub(crate) fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.str_bytes()?).ok()
+        self.str_raw()?.to_str()
+    }
+
+    /// A string whose bytes are checked as UTF-8 only when it is read
+    /// ([`Str::to_str`]), so a walker steps over the strings its caller never reads
+    /// as cheaply as a skip.
+    #[inline(always)]
+    pub(crate) fn str_raw(&mut self) -> Option<Str<'a>> {
+        self.str_bytes().map(Str)
     }
 
     #[inline]
@@ -155,13 +168,13 @@ impl<'a> MsgpackMap<'a> {
     }
 
     /// An integer as `i128`, so every msgpack integer fits and range checks are exact.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn int(&mut self) -> Option<i128> {
         let tag = self.byte()?;
         self.int_after(tag)
     }
 
-    #[inline]
+    #[inline(always)]
     fn int_after(&mut self, tag: u8) -> Option<i128> {
         Some(match tag {
             0x00..=0x7f => i128::from(tag),
@@ -178,7 +191,7 @@ impl<'a> MsgpackMap<'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u64(&mut self) -> Option<u64> {
         u64::try_from(self.int()?).ok()
     }
@@ -188,7 +201,7 @@ impl<'a> MsgpackMap<'a> {
         u32::try_from(self.int()?).ok()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn timestamp(&mut self) -> Option<Timestamp> {
         i64::try_from(self.int()?)
             .ok()
@@ -233,15 +246,36 @@ impl<'a> MsgpackMap<'a> {
         }
     }
 
+    /// A nil as `None`, anything else read with `read` (as serde reads an `Option`).
     #[inline]
-    pub(crate) fn is_nil(&self) -> bool {
-        self.bytes.first() == Some(&0xc0)
+    pub(crate) fn nullable<T>(
+        &mut self,
+        read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        if self.bytes.first() == Some(&0xc0) {
+            self.byte()?;
+            Some(None)
+        } else {
+            read(self).map(Some)
+        }
     }
 
-    /// Steps over a nil; `None` when the next value is not nil.
-    #[inline]
-    pub(crate) fn nil(&mut self) -> Option<()> {
-        (self.byte()? == 0xc0).then_some(())
+    /// Steps over one value and keeps its bytes, to be read later or never.
+    #[inline(always)]
+    pub(crate) fn raw(&mut self) -> Option<Raw<'a>> {
+        let start = self.bytes;
+        self.skip()?;
+        Some(Raw(&start[..start.len() - self.bytes.len()]))
+    }
+
+    /// An array of strings.
+    fn strings(&mut self) -> Option<Vec<String>> {
+        let n = self.array_len()?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.string()?);
+        }
+        Some(items)
     }
 
     /// A map of strings to JSON-like values (run inputs, event payloads), read as
@@ -342,12 +376,54 @@ impl<'a> MsgpackMap<'a> {
     }
 }
 
-/// Marks field `bit` as read; `None` when it was already (serde refuses duplicates).
-pub(crate) fn first_time(seen: &mut u32, bit: u32) -> Option<()> {
-    let mask = 1 << bit;
-    if *seen & mask != 0 {
+/// The bytes of a string value, not yet checked as UTF-8.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Str<'a>(&'a [u8]);
+
+impl<'a> Str<'a> {
+    /// The string; `None` when its bytes are not UTF-8.
+    #[inline]
+    pub(crate) fn to_str(self) -> Option<&'a str> {
+        std::str::from_utf8(self.0).ok()
+    }
+}
+
+/// The bytes of one whole value, as [`MsgpackMap::raw`] stepped over them.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Raw<'a>(&'a [u8]);
+
+impl<'a> Raw<'a> {
+    /// Reads the value with `read`, which must read all of it.
+    fn read<T>(self, read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>) -> Option<T> {
+        let mut value = MsgpackMap {
+            bytes: self.0,
+            n_left: 0,
+        };
+        let read = read(&mut value)?;
+        // `skip` and the readers agree on where a value ends; a read that stops
+        // elsewhere is a bug in one of them.
+        debug_assert!(value.bytes.is_empty(), "a read ended inside a raw value");
+        Some(read)
+    }
+
+    /// The value as a map of strings to JSON-like values ([`MsgpackMap::object`]).
+    pub(crate) fn object(self) -> Option<Map<String, Value>> {
+        self.read(MsgpackMap::object)
+    }
+
+    /// The value as an array of strings.
+    pub(crate) fn strings(self) -> Option<Vec<String>> {
+        self.read(MsgpackMap::strings)
+    }
+}
+
+/// Stores the value of a field read for the first time; `None` when the field was
+/// read before (serde refuses a repeated field) or its value did not read.
+#[inline]
+pub(crate) fn first_time<T>(field: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if field.is_some() {
         return None;
     }
-    *seen |= mask;
+    *field = Some(value?);
     Some(())
 }

@@ -3,29 +3,34 @@
 //!
 //! Where it sits: between a verified frame and [`Index::apply_frame`](super::Index).
 //! Payloads are msgpack maps with field names (see `codec::record`). Each kind is read
-//! first by a small hand-written walker (over the codec's [`MsgpackMap`], which the
-//! query path's full decoder `codec::decode` shares) that picks the named fields
-//! out of the top-level map and steps over every other value without decoding it;
-//! anything it does not expect (a positional array, a repeated or missing field, a
-//! value of another type) sends the payload to the serde structs below, which name
-//! only some fields and let serde skip the rest, with `&str` fields borrowing from the
-//! frame. The serde path is the reference; the walker is only faster.
+//! first by the codec's walker for it (`codec::view`, which the query path's full
+//! decoder `codec::decode` shares), and the key takes its fields from the borrowed
+//! view; the view keeps the strings the index does not take unchecked and the maps and
+//! lists as raw bytes, so nothing is decoded that the index drops. Anything the walker
+//! does not expect (a positional array, a repeated or missing field, a value of
+//! another type) sends the payload to the serde structs below, which name only some
+//! fields and let serde skip the rest, with `&str` fields borrowing from the frame.
+//! The serde path is the reference; the walker is only faster.
 //!
 //! # Invariants
 //! - Each key struct requires exactly the fields its full record type requires and
 //!   defaults the ones it defaults, so a payload the full decode refuses for a missing
 //!   field is refused here too.
 //! - Whatever the walker accepts, the serde path reads the same way (tested below),
-//!   except that the walker does not check that the strings it skips are UTF-8.
+//!   except that the strings the index does not take are not checked as UTF-8. The
+//!   walker checks the types of the fields the index does not take, so it leaves a
+//!   little more to serde than a walker of the key fields alone would; serde reads
+//!   those payloads to the same keys.
 //! - The walker never reads past the payload and never recurses: skipping a nested
 //!   value counts the items still to step over, so any depth costs constant stack.
+//!   Bytes after the top-level map are not looked at, as serde does not.
 //! - Deliberately absent: inputs, outputs, payloads and every other field the index
 //!   does not hold.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::codec::msgpack::{MsgpackMap, first_time};
+use crate::codec::view::{self, CallView, EventView, FinishView, RunView};
 use crate::model::{OutcomeKind, Status, Timestamp};
 
 /// What the index takes of a `RunStarted` record (a [`Run`](crate::model::Run)).
@@ -101,169 +106,54 @@ pub(crate) struct PurgeKey {
 
 /// The walker's read of a `RunStarted` payload; `None` sends it to serde.
 fn walk_start(payload: &[u8]) -> Option<StartKey<'_>> {
-    let mut map = MsgpackMap::new(payload)?;
-    let mut key = StartKey::default();
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"id" => {
-                first_time(&mut seen, 0)?;
-                key.id = map.str()?;
-            }
-            b"skill_id" => {
-                first_time(&mut seen, 1)?;
-                key.skill_id = map.str()?;
-            }
-            b"caller_id" => {
-                first_time(&mut seen, 2)?;
-                key.caller_id = map.str()?;
-            }
-            b"channel_id" => {
-                first_time(&mut seen, 3)?;
-                key.channel_id = map.str()?;
-            }
-            b"started_at" => {
-                first_time(&mut seen, 4)?;
-                key.started_at = map.timestamp()?;
-            }
-            b"finished_at" => {
-                first_time(&mut seen, 5)?;
-                if map.is_nil() {
-                    map.skip()?;
-                } else {
-                    key.finished_at = Some(map.timestamp()?);
-                }
-            }
-            b"status" => {
-                first_time(&mut seen, 6)?;
-                key.status = map.status()?;
-            }
-            b"parent_run_id" => {
-                first_time(&mut seen, 7)?;
-                key.parent_run_id = map.str()?;
-            }
-            _ => map.skip()?,
-        }
-    }
-    Some(key)
+    let view = view::walk(payload, RunView::read)?;
+    Some(StartKey {
+        id: view::text(view.id)?,
+        skill_id: view::text(view.skill_id)?,
+        caller_id: view::text(view.caller_id)?,
+        channel_id: view::text(view.channel_id)?,
+        started_at: view.started_at.unwrap_or_default(),
+        finished_at: view.finished_at.flatten(),
+        status: view.status.unwrap_or_default(),
+        parent_run_id: view::text(view.parent_run_id)?,
+    })
 }
 
 /// The walker's read of a `RunFinished` payload.
 fn walk_finish(payload: &[u8]) -> Option<FinishKey<'_>> {
-    let mut map = MsgpackMap::new(payload)?;
-    let (mut run_id, mut status, mut finished_at) = (None, None, None);
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"run_id" if run_id.is_none() => run_id = Some(map.str()?),
-            b"finished_at" if finished_at.is_none() => finished_at = Some(map.timestamp()?),
-            b"stats" if status.is_none() => {
-                status = Some(map.with_map(|inner| {
-                    let mut found = Status::default();
-                    let mut seen = 0u32;
-                    while let Some(field) = inner.next_key()? {
-                        match field {
-                            b"status" => {
-                                first_time(&mut seen, 0)?;
-                                found = inner.status()?;
-                            }
-                            _ => inner.skip()?,
-                        }
-                    }
-                    Some(found)
-                })?);
-            }
-            b"run_id" | b"finished_at" | b"stats" => return None,
-            _ => map.skip()?,
-        }
-    }
+    let view = view::walk(payload, FinishView::read)?;
     Some(FinishKey {
-        run_id: run_id?,
-        stats: StatsKey { status: status? },
-        finished_at: finished_at?,
+        run_id: view.run_id?.to_str()?,
+        stats: StatsKey {
+            status: view.stats?.status.unwrap_or_default(),
+        },
+        finished_at: view.finished_at?,
     })
 }
 
 /// The walker's read of an `EventAppended` payload.
 fn walk_event(payload: &[u8]) -> Option<EventKey<'_>> {
-    let mut map = MsgpackMap::new(payload)?;
-    let mut key = EventKey::default();
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"run_id" => {
-                first_time(&mut seen, 0)?;
-                key.run_id = map.str()?;
-            }
-            b"sequence" => {
-                first_time(&mut seen, 1)?;
-                key.sequence = map.u64()?;
-            }
-            _ => map.skip()?,
-        }
-    }
-    Some(key)
+    let view = view::walk(payload, EventView::read)?;
+    Some(EventKey {
+        run_id: view::text(view.run_id)?,
+        sequence: view.sequence.unwrap_or_default(),
+    })
 }
 
 /// The walker's read of a `CallRecorded` payload.
 fn walk_call(payload: &[u8]) -> Option<CallKey<'_>> {
-    let mut map = MsgpackMap::new(payload)?;
-    let (mut ts, mut call_id, mut tool_id, mut caller_id, mut outcome) =
-        (None, None, None, None, None);
-    let mut seen = 0u32;
-    while let Some(name) = map.next_key()? {
-        match name {
-            b"ts" => {
-                first_time(&mut seen, 0)?;
-                ts = Some(map.timestamp()?);
-            }
-            b"call_id" => {
-                first_time(&mut seen, 1)?;
-                call_id = Some(map.str()?);
-            }
-            b"tool_id" => {
-                first_time(&mut seen, 2)?;
-                tool_id = Some(map.str()?);
-            }
-            b"caller_id" => {
-                first_time(&mut seen, 3)?;
-                caller_id = if map.is_nil() {
-                    map.skip()?;
-                    None
-                } else {
-                    Some(map.str()?)
-                };
-            }
-            b"outcome" => {
-                first_time(&mut seen, 4)?;
-                outcome = Some(walk_outcome(&mut map)?);
-            }
-            _ => map.skip()?,
-        }
-    }
+    let view = view::walk(payload, CallView::read)?;
     Some(CallKey {
-        ts: ts?,
-        call_id: call_id?,
-        tool_id: tool_id?,
-        caller_id,
-        outcome: outcome?,
-    })
-}
-
-/// Reads the outcome map at the walker's position (its `kind`, passing over the
-/// variant's fields) and moves the walker past it.
-fn walk_outcome(outer: &mut MsgpackMap<'_>) -> Option<OutcomeKey> {
-    outer.with_map(|map| {
-        let mut kind = None;
-        while let Some(name) = map.next_key()? {
-            match name {
-                b"kind" if kind.is_none() => {
-                    kind = Some(map.outcome_kind()?);
-                }
-                b"kind" => return None,
-                _ => map.skip()?,
-            }
-        }
-        Some(OutcomeKey { kind: kind? })
+        ts: view.ts?,
+        call_id: view.call_id?.to_str()?,
+        tool_id: view.tool_id?.to_str()?,
+        caller_id: match view.caller_id.flatten() {
+            Some(caller_id) => Some(caller_id.to_str()?),
+            None => None,
+        },
+        outcome: OutcomeKey {
+            kind: view.outcome?.kind?,
+        },
     })
 }
 
@@ -295,13 +185,53 @@ pub(crate) fn purge(payload: &[u8]) -> Option<PurgeKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Purge, Record, RunFinished};
+    use crate::codec::arbitrary::{damaged_payload, payload, record};
+    use crate::codec::{Purge, Record, RecordKind, RunFinished};
     use crate::model::{CallEvent, Outcome, Run, RunEvent, RunStats};
+    use proptest::prelude::*;
+    use std::fmt::Debug;
 
-    fn payload(record: &Record) -> Vec<u8> {
-        let mut out = Vec::new();
-        record.encode_payload(&mut out).unwrap();
-        out
+    /// The walker's key and serde's for a payload of `kind`, as text; each `None` when
+    /// that reader does not answer.
+    fn keys_of(kind: RecordKind, bytes: &[u8]) -> (Option<String>, Option<String>) {
+        fn both<'a, T: Debug + Deserialize<'a>>(
+            walked: Option<T>,
+            bytes: &'a [u8],
+        ) -> (Option<String>, Option<String>) {
+            let decoded = rmp_serde::from_slice::<T>(bytes).ok();
+            (
+                walked.map(|key| format!("{key:?}")),
+                decoded.map(|key| format!("{key:?}")),
+            )
+        }
+        match kind {
+            RecordKind::RunStarted => both(walk_start(bytes), bytes),
+            RecordKind::RunFinished => both(walk_finish(bytes), bytes),
+            RecordKind::EventAppended => both(walk_event(bytes), bytes),
+            RecordKind::CallRecorded => both(walk_call(bytes), bytes),
+            RecordKind::Purge | RecordKind::DropReport => (None, None),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn every_record_written_is_walked_to_the_keys_serde_reads(record in record()) {
+            let (walked, decoded) = keys_of(record.kind(), &payload(&record));
+            prop_assert!(walked.is_some(), "the walker left {record:?} to serde");
+            prop_assert_eq!(walked, decoded);
+        }
+
+        #[test]
+        fn damaged_payloads_are_walked_to_the_keys_serde_reads_or_refused(
+            (record, bytes) in damaged_payload(),
+        ) {
+            let (walked, decoded) = keys_of(record.kind(), &bytes);
+            if walked.is_some() {
+                prop_assert_eq!(walked, decoded);
+            }
+        }
     }
 
     #[test]
