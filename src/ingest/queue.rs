@@ -275,9 +275,10 @@ mod tests {
     use crate::ingest::{EventRef, FieldValue};
     use crate::model::{Run, Timestamp};
 
-    fn event(sequence: u64, text: &str) -> Vec<u8> {
+    /// Calls `f` with the inline view of a step event of run `r` carrying `text`.
+    fn with_event<T>(sequence: u64, text: &str, f: impl FnOnce(Inline<'_>) -> T) -> T {
         let fields = [("text", FieldValue::Str(text))];
-        super::super::slot::encode_to_vec(Inline::Event(&EventRef {
+        f(Inline::Event(&EventRef {
             run_id: "r",
             sequence,
             event_type: "step",
@@ -286,16 +287,16 @@ mod tests {
         }))
     }
 
+    fn event(sequence: u64, text: &str) -> Vec<u8> {
+        with_event(sequence, text, super::super::slot::encode_to_vec)
+    }
+
+    fn try_push(q: &IngestQueue, sequence: u64, text: &str) -> Push {
+        with_event(sequence, text, |view| q.try_push_inline(&view))
+    }
+
     fn push_event(q: &IngestQueue, sequence: u64, text: &str) -> bool {
-        let fields = [("text", FieldValue::Str(text))];
-        let view = EventRef {
-            run_id: "r",
-            sequence,
-            event_type: "step",
-            fields: &fields,
-            created_at: Timestamp::EPOCH,
-        };
-        match q.try_push_inline(&Inline::Event(&view)) {
+        match try_push(q, sequence, text) {
             Push::Accepted => true,
             Push::Full => false,
             Push::NotInline => panic!("has an inline form"),
@@ -348,31 +349,13 @@ mod tests {
             assert_eq!(pop(&q, &mut scratch), Some(Ok(event(len as u64, &text))));
         }
         // Over the inline size, even on this path: the slow path's.
-        let text = "z".repeat(8 << 10);
-        let fields = [("text", FieldValue::Str(&text))];
-        let view = EventRef {
-            run_id: "r",
-            sequence: 1,
-            event_type: "step",
-            fields: &fields,
-            created_at: Timestamp::EPOCH,
-        };
-        assert_eq!(q.try_push_inline(&Inline::Event(&view)), Push::NotInline);
+        assert_eq!(try_push(&q, 1, &"z".repeat(8 << 10)), Push::NotInline);
     }
 
     #[test]
     fn an_event_over_the_inline_size_is_not_inline() {
         let q = IngestQueue::new(4096, 64, 1024);
-        let long = "x".repeat(100);
-        let fields = [("text", FieldValue::Str(&long))];
-        let view = EventRef {
-            run_id: "r",
-            sequence: 1,
-            event_type: "step",
-            fields: &fields,
-            created_at: Timestamp::EPOCH,
-        };
-        assert_eq!(q.try_push_inline(&Inline::Event(&view)), Push::NotInline);
+        assert_eq!(try_push(&q, 1, &"x".repeat(100)), Push::NotInline);
         assert_eq!(q.len(), 0);
     }
 
