@@ -1,9 +1,9 @@
 //! Lock-free ingest: the record path a dispatch server calls on its hot path.
 //!
 //! Where it sits: in front of [`AuditLog`]. Producers call `Recorder::record_*` from any
-//! thread; those calls measure the borrowed fields, claim that many bytes in a
-//! preallocated ring (`ring.rs`, wrapped by `queue.rs`) and encode the fields straight
-//! into it (layout in `slot.rs`), then return. One committer thread (`committer.rs`)
+//! thread; those calls encode the borrowed fields into a per-thread scratch buffer
+//! (layout in `slot.rs`), claim that many bytes in a preallocated ring (`ring.rs`,
+//! wrapped by `queue.rs`) and copy them in, then return. One committer thread (`committer.rs`)
 //! drains the ring in batches, writes each record's msgpack payload straight from its
 //! bytes (`transcode.rs`; run starts and finishes are decoded into records and
 //! encoded), restores each run's sequence order (`reorder.rs`), appends the payloads
@@ -12,7 +12,7 @@
 //! (`metrics.rs`). This is the only module of the crate that owns a thread.
 //!
 //! ```text
-//! record_*() ─measure─▶ claim (one CAS) ─encode─▶ publish (release store) ─▶ committer: copy out ─▶ transcode ─▶ reorder ─▶ append_encoded ─▶ sync
+//! record_*() ─encode─▶ claim (one CAS) ─copy─▶ publish (release store) ─▶ committer: copy out ─▶ transcode ─▶ reorder ─▶ append_encoded ─▶ sync
 //!   (any thread, no alloc, no syscall, no lock)                     (one thread, batches ≤ 4096, parks 50–200 µs)
 //! ```
 //!
@@ -30,8 +30,8 @@
 //!   `inline_bytes` of fields plus `INGEST_SLOT_OVERHEAD_BYTES` of ids and names it
 //!   also never allocates; larger events, and fields holding nested JSON, take the slow
 //!   path: the producer builds an owned `Record` (allocating) and sends it through the
-//!   same ring (as a marker naming it) under a separate byte budget. Reading the clock happens only when a drop
-//!   is counted.
+//!   same ring (as a marker naming it) under a separate byte budget. Reading the clock
+//!   happens only when a drop is counted.
 //! - Every call returns [`Recorded::Accepted`] or [`Recorded::Dropped`] with the reason,
 //!   and every drop is counted by reason ([`Recorder::metrics`]) and, while the log can
 //!   still be written, reported in the log by a `Record::DropReport`.

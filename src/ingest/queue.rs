@@ -2,9 +2,11 @@
 //!
 //! Where it sits: producers (`record_*` calls) push, the committer pops.
 //!
-//! - An event with an inline form is measured, then encoded straight into the room it
-//!   claimed in [`Ring`] (`ring.rs`): one compare-and-swap and a few word stores, no
-//!   allocation, no syscall, no lock.
+//! - An event with an inline form is encoded into a per-thread scratch buffer, then
+//!   copied in whole words into the room it claimed in [`Ring`] (`ring.rs`): one
+//!   compare-and-swap and a few word stores, no allocation, no syscall, no lock. One
+//!   over the scratch buffer (only with a raised `inline_bytes`) is measured first and
+//!   encoded straight into its claim.
 //! - A slow-path record (boxed, allocated by the producer) is parked in one of
 //!   [`crate::limits::INGEST_SLOW_PATH_RECORDS_MAX`] cells, and a small marker naming the
 //!   cell goes through the same ring. Records therefore keep the order in which their
@@ -138,7 +140,11 @@ impl IngestQueue {
                 buf: &mut scratch[..limit],
                 pos: 0,
             };
-            view.encode(&mut sink).ok()?;
+            if view.encode(&mut sink).is_err() {
+                // Past the inline size, or no inline form: the measured path could only
+                // refuse it again, unless the scratch buffer was the limit.
+                return (self.inline_max <= SCRATCH_BYTES).then_some(Push::NotInline);
+            }
             let len = sink.pos;
             let Some(mut claim) = self.ring.try_claim(len) else {
                 return Some(Push::Full);
@@ -149,8 +155,8 @@ impl IngestQueue {
         });
         match encoded {
             Ok(Some(push)) => push,
-            // Refused by the scratch buffer, or (at thread exit) no buffer: the measured
-            // path tells whether it has an inline form at all.
+            // Over the scratch buffer, or (at thread exit) no buffer: the measured path
+            // tells whether it has an inline form at all.
             _ => self.try_push_measured(view),
         }
     }

@@ -860,18 +860,14 @@ impl Journal {
     }
 
     /// Maps every page of the sealed segments into the process now, so that the first
-    /// read of each costs no page fault (see `Config::prefault_segments`). Returns the
-    /// bytes asked for. A kernel that refuses the hint leaves the maps as they were:
-    /// reads fault pages in as before.
-    pub fn prefault_sealed(&self) -> u64 {
-        let mut n_bytes = 0;
+    /// read of each costs no page fault (see `Config::prefault_segments`). A kernel that
+    /// refuses the hint leaves the maps as they were: reads fault pages in as before.
+    pub fn prefault_sealed(&self) {
         for segment in self.sealed.values() {
             if segment.view.prefault().is_err() {
                 break;
             }
-            n_bytes += segment.len_bytes();
         }
-        n_bytes
     }
 
     /// Counters of the journal's work.
