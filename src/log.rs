@@ -110,7 +110,9 @@ impl AuditLog {
         };
         let mut n_tail_frames = 0u64;
         let mut fresh = Index::new();
-        let mut last_frame = None;
+        // Only the last frame's LSN: its coverage (a checksum of its payload) is taken
+        // once, after the scan.
+        let mut last_lsn = None;
         // Tombstones below a loaded checkpoint's coverage are not visited; compaction
         // only asks whether the newest one is in the active segment, and every frame
         // found at open is below it.
@@ -122,7 +124,7 @@ impl AuditLog {
             options,
             scan_from,
             |frame| {
-                last_frame = Some(Coverage::of_last_frame(&frame));
+                last_lsn = Some(frame.lsn);
                 if frame.kind == RecordKind::Purge {
                     last_purge_lsn = Some(frame.lsn);
                 }
@@ -143,6 +145,7 @@ impl AuditLog {
                 Ok(())
             },
         )?;
+        let mut last_frame = last_lsn.map(|lsn| coverage_at(&journal, lsn)).transpose()?;
         let (index, checkpoint_use) = match loaded {
             Err(why) => (fresh, CheckpointUse::Ignored(why)),
             Ok(None) => (fresh, CheckpointUse::Missing),
@@ -533,8 +536,7 @@ impl Shared {
             return Ok(());
         };
         let journal = state.journal.as_mut().ok_or(Error::Closed)?;
-        state.last_frame =
-            Some(journal.with_frame(last, |frame, _, _| Ok(Coverage::of_last_frame(&frame)))?);
+        state.last_frame = Some(coverage_at(journal, last)?);
         match self.durability {
             Durability::None => journal.write()?,
             Durability::EveryBatch => journal.sync()?,
@@ -626,11 +628,17 @@ fn rebuild(journal: &Journal) -> Result<(Index, Option<Coverage>)> {
     let mut index = Index::new();
     let mut last = None;
     journal.for_each_frame(Lsn(0), |frame| {
-        last = Some(Coverage::of_last_frame(&frame));
+        last = Some(frame.lsn);
         index.apply_frame(frame.lsn, frame.kind, frame.payload);
         Ok(())
     })?;
+    let last = last.map(|lsn| coverage_at(journal, lsn)).transpose()?;
     Ok((index, last))
+}
+
+/// The coverage of a checkpoint whose last frame is the one at `lsn`.
+fn coverage_at(journal: &Journal, lsn: Lsn) -> Result<Coverage> {
+    journal.with_frame(lsn, |frame, _, _| Ok(Coverage::of_last_frame(&frame)))
 }
 
 impl Drop for AuditLog {
