@@ -19,10 +19,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((context, frame_bytes)) = data.split_at_checked(16) else {
         return;
     };
-    let ctx = FrameContext {
-        salt: u64::from_le_bytes(context[..8].try_into().unwrap()),
-        segment_id: SegmentId(u64::from_le_bytes(context[8..].try_into().unwrap())),
-    };
+    let ctx = FrameContext::new(
+        SegmentId(u64::from_le_bytes(context[8..].try_into().unwrap())),
+        u64::from_le_bytes(context[..8].try_into().unwrap()),
+    );
     // Expect the frame where it says it is, so the fuzzer reaches payload decoding
     // without solving the position check; the position check has unit tests.
     let expected = frame_bytes

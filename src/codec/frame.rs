@@ -34,6 +34,23 @@ pub struct FrameContext {
     pub segment_id: SegmentId,
     /// Random per segment file, so bytes of any other file never verify here.
     pub salt: u64,
+    /// crc32 of the salt and segment id, which every frame's checksum continues from:
+    /// taken once per segment rather than once per frame.
+    seed: u32,
+}
+
+impl FrameContext {
+    /// The context of the segment with this id and salt.
+    pub fn new(segment_id: SegmentId, salt: u64) -> FrameContext {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&salt.to_le_bytes());
+        hasher.update(&segment_id.0.to_le_bytes());
+        FrameContext {
+            segment_id,
+            salt,
+            seed: hasher.finalize(),
+        }
+    }
 }
 
 /// A verified frame borrowed from segment bytes.
@@ -81,10 +98,9 @@ pub enum FrameError {
     Corrupt(CorruptionKind),
 }
 
+/// crc32 of the salt, the segment id and `covered`, in that order.
 fn checksum(ctx: &FrameContext, covered: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&ctx.salt.to_le_bytes());
-    hasher.update(&ctx.segment_id.0.to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new_with_initial(ctx.seed);
     hasher.update(covered);
     hasher.finalize()
 }
@@ -213,11 +229,19 @@ mod tests {
     use super::*;
     use crate::model::{RunEvent, Timestamp};
 
-    const CTX: FrameContext = FrameContext {
-        segment_id: SegmentId(7),
-        salt: 0x5eed,
-    };
     const MAX: usize = 1 << 20;
+
+    fn ctx() -> FrameContext {
+        FrameContext::new(SegmentId(7), 0x5eed)
+    }
+
+    #[test]
+    fn the_checksum_covers_salt_segment_id_and_bytes_in_order() {
+        let bytes = b"some frame bytes, longer than one 16-byte block of the hasher";
+        let whole = [&0x5eed_u64.to_le_bytes()[..], &7_u64.to_le_bytes(), bytes].concat();
+        assert_eq!(checksum(&ctx(), bytes), crc32fast::hash(&whole));
+        assert_eq!(checksum(&ctx(), b""), crc32fast::hash(&whole[..16]));
+    }
 
     fn event(seq: u64) -> Record {
         Record::EventAppended(RunEvent {
@@ -235,9 +259,9 @@ mod tests {
     #[test]
     fn a_frame_round_trips() {
         let mut buf = Vec::new();
-        let len = encode_frame(&mut buf, &CTX, Lsn(4096), &event(3), MAX).unwrap();
+        let len = encode_frame(&mut buf, &ctx(), Lsn(4096), &event(3), MAX).unwrap();
         assert_eq!(len as usize, buf.len());
-        let frame = decode_frame(&buf, &CTX, Lsn(4096), MAX).unwrap();
+        let frame = decode_frame(&buf, &ctx(), Lsn(4096), MAX).unwrap();
         assert_eq!(frame.len_bytes(), len);
         assert_eq!(frame.record().unwrap(), event(3));
     }
@@ -245,12 +269,12 @@ mod tests {
     #[test]
     fn every_single_bit_flip_is_detected() {
         let mut buf = Vec::new();
-        encode_frame(&mut buf, &CTX, Lsn(0), &event(1), MAX).unwrap();
+        encode_frame(&mut buf, &ctx(), Lsn(0), &event(1), MAX).unwrap();
         for bit in 0..buf.len() * 8 {
             let mut bad = buf.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(
-                decode_frame(&bad, &CTX, Lsn(0), MAX).is_err(),
+                decode_frame(&bad, &ctx(), Lsn(0), MAX).is_err(),
                 "flip of bit {bit} verified"
             );
         }
@@ -259,12 +283,9 @@ mod tests {
     #[test]
     fn a_frame_does_not_verify_in_another_segment_or_position() {
         let mut buf = Vec::new();
-        encode_frame(&mut buf, &CTX, Lsn(100), &event(1), MAX).unwrap();
-        let other_salt = FrameContext { salt: 1, ..CTX };
-        let other_id = FrameContext {
-            segment_id: SegmentId(8),
-            ..CTX
-        };
+        encode_frame(&mut buf, &ctx(), Lsn(100), &event(1), MAX).unwrap();
+        let other_salt = FrameContext::new(SegmentId(7), 1);
+        let other_id = FrameContext::new(SegmentId(8), 0x5eed);
         assert!(matches!(
             decode_frame(&buf, &other_salt, Lsn(100), MAX),
             Err(FrameError::Corrupt(_))
@@ -274,7 +295,7 @@ mod tests {
             Err(FrameError::Corrupt(_))
         ));
         assert!(matches!(
-            decode_frame(&buf, &CTX, Lsn(200), MAX),
+            decode_frame(&buf, &ctx(), Lsn(200), MAX),
             Err(FrameError::Corrupt(CorruptionKind::MisplacedFrame { .. }))
         ));
     }
@@ -282,9 +303,9 @@ mod tests {
     #[test]
     fn every_prefix_is_truncated_or_empty_never_a_frame() {
         let mut buf = Vec::new();
-        encode_frame(&mut buf, &CTX, Lsn(0), &event(1), MAX).unwrap();
+        encode_frame(&mut buf, &ctx(), Lsn(0), &event(1), MAX).unwrap();
         for cut in 0..buf.len() {
-            let got = decode_frame(&buf[..cut], &CTX, Lsn(0), MAX);
+            let got = decode_frame(&buf[..cut], &ctx(), Lsn(0), MAX);
             assert!(
                 matches!(got, Err(FrameError::Truncated | FrameError::Empty)),
                 "cut {cut}: {got:?}"
@@ -295,14 +316,14 @@ mod tests {
     #[test]
     fn zeros_read_as_empty_and_oversized_lengths_are_refused() {
         assert_eq!(
-            decode_frame(&[0; 64], &CTX, Lsn(0), MAX).unwrap_err(),
+            decode_frame(&[0; 64], &ctx(), Lsn(0), MAX).unwrap_err(),
             FrameError::Empty
         );
         let mut buf = Vec::new();
-        encode_frame(&mut buf, &CTX, Lsn(0), &event(1), MAX).unwrap();
+        encode_frame(&mut buf, &ctx(), Lsn(0), &event(1), MAX).unwrap();
         let small = buf.len() - HEADER - 1;
         assert!(matches!(
-            decode_frame(&buf, &CTX, Lsn(0), small),
+            decode_frame(&buf, &ctx(), Lsn(0), small),
             Err(FrameError::Corrupt(CorruptionKind::BadLength(_)))
         ));
     }
@@ -310,7 +331,7 @@ mod tests {
     #[test]
     fn an_oversized_record_is_refused_and_leaves_the_buffer_as_it_was() {
         let mut buf = vec![1, 2, 3];
-        let err = encode_frame(&mut buf, &CTX, Lsn(0), &event(1), 8).unwrap_err();
+        let err = encode_frame(&mut buf, &ctx(), Lsn(0), &event(1), 8).unwrap_err();
         assert!(matches!(err, crate::Error::RecordTooLarge { max: 8, .. }));
         assert_eq!(buf, vec![1, 2, 3]);
     }

@@ -85,10 +85,7 @@ impl SegmentHeader {
 
     /// What the frames of this segment are bound to.
     pub fn frame_context(&self) -> FrameContext {
-        FrameContext {
-            segment_id: self.segment_id,
-            salt: self.salt,
-        }
+        FrameContext::new(self.segment_id, self.salt)
     }
 
     /// The header's bytes.
