@@ -216,6 +216,27 @@ pub fn decode_frame<'a>(
     })
 }
 
+/// The frame at the start of `bytes` that [`decode_frame`] verified at `lsn` before:
+/// its length and kind are read again, not checked again.
+///
+/// # Panics
+/// If the bytes do not start with a frame of a known kind and length, which a frame
+/// that verified always is.
+pub fn reread_verified(bytes: &[u8], lsn: Lsn) -> Frame<'_> {
+    let payload_len =
+        u32::from_le_bytes(bytes[LEN_AT..LSN_AT].try_into().expect("4 bytes")) as usize;
+    debug_assert_eq!(
+        u64::from_le_bytes(bytes[LSN_AT..KIND_AT].try_into().expect("8 bytes")),
+        lsn.0,
+        "a verified frame sits at its own LSN"
+    );
+    Frame {
+        lsn,
+        kind: RecordKind::from_byte(bytes[KIND_AT]).expect("a verified frame's kind is known"),
+        payload: &bytes[HEADER..HEADER + payload_len],
+    }
+}
+
 /// Whether a verified frame with this LSN could start at the start of `bytes`: a cheap
 /// filter used when searching for the next good frame after damage.
 pub(crate) fn may_start_frame(bytes: &[u8], expected: Lsn) -> bool {
@@ -264,6 +285,18 @@ mod tests {
         let frame = decode_frame(&buf, &ctx(), Lsn(4096), MAX).unwrap();
         assert_eq!(frame.len_bytes(), len);
         assert_eq!(frame.record().unwrap(), event(3));
+    }
+
+    #[test]
+    fn a_verified_frame_reads_again_the_same() {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &ctx(), Lsn(4096), &event(3), MAX).unwrap();
+        encode_frame(&mut buf, &ctx(), Lsn(4096), &event(4), MAX).unwrap();
+        let verified = decode_frame(&buf, &ctx(), Lsn(4096), MAX).unwrap();
+        let again = reread_verified(&buf, Lsn(4096));
+        assert_eq!(again.lsn, verified.lsn);
+        assert_eq!(again.kind, verified.kind);
+        assert_eq!(again.payload, verified.payload);
     }
 
     #[test]

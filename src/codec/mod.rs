@@ -27,7 +27,9 @@ pub(crate) mod frame_probe {
 }
 
 pub(crate) use decode::Decode;
-pub use frame::{Frame, FrameContext, FrameError, decode_frame, encode_frame, frame_payload};
+pub use frame::{
+    Frame, FrameContext, FrameError, decode_frame, encode_frame, frame_payload, reread_verified,
+};
 pub(crate) use record::EncodedRecord;
 pub use record::{DropReport, Purge, Record, RecordKind, RunFinished};
 

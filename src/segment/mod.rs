@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{
     Decode, Frame, FrameContext, FrameError, Lsn, Record, RecordKind, SegmentId, decode_frame,
-    frame_payload,
+    frame_payload, reread_verified,
 };
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
@@ -1052,7 +1052,7 @@ fn scan_store(
     bases.sort();
 
     let scan_from = scan_from.filter(|_| !options.strict);
-    let mut scanned = Vec::with_capacity(bases.len());
+    let mut opened = Vec::with_capacity(bases.len());
     for (i, &base) in bases.iter().enumerate() {
         let path = dir.join(segment_file_name(base));
         let role = if i + 1 == bases.len() {
@@ -1090,123 +1090,200 @@ fn scan_store(
                 });
             }
         };
-        let mut unusable = Vec::new();
-        if header.is_sparse() {
-            let next_base = bases.get(i + 1).copied();
-            let sparse = scan_sparse(
-                &view,
-                &header,
-                next_base,
-                options.record_bytes_max,
-                |frame, offset| {
-                    if let Err(kind) = visit(frame) {
-                        unusable.push(Damage {
-                            offset,
-                            len_bytes: frame.len_bytes(),
-                            kind,
-                        });
-                    }
-                },
-            );
-            report.n_segments += 1;
-            report.n_frames += sparse.n_frames;
-            report.bytes_verified += sparse.bytes_verified;
-            report.note_damage(&path, sparse.damage.iter().chain(&unusable));
-            check_strict(options, report)?;
-            scanned.push(ScannedSegment {
-                path,
-                file,
-                view,
-                header,
-                role,
-                scan: SegmentScan::default(),
-                sparse: Some(sparse.table),
-                scanned: true,
-            });
-            continue;
-        }
-        // A sealed segment is wholly below `scan_from` when the next one starts at or
-        // before it: segments are contiguous, so its last frame ends there.
-        let below = scan_from.is_some_and(|from| bases.get(i + 1).is_some_and(|&n| n <= from.lsn));
-        if below {
+        let next_base = bases.get(i + 1).copied();
+        let plan = if header.is_sparse() {
+            Plan::Sparse { next_base }
+        } else if scan_from.is_some_and(|from| next_base.is_some_and(|n| n <= from.lsn)) {
+            // Wholly below `scan_from`: segments are contiguous, so its last frame
+            // ends where the next one starts.
             debug_assert_eq!(role, Role::Sealed);
-            let len = view.len() as u64;
-            #[allow(clippy::single_range_in_vec_init)] // one extent, not a range of values
-            let extents = if len > SEGMENT_HEADER_BYTES {
-                vec![SEGMENT_HEADER_BYTES..len]
-            } else {
-                Vec::new()
-            };
-            report.n_segments += 1;
-            scanned.push(ScannedSegment {
-                path,
-                file,
-                view,
-                header,
-                role,
-                scan: SegmentScan {
-                    extents,
-                    end_offset: len,
-                    ..SegmentScan::default()
-                },
-                sparse: None,
-                scanned: false,
-            });
-            continue;
-        }
-        let start =
-            scan_from.and_then(|from| scan_start(&view, &header, from, options.record_bytes_max));
-        // Dense frames: an unusable one is damage at its position.
-        let mut checked = |frame: Frame<'_>| {
-            if let Err(kind) = visit(frame) {
-                let offset = SEGMENT_HEADER_BYTES + (frame.lsn.0 - header.base_lsn.0);
-                unusable.push(Damage {
-                    offset,
-                    len_bytes: frame.len_bytes(),
-                    kind,
-                });
-            }
+            Plan::Below
+        } else {
+            let start = scan_from
+                .and_then(|from| scan_start(&view, &header, from, options.record_bytes_max));
+            Plan::Dense { start }
         };
-        let scan = match start {
-            Some(start) => {
-                let mut scan = scan_segment_from(
-                    &view,
-                    &header,
-                    role,
-                    options.record_bytes_max,
-                    start,
-                    &mut checked,
-                );
-                // The vouched-for frames before `start` stay readable, each verified
-                // when read.
-                match scan.extents.first_mut() {
-                    Some(first) if first.start == start => first.start = SEGMENT_HEADER_BYTES,
-                    _ => scan.extents.insert(0, SEGMENT_HEADER_BYTES..start),
-                }
-                scan
-            }
-            None => scan_segment(&view, &header, role, options.record_bytes_max, &mut checked),
-        };
-        report.n_segments += 1;
-        report.n_frames += scan.n_frames;
-        report.bytes_verified += scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
-        report.note_damage(&path, scan.damage.iter().chain(&unusable));
-        if role == Role::Last && scan.torn_tail.is_some() {
-            report.torn_tail = Some((path.clone(), scan.end_offset));
-        }
-        check_strict(options, report)?;
-        scanned.push(ScannedSegment {
+        opened.push(Opened {
             path,
             file,
             view,
             header,
             role,
-            scan,
-            sparse: None,
-            scanned: start.is_none(),
+            plan,
         });
     }
-    Ok(scanned)
+
+    let found = visit_verified(&opened, options, report, &mut visit)?;
+    Ok(opened
+        .into_iter()
+        .zip(found)
+        .map(|(segment, (scan, sparse))| ScannedSegment {
+            scanned: match segment.plan {
+                Plan::Below => false,
+                Plan::Dense { start } => start.is_none(),
+                Plan::Sparse { .. } => true,
+            },
+            path: segment.path,
+            file: segment.file,
+            view: segment.view,
+            header: segment.header,
+            role: segment.role,
+            scan,
+            sparse,
+        })
+        .collect())
+}
+
+/// A segment file opened and mapped by a scan, its header verified.
+struct Opened {
+    path: PathBuf,
+    file: Box<dyn VfsFile>,
+    view: ReadView,
+    header: SegmentHeader,
+    role: Role,
+    plan: Plan,
+}
+
+/// What a scan does with a segment's frames.
+#[derive(Copy, Clone, Debug)]
+enum Plan {
+    /// A compacted segment: verified and visited through its table.
+    Sparse { next_base: Option<Lsn> },
+    /// Wholly below `scan_from`: only the header is verified.
+    Below,
+    /// Dense frames, verified from `start` (the whole segment when `None`) and visited.
+    Dense { start: Option<u64> },
+}
+
+impl Opened {
+    /// Verifies the dense frames of the segment without visiting them.
+    fn verify(&self, payload_max: usize) -> SegmentScan {
+        let Plan::Dense { start } = self.plan else {
+            unreachable!("only dense segments are verified apart from their visit");
+        };
+        let start = start.unwrap_or(SEGMENT_HEADER_BYTES);
+        scan_segment_from(
+            &self.view,
+            &self.header,
+            self.role,
+            payload_max,
+            start,
+            |_| {},
+        )
+    }
+}
+
+/// Verifies the frames of every segment in `opened` and visits the ones that verify in
+/// LSN order; returns each segment's scan (or sparse table).
+///
+/// Checksums are most of the cost of a scan, and they depend on nothing but the
+/// segment's bytes: with several dense segments, a second thread verifies the next
+/// ones while this thread visits the frames of those already verified. The visit
+/// re-reads each verified frame's header only.
+fn visit_verified(
+    opened: &[Opened],
+    options: &JournalOptions,
+    report: &mut RecoveryReport,
+    visit: &mut impl FnMut(Frame<'_>) -> Result<(), CorruptionKind>,
+) -> Result<Vec<(SegmentScan, Option<SparseTable>)>> {
+    let max = options.record_bytes_max;
+    let dense: Vec<&Opened> = (opened.iter())
+        .filter(|s| matches!(s.plan, Plan::Dense { .. }))
+        .collect();
+    std::thread::scope(|scope| {
+        let verified = if dense.len() >= 2 {
+            // One scan ahead is enough to keep both threads busy.
+            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                for segment in dense {
+                    if sender.send(segment.verify(max)).is_err() {
+                        // The visit stopped early (strict mode found damage).
+                        return;
+                    }
+                }
+            });
+            Some(receiver)
+        } else {
+            None
+        };
+        let mut found = Vec::with_capacity(opened.len());
+        for segment in opened {
+            let (path, view, header) = (&segment.path, &segment.view, &segment.header);
+            let mut unusable = Vec::new();
+            let mut checked = |frame: Frame<'_>, offset: u64| {
+                if let Err(kind) = visit(frame) {
+                    unusable.push(Damage {
+                        offset,
+                        len_bytes: frame.len_bytes(),
+                        kind,
+                    });
+                }
+            };
+            match segment.plan {
+                Plan::Sparse { next_base } => {
+                    let sparse = scan_sparse(view, header, next_base, max, checked);
+                    report.n_segments += 1;
+                    report.n_frames += sparse.n_frames;
+                    report.bytes_verified += sparse.bytes_verified;
+                    report.note_damage(path, sparse.damage.iter().chain(&unusable));
+                    found.push((SegmentScan::default(), Some(sparse.table)));
+                }
+                Plan::Below => {
+                    let len = view.len() as u64;
+                    #[allow(clippy::single_range_in_vec_init)] // one extent, not values
+                    let extents = if len > SEGMENT_HEADER_BYTES {
+                        vec![SEGMENT_HEADER_BYTES..len]
+                    } else {
+                        Vec::new()
+                    };
+                    report.n_segments += 1;
+                    let scan = SegmentScan {
+                        extents,
+                        end_offset: len,
+                        ..SegmentScan::default()
+                    };
+                    found.push((scan, None));
+                }
+                Plan::Dense { start } => {
+                    let mut scan = match &verified {
+                        Some(receiver) => (receiver.recv())
+                            .expect("the verifying thread sends a scan per dense segment"),
+                        None => segment.verify(max),
+                    };
+                    for extent in &scan.extents {
+                        let mut at = extent.start;
+                        while at < extent.end {
+                            let lsn = Lsn(header.base_lsn.0 + (at - SEGMENT_HEADER_BYTES));
+                            let frame = reread_verified(&view[at as usize..], lsn);
+                            checked(frame, at);
+                            at += frame.len_bytes();
+                        }
+                    }
+                    if let Some(start) = start {
+                        // The vouched-for frames before `start` stay readable, each
+                        // verified when read.
+                        match scan.extents.first_mut() {
+                            Some(first) if first.start == start => {
+                                first.start = SEGMENT_HEADER_BYTES;
+                            }
+                            _ => scan.extents.insert(0, SEGMENT_HEADER_BYTES..start),
+                        }
+                    }
+                    report.n_segments += 1;
+                    report.n_frames += scan.n_frames;
+                    report.bytes_verified +=
+                        scan.extents.iter().map(|r| r.end - r.start).sum::<u64>();
+                    report.note_damage(path, scan.damage.iter().chain(&unusable));
+                    if segment.role == Role::Last && scan.torn_tail.is_some() {
+                        report.torn_tail = Some((path.clone(), scan.end_offset));
+                    }
+                    found.push((scan, None));
+                }
+            }
+            check_strict(options, report)?;
+        }
+        Ok(found)
+    })
 }
 
 /// In strict mode, any damage found so far is an error.
