@@ -1156,30 +1156,46 @@ enum Plan {
 }
 
 impl Opened {
-    /// Verifies the dense frames of the segment without visiting them.
-    fn verify(&self, payload_max: usize) -> SegmentScan {
+    /// Verifies the dense frames of the segment, calling `visit` with each one that
+    /// verifies and its file offset.
+    fn verify<'a>(
+        &'a self,
+        payload_max: usize,
+        mut visit: impl FnMut(Frame<'a>, u64),
+    ) -> SegmentScan {
         let Plan::Dense { start } = self.plan else {
-            unreachable!("only dense segments are verified apart from their visit");
+            unreachable!("only dense segments are scanned frame by frame");
         };
-        let start = start.unwrap_or(SEGMENT_HEADER_BYTES);
+        let base = self.header.base_lsn.0;
         scan_segment_from(
             &self.view,
             &self.header,
             self.role,
             payload_max,
-            start,
-            |_| {},
+            start.unwrap_or(SEGMENT_HEADER_BYTES),
+            |frame| visit(frame, SEGMENT_HEADER_BYTES + (frame.lsn.0 - base)),
         )
     }
 }
+
+/// Frames verified by the second thread of [`visit_verified`], in order.
+enum Verified {
+    /// The file offsets of the next verified frames of the segment.
+    Frames(Vec<u64>),
+    /// The segment is done.
+    Scanned(SegmentScan),
+}
+
+/// Verified frames are handed over in batches of this many.
+const VERIFIED_BATCH: usize = 4096;
 
 /// Verifies the frames of every segment in `opened` and visits the ones that verify in
 /// LSN order; returns each segment's scan (or sparse table).
 ///
 /// Checksums are most of the cost of a scan, and they depend on nothing but the
-/// segment's bytes: with several dense segments, a second thread verifies the next
-/// ones while this thread visits the frames of those already verified. The visit
-/// re-reads each verified frame's header only.
+/// segment's bytes: with several dense segments, a second thread verifies them and
+/// hands over the offsets of verified frames in batches, while this thread visits
+/// those, re-reading only their headers.
 fn visit_verified(
     opened: &[Opened],
     options: &JournalOptions,
@@ -1192,12 +1208,23 @@ fn visit_verified(
         .collect();
     std::thread::scope(|scope| {
         let verified = if dense.len() >= 2 {
-            // One scan ahead is enough to keep both threads busy.
-            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+            let (sender, receiver) = std::sync::mpsc::sync_channel(4);
             scope.spawn(move || {
                 for segment in dense {
-                    if sender.send(segment.verify(max)).is_err() {
-                        // The visit stopped early (strict mode found damage).
+                    let mut batch = Vec::with_capacity(VERIFIED_BATCH);
+                    // A failed send means the visit stopped early (strict mode found
+                    // damage): the rest is not wanted.
+                    let mut wanted = true;
+                    let scan = segment.verify(max, |_, offset| {
+                        batch.push(offset);
+                        if batch.len() == VERIFIED_BATCH {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(VERIFIED_BATCH));
+                            wanted = wanted && sender.send(Verified::Frames(full)).is_ok();
+                        }
+                    });
+                    let sent = |message| wanted && sender.send(message).is_ok();
+                    if !sent(Verified::Frames(batch)) || !sent(Verified::Scanned(scan)) {
                         return;
                     }
                 }
@@ -1246,19 +1273,22 @@ fn visit_verified(
                 }
                 Plan::Dense { start } => {
                     let mut scan = match &verified {
-                        Some(receiver) => (receiver.recv())
-                            .expect("the verifying thread sends a scan per dense segment"),
-                        None => segment.verify(max),
+                        Some(receiver) => loop {
+                            let message = (receiver.recv())
+                                .expect("the verifying thread hands over every dense segment");
+                            match message {
+                                Verified::Frames(offsets) => {
+                                    for at in offsets {
+                                        let lsn =
+                                            Lsn(header.base_lsn.0 + (at - SEGMENT_HEADER_BYTES));
+                                        checked(reread_verified(&view[at as usize..], lsn), at);
+                                    }
+                                }
+                                Verified::Scanned(scan) => break scan,
+                            }
+                        },
+                        None => segment.verify(max, &mut checked),
                     };
-                    for extent in &scan.extents {
-                        let mut at = extent.start;
-                        while at < extent.end {
-                            let lsn = Lsn(header.base_lsn.0 + (at - SEGMENT_HEADER_BYTES));
-                            let frame = reread_verified(&view[at as usize..], lsn);
-                            checked(frame, at);
-                            at += frame.len_bytes();
-                        }
-                    }
                     if let Some(start) = start {
                         // The vouched-for frames before `start` stay readable, each
                         // verified when read.
