@@ -1,7 +1,15 @@
 //! Compaction figures: copy throughput, disk/live ratio after purging 50 % and 90 % of
 //! the runs, and the record-call latency with and without a compaction running.
 //!
-//! `cargo run --release --example compaction_figures [store_mib]` (default 64).
+//! `cargo run --release --example compaction_figures [store_mib] [trials]` (defaults 64
+//! and 5).
+//!
+//! The latency of two record paths is compared with and without a compaction running,
+//! in `trials` trials each on a fresh store: `AuditLog::append` (synchronous, it takes
+//! the lock compaction swaps segments under) and `Recorder::record_event` paced at
+//! 100 k/s (the ingest hot path). The windows without compaction are taken just before
+//! and just after the one with it, so that load from outside the process weighs on
+//! both alike; the median rise of p99 over the trials is printed last.
 //!
 //! The copy rate is the bytes written into rewritten segments over
 //! `CompactionReport::copy_elapsed` (writing, syncing, renaming in and the directory
@@ -17,7 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use auditlog::{AuditLog, Storage};
+use auditlog::ingest::{EventRef, FieldValue};
+use auditlog::model::Timestamp;
+use auditlog::{AuditLog, IngestConfig, Storage};
 
 #[path = "../benches/common/compaction_store.rs"]
 mod compaction_store;
@@ -75,25 +85,76 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-/// Times single-record appends, alone and while `compact()` runs on another thread.
-fn impact(store_bytes: u64) {
+/// Calls timed in each window without compaction, before and after the one with it.
+const ALONE_CALLS: usize = 20_000;
+/// The paced record calls of the ingest path: one every 10 µs (100 k/s).
+const PACE: Duration = Duration::from_micros(10);
+
+/// Which record path a trial times.
+#[derive(Copy, Clone, Debug)]
+enum RecordPath {
+    /// `AuditLog::append` of one event: the synchronous path, which takes the lock
+    /// compaction takes to swap segments.
+    Append,
+    /// `Recorder::record_event` paced at 100 k/s: the ingest hot path, which never
+    /// takes a lock; its committer shares the machine with compaction.
+    Recorder,
+}
+
+/// Times calls of `path` until `n_max` or until `stop` is set.
+fn time_calls(
+    log: &Arc<AuditLog>,
+    recorder: &auditlog::Recorder,
+    path: RecordPath,
+    stop: Option<&AtomicBool>,
+    n_max: usize,
+    seq: &mut u64,
+) -> Vec<Duration> {
+    let fields = [("iter", FieldValue::U64(1)), ("ok", FieldValue::Bool(true))];
+    let mut times = Vec::with_capacity(n_max.min(1 << 20));
+    let mut next = Instant::now();
+    while times.len() < n_max && stop.is_none_or(|f| !f.load(Ordering::SeqCst)) {
+        *seq += 1;
+        match path {
+            RecordPath::Append => {
+                let record = event("probe", *seq);
+                let started = Instant::now();
+                log.append(&record).unwrap();
+                times.push(started.elapsed());
+            }
+            RecordPath::Recorder => {
+                while Instant::now() < next {
+                    std::hint::spin_loop();
+                }
+                next += PACE;
+                let event = EventRef {
+                    run_id: "probe-ingest",
+                    sequence: *seq,
+                    event_type: "step",
+                    fields: &fields,
+                    created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+                };
+                let started = Instant::now();
+                let recorded = recorder.record_event(&event);
+                times.push(started.elapsed());
+                assert!(recorded.is_accepted(), "{recorded:?}");
+            }
+        }
+    }
+    times.sort();
+    times
+}
+
+/// One trial: a fresh store with 90 % of its runs purged; `path` timed for
+/// [`ALONE_CALLS`] calls, then while `compact()` runs on another thread, then for
+/// [`ALONE_CALLS`] calls again. Returns the p99 without and with compaction.
+fn impact_trial(store_bytes: u64, path: RecordPath, trial: usize) -> (Duration, Duration) {
     let tmp = tempfile::tempdir().unwrap();
     let log = Arc::new(AuditLog::open(config(tmp.path())).unwrap());
     let cutoff = fill(&log, store_bytes, 0.9);
-    let measure = |log: &AuditLog, while_flag: Option<&AtomicBool>, n_max: usize| {
-        let mut times = Vec::with_capacity(n_max.min(1 << 20));
-        let mut seq = 0;
-        while times.len() < n_max && while_flag.is_none_or(|f| !f.load(Ordering::SeqCst)) {
-            seq += 1;
-            let record = event("probe", seq);
-            let started = Instant::now();
-            log.append(&record).unwrap();
-            times.push(started.elapsed());
-        }
-        times.sort();
-        times
-    };
-    let alone = measure(&log, None, 20_000);
+    let recorder = auditlog::Recorder::start(log.clone(), IngestConfig::default()).unwrap();
+    let mut seq = 0;
+    let before = time_calls(&log, &recorder, path, None, ALONE_CALLS, &mut seq);
     log.purge_older_than(cutoff).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let compactor = {
@@ -104,31 +165,68 @@ fn impact(store_bytes: u64) {
             report
         })
     };
-    let during = measure(&log, Some(&done), usize::MAX);
+    let during = time_calls(&log, &recorder, path, Some(&done), usize::MAX, &mut seq);
     let report = compactor.join().unwrap();
+    let after = time_calls(&log, &recorder, path, None, ALONE_CALLS, &mut seq);
+    let closed = recorder.close(Duration::from_secs(60));
+    assert_eq!(closed.dropped.total(), 0, "{closed:?}");
+    let mut alone = [before, after].concat();
+    alone.sort();
+    let (p99_alone, p99_during) = (percentile(&alone, 0.99), percentile(&during, 0.99));
     println!(
-        "record p50/p99/max alone: {:?} / {:?} / {:?} ({} calls); \
-         during compaction: {:?} / {:?} / {:?} ({} calls, compaction copied {} B in {:?}, lock held {:?})",
+        "{path:?} trial {trial}: p50/p99/max alone {:?} / {p99_alone:?} / {:?} ({} calls, \
+         half before and half after); during compaction {:?} / {p99_during:?} / {:?} \
+         ({} calls; compaction copied {} B in {:?}, lock held {:?}); p99 {:+.1} %",
         percentile(&alone, 0.5),
-        percentile(&alone, 0.99),
         alone.last().unwrap(),
         alone.len(),
         percentile(&during, 0.5),
-        percentile(&during, 0.99),
         during.last().unwrap(),
         during.len(),
         report.bytes_copied,
         report.copy_elapsed,
         report.lock_held,
+        rise(p99_alone, p99_during),
     );
+    (p99_alone, p99_during)
+}
+
+/// How much `during` is above `alone`, in percent.
+fn rise(alone: Duration, during: Duration) -> f64 {
+    (during.as_secs_f64() / alone.as_secs_f64() - 1.0) * 100.0
+}
+
+/// Times each record path in `n_trials` trials and prints the median rise of p99.
+fn impact(store_bytes: u64, n_trials: usize) {
+    for path in [RecordPath::Append, RecordPath::Recorder] {
+        let mut rises: Vec<f64> = (1..=n_trials)
+            .map(|trial| {
+                let (alone, during) = impact_trial(store_bytes, path, trial);
+                rise(alone, during)
+            })
+            .collect();
+        rises.sort_by(f64::total_cmp);
+        println!(
+            "{path:?}: p99 rise while compacting, median of {n_trials} trials: {:+.1} % (all: {})",
+            rises[rises.len() / 2],
+            rises
+                .iter()
+                .map(|r| format!("{r:+.1} %"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 fn main() {
     let store_mib: u64 = std::env::args()
         .nth(1)
         .map_or(64, |a| a.parse().expect("store size in MiB"));
+    let n_trials: usize = std::env::args()
+        .nth(2)
+        .map_or(5, |a| a.parse().expect("number of latency trials"));
     let store_bytes = store_mib << 20;
     space(store_bytes, 0.5);
     space(store_bytes, 0.9);
-    impact(store_bytes);
+    impact(store_bytes, n_trials);
 }
