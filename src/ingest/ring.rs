@@ -288,9 +288,7 @@ impl<'r> Claim<'r> {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            data[data.len() - 1].store(u64::from_le_bytes(last), Ordering::Relaxed);
+            data[data.len() - 1].store(le_word(rest), Ordering::Relaxed);
         }
     }
 
@@ -314,6 +312,18 @@ impl Drop for Claim<'_> {
             self.publish_as(TAG_VOID);
         }
     }
+}
+
+/// Up to 8 bytes as the little-endian word they start, zero above them.
+///
+/// Built in a register: copying them into a stack buffer and loading that as one word
+/// made the load wait for every earlier store to drain, the ring stores included
+/// (a load cannot be served from several smaller pending stores), which cost the
+/// producer tens of nanoseconds per record when those stores missed the cache.
+#[inline]
+fn le_word(bytes: &[u8]) -> u64 {
+    debug_assert!(bytes.len() <= 8);
+    bytes.iter().rev().fold(0, |word, &b| word << 8 | u64::from(b))
 }
 
 /// Writes bytes into claimed words, a word at a time.
@@ -342,9 +352,7 @@ impl WordWriter<'_> {
         self.room -= bytes.len();
         while !bytes.is_empty() {
             let n = bytes.len().min(8);
-            let mut chunk = [0u8; 8];
-            chunk[..n].copy_from_slice(&bytes[..n]);
-            let v = u64::from_le_bytes(chunk);
+            let v = le_word(&bytes[..n]);
             self.acc |= v << (8 * self.fill);
             let filled = self.fill + n;
             if filled >= 8 {
