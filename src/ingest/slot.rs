@@ -24,7 +24,9 @@
 //!   caller takes the slow path.
 //! - Decoding trusts nothing: every read is bounds-checked, every string is checked to
 //!   be UTF-8 and every tag to be known, so a bug shows up as a [`SlotError`], never as a
-//!   panic or a wrong record.
+//!   panic or a wrong record. The transcoder's readers ([`Reader::str_bytes`],
+//!   [`Reader::field_bytes`]) are bounds- and tag-checked the same way, but hand strings
+//!   on as bytes it only copies (see `transcode.rs`).
 
 use std::fmt;
 
@@ -425,6 +427,17 @@ pub(super) struct CallTail<'a> {
     pub cursor_page: Option<u32>,
 }
 
+/// A field value as a slot holds it, a string as its bytes.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(super) enum SlotValue<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(&'a [u8]),
+}
+
 /// Reads a slot, checking every bound.
 #[derive(Clone, Debug)]
 pub(super) struct Reader<'a> {
@@ -445,6 +458,7 @@ impl<'a> Reader<'a> {
             offset: self.pos,
         })
     }
+    #[inline]
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], SlotError> {
         match self
             .pos
@@ -458,15 +472,18 @@ impl<'a> Reader<'a> {
             None => self.fail("read past the end"),
         }
     }
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], SlotError> {
         let bytes = self.take(N)?;
         let mut out = [0; N];
         out.copy_from_slice(bytes);
         Ok(out)
     }
+    #[inline]
     pub(super) fn u8(&mut self) -> Result<u8, SlotError> {
         Ok(self.array::<1>()?[0])
     }
+    #[inline]
     pub(super) fn bool(&mut self) -> Result<bool, SlotError> {
         match self.u8()? {
             0 => Ok(false),
@@ -474,18 +491,23 @@ impl<'a> Reader<'a> {
             _ => self.fail("bool is neither 0 nor 1"),
         }
     }
+    #[inline]
     pub(super) fn u16(&mut self) -> Result<u16, SlotError> {
         Ok(u16::from_le_bytes(self.array()?))
     }
+    #[inline]
     pub(super) fn u32(&mut self) -> Result<u32, SlotError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
+    #[inline]
     pub(super) fn u64(&mut self) -> Result<u64, SlotError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
+    #[inline]
     pub(super) fn i64(&mut self) -> Result<i64, SlotError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
+    #[inline]
     pub(super) fn f64(&mut self) -> Result<f64, SlotError> {
         Ok(f64::from_le_bytes(self.array()?))
     }
@@ -493,13 +515,19 @@ impl<'a> Reader<'a> {
         Ok(Timestamp::from_unix_nanos(self.i64()?))
     }
     pub(super) fn str_ref(&mut self) -> Result<&'a str, SlotError> {
-        let len = self.u32()? as usize;
-        let at = self.pos;
-        let bytes = self.take(len)?;
+        let at = self.pos + 4;
+        let bytes = self.str_bytes()?;
         std::str::from_utf8(bytes).map_err(|_| SlotError {
             what: "string is not UTF-8",
             offset: at,
         })
+    }
+    /// A string's bytes, not checked as UTF-8: for the transcoder, which only copies
+    /// them into a msgpack string. The encoder wrote every one from a `&str`.
+    #[inline]
+    pub(super) fn str_bytes(&mut self) -> Result<&'a [u8], SlotError> {
+        let len = self.u32()? as usize;
+        self.take(len)
     }
     fn str(&mut self) -> Result<String, SlotError> {
         self.str_ref().map(str::to_owned)
@@ -536,13 +564,28 @@ impl<'a> Reader<'a> {
     }
     /// One field value, borrowing its string from the slot.
     pub(super) fn field_value(&mut self) -> Result<FieldValue<'a>, SlotError> {
+        Ok(match self.field_bytes()? {
+            SlotValue::Null => FieldValue::Null,
+            SlotValue::Bool(v) => FieldValue::Bool(v),
+            SlotValue::I64(v) => FieldValue::I64(v),
+            SlotValue::U64(v) => FieldValue::U64(v),
+            SlotValue::F64(v) => FieldValue::F64(v),
+            SlotValue::Str(bytes) => match std::str::from_utf8(bytes) {
+                Ok(v) => FieldValue::Str(v),
+                Err(_) => return self.fail("string is not UTF-8"),
+            },
+        })
+    }
+    /// One field value, a string as its unchecked bytes (see [`Reader::str_bytes`]).
+    #[inline]
+    pub(super) fn field_bytes(&mut self) -> Result<SlotValue<'a>, SlotError> {
         Ok(match self.u8()? {
-            TAG_NULL => FieldValue::Null,
-            TAG_BOOL => FieldValue::Bool(self.bool()?),
-            TAG_I64 => FieldValue::I64(self.i64()?),
-            TAG_U64 => FieldValue::U64(self.u64()?),
-            TAG_F64 => FieldValue::F64(self.f64()?),
-            TAG_STR => FieldValue::Str(self.str_ref()?),
+            TAG_NULL => SlotValue::Null,
+            TAG_BOOL => SlotValue::Bool(self.bool()?),
+            TAG_I64 => SlotValue::I64(self.i64()?),
+            TAG_U64 => SlotValue::U64(self.u64()?),
+            TAG_F64 => SlotValue::F64(self.f64()?),
+            TAG_STR => SlotValue::Str(self.str_bytes()?),
             _ => return self.fail("unknown field tag"),
         })
     }

@@ -16,13 +16,19 @@
 //! - A slot that does not decode is an error and leaves `out` as it was; a slot with no
 //!   transcoder (a run start or finish, or an event of more than `FIELDS_MAX` fields)
 //!   returns `None` and leaves `out` as it was.
+//! - Strings are copied as bytes, not checked again as UTF-8 (debug builds do check):
+//!   the encoder wrote each from a `&str` into memory only this process writes. The
+//!   strings read as text (an event's run id, its key in the log; a call's tier) are
+//!   checked, as `slot::decode` checks every string.
+//! - The msgpack is written by hand (`Out`), the same bytes as `rmp::encode` (tested).
+//!   Fields already in strictly ascending key order, as most producers write them, are
+//!   written once; any others are written, then copied once more in key order.
 //! - Nothing allocates here except `out` growing.
 
 use crate::codec::RecordKind;
 use crate::model::OutcomeKind;
 
-use super::FieldValue;
-use super::slot::{KIND_CALL, KIND_EVENT, Reader, SlotError};
+use super::slot::{KIND_CALL, KIND_EVENT, Reader, SlotError, SlotValue};
 
 /// The most payload fields an event may have and still be transcoded.
 const FIELDS_MAX: usize = crate::limits::INGEST_TRANSCODE_FIELDS_MAX;
@@ -54,52 +60,117 @@ pub(crate) fn transcode<'a>(
     result
 }
 
-/// Writes msgpack into a `Vec`, which cannot fail.
+/// Writes msgpack into a `Vec`, by hand: the same bytes as `rmp::encode` (the smallest
+/// form of every length and integer, big-endian), without its `Write` plumbing and
+/// error results, which cost more than the bytes for the short values of a record.
 struct Out<'a>(&'a mut Vec<u8>);
 
-const VEC_WRITE: &str = "writing msgpack to a Vec cannot fail";
-
 impl Out<'_> {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.0.push(b);
+    }
+    /// A map or array length: `fix` holds lengths below 16, then 16 and 32 bits.
+    #[inline]
+    fn container_len(&mut self, len: usize, fix: u8, marker16: u8) {
+        let len = u32::try_from(len).expect("slot counts fit u32");
+        if len < 16 {
+            self.byte(fix | len as u8);
+        } else if let Ok(len) = u16::try_from(len) {
+            self.byte(marker16);
+            self.0.extend_from_slice(&len.to_be_bytes());
+        } else {
+            self.byte(marker16 + 1);
+            self.0.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    #[inline]
     fn map_len(&mut self, len: usize) {
-        let len = u32::try_from(len).expect("slot counts fit u32");
-        rmp::encode::write_map_len(self.0, len).expect(VEC_WRITE);
+        self.container_len(len, 0x80, 0xde);
     }
+    #[inline]
     fn array_len(&mut self, len: usize) {
-        let len = u32::try_from(len).expect("slot counts fit u32");
-        rmp::encode::write_array_len(self.0, len).expect(VEC_WRITE);
+        self.container_len(len, 0x90, 0xdc);
     }
-    fn str(&mut self, v: &str) {
-        rmp::encode::write_str(self.0, v).expect(VEC_WRITE);
+    /// A string given as its bytes, which are UTF-8: they were written into the slot
+    /// from a `&str` and copied since (debug builds check).
+    #[inline]
+    fn str(&mut self, v: &[u8]) {
+        debug_assert!(std::str::from_utf8(v).is_ok(), "a slot string is UTF-8");
+        let len = u32::try_from(v.len()).expect("slot strings fit u32");
+        if len < 32 {
+            self.byte(0xa0 | len as u8);
+        } else if let Ok(len) = u8::try_from(len) {
+            self.0.extend_from_slice(&[0xd9, len]);
+        } else if let Ok(len) = u16::try_from(len) {
+            self.byte(0xda);
+            self.0.extend_from_slice(&len.to_be_bytes());
+        } else {
+            self.byte(0xdb);
+            self.0.extend_from_slice(&len.to_be_bytes());
+        }
+        self.0.extend_from_slice(v);
     }
+    #[inline]
     fn uint(&mut self, v: u64) {
-        rmp::encode::write_uint(self.0, v).expect(VEC_WRITE);
+        if v < 128 {
+            self.byte(v as u8);
+        } else if let Ok(v) = u8::try_from(v) {
+            self.0.extend_from_slice(&[0xcc, v]);
+        } else if let Ok(v) = u16::try_from(v) {
+            self.byte(0xcd);
+            self.0.extend_from_slice(&v.to_be_bytes());
+        } else if let Ok(v) = u32::try_from(v) {
+            self.byte(0xce);
+            self.0.extend_from_slice(&v.to_be_bytes());
+        } else {
+            self.byte(0xcf);
+            self.0.extend_from_slice(&v.to_be_bytes());
+        }
     }
+    /// A signed integer: a non-negative one as unsigned, as `rmp::encode::write_sint`.
+    #[inline]
     fn sint(&mut self, v: i64) {
-        rmp::encode::write_sint(self.0, v).expect(VEC_WRITE);
+        if let Ok(v) = u64::try_from(v) {
+            self.uint(v);
+        } else if v >= -32 {
+            self.byte(v as u8);
+        } else if let Ok(v) = i8::try_from(v) {
+            self.0.extend_from_slice(&[0xd0, v as u8]);
+        } else if let Ok(v) = i16::try_from(v) {
+            self.byte(0xd1);
+            self.0.extend_from_slice(&v.to_be_bytes());
+        } else if let Ok(v) = i32::try_from(v) {
+            self.byte(0xd2);
+            self.0.extend_from_slice(&v.to_be_bytes());
+        } else {
+            self.byte(0xd3);
+            self.0.extend_from_slice(&v.to_be_bytes());
+        }
     }
+    #[inline]
     fn bool(&mut self, v: bool) {
-        rmp::encode::write_bool(self.0, v).expect(VEC_WRITE);
+        self.byte(if v { 0xc3 } else { 0xc2 });
     }
+    #[inline]
     fn nil(&mut self) {
-        rmp::encode::write_nil(self.0).expect(VEC_WRITE);
+        self.byte(0xc0);
     }
     /// A field value as its JSON value serializes: a non-negative integer is unsigned,
     /// a NaN or infinity (no JSON form) is null.
-    fn value(&mut self, value: FieldValue<'_>) {
+    #[inline]
+    fn value(&mut self, value: SlotValue<'_>) {
         match value {
-            FieldValue::Null => self.nil(),
-            FieldValue::Bool(v) => self.bool(v),
-            FieldValue::I64(v) => match u64::try_from(v) {
-                Ok(v) => self.uint(v),
-                Err(_) => self.sint(v),
-            },
-            FieldValue::U64(v) => self.uint(v),
-            FieldValue::F64(v) if v.is_finite() => {
-                rmp::encode::write_f64(self.0, v).expect(VEC_WRITE);
+            SlotValue::Null => self.nil(),
+            SlotValue::Bool(v) => self.bool(v),
+            SlotValue::I64(v) => self.sint(v),
+            SlotValue::U64(v) => self.uint(v),
+            SlotValue::F64(v) if v.is_finite() => {
+                self.byte(0xcb);
+                self.0.extend_from_slice(&v.to_bits().to_be_bytes());
             }
-            FieldValue::F64(_) => self.nil(),
-            FieldValue::Str(v) => self.str(v),
-            FieldValue::Json(_) => unreachable!("slots hold no JSON values"),
+            SlotValue::F64(_) => self.nil(),
+            SlotValue::Str(v) => self.str(v),
         }
     }
     /// A string list from a reader at its count.
@@ -107,46 +178,101 @@ impl Out<'_> {
         let n = r.u16()?;
         self.array_len(usize::from(n));
         for _ in 0..n {
-            self.str(r.str_ref()?);
+            self.str(r.str_bytes()?);
         }
         Ok(())
     }
 }
 
+/// Where one payload field was written in `out`: the whole entry and its key's bytes,
+/// with the key's first bytes as a number that orders keys as their bytes do, so
+/// sorting the few keys of an event rarely compares the bytes themselves.
+#[derive(Copy, Clone, Debug, Default)]
+struct Entry {
+    key_prefix: u64,
+    start: u32,
+    key_start: u32,
+    key_end: u32,
+    end: u32,
+}
+
+impl Entry {
+    /// The order of the entries' keys (byte order, as `str` orders).
+    #[inline]
+    fn cmp_key(self, other: Entry, out: &[u8]) -> std::cmp::Ordering {
+        self.key_prefix
+            .cmp(&other.key_prefix)
+            .then_with(|| key_of(out, self).cmp(key_of(out, other)))
+    }
+}
+
+/// The first 8 bytes of `key`, big-endian, zero-padded: a shorter key orders first
+/// among keys it is a prefix of, and ties (equal first bytes) compare the bytes.
+#[inline]
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut first = [0u8; 8];
+    let n = key.len().min(8);
+    first[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(first)
+}
+
 /// `RunEvent { run_id, sequence, event_type, payload, created_at }`.
+///
+/// The payload's entries are written as the slot holds them, under a map header
+/// counting them all; when their keys turn out not to be strictly ascending, the
+/// entries are copied again behind them, sorted and with the last of each key kept,
+/// and moved back over the first copy.
 fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'a>>, SlotError> {
+    // The run id is the one string used as text (the event's key): checked as UTF-8.
     let run_id = r.str_ref()?;
     let sequence = r.u64()?;
-    let event_type = r.str_ref()?;
+    let event_type = r.str_bytes()?;
     let created_at = r.i64()?;
     let n_fields = usize::from(r.u16()?);
     if n_fields > FIELDS_MAX {
         return Ok(None);
     }
-    let mut fields = [("", FieldValue::Null); FIELDS_MAX];
-    for field in &mut fields[..n_fields] {
-        *field = (r.str_ref()?, r.field_value()?);
+    let at = |pos: usize| u32::try_from(pos).expect("payloads under 4 GiB");
+
+    let mut w = Out(out);
+    w.map_len(5);
+    w.str(b"run_id");
+    w.str(run_id.as_bytes());
+    w.str(b"sequence");
+    w.uint(sequence);
+    w.str(b"event_type");
+    w.str(event_type);
+    w.str(b"payload");
+    let header_at = w.0.len();
+    w.map_len(n_fields);
+    let mut entries = [Entry::default(); FIELDS_MAX];
+    let mut ascending = true;
+    for entry_idx in 0..n_fields {
+        let key = r.str_bytes()?;
+        let value = r.field_bytes()?;
+        let start = w.0.len();
+        w.str(key);
+        let key_end = w.0.len();
+        w.value(value);
+        let entry = Entry {
+            key_prefix: key_prefix(key),
+            start: at(start),
+            key_start: at(key_end - key.len()),
+            key_end: at(key_end),
+            end: at(w.0.len()),
+        };
+        entries[entry_idx] = entry;
+        if entry_idx > 0 {
+            ascending &= entries[entry_idx - 1].cmp_key(entry, w.0).is_lt();
+        }
     }
     if !r.is_at_end() {
         return r.fail("bytes left after the record");
     }
-    let n_unique = sort_keep_last(&mut fields[..n_fields]);
-
-    let mut w = Out(out);
-    w.map_len(5);
-    w.str("run_id");
-    w.str(run_id);
-    w.str("sequence");
-    w.uint(sequence);
-    w.str("event_type");
-    w.str(event_type);
-    w.str("payload");
-    w.map_len(n_unique);
-    for &(key, value) in &fields[..n_unique] {
-        w.str(key);
-        w.value(value);
+    if !ascending {
+        sort_entries(w.0, header_at, &mut entries[..n_fields]);
     }
-    w.str("created_at");
+    w.str(b"created_at");
     w.sint(created_at);
     Ok(Some(Transcoded {
         kind: RecordKind::EventAppended,
@@ -154,26 +280,41 @@ fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<
     }))
 }
 
-/// Sorts fields by key, keeping only the last field of each key in place of the first,
-/// as inserting them one by one into the payload map does; returns how many remain.
-fn sort_keep_last(fields: &mut [(&str, FieldValue<'_>)]) -> usize {
+/// Whether no entry after `entry_idx` (of entries sorted by key) has its key.
+fn is_last_of_key(out: &[u8], entries: &[Entry], entry_idx: usize) -> bool {
+    (entries.get(entry_idx + 1)).is_none_or(|next| next.cmp_key(entries[entry_idx], out).is_ne())
+}
+
+/// The key bytes of an entry written to `out`.
+fn key_of(out: &[u8], entry: Entry) -> &[u8] {
+    &out[entry.key_start as usize..entry.key_end as usize]
+}
+
+/// Rewrites the payload map at `header_at` (its header, then `entries` in slot order,
+/// ending `out`) sorted by key, keeping only the last entry of each key, as inserting
+/// them one by one into the payload map does.
+fn sort_entries(out: &mut Vec<u8>, header_at: usize, entries: &mut [Entry]) {
     // Insertion sort is stable and fast for the few fields an event has.
-    for i in 1..fields.len() {
+    for i in 1..entries.len() {
         let mut j = i;
-        while j > 0 && fields[j - 1].0 > fields[j].0 {
-            fields.swap(j - 1, j);
+        while j > 0 && entries[j - 1].cmp_key(entries[j], out).is_gt() {
+            entries.swap(j - 1, j);
             j -= 1;
         }
     }
-    let mut n_unique = 0;
-    for i in 0..fields.len() {
-        let last_of_key = fields.get(i + 1).is_none_or(|next| next.0 != fields[i].0);
-        if last_of_key {
-            fields[n_unique] = fields[i];
-            n_unique += 1;
+    let written_end = out.len();
+    let n_unique = (0..entries.len())
+        .filter(|&i| is_last_of_key(out, entries, i))
+        .count();
+    Out(out).map_len(n_unique);
+    for i in 0..entries.len() {
+        if is_last_of_key(out, entries, i) {
+            let Entry { start, end, .. } = entries[i];
+            out.extend_from_within(start as usize..end as usize);
         }
     }
-    n_unique
+    out.copy_within(written_end.., header_at);
+    out.truncate(header_at + (out.len() - written_end));
 }
 
 /// `CallEvent`, with `caller_id` and `cursor_page` left out when absent.
@@ -181,9 +322,13 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
     // Everything is read before anything is written: the map's length depends on the
     // last field. The two string lists are read again from where they start.
     let ts = r.i64()?;
-    let call_id = r.str_ref()?;
-    let tool_id = r.str_ref()?;
-    let caller_id = if r.bool()? { Some(r.str_ref()?) } else { None };
+    let call_id = r.str_bytes()?;
+    let tool_id = r.str_bytes()?;
+    let caller_id = if r.bool()? {
+        Some(r.str_bytes()?)
+    } else {
+        None
+    };
     let capabilities = r.clone();
     skip_strs(r)?;
     let duration_ms = r.u64()?;
@@ -192,11 +337,11 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
     match outcome_tag {
         0 | 5 => {}
         1 => {
-            r.str_ref()?;
+            r.str_bytes()?;
             r.bool()?;
         }
         2 => {
-            r.str_ref()?;
+            r.str_bytes()?;
         }
         3 => skip_strs(r)?,
         4 => {
@@ -211,32 +356,32 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
 
     let mut w = Out(out);
     w.map_len(10 + usize::from(caller_id.is_some()) + usize::from(tail.cursor_page.is_some()));
-    w.str("ts");
+    w.str(b"ts");
     w.sint(ts);
-    w.str("call_id");
+    w.str(b"call_id");
     w.str(call_id);
-    w.str("tool_id");
+    w.str(b"tool_id");
     w.str(tool_id);
     if let Some(caller_id) = caller_id {
-        w.str("caller_id");
+        w.str(b"caller_id");
         w.str(caller_id);
     }
-    w.str("granted_capabilities");
+    w.str(b"granted_capabilities");
     w.strs(&mut capabilities.clone())?;
-    w.str("duration_ms");
+    w.str(b"duration_ms");
     w.uint(duration_ms);
-    w.str("outcome");
+    w.str(b"outcome");
     outcome(&mut w, &mut outcome_at.clone())?;
-    w.str("tier");
-    w.str(tail.tier);
-    w.str("dry_run");
+    w.str(b"tier");
+    w.str(tail.tier.as_bytes());
+    w.str(b"dry_run");
     w.bool(tail.dry_run);
-    w.str("schema_version");
+    w.str(b"schema_version");
     w.uint(u64::from(tail.schema_version));
-    w.str("secrets_resolved");
+    w.str(b"secrets_resolved");
     w.bool(tail.secrets_resolved);
     if let Some(page) = tail.cursor_page {
-        w.str("cursor_page");
+        w.str(b"cursor_page");
         w.uint(u64::from(page));
     }
     Ok(Some(Transcoded {
@@ -248,7 +393,7 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
 /// Passes over a string list.
 fn skip_strs(r: &mut Reader<'_>) -> Result<(), SlotError> {
     for _ in 0..r.u16()? {
-        r.str_ref()?;
+        r.str_bytes()?;
     }
     Ok(())
 }
@@ -265,26 +410,26 @@ fn outcome(w: &mut Out<'_>, r: &mut Reader<'_>) -> Result<(), SlotError> {
         OutcomeKind::InvalidArgs | OutcomeKind::CapabilityDenied | OutcomeKind::RateLimited => 1,
     };
     w.map_len(1 + n_fields);
-    w.str("kind");
-    w.str(kind.as_str());
+    w.str(b"kind");
+    w.str(kind.as_str().as_bytes());
     match kind {
         OutcomeKind::Success | OutcomeKind::ToolNotFound => {}
         OutcomeKind::ExecutionFailed => {
-            w.str("code");
-            w.str(r.str_ref()?);
-            w.str("retryable");
+            w.str(b"code");
+            w.str(r.str_bytes()?);
+            w.str(b"retryable");
             w.bool(r.bool()?);
         }
         OutcomeKind::InvalidArgs => {
-            w.str("message");
-            w.str(r.str_ref()?);
+            w.str(b"message");
+            w.str(r.str_bytes()?);
         }
         OutcomeKind::CapabilityDenied => {
-            w.str("missing");
+            w.str(b"missing");
             w.strs(r)?;
         }
         OutcomeKind::RateLimited => {
-            w.str("retry_after_ms");
+            w.str(b"retry_after_ms");
             match r.opt_u64()? {
                 Some(ms) => w.uint(ms),
                 None => w.nil(),
@@ -298,8 +443,8 @@ fn outcome(w: &mut Out<'_>, r: &mut Reader<'_>) -> Result<(), SlotError> {
 mod tests {
     use super::*;
     use crate::codec::Record;
-    use crate::ingest::EventRef;
     use crate::ingest::slot::{self, Inline, encode_to_vec};
+    use crate::ingest::{EventRef, FieldValue};
     use crate::model::{CallEvent, Outcome, Timestamp};
     use proptest::prelude::*;
 
@@ -368,8 +513,9 @@ mod tests {
             sequence in any::<u64>(),
             event_type in ".{0,12}",
             created_at in any::<i64>(),
-            // Few distinct keys, so repeated keys are common.
-            fields in prop::collection::vec(("[a-d]{0,2}", field_value()), 0..40),
+            // Few distinct keys, so repeated keys are common; some share their first
+            // 8 bytes, or differ from another by a trailing NUL.
+            fields in prop::collection::vec(("(abcdefgh)?[a-d\\x00]{0,2}", field_value()), 0..40),
         ) {
             let refs: Vec<(&str, FieldValue<'_>)> =
                 fields.iter().map(|(k, v)| (k.as_str(), v.as_ref())).collect();
@@ -434,6 +580,41 @@ mod tests {
             let len = slot.len();
             let transcoded = check_same_bytes(&slot[..len]);
             prop_assert_eq!(transcoded, Transcoded { kind: RecordKind::CallRecorded, event: None });
+        }
+    }
+
+    #[test]
+    fn the_msgpack_writer_writes_what_rmp_writes() {
+        let mut edges: Vec<u64> = vec![0, u64::MAX, i64::MAX as u64];
+        for bits in [5u32, 7, 8, 15, 16, 31, 32] {
+            let edge = 1u64 << bits;
+            edges.extend([edge - 1, edge, edge + 1]);
+        }
+        for &v in &edges {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            Out(&mut ours).uint(v);
+            rmp::encode::write_uint(&mut theirs, v).unwrap();
+            assert_eq!(ours, theirs, "uint {v}");
+            for signed in [v as i64, (v as i64).wrapping_neg(), -(v as i64) - 1] {
+                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                Out(&mut ours).sint(signed);
+                rmp::encode::write_sint(&mut theirs, signed).unwrap();
+                assert_eq!(ours, theirs, "sint {signed}");
+            }
+            let Ok(len) = u32::try_from(v) else { continue };
+            if len > 70_000 {
+                continue;
+            }
+            let len_usize = len as usize;
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            Out(&mut ours).map_len(len_usize);
+            Out(&mut ours).array_len(len_usize);
+            let text = "x".repeat(len_usize);
+            Out(&mut ours).str(text.as_bytes());
+            rmp::encode::write_map_len(&mut theirs, len).unwrap();
+            rmp::encode::write_array_len(&mut theirs, len).unwrap();
+            rmp::encode::write_str(&mut theirs, &text).unwrap();
+            assert_eq!(ours, theirs, "lengths {len}");
         }
     }
 
