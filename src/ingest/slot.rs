@@ -449,6 +449,10 @@ impl<'a> Reader<'a> {
     pub(super) fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader { buf, pos: 0 }
     }
+    /// Bytes read so far.
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
     pub(super) fn is_at_end(&self) -> bool {
         self.pos == self.buf.len()
     }
@@ -458,7 +462,7 @@ impl<'a> Reader<'a> {
             offset: self.pos,
         })
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], SlotError> {
         match self
             .pos
@@ -472,18 +476,18 @@ impl<'a> Reader<'a> {
             None => self.fail("read past the end"),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], SlotError> {
         let bytes = self.take(N)?;
         let mut out = [0; N];
         out.copy_from_slice(bytes);
         Ok(out)
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn u8(&mut self) -> Result<u8, SlotError> {
         Ok(self.array::<1>()?[0])
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn bool(&mut self) -> Result<bool, SlotError> {
         match self.u8()? {
             0 => Ok(false),
@@ -491,23 +495,23 @@ impl<'a> Reader<'a> {
             _ => self.fail("bool is neither 0 nor 1"),
         }
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn u16(&mut self) -> Result<u16, SlotError> {
         Ok(u16::from_le_bytes(self.array()?))
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn u32(&mut self) -> Result<u32, SlotError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn u64(&mut self) -> Result<u64, SlotError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn i64(&mut self) -> Result<i64, SlotError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
-    #[inline]
+    #[inline(always)]
     pub(super) fn f64(&mut self) -> Result<f64, SlotError> {
         Ok(f64::from_le_bytes(self.array()?))
     }
@@ -524,7 +528,7 @@ impl<'a> Reader<'a> {
     }
     /// A string's bytes, not checked as UTF-8: for the transcoder, which only copies
     /// them into a msgpack string. The encoder wrote every one from a `&str`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn str_bytes(&mut self) -> Result<&'a [u8], SlotError> {
         let len = self.u32()? as usize;
         self.take(len)
@@ -577,7 +581,10 @@ impl<'a> Reader<'a> {
         })
     }
     /// One field value, a string as its unchecked bytes (see [`Reader::str_bytes`]).
-    #[inline]
+    ///
+    /// Always inlined, like the readers under it: called, its result came back through
+    /// memory stored in parts and loaded whole, a store-forwarding stall per field.
+    #[inline(always)]
     pub(super) fn field_bytes(&mut self) -> Result<SlotValue<'a>, SlotError> {
         Ok(match self.u8()? {
             TAG_NULL => SlotValue::Null,

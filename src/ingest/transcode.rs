@@ -21,8 +21,6 @@
 //!   strings read as text (an event's run id, its key in the log; a call's tier) are
 //!   checked, as `slot::decode` checks every string.
 //! - The msgpack is written by hand (`Out`), the same bytes as `rmp::encode` (tested).
-//!   Fields already in strictly ascending key order, as most producers write them, are
-//!   written once; any others are written, then copied once more in key order.
 //! - Nothing allocates here except `out` growing.
 
 use crate::codec::RecordKind;
@@ -50,7 +48,7 @@ pub(crate) fn transcode<'a>(
     let mut r = Reader::new(slot);
     let start = out.len();
     let result = match r.u8()? {
-        KIND_EVENT => event(&mut r, out),
+        KIND_EVENT => event(slot, &mut r, out),
         KIND_CALL => call(&mut r, out),
         _ => Ok(None),
     };
@@ -94,13 +92,20 @@ impl Out<'_> {
     }
     /// A string given as its bytes, which are UTF-8: they were written into the slot
     /// from a `&str` and copied since (debug builds check).
-    #[inline]
+    #[inline(always)]
     fn str(&mut self, v: &[u8]) {
         debug_assert!(std::str::from_utf8(v).is_ok(), "a slot string is UTF-8");
-        let len = u32::try_from(v.len()).expect("slot strings fit u32");
-        if len < 32 {
-            self.byte(0xa0 | len as u8);
-        } else if let Ok(len) = u8::try_from(len) {
+        match u8::try_from(v.len()) {
+            Ok(len) if len < 32 => self.byte(0xa0 | len),
+            _ => self.str_len(v.len()),
+        }
+        self.0.extend_from_slice(v);
+    }
+    /// The header of a string of 32 bytes or more.
+    #[cold]
+    fn str_len(&mut self, len: usize) {
+        let len = u32::try_from(len).expect("slot strings fit u32");
+        if let Ok(len) = u8::try_from(len) {
             self.0.extend_from_slice(&[0xd9, len]);
         } else if let Ok(len) = u16::try_from(len) {
             self.byte(0xda);
@@ -109,7 +114,6 @@ impl Out<'_> {
             self.byte(0xdb);
             self.0.extend_from_slice(&len.to_be_bytes());
         }
-        self.0.extend_from_slice(v);
     }
     #[inline]
     fn uint(&mut self, v: u64) {
@@ -184,25 +188,27 @@ impl Out<'_> {
     }
 }
 
-/// Where one payload field was written in `out`: the whole entry and its key's bytes,
+/// Where one payload field lies in the slot: its key's bytes (its value follows them),
 /// with the key's first bytes as a number that orders keys as their bytes do, so
 /// sorting the few keys of an event rarely compares the bytes themselves.
 #[derive(Copy, Clone, Debug, Default)]
 struct Entry {
     key_prefix: u64,
-    start: u32,
     key_start: u32,
     key_end: u32,
-    end: u32,
 }
 
 impl Entry {
+    fn key(self, slot: &[u8]) -> &[u8] {
+        &slot[self.key_start as usize..self.key_end as usize]
+    }
+
     /// The order of the entries' keys (byte order, as `str` orders).
     #[inline]
-    fn cmp_key(self, other: Entry, out: &[u8]) -> std::cmp::Ordering {
+    fn cmp_key(self, other: Entry, slot: &[u8]) -> std::cmp::Ordering {
         self.key_prefix
             .cmp(&other.key_prefix)
-            .then_with(|| key_of(out, self).cmp(key_of(out, other)))
+            .then_with(|| self.key(slot).cmp(other.key(slot)))
     }
 }
 
@@ -210,19 +216,27 @@ impl Entry {
 /// among keys it is a prefix of, and ties (equal first bytes) compare the bytes.
 #[inline]
 fn key_prefix(key: &[u8]) -> u64 {
-    let mut first = [0u8; 8];
-    let n = key.len().min(8);
-    first[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(first)
+    // Built in a register: copying the bytes into an array and loading it as a word
+    // stalls on store forwarding.
+    match key.first_chunk::<8>() {
+        Some(first) => u64::from_be_bytes(*first),
+        None => (0..8).fold(0, |prefix, i| {
+            prefix << 8 | u64::from(key.get(i).copied().unwrap_or(0))
+        }),
+    }
 }
 
 /// `RunEvent { run_id, sequence, event_type, payload, created_at }`.
 ///
-/// The payload's entries are written as the slot holds them, under a map header
-/// counting them all; when their keys turn out not to be strictly ascending, the
-/// entries are copied again behind them, sorted and with the last of each key kept,
-/// and moved back over the first copy.
-fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'a>>, SlotError> {
+/// Two passes over the payload's fields: the first checks them and notes where each
+/// key lies, the second, after sorting those notes by key, writes the fields in key
+/// order, the last of each key only, as inserting them one by one into the payload
+/// map does.
+fn event<'a>(
+    slot: &'a [u8],
+    r: &mut Reader<'a>,
+    out: &mut Vec<u8>,
+) -> Result<Option<Transcoded<'a>>, SlotError> {
     // The run id is the one string used as text (the event's key): checked as UTF-8.
     let run_id = r.str_ref()?;
     let sequence = r.u64()?;
@@ -232,7 +246,34 @@ fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<
     if n_fields > FIELDS_MAX {
         return Ok(None);
     }
-    let at = |pos: usize| u32::try_from(pos).expect("payloads under 4 GiB");
+    let at = |pos: usize| u32::try_from(pos).expect("slots under 4 GiB");
+    let mut entries = [Entry::default(); FIELDS_MAX];
+    let entries = &mut entries[..n_fields];
+    for entry in entries.iter_mut() {
+        let key = r.str_bytes()?;
+        let key_end = r.pos();
+        r.field_bytes()?;
+        *entry = Entry {
+            key_prefix: key_prefix(key),
+            key_start: at(key_end - key.len()),
+            key_end: at(key_end),
+        };
+    }
+    if !r.is_at_end() {
+        return r.fail("bytes left after the record");
+    }
+    // Insertion sort is stable, fast for a few fields, and one pass when in order.
+    for i in 1..entries.len() {
+        let mut j = i;
+        while j > 0 && entries[j - 1].cmp_key(entries[j], slot).is_gt() {
+            entries.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let is_last_of_key = |entry_idx: usize| {
+        (entries.get(entry_idx + 1))
+            .is_none_or(|next| next.cmp_key(entries[entry_idx], slot).is_ne())
+    };
 
     let mut w = Out(out);
     w.map_len(5);
@@ -243,34 +284,12 @@ fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<
     w.str(b"event_type");
     w.str(event_type);
     w.str(b"payload");
-    let header_at = w.0.len();
-    w.map_len(n_fields);
-    let mut entries = [Entry::default(); FIELDS_MAX];
-    let mut ascending = true;
-    for entry_idx in 0..n_fields {
-        let key = r.str_bytes()?;
-        let value = r.field_bytes()?;
-        let start = w.0.len();
-        w.str(key);
-        let key_end = w.0.len();
-        w.value(value);
-        let entry = Entry {
-            key_prefix: key_prefix(key),
-            start: at(start),
-            key_start: at(key_end - key.len()),
-            key_end: at(key_end),
-            end: at(w.0.len()),
-        };
-        entries[entry_idx] = entry;
-        if entry_idx > 0 {
-            ascending &= entries[entry_idx - 1].cmp_key(entry, w.0).is_lt();
+    w.map_len((0..n_fields).filter(|&i| is_last_of_key(i)).count());
+    for (entry_idx, entry) in entries.iter().enumerate() {
+        if is_last_of_key(entry_idx) {
+            w.str(entry.key(slot));
+            w.value(Reader::new(&slot[entry.key_end as usize..]).field_bytes()?);
         }
-    }
-    if !r.is_at_end() {
-        return r.fail("bytes left after the record");
-    }
-    if !ascending {
-        sort_entries(w.0, header_at, &mut entries[..n_fields]);
     }
     w.str(b"created_at");
     w.sint(created_at);
@@ -278,43 +297,6 @@ fn event<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<
         kind: RecordKind::EventAppended,
         event: Some((run_id, sequence)),
     }))
-}
-
-/// Whether no entry after `entry_idx` (of entries sorted by key) has its key.
-fn is_last_of_key(out: &[u8], entries: &[Entry], entry_idx: usize) -> bool {
-    (entries.get(entry_idx + 1)).is_none_or(|next| next.cmp_key(entries[entry_idx], out).is_ne())
-}
-
-/// The key bytes of an entry written to `out`.
-fn key_of(out: &[u8], entry: Entry) -> &[u8] {
-    &out[entry.key_start as usize..entry.key_end as usize]
-}
-
-/// Rewrites the payload map at `header_at` (its header, then `entries` in slot order,
-/// ending `out`) sorted by key, keeping only the last entry of each key, as inserting
-/// them one by one into the payload map does.
-fn sort_entries(out: &mut Vec<u8>, header_at: usize, entries: &mut [Entry]) {
-    // Insertion sort is stable and fast for the few fields an event has.
-    for i in 1..entries.len() {
-        let mut j = i;
-        while j > 0 && entries[j - 1].cmp_key(entries[j], out).is_gt() {
-            entries.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-    let written_end = out.len();
-    let n_unique = (0..entries.len())
-        .filter(|&i| is_last_of_key(out, entries, i))
-        .count();
-    Out(out).map_len(n_unique);
-    for i in 0..entries.len() {
-        if is_last_of_key(out, entries, i) {
-            let Entry { start, end, .. } = entries[i];
-            out.extend_from_within(start as usize..end as usize);
-        }
-    }
-    out.copy_within(written_end.., header_at);
-    out.truncate(header_at + (out.len() - written_end));
 }
 
 /// `CallEvent`, with `caller_id` and `cursor_page` left out when absent.
