@@ -57,6 +57,7 @@ use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
+use names::NameHashState;
 pub use names::Names;
 use ordered::OrderedMap;
 
@@ -265,7 +266,7 @@ pub struct Index {
     /// `(sequence, LSN)` lists, sorted by sequence, of the runs that have events.
     pub(crate) event_lists: Vec<Vec<(u64, u64)>>,
     /// Events whose run id (a number in `ids`) is not a live run.
-    pub(crate) orphans: HashMap<u32, Vec<(u64, u64)>>,
+    pub(crate) orphans: HashMap<u32, Vec<(u64, u64)>, NameHashState>,
     pub(crate) skills: Names,
     pub(crate) callers: Names,
     pub(crate) channels: Names,
@@ -829,17 +830,23 @@ impl Index {
         true
     }
 
+    /// The number of `run_id` among the ids, trying the last event's first: the
+    /// committer checks an event, then applies it, and a run's events mostly come
+    /// together, so both usually skip the hash lookup.
+    fn event_run_id(&self, run_id: &str) -> Option<u32> {
+        let cached = self.last_event_id;
+        if (cached as usize) < self.ids.len() && self.ids.name(cached) == run_id.as_bytes() {
+            Some(cached)
+        } else {
+            self.ids.find(run_id)
+        }
+    }
+
     pub(crate) fn apply_event(&mut self, lsn: Lsn, run_id: &str, sequence: u64) -> bool {
         if check_run_id("event run id", run_id).is_err() {
             return false;
         }
-        let cached = self.last_event_id;
-        let id = if (cached as usize) < self.ids.len() && self.ids.name(cached) == run_id.as_bytes()
-        {
-            Some(cached)
-        } else {
-            self.ids.find(run_id)
-        };
+        let id = self.event_run_id(run_id);
         let live = id.map(|id| {
             self.last_event_id = id;
             self.id_run[id as usize]
@@ -968,7 +975,7 @@ impl Index {
     /// The `(sequence, LSN)` pairs of a run id's events, sorted by sequence; empty when
     /// there are none.
     pub fn events_of(&self, run_id: &str) -> &[(u64, u64)] {
-        let Some(id) = self.ids.find(run_id) else {
+        let Some(id) = self.event_run_id(run_id) else {
             return &[];
         };
         match self.id_run[id as usize] {
@@ -1240,6 +1247,32 @@ mod tests {
         assert!(!index.apply(Lsn(4), &Record::EventAppended(event)));
         assert_eq!(index.events_of("a"), &[(1, 3)]);
         assert_eq!(index.lookup("a").unwrap().started_lsn(), Lsn(0));
+    }
+
+    #[test]
+    fn events_of_interleaved_runs_and_orphans_are_checked_against_their_own_run() {
+        // Checks and applies alternate between runs, so the last event's id, which both
+        // try first, is often another run's.
+        let mut index = Index::new();
+        index.apply(Lsn(0), &Record::RunStarted(run("live", "s", 1)));
+        let mut lsn = 1;
+        for sequence in 1..=3 {
+            for run_id in ["live", "orphan", "live-2"] {
+                assert!(index.check_event(run_id, sequence).is_ok());
+                assert!(index.apply_event(Lsn(lsn), run_id, sequence));
+                lsn += 1;
+                assert!(matches!(
+                    index.check_event(run_id, sequence),
+                    Err(Error::Duplicate { .. })
+                ));
+            }
+        }
+        assert!(index.check_event("live", 4).is_ok());
+        assert!(index.check_event("never-seen", 1).is_ok());
+        assert_eq!(index.events_of("live"), &[(1, 1), (2, 4), (3, 7)]);
+        assert_eq!(index.events_of("orphan"), &[(1, 2), (2, 5), (3, 8)]);
+        assert_eq!(index.events_of("never-seen"), &[]);
+        assert_eq!(index.orphans.len(), 2);
     }
 
     #[test]

@@ -33,9 +33,13 @@ pub struct Names {
 
 impl Default for Names {
     fn default() -> Names {
-        // A fixed seed only weakens the hash against chosen ids; it is never wrong.
-        Names::with_seed(getrandom::u64().unwrap_or(0x9E37_79B9_7F4A_7C15))
+        Names::with_seed(random_seed())
     }
+}
+
+fn random_seed() -> u64 {
+    // A fixed seed only weakens the hash against chosen ids; it is never wrong.
+    getrandom::u64().unwrap_or(0x9E37_79B9_7F4A_7C15)
 }
 
 fn fold(a: u64, b: u64) -> u64 {
@@ -60,6 +64,53 @@ fn hash(seed: u64, bytes: &[u8]) -> u64 {
         h = fold(h ^ u64::from_le_bytes(word), K0);
     }
     fold(h, K1)
+}
+
+/// Builds [`NameHasher`]s: the names' hash for the hash maps on the committer's path
+/// (the index's orphan events by id number, the committer's per-run order state by run
+/// id), where SipHash cost more than the rest of a lookup. Seeded at random like the
+/// name table, for the same reason.
+#[derive(Clone, Debug)]
+pub(crate) struct NameHashState {
+    seed: u64,
+}
+
+impl Default for NameHashState {
+    fn default() -> NameHashState {
+        NameHashState {
+            seed: random_seed(),
+        }
+    }
+}
+
+impl std::hash::BuildHasher for NameHashState {
+    type Hasher = NameHasher;
+    fn build_hasher(&self) -> NameHasher {
+        NameHasher(self.seed)
+    }
+}
+
+/// The names' hash as a [`std::hash::Hasher`]: a byte string goes through [`hash`],
+/// a number is folded in directly.
+#[derive(Clone, Debug)]
+pub(crate) struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = hash(self.0, bytes);
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = fold(self.0 ^ v, K0);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Names {

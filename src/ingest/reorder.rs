@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::codec::Record;
+use crate::index::names::NameHashState;
 use crate::limits;
 
 /// What the buffer needs to know of a record to order it.
@@ -61,7 +62,7 @@ struct RunOrder<T> {
 /// The hold-back buffer.
 #[derive(Debug)]
 pub(crate) struct Reorder<T> {
-    runs: HashMap<String, RunOrder<T>>,
+    runs: HashMap<String, RunOrder<T>, NameHashState>,
     n_held: usize,
     window: Duration,
 }
@@ -69,7 +70,7 @@ pub(crate) struct Reorder<T> {
 impl<T: Sequenced> Reorder<T> {
     pub fn new(window: Duration) -> Reorder<T> {
         Reorder {
-            runs: HashMap::new(),
+            runs: HashMap::default(),
             n_held: 0,
             window,
         }
