@@ -162,7 +162,7 @@ impl Out<'_> {
     }
     /// A field value as its JSON value serializes: a non-negative integer is unsigned,
     /// a NaN or infinity (no JSON form) is null.
-    #[inline]
+    #[inline(always)]
     fn value(&mut self, value: SlotValue<'_>) {
         match value {
             SlotValue::Null => self.nil(),
@@ -262,18 +262,27 @@ fn event<'a>(
     if !r.is_at_end() {
         return r.fail("bytes left after the record");
     }
-    // Insertion sort is stable, fast for a few fields, and one pass when in order.
+    // Insertion sort is stable, fast for a few fields, and one pass when in order. The
+    // entry being placed stays in registers while greater ones move up (a swap went
+    // through the stack and stalled on store forwarding).
     for i in 1..entries.len() {
+        let entry = entries[i];
         let mut j = i;
-        while j > 0 && entries[j - 1].cmp_key(entries[j], slot).is_gt() {
-            entries.swap(j - 1, j);
+        while j > 0 && entries[j - 1].cmp_key(entry, slot).is_gt() {
+            entries[j] = entries[j - 1];
             j -= 1;
         }
+        entries[j] = entry;
     }
-    let is_last_of_key = |entry_idx: usize| {
-        (entries.get(entry_idx + 1))
-            .is_none_or(|next| next.cmp_key(entries[entry_idx], slot).is_ne())
-    };
+    // Keep the last entry of each key, in place.
+    let mut n_unique = 0;
+    for entry_idx in 0..entries.len() {
+        let entry = entries[entry_idx];
+        if (entries.get(entry_idx + 1)).is_none_or(|next| next.cmp_key(entry, slot).is_ne()) {
+            entries[n_unique] = entry;
+            n_unique += 1;
+        }
+    }
 
     let mut w = Out(out);
     w.map_len(5);
@@ -284,12 +293,10 @@ fn event<'a>(
     w.str(b"event_type");
     w.str(event_type);
     w.str(b"payload");
-    w.map_len((0..n_fields).filter(|&i| is_last_of_key(i)).count());
-    for (entry_idx, entry) in entries.iter().enumerate() {
-        if is_last_of_key(entry_idx) {
-            w.str(entry.key(slot));
-            w.value(Reader::new(&slot[entry.key_end as usize..]).field_bytes()?);
-        }
+    w.map_len(n_unique);
+    for entry in &entries[..n_unique] {
+        w.str(entry.key(slot));
+        w.value(Reader::new(&slot[entry.key_end as usize..]).field_bytes()?);
     }
     w.str(b"created_at");
     w.sint(created_at);
