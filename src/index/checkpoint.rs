@@ -136,20 +136,28 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// Appends the count, then room for the items (zeroed), returning that room: the
+/// arrays are written into it in fixed-size chunks, which the compiler turns into
+/// plain stores, where appending value by value checked the capacity every time.
+fn put_room(out: &mut Vec<u8>, n_items: usize, item_bytes: usize) -> &mut [u8] {
+    out.extend_from_slice(&(n_items as u64).to_le_bytes());
+    let start = out.len();
+    out.resize(start + n_items * item_bytes, 0);
+    &mut out[start..]
+}
+
 fn put_u32s(out: &mut Vec<u8>, values: &[u32]) {
-    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
-    out.reserve(values.len() * 4);
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
+    let room = put_room(out, values.len(), 4);
+    for (bytes, v) in room.chunks_exact_mut(4).zip(values) {
+        bytes.copy_from_slice(&v.to_le_bytes());
     }
 }
 
 fn put_events(out: &mut Vec<u8>, events: &[(u64, u64)]) {
-    out.extend_from_slice(&(events.len() as u64).to_le_bytes());
-    out.reserve(events.len() * 16);
-    for (seq, lsn) in events {
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&lsn.to_le_bytes());
+    let room = put_room(out, events.len(), 16);
+    for (bytes, (seq, lsn)) in room.chunks_exact_mut(16).zip(events) {
+        bytes[..8].copy_from_slice(&seq.to_le_bytes());
+        bytes[8..].copy_from_slice(&lsn.to_le_bytes());
     }
 }
 
