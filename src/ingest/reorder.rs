@@ -53,6 +53,8 @@ impl Sequenced for Record {
 
 #[derive(Debug)]
 struct RunOrder<T> {
+    /// The run's id, its key in `Reorder::by_id`.
+    run_id: String,
     /// The sequence the run's next written event should have.
     next_seq: u64,
     /// Events behind a gap, by sequence, with when they arrived.
@@ -62,7 +64,14 @@ struct RunOrder<T> {
 /// The hold-back buffer.
 #[derive(Debug)]
 pub(crate) struct Reorder<T> {
-    runs: HashMap<String, RunOrder<T>, NameHashState>,
+    /// The runs remembered, in no particular order.
+    runs: Vec<RunOrder<T>>,
+    /// Where each run is in `runs`.
+    by_id: HashMap<String, usize, NameHashState>,
+    /// Where the run of the last event pushed was in `runs`: a run's events mostly come
+    /// together, so comparing its id with this run's usually saves the hash lookup. Any
+    /// number is safe here.
+    last_run_idx: usize,
     n_held: usize,
     window: Duration,
 }
@@ -70,7 +79,9 @@ pub(crate) struct Reorder<T> {
 impl<T: Sequenced> Reorder<T> {
     pub fn new(window: Duration) -> Reorder<T> {
         Reorder {
-            runs: HashMap::default(),
+            runs: Vec::new(),
+            by_id: HashMap::default(),
+            last_run_idx: 0,
             n_held: 0,
             window,
         }
@@ -82,33 +93,70 @@ impl<T: Sequenced> Reorder<T> {
         self.n_held
     }
 
+    /// Where the run `run_id` is in `runs`, if it is remembered.
+    fn find(&mut self, run_id: &str) -> Option<usize> {
+        let last = self.last_run_idx;
+        if self.runs.get(last).is_some_and(|run| run.run_id == run_id) {
+            return Some(last);
+        }
+        let run_idx = *self.by_id.get(run_id)?;
+        self.last_run_idx = run_idx;
+        Some(run_idx)
+    }
+
+    /// Remembers a new run, expecting its sequence 1; returns where it is.
+    fn remember(&mut self, run_id: &str) -> usize {
+        if self.runs.len() >= limits::INGEST_REORDER_RUNS_MAX {
+            // Forget runs with nothing held; their later events wait at most one window.
+            self.runs.retain(|run| !run.held.is_empty());
+            self.by_id.clear();
+            for (run_idx, run) in self.runs.iter().enumerate() {
+                self.by_id.insert(run.run_id.clone(), run_idx);
+            }
+        }
+        let run_idx = self.runs.len();
+        self.runs.push(RunOrder {
+            run_id: run_id.to_owned(),
+            next_seq: 1,
+            held: BTreeMap::new(),
+        });
+        self.by_id.insert(run_id.to_owned(), run_idx);
+        self.last_run_idx = run_idx;
+        run_idx
+    }
+
+    /// Forgets the run `run_id`, returning its state if it was remembered.
+    fn forget(&mut self, run_id: &str) -> Option<RunOrder<T>> {
+        let run_idx = self.by_id.remove(run_id)?;
+        let run = self.runs.swap_remove(run_idx);
+        if let Some(moved) = self.runs.get(run_idx) {
+            *self
+                .by_id
+                .get_mut(&moved.run_id)
+                .expect("every remembered run is indexed") = run_idx;
+        }
+        Some(run)
+    }
+
     /// Takes one record; pushes to `out` whatever can be written now.
     pub fn push(&mut self, record: T, now: Instant, out: &mut Vec<T>) {
         match record.order() {
             Order::Event { run_id, sequence } => {
                 let seq = sequence;
-                // The common case, an event right after its predecessor, costs one lookup.
-                if let Some(run) = self.runs.get_mut(run_id) {
-                    if seq == run.next_seq && run.held.is_empty() {
-                        run.next_seq = seq + 1;
-                        out.push(record);
-                        return;
+                let run_idx = match self.find(run_id) {
+                    Some(run_idx) => {
+                        // The common case, an event right after its predecessor.
+                        let run = &mut self.runs[run_idx];
+                        if seq == run.next_seq && run.held.is_empty() {
+                            run.next_seq = seq + 1;
+                            out.push(record);
+                            return;
+                        }
+                        run_idx
                     }
-                } else {
-                    if self.runs.len() >= limits::INGEST_REORDER_RUNS_MAX {
-                        // Forget runs with nothing held; their later events wait at most
-                        // one window.
-                        self.runs.retain(|_, run| !run.held.is_empty());
-                    }
-                    self.runs.insert(
-                        run_id.to_owned(),
-                        RunOrder {
-                            next_seq: 1,
-                            held: BTreeMap::new(),
-                        },
-                    );
-                }
-                let run = self.runs.get_mut(run_id).expect("inserted above");
+                    None => self.remember(run_id),
+                };
+                let run = &mut self.runs[run_idx];
                 if seq == run.next_seq {
                     out.push(record);
                     run.next_seq = seq + 1;
@@ -131,7 +179,7 @@ impl<T: Sequenced> Reorder<T> {
                 }
             }
             Order::Finish { run_id } => {
-                if let Some(mut run) = self.runs.remove(run_id) {
+                if let Some(mut run) = self.forget(run_id) {
                     self.n_held -= release_held(&mut run, out);
                 }
                 out.push(record);
@@ -145,7 +193,7 @@ impl<T: Sequenced> Reorder<T> {
         if self.n_held == 0 {
             return;
         }
-        for run in self.runs.values_mut() {
+        for run in &mut self.runs {
             while let Some((&seq, (_, arrived))) = run.held.first_key_value() {
                 if now.duration_since(*arrived) < self.window {
                     break;
@@ -163,7 +211,7 @@ impl<T: Sequenced> Reorder<T> {
         if self.n_held == 0 {
             return;
         }
-        for run in self.runs.values_mut() {
+        for run in &mut self.runs {
             self.n_held -= release_held(run, out);
         }
         debug_assert_eq!(self.n_held, 0);
@@ -201,6 +249,14 @@ mod tests {
             run_id: run.into(),
             sequence: seq,
             ..RunEvent::default()
+        })
+    }
+
+    fn finish(run: &str) -> Record {
+        Record::RunFinished(crate::codec::RunFinished {
+            run_id: run.into(),
+            stats: crate::model::RunStats::default(),
+            finished_at: crate::model::Timestamp::EPOCH,
         })
     }
 
@@ -247,6 +303,55 @@ mod tests {
         r.push(ev("a", 2), then, &mut out);
         assert_eq!(out.len(), 4);
         assert_eq!(r.n_held(), 0);
+    }
+
+    #[test]
+    fn a_finish_forgets_its_run_and_the_others_keep_their_state() {
+        let mut r = Reorder::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        // "a" is remembered first, so forgetting it moves the last run into its place.
+        for record in [ev("a", 1), ev("b", 1), ev("c", 1), ev("c", 3), ev("a", 3)] {
+            r.push(record, now, &mut out);
+        }
+        assert_eq!(r.n_held(), 2);
+        r.push(finish("a"), now, &mut out);
+        assert_eq!(r.n_held(), 1, "a's held event went out before its finish");
+        out.clear();
+        for record in [ev("b", 2), ev("c", 2), ev("b", 3), ev("a", 1)] {
+            r.push(record, now, &mut out);
+        }
+        assert_eq!(
+            seqs(&out),
+            [("b", 2), ("c", 2), ("c", 3), ("b", 3), ("a", 1)].map(|(r, s)| (r.to_string(), s))
+        );
+        assert_eq!(r.n_held(), 0);
+    }
+
+    #[test]
+    fn past_the_run_limit_only_runs_holding_events_are_remembered() {
+        let mut r = Reorder::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        r.push(ev("held", 2), now, &mut out);
+        for run_idx in 1..limits::INGEST_REORDER_RUNS_MAX {
+            r.push(ev(&format!("run-{run_idx}"), 1), now, &mut out);
+        }
+        assert_eq!(r.runs.len(), limits::INGEST_REORDER_RUNS_MAX);
+        assert_eq!(out.len(), limits::INGEST_REORDER_RUNS_MAX - 1);
+        out.clear();
+        // One run too many: the idle ones are forgotten, the holding one kept.
+        r.push(ev("new", 1), now, &mut out);
+        assert_eq!(r.runs.len(), 2);
+        assert_eq!(r.by_id.len(), 2);
+        r.push(ev("held", 1), now, &mut out);
+        // A forgotten run starts again from sequence 1: its next event waits.
+        r.push(ev("run-7", 2), now, &mut out);
+        assert_eq!(
+            seqs(&out),
+            [("new", 1), ("held", 1), ("held", 2)].map(|(r, s)| (r.to_string(), s))
+        );
+        assert_eq!(r.n_held(), 1);
     }
 
     #[test]

@@ -323,7 +323,10 @@ impl Drop for Claim<'_> {
 #[inline]
 fn le_word(bytes: &[u8]) -> u64 {
     debug_assert!(bytes.len() <= 8);
-    bytes.iter().rev().fold(0, |word, &b| word << 8 | u64::from(b))
+    bytes
+        .iter()
+        .rev()
+        .fold(0, |word, &b| word << 8 | u64::from(b))
 }
 
 /// Writes bytes into claimed words, a word at a time.
