@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! record_*() ─encode─▶ claim (one CAS) ─copy─▶ publish (release store) ─▶ committer: copy out ─▶ transcode ─▶ reorder ─▶ append_encoded ─▶ sync
-//!   (any thread, no alloc, no syscall, no lock)                     (one thread, batches ≤ 4096, parks 50–200 µs)
+//!   (any thread, no alloc, no syscall, no lock)                     (one thread, batches ≤ 1024, parks 50–200 µs)
 //! ```
 //!
 //! The design follows the loggers that reach tens of nanoseconds per call (NanoLog,
