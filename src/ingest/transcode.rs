@@ -68,6 +68,12 @@ impl Out<'_> {
     fn byte(&mut self, b: u8) {
         self.0.push(b);
     }
+    /// A marker byte, then a number's big-endian bytes.
+    #[inline]
+    fn marked<const N: usize>(&mut self, marker: u8, be_bytes: [u8; N]) {
+        self.byte(marker);
+        self.0.extend_from_slice(&be_bytes);
+    }
     /// A map or array length: `fix` holds lengths below 16, then 16 and 32 bits.
     #[inline]
     fn container_len(&mut self, len: usize, fix: u8, marker16: u8) {
@@ -75,11 +81,9 @@ impl Out<'_> {
         if len < 16 {
             self.byte(fix | len as u8);
         } else if let Ok(len) = u16::try_from(len) {
-            self.byte(marker16);
-            self.0.extend_from_slice(&len.to_be_bytes());
+            self.marked(marker16, len.to_be_bytes());
         } else {
-            self.byte(marker16 + 1);
-            self.0.extend_from_slice(&len.to_be_bytes());
+            self.marked(marker16 + 1, len.to_be_bytes());
         }
     }
     #[inline]
@@ -106,13 +110,11 @@ impl Out<'_> {
     fn str_len(&mut self, len: usize) {
         let len = u32::try_from(len).expect("slot strings fit u32");
         if let Ok(len) = u8::try_from(len) {
-            self.0.extend_from_slice(&[0xd9, len]);
+            self.marked(0xd9, [len]);
         } else if let Ok(len) = u16::try_from(len) {
-            self.byte(0xda);
-            self.0.extend_from_slice(&len.to_be_bytes());
+            self.marked(0xda, len.to_be_bytes());
         } else {
-            self.byte(0xdb);
-            self.0.extend_from_slice(&len.to_be_bytes());
+            self.marked(0xdb, len.to_be_bytes());
         }
     }
     #[inline]
@@ -120,16 +122,13 @@ impl Out<'_> {
         if v < 128 {
             self.byte(v as u8);
         } else if let Ok(v) = u8::try_from(v) {
-            self.0.extend_from_slice(&[0xcc, v]);
+            self.marked(0xcc, [v]);
         } else if let Ok(v) = u16::try_from(v) {
-            self.byte(0xcd);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xcd, v.to_be_bytes());
         } else if let Ok(v) = u32::try_from(v) {
-            self.byte(0xce);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xce, v.to_be_bytes());
         } else {
-            self.byte(0xcf);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xcf, v.to_be_bytes());
         }
     }
     /// A signed integer: a non-negative one as unsigned, as `rmp::encode::write_sint`.
@@ -140,16 +139,13 @@ impl Out<'_> {
         } else if v >= -32 {
             self.byte(v as u8);
         } else if let Ok(v) = i8::try_from(v) {
-            self.0.extend_from_slice(&[0xd0, v as u8]);
+            self.marked(0xd0, v.to_be_bytes());
         } else if let Ok(v) = i16::try_from(v) {
-            self.byte(0xd1);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xd1, v.to_be_bytes());
         } else if let Ok(v) = i32::try_from(v) {
-            self.byte(0xd2);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xd2, v.to_be_bytes());
         } else {
-            self.byte(0xd3);
-            self.0.extend_from_slice(&v.to_be_bytes());
+            self.marked(0xd3, v.to_be_bytes());
         }
     }
     #[inline]
@@ -170,8 +166,7 @@ impl Out<'_> {
             SlotValue::I64(v) => self.sint(v),
             SlotValue::U64(v) => self.uint(v),
             SlotValue::F64(v) if v.is_finite() => {
-                self.byte(0xcb);
-                self.0.extend_from_slice(&v.to_bits().to_be_bytes());
+                self.marked(0xcb, v.to_bits().to_be_bytes());
             }
             SlotValue::F64(_) => self.nil(),
             SlotValue::Str(v) => self.str(v),
