@@ -260,6 +260,13 @@ mod tests {
         })
     }
 
+    /// Run ids and sequences, owned, to compare with [`seqs`].
+    fn owned(expected: &[(&str, u64)]) -> Vec<(String, u64)> {
+        (expected.iter())
+            .map(|&(run, seq)| (run.to_string(), seq))
+            .collect()
+    }
+
     fn seqs(out: &[Record]) -> Vec<(String, u64)> {
         out.iter()
             .map(|r| match r {
@@ -279,7 +286,7 @@ mod tests {
         }
         assert_eq!(
             seqs(&out),
-            [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 4)].map(|(r, s)| (r.to_string(), s))
+            owned(&[("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 4)])
         );
         assert_eq!(r.n_held(), 0);
     }
@@ -323,7 +330,7 @@ mod tests {
         }
         assert_eq!(
             seqs(&out),
-            [("b", 2), ("c", 2), ("c", 3), ("b", 3), ("a", 1)].map(|(r, s)| (r.to_string(), s))
+            owned(&[("b", 2), ("c", 2), ("c", 3), ("b", 3), ("a", 1)])
         );
         assert_eq!(r.n_held(), 0);
     }
@@ -347,10 +354,7 @@ mod tests {
         r.push(ev("held", 1), now, &mut out);
         // A forgotten run starts again from sequence 1: its next event waits.
         r.push(ev("run-7", 2), now, &mut out);
-        assert_eq!(
-            seqs(&out),
-            [("new", 1), ("held", 1), ("held", 2)].map(|(r, s)| (r.to_string(), s))
-        );
+        assert_eq!(seqs(&out), owned(&[("new", 1), ("held", 1), ("held", 2)]));
         assert_eq!(r.n_held(), 1);
     }
 
