@@ -67,7 +67,9 @@ pub struct Config {
     pub recovery: RecoveryMode,
     /// The storage layer; tests swap in a fault-injecting one.
     pub vfs: Arc<dyn Vfs>,
-    /// Write the index checkpoint after this many records; 0 writes it only on close.
+    /// Write the index checkpoint after this many records, once the log has also grown
+    /// by the last checkpoint's size since it (so the checkpoint's bytes never outgrow
+    /// the log's); 0 writes it only on close.
     pub checkpoint_every_records: u64,
     /// Run compaction and retention on a background thread every this many ms; `None`
     /// runs them only when asked (`compact`, `apply_retention`).
@@ -140,7 +142,8 @@ impl Config {
         self
     }
 
-    /// Sets how many records are appended between index checkpoints (0: only on close).
+    /// Sets how many records are appended between index checkpoints (0: only on close);
+    /// see [`Config::checkpoint_every_records`](Config#structfield.checkpoint_every_records).
     pub fn checkpoint_every_records(mut self, n_records: u64) -> Config {
         self.checkpoint_every_records = n_records;
         self

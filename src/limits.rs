@@ -45,6 +45,12 @@ pub const QUERY_PAGE_DEFAULT: i64 = 50;
 /// rewrites the whole index, so this keeps its cost a small share of the appends.
 pub const CHECKPOINT_EVERY_RECORDS_DEFAULT: u64 = 1_000_000;
 
+/// A periodic index checkpoint also waits until the log has grown by this many times
+/// the last checkpoint's size: checkpoints then write at most this fraction of what the
+/// log writes, and the replay after a crash is at most this many checkpoints' size of
+/// log (a clean close always writes one).
+pub const CHECKPOINT_LOG_GROWTH: u64 = 4;
+
 /// Default interval of group commit, in milliseconds.
 pub const GROUP_COMMIT_INTERVAL_MS_DEFAULT: u64 = 2;
 /// Longest group-commit interval a config may set: a minute.

@@ -77,6 +77,9 @@ pub(crate) struct State {
     last_frame: Option<Coverage>,
     /// Records appended since the last checkpoint.
     n_since_checkpoint: u64,
+    /// A periodic checkpoint waits for the log to reach this LSN: the last
+    /// checkpoint's coverage plus `CHECKPOINT_LOG_GROWTH` times its size.
+    next_checkpoint_at: Lsn,
     /// Why the last periodic checkpoint failed, if it did.
     checkpoint_error: Option<String>,
     /// The LSN of the newest purge tombstone.
@@ -146,6 +149,11 @@ impl AuditLog {
             },
         )?;
         let mut last_frame = last_lsn.map(|lsn| coverage_at(&journal, lsn)).transpose()?;
+        let loaded_bytes = loaded
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|c| c.bytes);
         let (index, checkpoint_use) = match loaded {
             Err(why) => (fresh, CheckpointUse::Ignored(why)),
             Ok(None) => (fresh, CheckpointUse::Missing),
@@ -201,9 +209,12 @@ impl AuditLog {
             journal.prefault_sealed();
         }
         // Anything the checkpoint on disk does not cover makes the next close write one.
-        let n_since_checkpoint = match checkpoint_use {
-            CheckpointUse::Loaded { .. } => n_tail_frames,
-            _ => report.n_frames,
+        let (n_since_checkpoint, next_checkpoint_at) = match checkpoint_use {
+            CheckpointUse::Loaded { covered } => (
+                n_tail_frames,
+                next_checkpoint_at(covered, loaded_bytes.unwrap_or(0)),
+            ),
+            _ => (report.n_frames, Lsn(0)),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -212,6 +223,7 @@ impl AuditLog {
                 unsynced_since: None,
                 last_frame,
                 n_since_checkpoint,
+                next_checkpoint_at,
                 checkpoint_error: None,
                 last_purge_lsn,
                 horizon,
@@ -551,8 +563,15 @@ impl Shared {
             }
         }
         state.n_since_checkpoint += lsns.len() as u64;
+        // Due after `checkpoint_every_records` records, and not before the log has grown
+        // by `CHECKPOINT_LOG_GROWTH` times the last checkpoint's size: a checkpoint
+        // rewrites the whole index, so without that bound its bytes per record appended
+        // would grow with the store. The replay after a crash stays within that much
+        // log (or that many records).
+        let log_end = state.last_frame.map_or(Lsn(0), |frame| frame.covered);
         if self.checkpoint_every_records > 0
             && state.n_since_checkpoint >= self.checkpoint_every_records
+            && log_end >= state.next_checkpoint_at
         {
             // The records are appended; a failed checkpoint only means a longer replay
             // at the next open, so it is remembered rather than failing the append.
@@ -574,8 +593,9 @@ impl Shared {
             journal.next_lsn(),
             "a checkpoint covers every frame appended"
         );
-        checkpoint::write(&*self.vfs, &self.dir, &state.index, coverage)?;
+        let bytes = checkpoint::write(&*self.vfs, &self.dir, &state.index, coverage)?;
         state.n_since_checkpoint = 0;
+        state.next_checkpoint_at = next_checkpoint_at(coverage.covered, bytes);
         Ok(())
     }
 
@@ -611,6 +631,14 @@ impl Shared {
     pub(crate) fn checkpoint_due(state: &mut State) {
         state.n_since_checkpoint = state.n_since_checkpoint.max(1);
     }
+}
+
+/// Where the log must reach before the periodic checkpoint after one of `bytes`
+/// covering the log up to `covered`.
+fn next_checkpoint_at(covered: Lsn, bytes: u64) -> Lsn {
+    Lsn(covered
+        .0
+        .saturating_add(bytes.saturating_mul(crate::limits::CHECKPOINT_LOG_GROWTH)))
 }
 
 fn journal_options(config: &Config) -> JournalOptions {

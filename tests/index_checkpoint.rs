@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
+use auditlog::index::checkpoint;
+use auditlog::limits::CHECKPOINT_LOG_GROWTH;
 use auditlog::model::{Run, RunEvent, RunStats, Status, Timestamp};
-use auditlog::{AuditLog, CheckpointUse, Config, RunFilter, Storage};
+use auditlog::{AuditLog, CheckpointUse, Config, Record, RunFilter, Storage};
 
 fn open(dir: &Path) -> AuditLog {
     let config = Config::new(dir)
@@ -196,6 +198,52 @@ fn a_checkpoint_is_written_every_n_records() {
     fill(&log, 3, 10);
     assert!(ckpt(tmp.path()).exists());
     assert_eq!(log.checkpoint_error(), None);
+}
+
+#[test]
+fn a_periodic_checkpoint_waits_until_the_log_has_grown_by_the_last_ones_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config::new(tmp.path())
+        .segment_bytes(64 << 10)
+        .record_bytes_max(16 << 10)
+        .checkpoint_every_records(1);
+    let log = AuditLog::open(config).unwrap();
+    // (covered LSN, file size) of each checkpoint written, in order.
+    let mut written: Vec<(u64, u64)> = Vec::new();
+    let mut end = 0;
+    for i in 0..1000 {
+        let run = Run::new(format!("run-{i}"), format!("skill-{}", i % 4));
+        // The log ends at `lsn` before this append.
+        let lsn = log.append(&Record::RunStarted(run)).unwrap().0;
+        let bytes = std::fs::read(ckpt(tmp.path())).unwrap();
+        let covered = checkpoint::decode(&bytes).unwrap().coverage.covered.0;
+        if written.last().is_some_and(|&(at, _)| at == covered) {
+            continue;
+        }
+        // A new checkpoint, covering the log to its end: not before the log reached
+        // the last one's coverage plus `CHECKPOINT_LOG_GROWTH` times its size, and on
+        // the first record past that.
+        let due_at = written
+            .last()
+            .map_or(0, |&(at, size)| at + size * CHECKPOINT_LOG_GROWTH);
+        assert!(covered >= due_at, "checkpoint {} came early", written.len());
+        assert!(
+            written.is_empty() || lsn < due_at,
+            "checkpoint {} came late: due at {due_at}, the log was at {lsn} already",
+            written.len()
+        );
+        written.push((covered, bytes.len() as u64));
+        end = covered;
+    }
+    assert_eq!(log.checkpoint_error(), None);
+    // Checkpoints kept coming, far fewer than one per record, and their bytes (all but
+    // the last) are bounded by a fraction of the log's.
+    assert!(written.len() >= 3 && written.len() < 100, "{written:?}");
+    let before_last: u64 = written[..written.len() - 1].iter().map(|w| w.1).sum();
+    assert!(
+        before_last * CHECKPOINT_LOG_GROWTH <= end,
+        "{before_last} checkpoint bytes for {end} of log"
+    );
 }
 
 #[test]

@@ -39,6 +39,8 @@
 //! # Invariants
 //! - The file is written as `index.ckpt.tmp`, synced, renamed over `index.ckpt`, and
 //!   the directory synced: a crash leaves the old checkpoint or the new one, never half.
+//! - The body is encoded and written a chunk at a time and the header last, so writing
+//!   needs memory for one chunk, not for the whole file.
 //! - A checkpoint is taken only after the frames it covers are durable.
 //! - Loading never trusts a length from the file: the body length must equal the file
 //!   length minus the header before the checksum is computed, the file is read through
@@ -115,6 +117,8 @@ fn frame_crc(frame: &Frame<'_>) -> u32 {
 pub struct Loaded {
     pub coverage: Coverage,
     pub index: Index,
+    /// The size of the checkpoint file.
+    pub bytes: u64,
 }
 
 /// Why no checkpoint was used at open.
@@ -136,43 +140,110 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Appends the count, then room for the items (zeroed), returning that room: the
-/// arrays are written into it in fixed-size chunks, which the compiler turns into
-/// plain stores, where appending value by value checked the capacity every time.
-fn put_room(out: &mut Vec<u8>, n_items: usize, item_bytes: usize) -> &mut [u8] {
-    out.extend_from_slice(&(n_items as u64).to_le_bytes());
-    let start = out.len();
-    out.resize(start + n_items * item_bytes, 0);
-    &mut out[start..]
+/// The body is handed on in chunks of about this many bytes, so writing a checkpoint
+/// needs no buffer the size of the index (hundreds of MB at a million runs, which
+/// fresh pages made slow to fill) and writes from memory the cache still holds.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// An encoded body on its way out: gathered in `buf`, checksummed and handed to `sink`
+/// a chunk at a time. The first error of `sink` is kept and the rest only counted.
+struct Out<'a> {
+    buf: Vec<u8>,
+    sink: &'a mut dyn FnMut(&[u8]) -> Result<()>,
+    crc: crc32fast::Hasher,
+    len: u64,
+    error: Option<Error>,
 }
 
-fn put_u32s(out: &mut Vec<u8>, values: &[u32]) {
-    let room = put_room(out, values.len(), 4);
-    for (bytes, v) in room.chunks_exact_mut(4).zip(values) {
-        bytes.copy_from_slice(&v.to_le_bytes());
+impl<'a> Out<'a> {
+    fn new(sink: &'a mut dyn FnMut(&[u8]) -> Result<()>) -> Out<'a> {
+        Out {
+            buf: Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
+            sink,
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+            error: None,
+        }
     }
-}
 
-fn put_events(out: &mut Vec<u8>, events: &[(u64, u64)]) {
-    let room = put_room(out, events.len(), 16);
-    for (bytes, (seq, lsn)) in room.chunks_exact_mut(16).zip(events) {
-        bytes[..8].copy_from_slice(&seq.to_le_bytes());
-        bytes[8..].copy_from_slice(&lsn.to_le_bytes());
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
     }
-}
 
-fn put_names(out: &mut Vec<u8>, names: &Names) {
-    out.extend_from_slice(&names.seed.to_le_bytes());
-    out.extend_from_slice(&(names.bytes.len() as u64).to_le_bytes());
-    out.extend_from_slice(&names.bytes);
-    put_u32s(out, &names.ends);
-    put_u32s(out, &names.slots);
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+
+    /// Hands on what is gathered once it makes a chunk.
+    fn spill_if_full(&mut self) {
+        if self.buf.len() >= CHUNK_BYTES {
+            self.spill();
+        }
+    }
+
+    fn spill(&mut self) {
+        self.crc.update(&self.buf);
+        self.len += self.buf.len() as u64;
+        if self.error.is_none() {
+            self.error = (self.sink)(&self.buf).err();
+        }
+        self.buf.clear();
+    }
+
+    /// An array: its count, then its items, `item_bytes` each, written by `put` into
+    /// room made for a chunk of them at a time (plain stores, where appending value by
+    /// value checked the capacity every time).
+    fn array<T>(&mut self, items: &[T], item_bytes: usize, put: impl Fn(&mut [u8], &T)) {
+        self.u64(items.len() as u64);
+        for chunk in items.chunks(CHUNK_BYTES / item_bytes) {
+            let start = self.buf.len();
+            self.buf.resize(start + chunk.len() * item_bytes, 0);
+            let room = &mut self.buf[start..];
+            for (bytes, item) in room.chunks_exact_mut(item_bytes).zip(chunk) {
+                put(bytes, item);
+            }
+            self.spill_if_full();
+        }
+    }
+
+    fn u32s(&mut self, values: &[u32]) {
+        self.array(values, 4, |bytes, v| {
+            bytes.copy_from_slice(&v.to_le_bytes())
+        });
+    }
+
+    fn events(&mut self, events: &[(u64, u64)]) {
+        self.array(events, 16, |bytes, (seq, lsn)| {
+            bytes[..8].copy_from_slice(&seq.to_le_bytes());
+            bytes[8..].copy_from_slice(&lsn.to_le_bytes());
+        });
+    }
+
+    fn names(&mut self, names: &Names) {
+        self.u64(names.seed);
+        self.u64(names.bytes.len() as u64);
+        for chunk in names.bytes.chunks(CHUNK_BYTES) {
+            self.bytes(chunk);
+            self.spill_if_full();
+        }
+        self.u32s(&names.ends);
+        self.u32s(&names.slots);
+    }
+
+    /// Hands on the rest; returns the body's length and checksum, or the first error.
+    fn finish(mut self) -> Result<(u64, crc32fast::Hasher)> {
+        self.spill();
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok((self.len, self.crc)),
+        }
+    }
 }
 
 const RUN_BYTES: usize = 4 * 8 + 7 * 4 + 2;
 const CALL_BYTES: usize = 8 + 8 + 4 + 4 + 1;
 
-fn encode_body(out: &mut Vec<u8>, index: &Index) {
+fn encode_body(out: &mut Out<'_>, index: &Index) {
     for names in [
         &index.ids,
         &index.skills,
@@ -181,17 +252,15 @@ fn encode_body(out: &mut Vec<u8>, index: &Index) {
         &index.calls.callers,
         &index.calls.tools,
     ] {
-        put_names(out, names);
+        out.names(names);
     }
-    out.extend_from_slice(&(index.runs.len() as u64).to_le_bytes());
-    out.reserve(index.runs.len() * RUN_BYTES);
-    for run in &index.runs {
-        for v in [run.started_lsn, run.finished_lsn] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [run.started_at, run.finished_at] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+    out.array(&index.runs, RUN_BYTES, |bytes, run| {
+        let (lsns, rest) = bytes.split_at_mut(16);
+        lsns[..8].copy_from_slice(&run.started_lsn.to_le_bytes());
+        lsns[8..].copy_from_slice(&run.finished_lsn.to_le_bytes());
+        let (times, rest) = rest.split_at_mut(16);
+        times[..8].copy_from_slice(&run.started_at.to_le_bytes());
+        times[8..].copy_from_slice(&run.finished_at.to_le_bytes());
         let numbers = [
             run.id,
             run.parent,
@@ -201,46 +270,47 @@ fn encode_body(out: &mut Vec<u8>, index: &Index) {
             run.channel,
             run.events,
         ];
-        for v in numbers {
-            out.extend_from_slice(&v.to_le_bytes());
+        let (number_bytes, flags) = rest.split_at_mut(7 * 4);
+        for (bytes, v) in number_bytes.chunks_exact_mut(4).zip(numbers) {
+            bytes.copy_from_slice(&v.to_le_bytes());
         }
-        out.extend_from_slice(&[run.status, run.flags]);
-    }
+        flags.copy_from_slice(&[run.status, run.flags]);
+    });
     for list in [
         &index.id_run,
         &index.id_first_child,
         &index.by_time,
         &index.by_finish,
     ] {
-        put_u32s(out, list);
+        out.u32s(list);
     }
     for lists in [&index.by_skill, &index.by_caller, &index.by_channel] {
-        out.extend_from_slice(&(lists.len() as u64).to_le_bytes());
+        out.u64(lists.len() as u64);
         for list in lists {
-            put_u32s(out, list);
+            out.u32s(list);
         }
     }
-    out.extend_from_slice(&(index.event_lists.len() as u64).to_le_bytes());
+    out.u64(index.event_lists.len() as u64);
     for events in &index.event_lists {
-        put_events(out, events);
+        out.events(events);
     }
     // Sorted, so equal indexes give equal files.
     let mut orphans: Vec<_> = index.orphans.iter().collect();
     orphans.sort_unstable_by_key(|(id, _)| **id);
-    out.extend_from_slice(&(orphans.len() as u64).to_le_bytes());
+    out.u64(orphans.len() as u64);
     for (id, events) in orphans {
-        out.extend_from_slice(&id.to_le_bytes());
-        put_events(out, events);
+        out.bytes(&id.to_le_bytes());
+        out.events(events);
     }
     let calls = &index.calls.by_time;
-    out.extend_from_slice(&(calls.len() as u64).to_le_bytes());
-    out.reserve(calls.len() * CALL_BYTES);
+    out.u64(calls.len() as u64);
     for (&(ts, lsn), call) in calls.iter() {
-        out.extend_from_slice(&ts.to_le_bytes());
-        out.extend_from_slice(&lsn.to_le_bytes());
-        out.extend_from_slice(&call.caller.to_le_bytes());
-        out.extend_from_slice(&call.tool.to_le_bytes());
-        out.push(call.kind);
+        out.bytes(&ts.to_le_bytes());
+        out.bytes(&lsn.to_le_bytes());
+        out.bytes(&call.caller.to_le_bytes());
+        out.bytes(&call.tool.to_le_bytes());
+        out.bytes(&[call.kind]);
+        out.spill_if_full();
     }
 }
 
@@ -410,20 +480,53 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
     Ok(index)
 }
 
+/// Encodes the checkpoint of `index`, handing its bytes to `write` with their offset
+/// in the file: the body in chunks, then the header, which holds the body's length and
+/// the checksum; returns the file's length.
+fn encode_to(
+    index: &Index,
+    coverage: Coverage,
+    write: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut at = HEADER_BYTES as u64;
+    let mut body_sink = |chunk: &[u8]| {
+        write(at, chunk)?;
+        at += chunk.len() as u64;
+        Ok(())
+    };
+    let mut out = Out::new(&mut body_sink);
+    encode_body(&mut out, index);
+    let (body_len, body_crc) = out.finish()?;
+    let mut header = [0u8; HEADER_BYTES];
+    header[MAGIC_AT..VERSION_AT].copy_from_slice(&MAGIC);
+    header[VERSION_AT..CRC_AT].copy_from_slice(&VERSION.to_le_bytes());
+    header[COVERED_AT..LAST_LSN_AT].copy_from_slice(&coverage.covered.0.to_le_bytes());
+    header[LAST_LSN_AT..LAST_CRC_AT].copy_from_slice(&coverage.last_frame.0.to_le_bytes());
+    header[LAST_CRC_AT..PAD_AT].copy_from_slice(&coverage.last_frame_crc.to_le_bytes());
+    header[BODY_LEN_AT..HEADER_BYTES].copy_from_slice(&body_len.to_le_bytes());
+    // The checksum runs over the header's tail and then the body.
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header[COVERED_AT..]);
+    crc.combine(&body_crc);
+    header[CRC_AT..COVERED_AT].copy_from_slice(&crc.finalize().to_le_bytes());
+    write(0, &header)?;
+    Ok(HEADER_BYTES as u64 + body_len)
+}
+
 /// Encodes a checkpoint file.
 pub fn encode(index: &Index, coverage: Coverage) -> Result<Vec<u8>> {
-    let mut out = vec![0u8; HEADER_BYTES];
-    encode_body(&mut out, index);
-    let body_len = (out.len() - HEADER_BYTES) as u64;
-    out[MAGIC_AT..VERSION_AT].copy_from_slice(&MAGIC);
-    out[VERSION_AT..CRC_AT].copy_from_slice(&VERSION.to_le_bytes());
-    out[COVERED_AT..LAST_LSN_AT].copy_from_slice(&coverage.covered.0.to_le_bytes());
-    out[LAST_LSN_AT..LAST_CRC_AT].copy_from_slice(&coverage.last_frame.0.to_le_bytes());
-    out[LAST_CRC_AT..PAD_AT].copy_from_slice(&coverage.last_frame_crc.to_le_bytes());
-    out[BODY_LEN_AT..HEADER_BYTES].copy_from_slice(&body_len.to_le_bytes());
-    let crc = crc32fast::hash(&out[COVERED_AT..]);
-    out[CRC_AT..COVERED_AT].copy_from_slice(&crc.to_le_bytes());
-    Ok(out)
+    let mut file = vec![0u8; HEADER_BYTES];
+    encode_to(index, coverage, &mut |at, bytes| {
+        let at = at as usize;
+        if at == 0 {
+            file[..bytes.len()].copy_from_slice(bytes);
+        } else {
+            debug_assert_eq!(at, file.len(), "the body comes in order");
+            file.extend_from_slice(bytes);
+        }
+        Ok(())
+    })?;
+    Ok(file)
 }
 
 /// Decodes a checkpoint file; `Err` says why it cannot be used.
@@ -465,7 +568,11 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Loaded, String> {
     index
         .check_consistent()
         .map_err(|why| format!("the index is inconsistent: {why}"))?;
-    Ok(Loaded { coverage, index })
+    Ok(Loaded {
+        coverage,
+        index,
+        bytes: bytes.len() as u64,
+    })
 }
 
 /// Reads the checkpoint in `dir`: `Ok(None)` when there is none, `Err(reason)` when
@@ -483,16 +590,20 @@ pub fn load(vfs: &dyn Vfs, dir: &Path) -> std::result::Result<Option<Loaded>, St
     decode(&view).map(Some)
 }
 
-/// Writes `index` as the checkpoint of `dir`, atomically (tmp, sync, rename, sync dir).
-pub fn write(vfs: &dyn Vfs, dir: &Path, index: &Index, coverage: Coverage) -> Result<()> {
-    let bytes = encode(index, coverage)?;
+/// Writes `index` as the checkpoint of `dir`, atomically (tmp, sync, rename, sync dir),
+/// a chunk at a time; returns the file's size.
+pub fn write(vfs: &dyn Vfs, dir: &Path, index: &Index, coverage: Coverage) -> Result<u64> {
     let tmp = dir.join(CHECKPOINT_TMP_FILE_NAME);
     let path = dir.join(CHECKPOINT_FILE_NAME);
+    let mut len = 0;
     publish_file(vfs, dir, &tmp, &path, |file| {
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| Error::io("write checkpoint", &tmp, e))
-    })
-    .map(drop)
+        len = encode_to(index, coverage, &mut |at, bytes| {
+            file.write_all_at(bytes, at)
+                .map_err(|e| Error::io("write checkpoint", &tmp, e))
+        })?;
+        Ok(())
+    })?;
+    Ok(len)
 }
 
 #[cfg(test)]
@@ -619,6 +730,59 @@ mod tests {
         assert_eq!(loaded.events_of("later"), &[(9, 200)]);
         assert_eq!(loaded.events_of("c").len(), 3);
         assert!(loaded.lookup("a").is_err());
+    }
+
+    #[test]
+    fn a_checkpoint_of_many_chunks_is_written_as_encoded_and_round_trips() {
+        use crate::model::RunEvent;
+        use crate::vfs::OsVfs;
+        // Runs and events enough for several chunks: 3000 runs of 40 events, and one
+        // event list longer than a chunk on its own.
+        let mut index = Index::new();
+        let mut lsn = 0;
+        let mut apply = |index: &mut Index, record: &Record| {
+            index.apply(Lsn(lsn), record);
+            lsn += 100;
+        };
+        for i in 0..3000 {
+            let id = format!("run-{i:05}");
+            apply(&mut index, &Record::RunStarted(Run::new(&*id, "s")));
+            for sequence in 1..=40 {
+                let event = RunEvent {
+                    run_id: id.clone(),
+                    sequence,
+                    ..RunEvent::default()
+                };
+                apply(&mut index, &Record::EventAppended(event));
+            }
+        }
+        for sequence in 1..=(CHUNK_BYTES as u64 / 16 + 1000) {
+            let event = RunEvent {
+                run_id: "long".into(),
+                sequence,
+                ..RunEvent::default()
+            };
+            apply(&mut index, &Record::EventAppended(event));
+        }
+        let coverage = Coverage {
+            covered: Lsn(lsn),
+            last_frame: Lsn(lsn - 100),
+            last_frame_crc: 7,
+        };
+        let bytes = encode(&index, coverage).unwrap();
+        assert!(bytes.len() > 3 * CHUNK_BYTES, "{} bytes", bytes.len());
+        let loaded = decode(&bytes).unwrap();
+        assert_eq!(loaded.index.n_events(), index.n_events());
+        assert_eq!(encode(&loaded.index, coverage).unwrap(), bytes);
+
+        let dir = tempfile::tempdir().unwrap();
+        let len = write(&OsVfs, dir.path(), &index, coverage).unwrap();
+        let written = std::fs::read(dir.path().join(CHECKPOINT_FILE_NAME)).unwrap();
+        assert_eq!(len, written.len() as u64);
+        assert!(
+            written == bytes,
+            "the written file differs from the encoded bytes"
+        );
     }
 
     #[test]
