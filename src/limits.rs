@@ -79,10 +79,6 @@ pub const INGEST_SLOW_PATH_RECORDS_MAX: usize = 4096;
 /// development box): at 4096 they did not, and the committer spent about 8% more CPU
 /// per record (docs/benchmarks.md).
 pub const INGEST_BATCH_MAX: usize = 1024;
-/// Records the committer takes off the queue into memory of its own while it writes a
-/// periodic index checkpoint (about 350 bytes each for a typical event, some 45 MB),
-/// so producers find room in the ring meanwhile; past it, a full ring drops as usual.
-pub const INGEST_CHECKPOINT_HOLD_RECORDS_MAX: usize = 1 << 17;
 /// Events of one run waiting for an earlier sequence are held at most this long.
 pub const INGEST_REORDER_WINDOW_MS_DEFAULT: u64 = 5;
 /// Most events the committer holds back for sequence order, over all runs.

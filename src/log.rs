@@ -26,7 +26,6 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -59,11 +58,6 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) vfs: Arc<dyn Vfs>,
     checkpoint_every_records: u64,
-    /// A recorder's committer writes the periodic checkpoints (see
-    /// [`AuditLog::defer_periodic_checkpoints`]); appends only raise `checkpoint_pending`.
-    checkpoints_deferred: AtomicBool,
-    /// A periodic checkpoint is due and left to the committer.
-    checkpoint_pending: AtomicBool,
     pub(crate) policy: Policy,
     pub(crate) retention: Retention,
     /// Held for a whole compaction pass, so passes never overlap; what a pass leaves
@@ -239,8 +233,6 @@ impl AuditLog {
             dir: config.dir,
             vfs: config.vfs,
             checkpoint_every_records: config.checkpoint_every_records,
-            checkpoints_deferred: AtomicBool::new(false),
-            checkpoint_pending: AtomicBool::new(false),
             policy: config.compaction_policy,
             retention: config.retention,
             pass: Mutex::new(PassState::default()),
@@ -320,34 +312,6 @@ impl AuditLog {
     /// Why the last periodic checkpoint failed, if it did.
     pub fn checkpoint_error(&self) -> Option<String> {
         self.lock().checkpoint_error.clone()
-    }
-
-    /// Leaves periodic checkpoints to a recorder's committer (or, with `false`, takes
-    /// them back): appends then only note that one is due, and the committer writes it
-    /// with [`AuditLog::write_pending_checkpoint`], taking records off its queue
-    /// between the checkpoint's chunks.
-    pub(crate) fn defer_periodic_checkpoints(&self, deferred: bool) {
-        self.shared
-            .checkpoints_deferred
-            .store(deferred, Ordering::Release);
-    }
-
-    /// Whether a deferred periodic checkpoint is due.
-    pub(crate) fn checkpoint_pending(&self) -> bool {
-        self.shared.checkpoint_pending.load(Ordering::Acquire)
-    }
-
-    /// Writes the deferred periodic checkpoint, if one is due, calling `between_chunks`
-    /// after each chunk of it (the log's lock is held throughout).
-    pub(crate) fn write_pending_checkpoint(&self, between_chunks: &mut dyn FnMut()) {
-        let mut state = self.lock();
-        self.shared
-            .checkpoint_pending
-            .store(false, Ordering::Release);
-        if state.journal.is_some() && self.shared.periodic_checkpoint_is_due(&state) {
-            self.shared
-                .write_periodic_checkpoint(&mut state, between_chunks);
-        }
     }
 
     /// Subscribes to the new records `follow` selects: every record acknowledged from
@@ -599,46 +563,25 @@ impl Shared {
             }
         }
         state.n_since_checkpoint += lsns.len() as u64;
-        if self.periodic_checkpoint_is_due(state) {
-            if self.checkpoints_deferred.load(Ordering::Acquire) {
-                self.checkpoint_pending.store(true, Ordering::Release);
-            } else {
-                self.write_periodic_checkpoint(state, &mut || {});
-            }
+        // Due after `checkpoint_every_records` records, and not before the log has grown
+        // by `CHECKPOINT_LOG_GROWTH` times the last checkpoint's size: a checkpoint
+        // rewrites the whole index, so without that bound its bytes per record appended
+        // would grow with the store. The replay after a crash stays within that much
+        // log (or that many records).
+        let log_end = state.last_frame.map_or(Lsn(0), |frame| frame.covered);
+        if self.checkpoint_every_records > 0
+            && state.n_since_checkpoint >= self.checkpoint_every_records
+            && log_end >= state.next_checkpoint_at
+        {
+            // The records are appended; a failed checkpoint only means a longer replay
+            // at the next open, so it is remembered rather than failing the append.
+            state.checkpoint_error = self.write_checkpoint(state).err().map(|e| e.to_string());
         }
         Ok(())
     }
 
-    /// Whether a periodic checkpoint is due: after `checkpoint_every_records` records,
-    /// and not before the log has grown by `CHECKPOINT_LOG_GROWTH` times the last
-    /// checkpoint's size. A checkpoint rewrites the whole index, so without that bound
-    /// its bytes per record appended would grow with the store. The replay after a crash
-    /// stays within that much log (or that many records).
-    fn periodic_checkpoint_is_due(&self, state: &State) -> bool {
-        let log_end = state.last_frame.map_or(Lsn(0), |frame| frame.covered);
-        self.checkpoint_every_records > 0
-            && state.n_since_checkpoint >= self.checkpoint_every_records
-            && log_end >= state.next_checkpoint_at
-    }
-
-    /// Writes a periodic checkpoint, calling `between_chunks` after each chunk of it.
-    /// The records are appended already; a failed checkpoint only means a longer replay
-    /// at the next open, so it is remembered rather than failing anything.
-    fn write_periodic_checkpoint(&self, state: &mut State, between_chunks: &mut dyn FnMut()) {
-        let written = self.write_checkpoint_with(state, between_chunks);
-        state.checkpoint_error = written.err().map(|e| e.to_string());
-    }
-
     /// Syncs the journal and writes the index checkpoint covering everything appended.
     pub(crate) fn write_checkpoint(&self, state: &mut State) -> Result<()> {
-        self.write_checkpoint_with(state, &mut || {})
-    }
-
-    fn write_checkpoint_with(
-        &self,
-        state: &mut State,
-        between_chunks: &mut dyn FnMut(),
-    ) -> Result<()> {
         let journal = state.journal.as_mut().ok_or(Error::Closed)?;
         let Some(coverage) = state.last_frame else {
             return Ok(());
@@ -650,13 +593,7 @@ impl Shared {
             journal.next_lsn(),
             "a checkpoint covers every frame appended"
         );
-        let bytes = checkpoint::write(
-            &*self.vfs,
-            &self.dir,
-            &state.index,
-            coverage,
-            between_chunks,
-        )?;
+        let bytes = checkpoint::write(&*self.vfs, &self.dir, &state.index, coverage)?;
         state.n_since_checkpoint = 0;
         state.next_checkpoint_at = next_checkpoint_at(coverage.covered, bytes);
         Ok(())

@@ -591,26 +591,15 @@ pub fn load(vfs: &dyn Vfs, dir: &Path) -> std::result::Result<Option<Loaded>, St
 }
 
 /// Writes `index` as the checkpoint of `dir`, atomically (tmp, sync, rename, sync dir),
-/// a chunk at a time, calling `between_chunks` after each chunk of the body; returns
-/// the file's size.
-pub fn write(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    index: &Index,
-    coverage: Coverage,
-    between_chunks: &mut dyn FnMut(),
-) -> Result<u64> {
+/// a chunk at a time; returns the file's size.
+pub fn write(vfs: &dyn Vfs, dir: &Path, index: &Index, coverage: Coverage) -> Result<u64> {
     let tmp = dir.join(CHECKPOINT_TMP_FILE_NAME);
     let path = dir.join(CHECKPOINT_FILE_NAME);
     let mut len = 0;
     publish_file(vfs, dir, &tmp, &path, |file| {
         len = encode_to(index, coverage, &mut |at, bytes| {
             file.write_all_at(bytes, at)
-                .map_err(|e| Error::io("write checkpoint", &tmp, e))?;
-            if at != 0 {
-                between_chunks();
-            }
-            Ok(())
+                .map_err(|e| Error::io("write checkpoint", &tmp, e))
         })?;
         Ok(())
     })?;
@@ -787,7 +776,7 @@ mod tests {
         assert_eq!(encode(&loaded.index, coverage).unwrap(), bytes);
 
         let dir = tempfile::tempdir().unwrap();
-        let len = write(&OsVfs, dir.path(), &index, coverage, &mut || {}).unwrap();
+        let len = write(&OsVfs, dir.path(), &index, coverage).unwrap();
         let written = std::fs::read(dir.path().join(CHECKPOINT_FILE_NAME)).unwrap();
         assert_eq!(len, written.len() as u64);
         assert!(

@@ -189,7 +189,6 @@ impl Committer {
             self.reorder
                 .release_expired(Instant::now(), &mut self.ordered);
             self.write_ordered();
-            self.write_pending_checkpoint();
             self.report_drops();
             self.serve_flush();
             self.group_commit_timer();
@@ -306,25 +305,6 @@ impl Committer {
         self.spare.extend(reusable);
     }
 
-    /// Writes the log's periodic index checkpoint when one is due: the log leaves them
-    /// to this thread while a recorder runs. The checkpoint holds the log's lock while
-    /// it encodes and writes the whole index (hundreds of milliseconds at a million
-    /// runs, longer than the ring holds), so between its chunks records are taken off
-    /// the queue into memory held here, up to `INGEST_CHECKPOINT_HOLD_RECORDS_MAX`, and
-    /// producers keep finding room. They are written right after it.
-    fn write_pending_checkpoint(&mut self) {
-        let shared = Arc::clone(&self.shared);
-        if !shared.log.checkpoint_pending() {
-            return;
-        }
-        let mut n_held = 0;
-        shared.log.write_pending_checkpoint(&mut || {
-            let room = limits::INGEST_CHECKPOINT_HOLD_RECORDS_MAX - n_held;
-            n_held += self.take_batch(room.min(limits::INGEST_BATCH_MAX));
-        });
-        self.write_ordered();
-    }
-
     /// Writes a `DropReport` for every reason whose count grew since the last report.
     fn report_drops(&mut self) {
         if self.poisoned {
@@ -435,8 +415,6 @@ impl Committer {
 
     fn finish(&mut self) {
         let result = self.drain_and_sync();
-        // The log writes its periodic checkpoints itself again.
-        self.shared.log.defer_periodic_checkpoints(false);
         let signal = &self.shared.flush;
         let mut state = signal.lock();
         state.completed = self.shared.flush_requested.load(Ordering::Acquire);

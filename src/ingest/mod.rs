@@ -376,9 +376,6 @@ impl Recorder {
             flush_requested: CachePadded::new(AtomicU64::new(0)),
             flush: FlushSignal::default(),
         });
-        // The committer writes the log's periodic checkpoints, between batches and
-        // without letting the queue fill while it does (until it stops).
-        shared.log.defer_periodic_checkpoints(true);
         let committer = Committer::new(Arc::clone(&shared));
         let join = std::thread::Builder::new()
             .name("auditlog-committer".into())
@@ -390,8 +387,7 @@ impl Recorder {
                 op: "spawn the committer thread for",
                 path: "auditlog ingest".into(),
                 source,
-            })
-            .inspect_err(|_| shared.log.defer_periodic_checkpoints(false))?;
+            })?;
         Ok(Recorder {
             owner: Arc::new(Owner {
                 shared,
@@ -624,12 +620,6 @@ impl Recorder {
         }
     }
 
-    /// Records waiting in the queue now. Unlike [`Recorder::metrics`], which reads the
-    /// log's statistics under its lock, this never waits.
-    pub fn queue_len(&self) -> u64 {
-        self.shared().queue.len() as u64
-    }
-
     /// A snapshot of the counters. Exact when the recorder is idle; while records flow,
     /// `enqueued` may be off by the few being handed over at that instant.
     pub fn metrics(&self) -> Metrics {
@@ -755,7 +745,6 @@ struct PanicGuard(Arc<Shared>);
 impl Drop for PanicGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.log.defer_periodic_checkpoints(false);
             let mut state = self.0.flush.lock();
             state.stopped = true;
             state.error = Some("the ingest committer thread panicked".into());
