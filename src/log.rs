@@ -18,8 +18,12 @@
 //! - A checkpoint that covers less than the compaction horizon (the log's end when the
 //!   last compaction pass that removed anything took its snapshot) is never used: its
 //!   replay could miss records that pass removed (see `compaction`).
-//! - Only the compaction worker owns a thread here; it is stopped and joined before the
-//!   journal is closed.
+//! - A periodic checkpoint is encoded and written from a copy of the index on a thread
+//!   of its own, at most one at a time; a checkpoint written in the foreground (an
+//!   explicit one, or on close) first waits for it, so two never share the temporary
+//!   file, and close never leaves one behind.
+//! - Besides that one, only the compaction worker owns a thread here; it is stopped and
+//!   joined before the journal is closed.
 //! - Live subscriptions (`follow`) receive a batch's records only once the append and
 //!   its durability step succeeded, under the same lock, so in LSN order; a refused or
 //!   failed record is never published. With no subscription this costs one `is_empty`.
@@ -58,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) vfs: Arc<dyn Vfs>,
     checkpoint_every_records: u64,
+    /// The periodic checkpoint being written on a thread of its own, if any.
+    checkpoint_in_flight: Mutex<Option<InFlight>>,
     pub(crate) policy: Policy,
     pub(crate) retention: Retention,
     /// Held for a whole compaction pass, so passes never overlap; what a pass leaves
@@ -233,6 +239,7 @@ impl AuditLog {
             dir: config.dir,
             vfs: config.vfs,
             checkpoint_every_records: config.checkpoint_every_records,
+            checkpoint_in_flight: Mutex::new(None),
             policy: config.compaction_policy,
             retention: config.retention,
             pass: Mutex::new(PassState::default()),
@@ -309,9 +316,11 @@ impl AuditLog {
         self.shared.write_checkpoint(&mut state)
     }
 
-    /// Why the last periodic checkpoint failed, if it did.
+    /// Why the last periodic checkpoint failed, if it did; waits for one being written.
     pub fn checkpoint_error(&self) -> Option<String> {
-        self.lock().checkpoint_error.clone()
+        let mut state = self.lock();
+        self.shared.settle_checkpoint_in_flight(&mut state, true);
+        state.checkpoint_error.clone()
     }
 
     /// Subscribes to the new records `follow` selects: every record acknowledged from
@@ -490,6 +499,7 @@ impl AuditLog {
         if state.journal.is_none() {
             return Ok(());
         }
+        self.shared.settle_checkpoint_in_flight(&mut state, true);
         let checkpointed = if state.n_since_checkpoint > 0 {
             self.shared.write_checkpoint(&mut state)
         } else {
@@ -568,20 +578,81 @@ impl Shared {
         // rewrites the whole index, so without that bound its bytes per record appended
         // would grow with the store. The replay after a crash stays within that much
         // log (or that many records).
+        // The outcome of one written in the background first: it moves the LSN the
+        // next one waits for.
+        let none_in_flight = self.settle_checkpoint_in_flight(state, false);
         let log_end = state.last_frame.map_or(Lsn(0), |frame| frame.covered);
-        if self.checkpoint_every_records > 0
+        if none_in_flight
+            && self.checkpoint_every_records > 0
             && state.n_since_checkpoint >= self.checkpoint_every_records
             && log_end >= state.next_checkpoint_at
         {
             // The records are appended; a failed checkpoint only means a longer replay
             // at the next open, so it is remembered rather than failing the append.
-            state.checkpoint_error = self.write_checkpoint(state).err().map(|e| e.to_string());
+            if let Err(error) = self.start_checkpoint(state) {
+                state.checkpoint_error = Some(error.to_string());
+            }
         }
         Ok(())
     }
 
-    /// Syncs the journal and writes the index checkpoint covering everything appended.
+    /// Starts a periodic checkpoint: syncs the journal, takes a copy of the index (the
+    /// only part that holds the log's lock) and writes it on a thread of its own, so
+    /// appends go on while it is encoded and written.
+    fn start_checkpoint(&self, state: &mut State) -> Result<()> {
+        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
+        let Some(coverage) = state.last_frame else {
+            return Ok(());
+        };
+        journal.sync()?;
+        state.unsynced_since = None;
+        let index = state.index.clone();
+        let (vfs, dir) = (Arc::clone(&self.vfs), self.dir.clone());
+        let thread = std::thread::Builder::new()
+            .name("auditlog-checkpoint".into())
+            .spawn(move || checkpoint::write(&*vfs, &dir, &index, coverage))
+            .map_err(|source| Error::io("spawn the checkpoint thread for", &self.dir, source))?;
+        state.n_since_checkpoint = 0;
+        *lock_unpoisoned(&self.checkpoint_in_flight) = Some(InFlight {
+            covered: coverage.covered,
+            thread,
+        });
+        Ok(())
+    }
+
+    /// Takes the outcome of the periodic checkpoint written in the background, waiting
+    /// for it with `wait`; returns whether none is in flight now.
+    fn settle_checkpoint_in_flight(&self, state: &mut State, wait: bool) -> bool {
+        let mut in_flight = lock_unpoisoned(&self.checkpoint_in_flight);
+        match in_flight.as_ref() {
+            None => return true,
+            Some(flight) if !wait && !flight.thread.is_finished() => return false,
+            Some(_) => {}
+        }
+        let flight = in_flight.take().expect("matched above");
+        let outcome = match flight.thread.join() {
+            Ok(written) => written.map_err(|e| e.to_string()),
+            Err(_) => Err("the checkpoint thread panicked".to_owned()),
+        };
+        match outcome {
+            Ok(bytes) => {
+                state.next_checkpoint_at = next_checkpoint_at(flight.covered, bytes);
+                state.checkpoint_error = None;
+            }
+            Err(why) => {
+                // What it would have covered is covered by nothing newer: the next
+                // close writes a checkpoint.
+                state.n_since_checkpoint = state.n_since_checkpoint.max(1);
+                state.checkpoint_error = Some(why);
+            }
+        }
+        true
+    }
+
+    /// Syncs the journal and writes the index checkpoint covering everything appended,
+    /// after the one being written in the background, if any.
     pub(crate) fn write_checkpoint(&self, state: &mut State) -> Result<()> {
+        self.settle_checkpoint_in_flight(state, true);
         let journal = state.journal.as_mut().ok_or(Error::Closed)?;
         let Some(coverage) = state.last_frame else {
             return Ok(());
@@ -631,6 +702,15 @@ impl Shared {
     pub(crate) fn checkpoint_due(state: &mut State) {
         state.n_since_checkpoint = state.n_since_checkpoint.max(1);
     }
+}
+
+/// A periodic checkpoint being written on a thread of its own.
+#[derive(Debug)]
+struct InFlight {
+    /// The LSN it covers the log up to.
+    covered: Lsn,
+    /// Returns the checkpoint file's size.
+    thread: std::thread::JoinHandle<Result<u64>>,
 }
 
 /// Where the log must reach before the periodic checkpoint after one of `bytes`

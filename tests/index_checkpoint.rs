@@ -196,8 +196,9 @@ fn a_checkpoint_is_written_every_n_records() {
     fill(&log, 0, 3);
     assert!(!ckpt(tmp.path()).exists(), "fewer than 25 records so far");
     fill(&log, 3, 10);
-    assert!(ckpt(tmp.path()).exists());
+    // Written on a thread of its own: its outcome is waited for.
     assert_eq!(log.checkpoint_error(), None);
+    assert!(ckpt(tmp.path()).exists());
 }
 
 #[test]
@@ -215,6 +216,7 @@ fn a_periodic_checkpoint_waits_until_the_log_has_grown_by_the_last_ones_size() {
         let run = Run::new(format!("run-{i}"), format!("skill-{}", i % 4));
         // The log ends at `lsn` before this append.
         let lsn = log.append(&Record::RunStarted(run)).unwrap().0;
+        assert_eq!(log.checkpoint_error(), None, "waits for one in flight");
         let bytes = std::fs::read(ckpt(tmp.path())).unwrap();
         let covered = checkpoint::decode(&bytes).unwrap().coverage.covered.0;
         if written.last().is_some_and(|&(at, _)| at == covered) {
@@ -244,6 +246,53 @@ fn a_periodic_checkpoint_waits_until_the_log_has_grown_by_the_last_ones_size() {
         before_last * CHECKPOINT_LOG_GROWTH <= end,
         "{before_last} checkpoint bytes for {end} of log"
     );
+}
+
+#[test]
+fn appends_go_on_while_a_periodic_checkpoint_is_written() {
+    use auditlog::vfs::{FaultPlan, FaultyVfs, OsVfs, WriteHook};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let config = Config::new(tmp.path())
+        .vfs(Arc::new(FaultyVfs::new(OsVfs, Arc::clone(&plan))))
+        .checkpoint_every_records(100);
+    let log = AuditLog::open(config).unwrap();
+    // The checkpoint's writer names its thread and is held at its first write until
+    // the test lets it go (or, were it the appending thread, for at most a while).
+    let (writer_tx, writer_rx) = mpsc::channel::<Option<String>>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let hook = move |path: &Path, offset: u64| {
+        if path.ends_with("index.ckpt.tmp") && offset != 0 {
+            let _ = writer_tx.send(std::thread::current().name().map(str::to_owned));
+            let held = go_rx.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = held.recv_timeout(Duration::from_secs(5));
+        }
+    };
+    *plan.before_write.lock().unwrap() = Some(WriteHook(Arc::new(hook)));
+    let runs: Vec<Record> = (0..100)
+        .map(|i| Record::RunStarted(Run::new(format!("run-{i}"), "s")))
+        .collect();
+    log.append_batch(&runs).unwrap();
+    let writer = writer_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(writer.as_deref(), Some("auditlog-checkpoint"));
+    // The checkpoint is held mid-write: appends and queries do not wait for it.
+    for i in 100..150 {
+        log.append(&Record::RunStarted(Run::new(format!("run-{i}"), "s")))
+            .unwrap();
+    }
+    assert_eq!(log.count_runs_filtered(&RunFilter::default()).unwrap(), 150);
+    go_tx.send(()).unwrap();
+    assert_eq!(log.checkpoint_error(), None);
+    *plan.before_write.lock().unwrap() = None;
+    // Closing writes a checkpoint of all 150 (after the one in flight); it is loaded.
+    drop(log);
+    let log = open(tmp.path());
+    assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
+    assert_eq!(log.count_runs_filtered(&RunFilter::default()).unwrap(), 150);
 }
 
 #[test]

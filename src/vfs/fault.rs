@@ -4,9 +4,9 @@
 //! as an error, poisons the log for writing, and leaves what was written intact.
 
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::{DirLock, ReadView, Vfs, VfsFile};
 
@@ -20,6 +20,22 @@ pub struct FaultPlan {
     pub fail_writes: AtomicBool,
     /// When set, every `sync_data`, `sync_all` and `sync_dir` fails with an I/O error.
     pub fail_syncs: AtomicBool,
+    /// Called before every `write_all_at`, on the writing thread: tests use it to hold
+    /// a writer at a chosen write.
+    pub before_write: Mutex<Option<WriteHook>>,
+}
+
+/// A function of a file's path and a write's offset.
+pub type WriteHookFn = dyn Fn(&Path, u64) + Send + Sync;
+
+/// What [`FaultPlan::before_write`] calls: the file's path and the write's offset.
+#[derive(Clone)]
+pub struct WriteHook(pub Arc<WriteHookFn>);
+
+impl std::fmt::Debug for WriteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHook")
+    }
 }
 
 impl FaultPlan {
@@ -72,6 +88,7 @@ fn injected(what: &str) -> io::Error {
 struct FaultyFile {
     inner: Box<dyn VfsFile>,
     plan: Arc<FaultPlan>,
+    path: PathBuf,
 }
 
 impl<V: Vfs> Vfs for FaultyVfs<V> {
@@ -88,6 +105,7 @@ impl<V: Vfs> Vfs for FaultyVfs<V> {
         Ok(Box::new(FaultyFile {
             inner,
             plan: self.plan.clone(),
+            path: path.to_path_buf(),
         }))
     }
 
@@ -96,6 +114,7 @@ impl<V: Vfs> Vfs for FaultyVfs<V> {
         Ok(Box::new(FaultyFile {
             inner,
             plan: self.plan.clone(),
+            path: path.to_path_buf(),
         }))
     }
 
@@ -104,6 +123,7 @@ impl<V: Vfs> Vfs for FaultyVfs<V> {
         Ok(Box::new(FaultyFile {
             inner,
             plan: self.plan.clone(),
+            path: path.to_path_buf(),
         }))
     }
 
@@ -133,6 +153,12 @@ impl VfsFile for FaultyFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let hook = (self.plan.before_write.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(WriteHook(hook)) = hook {
+            hook(&self.path, offset);
+        }
         if self.plan.fail_writes.load(Ordering::SeqCst) {
             return Err(injected("write"));
         }

@@ -14,7 +14,7 @@ mod fault;
 mod os;
 mod sim;
 
-pub use fault::{FaultPlan, FaultyVfs};
+pub use fault::{FaultPlan, FaultyVfs, WriteHook};
 pub use os::OsVfs;
 pub use sim::{CrashMode, SimVfs};
 
