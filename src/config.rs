@@ -68,8 +68,9 @@ pub struct Config {
     /// The storage layer; tests swap in a fault-injecting one.
     pub vfs: Arc<dyn Vfs>,
     /// Write the index checkpoint after this many records, once the log has also grown
-    /// by the last checkpoint's size since it (so the checkpoint's bytes never outgrow
-    /// the log's); 0 writes it only on close.
+    /// by `limits::CHECKPOINT_LOG_GROWTH` times the last checkpoint's size since it (so
+    /// checkpoints write at most that fraction of the log's bytes); 0 writes it only on
+    /// close. Periodic checkpoints are written on a thread of their own.
     pub checkpoint_every_records: u64,
     /// Run compaction and retention on a background thread every this many ms; `None`
     /// runs them only when asked (`compact`, `apply_retention`).

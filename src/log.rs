@@ -577,9 +577,8 @@ impl Shared {
         // by `CHECKPOINT_LOG_GROWTH` times the last checkpoint's size: a checkpoint
         // rewrites the whole index, so without that bound its bytes per record appended
         // would grow with the store. The replay after a crash stays within that much
-        // log (or that many records).
-        // The outcome of one written in the background first: it moves the LSN the
-        // next one waits for.
+        // log (or that many records). The outcome of one written in the background is
+        // taken first: it moves the LSN the next one waits for.
         let none_in_flight = self.settle_checkpoint_in_flight(state, false);
         let log_end = state.last_frame.map_or(Lsn(0), |frame| frame.covered);
         if none_in_flight
@@ -600,12 +599,9 @@ impl Shared {
     /// only part that holds the log's lock) and writes it on a thread of its own, so
     /// appends go on while it is encoded and written.
     fn start_checkpoint(&self, state: &mut State) -> Result<()> {
-        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
-        let Some(coverage) = state.last_frame else {
+        let Some(coverage) = Self::sync_for_checkpoint(state)? else {
             return Ok(());
         };
-        journal.sync()?;
-        state.unsynced_since = None;
         let index = state.index.clone();
         let (vfs, dir) = (Arc::clone(&self.vfs), self.dir.clone());
         let thread = std::thread::Builder::new()
@@ -618,6 +614,23 @@ impl Shared {
             thread,
         });
         Ok(())
+    }
+
+    /// Syncs the journal, so a checkpoint covers only durable frames, and returns the
+    /// coverage one taken now has (`None` with nothing appended yet).
+    fn sync_for_checkpoint(state: &mut State) -> Result<Option<Coverage>> {
+        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
+        let Some(coverage) = state.last_frame else {
+            return Ok(None);
+        };
+        journal.sync()?;
+        state.unsynced_since = None;
+        assert_eq!(
+            coverage.covered,
+            journal.next_lsn(),
+            "a checkpoint covers every frame appended"
+        );
+        Ok(Some(coverage))
     }
 
     /// Takes the outcome of the periodic checkpoint written in the background, waiting
@@ -653,17 +666,9 @@ impl Shared {
     /// after the one being written in the background, if any.
     pub(crate) fn write_checkpoint(&self, state: &mut State) -> Result<()> {
         self.settle_checkpoint_in_flight(state, true);
-        let journal = state.journal.as_mut().ok_or(Error::Closed)?;
-        let Some(coverage) = state.last_frame else {
+        let Some(coverage) = Self::sync_for_checkpoint(state)? else {
             return Ok(());
         };
-        journal.sync()?;
-        state.unsynced_since = None;
-        assert_eq!(
-            coverage.covered,
-            journal.next_lsn(),
-            "a checkpoint covers every frame appended"
-        );
         let bytes = checkpoint::write(&*self.vfs, &self.dir, &state.index, coverage)?;
         state.n_since_checkpoint = 0;
         state.next_checkpoint_at = next_checkpoint_at(coverage.covered, bytes);
