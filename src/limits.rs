@@ -59,6 +59,12 @@ pub const GROUP_COMMIT_INTERVAL_MS_MAX: u64 = 60_000;
 /// Default bytes of the ingest buffer: 8 MiB, at least 20 ms of 500 k events/s in
 /// inline slots of the default size (checked below).
 pub const INGEST_QUEUE_BYTES_DEFAULT: usize = 8 << 20;
+/// Most producer shards (rings of `queue_bytes` each) a recorder makes on its own: one
+/// per CPU up to this many. A shard per producer core keeps their claims from pulling
+/// each other's cache lines; beyond a few, more rings only cost memory.
+pub const INGEST_SHARDS_AUTO_MAX: usize = 4;
+/// Most producer shards a config may ask for.
+pub const INGEST_SHARDS_MAX: usize = 64;
 /// The smallest ingest buffer a config may ask for (tests use tiny ones to fill it).
 pub const INGEST_QUEUE_BYTES_MIN: usize = 4 << 10;
 /// The largest ingest buffer a config may ask for: 1 GiB.
@@ -186,6 +192,7 @@ const _: () = {
     // A slot length fits the u32 the queue carries.
     assert!(((INGEST_INLINE_BYTES_MAX + INGEST_SLOT_OVERHEAD_BYTES) as u64) < u32::MAX as u64);
     assert!(INGEST_BATCH_MAX > 0 && INGEST_SLOW_PATH_RECORDS_MAX > 0);
+    assert!(0 < INGEST_SHARDS_AUTO_MAX && INGEST_SHARDS_AUTO_MAX <= INGEST_SHARDS_MAX);
     // The committer can keep a whole batch of buffers between two appends.
     assert!(INGEST_SPARE_RECORDS_MAX >= INGEST_BATCH_MAX);
     // A transcoded event's fields fit the slot's u16 count.

@@ -1,9 +1,10 @@
 //! The committer thread: drains the queue, restores per-run order, appends, syncs, and
 //! writes in-band drop reports.
 //!
-//! Where it sits: the only consumer of [`super::queue::SlotQueue`] and the only caller of
-//! the log's write methods on behalf of a recorder. It owns all serialization work
-//! (slot decode, msgpack encode inside the log), so producers only copy bytes.
+//! Where it sits: the only consumer of [`super::queue::IngestQueue`] and the only caller
+//! of the log's write methods on behalf of a recorder. It owns all serialization work
+//! (slot decode, msgpack encode inside the log), so producers only copy bytes. It
+//! takes from the queue's shards in turn, starting each batch at the next shard.
 //!
 //! # Invariants
 //! - Producers never wake it: it polls, parking for a short, adaptive timeout when
@@ -17,6 +18,10 @@
 //!   after it was appended even when no more records arrive.
 //! - It stops only once `closed` is set and the queue is empty, after releasing every
 //!   held event, reporting every drop counted so far and syncing.
+//! - A run's finish that reaches it before the run's start (the two were recorded on
+//!   threads of different shards) is not refused at once: it is held and retried with
+//!   every batch for up to `reorder_window`, and at a flush or close once everything
+//!   taken before has been written. Only then is a finish for an unknown run refused.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -32,6 +37,15 @@ use super::metrics::{DropCounts, DropSpan};
 use super::queue::Popped;
 use super::reorder::{Order, Reorder, Sequenced};
 use super::{Shared, slot, transcode};
+
+/// Whether a finish for a run not started yet may wait for the start.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Early {
+    /// Hold it, up to the reorder window: the start may be in another shard.
+    Hold,
+    /// Refuse it: everything taken before it has been written.
+    Refuse,
+}
 
 /// The shortest idle park.
 const PARK_MIN: Duration = Duration::from_micros(50);
@@ -155,6 +169,11 @@ pub(crate) struct Committer {
     flushed_ticket: u64,
     /// The log refused a write or sync; nothing further can be acknowledged.
     poisoned: bool,
+    /// The shard the next batch starts at.
+    next_shard: usize,
+    /// Finishes whose run had not started when they were written, with when they were
+    /// first refused; retried with every batch.
+    early_finishes: Vec<(Taken, Instant)>,
 }
 
 impl Committer {
@@ -171,6 +190,8 @@ impl Committer {
             unsynced_since: None,
             flushed_ticket: 0,
             poisoned: false,
+            next_shard: 0,
+            early_finishes: Vec::new(),
         }
     }
 
@@ -188,7 +209,7 @@ impl Committer {
             let n_taken = self.take_batch(limits::INGEST_BATCH_MAX);
             self.reorder
                 .release_expired(Instant::now(), &mut self.ordered);
-            self.write_ordered();
+            self.write_ordered(Early::Hold);
             self.report_drops();
             self.serve_flush();
             self.group_commit_timer();
@@ -213,19 +234,34 @@ impl Committer {
         self
     }
 
-    /// Pops up to `max` records into the ordered buffer; returns how many.
+    /// Pops up to `max` records into the ordered buffer from the shards in turn,
+    /// starting at the next one; returns how many.
     fn take_batch(&mut self, max: usize) -> usize {
+        let queue_bytes = self.shared.queue.len_bytes();
+        (self.shared.counters.high_water).fetch_max(queue_bytes, Ordering::Relaxed);
+        let n_shards = self.shared.queue.shards();
+        let first = self.next_shard;
+        self.next_shard = (first + 1) % n_shards;
+        let mut n_taken = 0;
+        for i in 0..n_shards {
+            if n_taken == max {
+                break;
+            }
+            n_taken += self.take_from((first + i) % n_shards, max - n_taken);
+        }
+        n_taken
+    }
+
+    /// Pops up to `max` records of one shard into the ordered buffer; returns how many.
+    fn take_from(&mut self, shard: usize, max: usize) -> usize {
         let shared = Arc::clone(&self.shared);
         let queue = &shared.queue;
         let counters = &shared.counters;
-        counters
-            .high_water
-            .fetch_max(queue.len_bytes(), Ordering::Relaxed);
         let now = Instant::now();
         let mut n_taken = 0;
         while n_taken < max {
             let mut taken = self.spare.pop().unwrap_or_else(Taken::new);
-            let popped = queue.pop_with(&mut self.scratch, |popped| match popped {
+            let popped = queue.pop_with(shard, &mut self.scratch, |popped| match popped {
                 Popped::Inline(bytes) => taken.fill_from_slot(bytes),
                 Popped::Boxed(record) => {
                     counters.slow_path.fetch_add(1, Ordering::Relaxed);
@@ -252,10 +288,18 @@ impl Committer {
         n_taken
     }
 
-    /// Appends the ordered records, settling each as written or dropped.
-    fn write_ordered(&mut self) {
-        if self.ordered.is_empty() {
+    /// Appends the ordered records, settling each as written or dropped, and retries the
+    /// finishes held for their run's start after them.
+    fn write_ordered(&mut self, early: Early) {
+        if self.ordered.is_empty() && self.early_finishes.is_empty() {
             return;
+        }
+        // Held finishes go last: this batch may hold their starts.
+        let n_new = self.ordered.len();
+        let mut first_refused: Vec<Instant> = Vec::with_capacity(self.early_finishes.len());
+        for (taken, since) in self.early_finishes.drain(..) {
+            self.ordered.push(taken);
+            first_refused.push(since);
         }
         let shared = Arc::clone(&self.shared);
         let counters = &shared.counters;
@@ -267,13 +311,27 @@ impl Committer {
             })
             .collect();
         let results = shared.log.append_encoded(&encoded);
+        drop(encoded);
         debug_assert_eq!(results.len(), self.ordered.len());
         let now = Timestamp::now();
+        let instant = Instant::now();
+        let window = shared.config.reorder_window;
         let mut n_written = 0u64;
+        let mut n_settled = 0u64;
         let mut last_error = None;
-        for result in results {
+        for (i, (taken, result)) in self.ordered.drain(..).zip(results).enumerate() {
+            let since = i.checked_sub(n_new).map_or(instant, |j| first_refused[j]);
             match result {
                 Ok(_) => n_written += 1,
+                Err(Error::NotFound { .. })
+                    if taken.kind == RecordKind::RunFinished
+                        && early == Early::Hold
+                        && instant.duration_since(since) < window
+                        && self.early_finishes.len() < limits::INGEST_REORDER_HELD_MAX =>
+                {
+                    self.early_finishes.push((taken, since));
+                    continue;
+                }
                 Err(error) => {
                     let reason = match &error {
                         Error::RecordTooLarge { .. } => DropReason::Oversized,
@@ -287,22 +345,19 @@ impl Committer {
                     last_error = Some(error.to_string());
                 }
             }
+            n_settled += 1;
+            if self.spare.len() < SPARE_MAX && taken.payload.capacity() <= SPARE_PAYLOAD_BYTES_MAX {
+                self.spare.push(taken);
+            }
         }
         counters.written.fetch_add(n_written, Ordering::Relaxed);
-        counters
-            .settled
-            .fetch_add(self.ordered.len() as u64, Ordering::Release);
+        counters.settled.fetch_add(n_settled, Ordering::Release);
         if let Some(error) = last_error {
             counters.set_error(error);
         }
         if n_written > 0 && self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
         }
-        let n_keep = SPARE_MAX.saturating_sub(self.spare.len());
-        let reusable = (self.ordered.drain(..))
-            .filter(|taken| taken.payload.capacity() <= SPARE_PAYLOAD_BYTES_MAX)
-            .take(n_keep);
-        self.spare.extend(reusable);
     }
 
     /// Writes a `DropReport` for every reason whose count grew since the last report.
@@ -367,18 +422,20 @@ impl Committer {
             return;
         }
         // Everything accepted before the ticket was taken is in the queue now (or was
-        // taken already): at most `len` records, the oldest ones.
-        let mut remaining = self.shared.queue.len();
-        while remaining > 0 {
-            let n = self.take_batch(remaining.min(limits::INGEST_BATCH_MAX));
-            self.write_ordered();
-            if n == 0 {
-                break;
+        // taken already): in each shard, at most its `len` records, the oldest ones.
+        for shard in 0..self.shared.queue.shards() {
+            let mut remaining = self.shared.queue.shard_len(shard);
+            while remaining > 0 {
+                let n = self.take_from(shard, remaining.min(limits::INGEST_BATCH_MAX));
+                self.write_ordered(Early::Hold);
+                if n == 0 {
+                    break;
+                }
+                remaining -= n;
             }
-            remaining -= n;
         }
         self.reorder.release_all(&mut self.ordered);
-        self.write_ordered();
+        self.write_ordered(Early::Refuse);
         self.report_drops();
         let result = self.sync();
         self.flushed_ticket = requested;
@@ -405,10 +462,10 @@ impl Committer {
     /// Drains everything left, releases held events, reports drops and syncs.
     pub fn drain_and_sync(&mut self) -> Result<(), String> {
         while self.take_batch(limits::INGEST_BATCH_MAX) > 0 {
-            self.write_ordered();
+            self.write_ordered(Early::Hold);
         }
         self.reorder.release_all(&mut self.ordered);
-        self.write_ordered();
+        self.write_ordered(Early::Refuse);
         self.report_drops();
         self.sync()
     }

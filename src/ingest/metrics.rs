@@ -77,13 +77,14 @@ pub struct Metrics {
     pub segments: u64,
     /// fsyncs the log has issued since it was opened.
     pub fsyncs: u64,
-    /// Records waiting in the queue now.
+    /// Records waiting in the queue now (every shard).
     pub queue_len: u64,
-    /// Bytes of the queue's ring in use now (records with their headers).
+    /// Bytes of the queue's rings in use now (records with their headers).
     pub queue_bytes: u64,
-    /// Bytes the queue's ring holds.
+    /// Bytes the queue's rings hold, every shard together.
     pub queue_capacity_bytes: u64,
-    /// The most ring bytes in use the committer has seen when taking a batch.
+    /// The most ring bytes in use (every shard) the committer has seen when taking a
+    /// batch.
     pub queue_high_water_bytes: u64,
     /// The last error the log returned, if any.
     pub last_error: Option<String>,

@@ -2,9 +2,9 @@
 //!
 //! Where it sits: in front of [`AuditLog`]. Producers call `Recorder::record_*` from any
 //! thread; those calls encode the borrowed fields into a per-thread scratch buffer
-//! (layout in `slot.rs`), claim that many bytes in a preallocated ring (`ring.rs`,
-//! wrapped by `queue.rs`) and copy them in, then return. One committer thread (`committer.rs`)
-//! drains the ring in batches, writes each record's msgpack payload straight from its
+//! (layout in `slot.rs`), claim that many bytes in a preallocated ring (`ring.rs`; one
+//! per producer shard, wrapped by `queue.rs`) and copy them in, then return. One committer thread (`committer.rs`)
+//! drains the rings in batches, writes each record's msgpack payload straight from its
 //! bytes (`transcode.rs`; run starts and finishes are decoded into records and
 //! encoded), restores each run's sequence order (`reorder.rs`), appends the payloads
 //! with the crate-private `AuditLog::append_encoded` (the same checks and index updates
@@ -42,6 +42,10 @@
 //!   [`Recorder::flush_within`] waits for the same, but never longer than its bound.
 //! - Events of one run are stored in sequence order, provided each reaches the committer
 //!   within `reorder_window` (default 5 ms) of the one after it (see `reorder.rs`).
+//! - A thread's records are written in the order its calls completed. Records of
+//!   different threads may be written in either order (each thread pushes to its own
+//!   shard), except that a run's finish is never refused for arriving before its start
+//!   (see `committer.rs`).
 
 mod committer;
 mod metrics;
@@ -96,10 +100,14 @@ pub enum Backpressure {
 /// How a recorder buffers and commits.
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
-    /// Bytes of the preallocated ring inline records are written to (the bounded
+    /// Bytes of each preallocated ring inline records are written to (the bounded
     /// buffer), rounded up to a power of two. It must hold two of the largest inline
-    /// records.
+    /// records. There is one ring per shard, so the buffers take `shards` times this.
     pub queue_bytes: usize,
+    /// Producer shards: rings that producer threads are dealt to, round-robin, so that
+    /// producers on different cores do not contend for one ring. `0` (the default)
+    /// makes one per CPU, at most [`limits::INGEST_SHARDS_AUTO_MAX`].
+    pub shards: usize,
     /// Bytes of fields an event may carry and still be recorded without allocating.
     pub inline_bytes: usize,
     /// Bytes the slow path may hold at once.
@@ -116,6 +124,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             queue_bytes: limits::INGEST_QUEUE_BYTES_DEFAULT,
+            shards: 0,
             inline_bytes: limits::INGEST_INLINE_BYTES_DEFAULT,
             slow_path_bytes: limits::INGEST_SLOW_PATH_BYTES_DEFAULT,
             backpressure: Backpressure::Drop,
@@ -130,6 +139,23 @@ impl IngestConfig {
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self
+    }
+
+    /// Sets the number of producer shards (`0`: one per CPU, up to a few).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// The number of shards a recorder makes: `shards`, or for `0` one per CPU up to
+    /// [`limits::INGEST_SHARDS_AUTO_MAX`].
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(limits::INGEST_SHARDS_AUTO_MAX),
+            n => n,
+        }
     }
 
     /// Sets the inline field size.
@@ -182,6 +208,13 @@ impl IngestConfig {
                 limits::INGEST_QUEUE_BYTES_MIN,
                 limits::INGEST_QUEUE_BYTES_MAX,
                 self.slot_bytes()
+            ));
+        }
+        if self.shards > limits::INGEST_SHARDS_MAX {
+            return invalid(format!(
+                "ingest shards {} is over the limit of {}",
+                self.shards,
+                limits::INGEST_SHARDS_MAX
             ));
         }
         if self.reorder_window > Duration::from_secs(60) || self.idle_park > Duration::from_secs(1)
@@ -362,6 +395,7 @@ impl Recorder {
     pub fn start(log: Arc<AuditLog>, config: IngestConfig) -> Result<Recorder> {
         config.validate()?;
         let queue = IngestQueue::new(
+            config.shard_count(),
             config.queue_bytes,
             config.slot_bytes(),
             config.slow_path_bytes,

@@ -1,6 +1,13 @@
-//! The bounded ingest queue: inline records in a byte ring, and a slow path, in one FIFO.
+//! The bounded ingest queue: inline records in byte rings, and a slow path, in one FIFO
+//! per producer shard.
 //!
 //! Where it sits: producers (`record_*` calls) push, the committer pops.
+//!
+//! - The queue is a few rings (shards), not one. Each producer thread is given a shard
+//!   the first time it records (threads are dealt out round-robin), so two producers on
+//!   two cores claim room in different rings and never pull each other's cache lines:
+//!   with a single ring, every claim found the ring's tail last written by the other
+//!   core and paid a cache-line transfer for it.
 //!
 //! - An event with an inline form is encoded into a per-thread scratch buffer, then
 //!   copied in whole words into the room it claimed in [`Ring`] (`ring.rs`): one
@@ -9,18 +16,24 @@
 //!   encoded straight into its claim.
 //! - A slow-path record (boxed, allocated by the producer) is parked in one of
 //!   [`crate::limits::INGEST_SLOW_PATH_RECORDS_MAX`] cells, and a small marker naming the
-//!   cell goes through the same ring. Records therefore keep the order in which their
-//!   `record_*` calls completed, whichever path they took.
+//!   cell goes through the same ring. A thread's records therefore keep the order in
+//!   which its `record_*` calls completed, whichever path they took.
+//! - Across threads the committer sees no order: it takes from the shards in turn.
+//!   What needs an order across threads is restored after it: a run's events by
+//!   sequence (`reorder.rs`), and a finish that arrives before its run's start is held
+//!   until the start is written (`committer.rs`).
 //!
 //! # Invariants
 //! - Nothing here allocates after [`IngestQueue::new`] except the boxes the slow path
 //!   brings with it.
-//! - Memory is bounded: the ring's bytes, plus the slow path's byte budget and cells.
+//! - Memory is bounded: the rings' bytes, plus the slow path's byte budget and cells.
+//! - A thread always pushes to the same shard, so its records leave in the order it
+//!   pushed them.
 //! - A producer that took a slow-path cell or budget always either publishes its marker
 //!   or gives them back; the committer gives them back when it pops the marker.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
@@ -44,6 +57,30 @@ thread_local! {
     /// A producer thread's encoding buffer: in static thread-local storage, so taking
     /// it never allocates.
     static SCRATCH: RefCell<[u8; SCRATCH_BYTES]> = const { RefCell::new([0; SCRATCH_BYTES]) };
+    /// A producer thread's shard number, before reduction by the shard count; dealt on
+    /// its first push.
+    static SHARD: Cell<u32> = const { Cell::new(UNDEALT) };
+}
+
+/// A thread that has not pushed yet.
+const UNDEALT: u32 = u32::MAX;
+/// The next shard number to deal to a thread, for every queue of the process.
+static NEXT_SHARD: AtomicU32 = AtomicU32::new(0);
+
+/// This thread's shard number (any `u32`; reduce it by the shard count).
+#[inline]
+fn thread_shard() -> u32 {
+    SHARD
+        .try_with(|shard| {
+            let mut n = shard.get();
+            if n == UNDEALT {
+                n = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % UNDEALT;
+                shard.set(n);
+            }
+            n
+        })
+        // At thread exit: any shard is correct.
+        .unwrap_or(0)
 }
 
 /// What became of an inline push.
@@ -68,7 +105,8 @@ impl Sink for RingSink<'_> {
 
 /// The queue between producers and the committer.
 pub(crate) struct IngestQueue {
-    ring: Ring,
+    /// The shards: one ring each.
+    rings: Box<[Ring]>,
     /// The most bytes one inline record may take.
     inline_max: usize,
     cells: Box<[AtomicCell<Option<Box<Record>>>]>,
@@ -80,7 +118,7 @@ pub(crate) struct IngestQueue {
 impl std::fmt::Debug for IngestQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestQueue")
-            .field("ring", &self.ring)
+            .field("rings", &self.rings)
             .field("inline_max", &self.inline_max)
             .field("free_cells", &self.free_cells.len())
             .field("slow_bytes", &self.slow_bytes)
@@ -89,13 +127,22 @@ impl std::fmt::Debug for IngestQueue {
 }
 
 impl IngestQueue {
-    /// A queue over a ring of at least `ring_bytes`, taking inline records of up to
-    /// `inline_max` bytes, and a slow path of at most `slow_bytes_max` bytes in
+    /// A queue over `shards` rings of at least `ring_bytes` each, taking inline records
+    /// of up to `inline_max` bytes, and a slow path of at most `slow_bytes_max` bytes in
     /// [`crate::limits::INGEST_SLOW_PATH_RECORDS_MAX`] records.
-    pub fn new(ring_bytes: usize, inline_max: usize, slow_bytes_max: usize) -> IngestQueue {
-        let ring = Ring::with_capacity(ring_bytes);
+    pub fn new(
+        shards: usize,
+        ring_bytes: usize,
+        inline_max: usize,
+        slow_bytes_max: usize,
+    ) -> IngestQueue {
+        assert!(shards >= 1, "a queue has at least one shard");
+        let rings: Box<[Ring]> = (0..shards)
+            .map(|_| Ring::with_capacity(ring_bytes))
+            .collect();
+        let max_record = rings[0].max_record_bytes();
         assert!(
-            inline_max <= ring.max_record_bytes() && MARKER_BYTES <= ring.max_record_bytes(),
+            inline_max <= max_record && MARKER_BYTES <= max_record,
             "the ring must hold the largest inline record"
         );
         let n_cells = crate::limits::INGEST_SLOW_PATH_RECORDS_MAX;
@@ -105,7 +152,7 @@ impl IngestQueue {
             assert!(free_cells.push(cell).is_ok(), "sized to hold every cell");
         }
         IngestQueue {
-            ring,
+            rings,
             inline_max,
             cells: (0..n_cells).map(|_| AtomicCell::new(None)).collect(),
             free_cells,
@@ -114,19 +161,35 @@ impl IngestQueue {
         }
     }
 
-    /// The ring's size in bytes.
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        self.rings.len()
+    }
+
+    /// The calling thread's ring.
+    #[inline]
+    fn ring(&self) -> &Ring {
+        &self.rings[thread_shard() as usize % self.rings.len()]
+    }
+
+    /// The rings' size in bytes, all shards together.
     pub fn capacity_bytes(&self) -> usize {
-        self.ring.capacity_bytes()
+        self.rings.iter().map(Ring::capacity_bytes).sum()
     }
 
-    /// Records waiting now.
+    /// Records waiting now, in every shard.
     pub fn len(&self) -> usize {
-        self.ring.len() as usize
+        self.rings.iter().map(|ring| ring.len() as usize).sum()
     }
 
-    /// Ring bytes in use now.
+    /// Records waiting now in one shard.
+    pub fn shard_len(&self, shard: usize) -> usize {
+        self.rings[shard].len() as usize
+    }
+
+    /// Ring bytes in use now, in every shard.
     pub fn len_bytes(&self) -> u64 {
-        self.ring.len_bytes()
+        self.rings.iter().map(Ring::len_bytes).sum()
     }
 
     /// Writes `view` into the ring, if it has an inline form of at most `inline_max`
@@ -146,7 +209,7 @@ impl IngestQueue {
                 return (self.inline_max <= SCRATCH_BYTES).then_some(Push::NotInline);
             }
             let len = sink.pos;
-            let Some(mut claim) = self.ring.try_claim(len) else {
+            let Some(mut claim) = self.ring().try_claim(len) else {
                 return Some(Push::Full);
             };
             claim.write_all(&scratch[..len]);
@@ -169,7 +232,7 @@ impl IngestQueue {
         if view.encode(&mut measure).is_err() {
             return Push::NotInline;
         }
-        let Some(mut claim) = self.ring.try_claim(measure.len) else {
+        let Some(mut claim) = self.ring().try_claim(measure.len) else {
             return Push::Full;
         };
         let mut sink = RingSink(claim.writer());
@@ -194,7 +257,7 @@ impl IngestQueue {
             self.release_slow(bytes);
             return false;
         };
-        let Some(mut claim) = self.ring.try_claim(MARKER_BYTES) else {
+        let Some(mut claim) = self.ring().try_claim(MARKER_BYTES) else {
             self.release_cell(cell);
             self.release_slow(bytes);
             return false;
@@ -229,11 +292,17 @@ impl IngestQueue {
         debug_assert!(pushed.is_ok(), "more cells returned than exist");
     }
 
-    /// Takes the oldest record, reading an inline one through `scratch`, and gives its
-    /// room back. Committer only.
-    pub fn pop_with<T>(&self, scratch: &mut Vec<u8>, f: impl FnOnce(Popped<'_>) -> T) -> Option<T> {
+    /// Takes the oldest record of `shard`, reading an inline one through `scratch`, and
+    /// gives its room back. Committer only.
+    pub fn pop_with<T>(
+        &self,
+        shard: usize,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(Popped<'_>) -> T,
+    ) -> Option<T> {
+        let ring = &self.rings[shard];
         loop {
-            match self.ring.pop_into(scratch)? {
+            match ring.pop_into(scratch)? {
                 TAG_INLINE => return Some(f(Popped::Inline(scratch))),
                 TAG_BOXED => {
                     let Some((cell, bytes)) = read_marker(scratch) else {
@@ -310,7 +379,15 @@ mod tests {
     }
 
     fn pop(q: &IngestQueue, scratch: &mut Vec<u8>) -> Option<Result<Vec<u8>, Box<Record>>> {
-        q.pop_with(scratch, |p| match p {
+        pop_from(q, 0, scratch)
+    }
+
+    fn pop_from(
+        q: &IngestQueue,
+        shard: usize,
+        scratch: &mut Vec<u8>,
+    ) -> Option<Result<Vec<u8>, Box<Record>>> {
+        q.pop_with(shard, scratch, |p| match p {
             Popped::Inline(bytes) => Ok(bytes.to_vec()),
             Popped::Boxed(record) => Err(record),
         })
@@ -318,7 +395,7 @@ mod tests {
 
     #[test]
     fn inline_records_come_out_as_encoded_and_the_ring_fills_and_drains() {
-        let q = IngestQueue::new(1024, 200, 1024);
+        let q = IngestQueue::new(1, 1024, 200, 1024);
         let mut scratch = Vec::new();
         let mut pushed = 0;
         while push_event(&q, pushed + 1, "some text") {
@@ -347,7 +424,7 @@ mod tests {
 
     #[test]
     fn an_inline_record_over_the_scratch_buffer_is_measured_and_written_in_place() {
-        let q = IngestQueue::new(64 << 10, 8 << 10, 1024);
+        let q = IngestQueue::new(1, 64 << 10, 8 << 10, 1024);
         let mut scratch = Vec::new();
         for len in [SCRATCH_BYTES, 2000, 5003] {
             let text = "y".repeat(len);
@@ -360,14 +437,14 @@ mod tests {
 
     #[test]
     fn an_event_over_the_inline_size_is_not_inline() {
-        let q = IngestQueue::new(4096, 64, 1024);
+        let q = IngestQueue::new(1, 4096, 64, 1024);
         assert_eq!(try_push(&q, 1, &"x".repeat(100)), Push::NotInline);
         assert_eq!(q.len(), 0);
     }
 
     #[test]
     fn the_slow_path_is_bounded_in_bytes_and_keeps_fifo_order_with_inline_records() {
-        let q = IngestQueue::new(4096, 200, 100);
+        let q = IngestQueue::new(1, 4096, 200, 100);
         let mut run = Run::new("r", "s");
         run.started_at = Timestamp::EPOCH;
         let record = crate::Record::RunStarted(run);
@@ -387,5 +464,43 @@ mod tests {
         assert_eq!(pop(&q, &mut scratch), Some(Ok(event(1, "after"))));
         assert!(matches!(pop(&q, &mut scratch), Some(Err(_))));
         assert!(q.slow_path_idle());
+    }
+
+    #[test]
+    fn each_thread_pushes_to_one_shard_and_its_records_leave_in_its_order() {
+        let q = IngestQueue::new(2, 64 << 10, 200, 1024);
+        assert_eq!(q.shards(), 2);
+        let threads: Vec<String> = (0..4).map(|t| format!("thread-{t}")).collect();
+        std::thread::scope(|scope| {
+            for text in &threads {
+                let q = &q;
+                scope.spawn(move || {
+                    for sequence in 1..=50 {
+                        assert!(push_event(q, sequence, text));
+                    }
+                });
+            }
+        });
+        assert_eq!(q.len(), 200);
+        let mut scratch = Vec::new();
+        let mut seen: Vec<Vec<u64>> = vec![Vec::new(); threads.len()];
+        let mut shards_of: Vec<Vec<usize>> = vec![Vec::new(); threads.len()];
+        for shard in 0..q.shards() {
+            while let Some(Ok(bytes)) = pop_from(&q, shard, &mut scratch) {
+                let (t, sequence) = (0..threads.len())
+                    .flat_map(|t| (1..=50).map(move |s| (t, s)))
+                    .find(|&(t, s)| event(s, &threads[t]) == bytes)
+                    .expect("every record is one that was pushed");
+                seen[t].push(sequence);
+                if !shards_of[t].contains(&shard) {
+                    shards_of[t].push(shard);
+                }
+            }
+        }
+        for (sequences, shards) in seen.iter().zip(&shards_of) {
+            assert_eq!(*sequences, (1..=50).collect::<Vec<_>>());
+            assert_eq!(shards.len(), 1, "a thread's records are all in one shard");
+        }
+        assert_eq!(q.len(), 0);
     }
 }
