@@ -15,13 +15,20 @@
 //!   `Storage::record_call` per event on a log with `Durability::EveryBatch`, against
 //!   one autocommit insert per event. `batch_1000`: 1000 `record_call`s then one
 //!   `flush`, against one transaction of 1000 inserts.
+//!
+//! Each iteration records its events at later times than the one before (`advance`),
+//! as a dispatch server records calls at the current time, for both systems. Recording
+//! the same 1000 timestamps again every iteration (as these benchmarks did until
+//! 2026-12-03) made every call after the first iteration arrive out of time order, a
+//! B-tree insert in three of the call index's maps instead of a push, and halved our
+//! durable batch rate (docs/benchmarks.md).
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auditlog::ingest::Backpressure;
-use auditlog::model::CallEvent;
+use auditlog::model::{CallEvent, Timestamp};
 use auditlog::{AuditLog, Config, Durability, IngestConfig, Record, Recorder, Storage};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -57,6 +64,25 @@ fn recorder(dir: &std::path::Path, durability: Durability, backpressure: Backpre
 
 fn events(n: u64) -> Vec<CallEvent> {
     (0..n).map(call_event).collect()
+}
+
+/// Moves each event past the times of the whole slice, so the next iteration records
+/// later calls (the workload spaces calls 1 µs apart).
+fn advance(events: &mut [CallEvent]) {
+    let span = events.len() as i64 * 1_000;
+    for event in events {
+        event.ts = Timestamp::from_unix_nanos(event.ts.unix_nanos() + span);
+    }
+}
+
+/// [`advance`] for the same events as records.
+fn advance_records(records: &mut [Record]) {
+    let span = records.len() as i64 * 1_000;
+    for record in records {
+        if let Record::CallRecorded(event) = record {
+            event.ts = Timestamp::from_unix_nanos(event.ts.unix_nanos() + span);
+        }
+    }
 }
 
 fn record_hot_path(c: &mut Criterion) {
@@ -97,7 +123,7 @@ fn record_hot_path(c: &mut Criterion) {
 }
 
 fn sustained_ingest(c: &mut Criterion) {
-    let batch = events(SUSTAINED_EVENTS);
+    let mut batch = events(SUSTAINED_EVENTS);
     let mut group = c.benchmark_group("sustained_ingest");
     group
         .sample_size(10)
@@ -116,6 +142,7 @@ fn sustained_ingest(c: &mut Criterion) {
         let recorder = recorder(dir.path(), durability, Backpressure::Block);
         group.bench_function(name, |b| {
             b.iter(|| {
+                advance(&mut batch);
                 for event in &batch {
                     let _ = black_box(recorder.record_call(event));
                 }
@@ -134,36 +161,40 @@ fn durable_ingest(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
 
-    let per_event = events(PER_EVENT);
+    let mut per_event = events(PER_EVENT);
     group.throughput(Throughput::Elements(PER_EVENT));
     let ours_dir = bench_dir("durable-ours");
     let ours = AuditLog::open(Config::new(ours_dir.path()).durability(Durability::EveryBatch))
         .expect("open a store");
     group.bench_function(BenchmarkId::new("per_event", "auditlog"), |b| {
         b.iter(|| {
+            advance(&mut per_event);
             for event in &per_event {
                 ours.record_call(event).expect("record a call");
             }
         });
     });
+    let mut per_event = events(PER_EVENT);
     let sqlite_dir = bench_dir("durable-sqlite");
     let full = SqliteStorage::open(&sqlite_dir.path().join("audit.sqlite"), SqliteSync::Full)
         .expect("open the SQLite database");
     group.bench_function(BenchmarkId::new("per_event", "sqlite"), |b| {
         b.iter(|| {
+            advance(&mut per_event);
             for event in &per_event {
                 full.record_call(event).expect("insert a call");
             }
         });
     });
 
-    let batch = events(BATCH);
-    let records: Vec<Record> = batch.iter().cloned().map(Record::CallRecorded).collect();
+    let mut batch = events(BATCH);
+    let mut records: Vec<Record> = batch.iter().cloned().map(Record::CallRecorded).collect();
     group.throughput(Throughput::Elements(BATCH));
     let recorder_dir = bench_dir("durable-recorder");
     let recorder = recorder(recorder_dir.path(), Durability::None, Backpressure::Block);
     group.bench_function(BenchmarkId::new("batch_1000", "auditlog"), |b| {
         b.iter(|| {
+            advance(&mut batch);
             for event in &batch {
                 let _ = black_box(recorder.record_call(event));
             }
@@ -171,7 +202,10 @@ fn durable_ingest(c: &mut Criterion) {
         });
     });
     group.bench_function(BenchmarkId::new("batch_1000", "sqlite"), |b| {
-        b.iter(|| full.apply_batch(&records).expect("insert a batch"));
+        b.iter(|| {
+            advance_records(&mut records);
+            full.apply_batch(&records).expect("insert a batch")
+        });
     });
     group.finish();
 
@@ -180,6 +214,7 @@ fn durable_ingest(c: &mut Criterion) {
         .expect("open the SQLite database");
     let started = Instant::now();
     for _ in 0..10 {
+        advance_records(&mut records);
         normal.apply_batch(&records).expect("insert a batch");
     }
     println!(
