@@ -132,8 +132,14 @@ pub(crate) trait Sink {
         self.u16(u16::try_from(items.len()).map_err(|_| Refused)?)?;
         items.into_iter().try_for_each(|s| self.str(s))
     }
-    #[inline]
+    #[inline(always)]
     fn value(&mut self, value: FieldValue<'_>) -> Result<(), Refused> {
+        // A JSON scalar is written as the field value it equals; one match, no
+        // recursion, so the encoder inlines into the record call.
+        let value = match value {
+            FieldValue::Json(json) => json_scalar(json)?,
+            other => other,
+        };
         match value {
             FieldValue::Null => self.u8(TAG_NULL),
             FieldValue::Bool(v) => {
@@ -156,22 +162,7 @@ pub(crate) trait Sink {
                 self.u8(TAG_STR)?;
                 self.str(v)
             }
-            FieldValue::Json(json) => match json {
-                Value::Null => self.value(FieldValue::Null),
-                Value::Bool(v) => self.value(FieldValue::Bool(*v)),
-                Value::String(v) => self.value(FieldValue::Str(v)),
-                Value::Number(n) => {
-                    if let Some(v) = n.as_u64() {
-                        self.value(FieldValue::U64(v))
-                    } else if let Some(v) = n.as_i64() {
-                        self.value(FieldValue::I64(v))
-                    } else {
-                        self.value(FieldValue::F64(n.as_f64().ok_or(Refused)?))
-                    }
-                }
-                // Nested JSON has no inline form: the slow path clones it.
-                Value::Array(_) | Value::Object(_) => Err(Refused),
-            },
+            FieldValue::Json(_) => Err(Refused),
         }
     }
     #[inline]
@@ -186,6 +177,27 @@ pub(crate) trait Sink {
         }
         Ok(())
     }
+}
+
+/// The scalar field value a JSON value equals; nested JSON has no inline form (the
+/// slow path clones it).
+#[inline]
+fn json_scalar(json: &Value) -> Result<FieldValue<'_>, Refused> {
+    Ok(match json {
+        Value::Null => FieldValue::Null,
+        Value::Bool(v) => FieldValue::Bool(*v),
+        Value::String(v) => FieldValue::Str(v),
+        Value::Number(n) => {
+            if let Some(v) = n.as_u64() {
+                FieldValue::U64(v)
+            } else if let Some(v) = n.as_i64() {
+                FieldValue::I64(v)
+            } else {
+                FieldValue::F64(n.as_f64().ok_or(Refused)?)
+            }
+        }
+        Value::Array(_) | Value::Object(_) => return Err(Refused),
+    })
 }
 
 /// Counts the bytes an encoding takes, refusing past `max`.
