@@ -1,17 +1,22 @@
 //! `OrderedMap`: a map kept in key order that is cheap to grow in key order.
 //!
-//! Where it sits: under the call-event index (`Calls`), whose keys are `(ts, LSN)`.
-//! Calls arrive mostly in time order, so a key past the last one is pushed onto a sorted
-//! vector (no search, no node allocation); a key that arrives out of order goes into a
-//! B-tree beside it, so no insert ever costs more than a B-tree insert. Reads merge the
-//! two in key order.
+//! Where it sits: under the call-event index (`Calls`), whose keys are `(ts, LSN)`, so
+//! every key inserted is new (the LSN makes it unique). Calls arrive mostly in time
+//! order, so a key past the last one is pushed onto a sorted vector (no search, no node
+//! allocation). A key that belongs among the vector's last [`NEAR_END`] entries (calls
+//! recorded on threads of different ingest shards reach the index a little out of
+//! order) is inserted there, moving at most that many entries. An older key goes into a
+//! B-tree beside the vector, without searching the vector first, so no insert costs
+//! more than a B-tree insert. Reads merge the two in key order.
 //!
 //! # Invariants
 //! - `tail` is strictly increasing; every key in `late` is smaller than the last key of
-//!   `tail`, and no key is in both.
-//! - Inserting a key already present replaces its value, as `BTreeMap::insert` does.
+//!   `tail`, and no key is in both (keys are inserted once; debug builds check).
 
 use std::collections::BTreeMap;
+
+/// How far from the end of the sorted vector a late key is still inserted into it.
+const NEAR_END: usize = 64;
 use std::iter::Peekable;
 use std::ops::RangeInclusive;
 
@@ -33,15 +38,17 @@ impl<K, V> Default for OrderedMap<K, V> {
 }
 
 impl<K: Ord + Copy, V> OrderedMap<K, V> {
-    /// Inserts or replaces the value of `key`.
+    /// Inserts `key`, which is not in the map yet.
     pub fn insert(&mut self, key: K, value: V) {
+        debug_assert!(self.get(&key).is_none(), "a key is inserted once");
         match self.tail.last() {
-            Some((last, _)) if *last >= key => {
-                match self.tail.binary_search_by(|(k, _)| k.cmp(&key)) {
-                    Ok(at) => self.tail[at].1 = value,
-                    Err(_) => {
-                        self.late.insert(key, value);
-                    }
+            Some((last, _)) if *last > key => {
+                let near = self.tail.len().saturating_sub(NEAR_END);
+                if self.tail[near].0 < key {
+                    let at = near + self.tail[near..].partition_point(|(k, _)| *k < key);
+                    self.tail.insert(at, (key, value));
+                } else {
+                    self.late.insert(key, value);
                 }
             }
             _ => {
@@ -125,28 +132,80 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Distinct keys in any order, mostly rising (as calls arrive) or shuffled.
+    fn insert_orders() -> impl Strategy<Value = Vec<u32>> {
+        (
+            prop::collection::btree_set(0u32..400, 0..300),
+            any::<bool>(),
+        )
+            .prop_flat_map(|(keys, rising)| {
+                let keys: Vec<u32> = keys.into_iter().collect();
+                let n = keys.len();
+                // Rising: swap a few neighbours at most a window apart.
+                (
+                    Just(keys),
+                    Just(rising),
+                    prop::collection::vec((0..n.max(1), 0..100usize), 0..40),
+                )
+                    .prop_map(move |(mut keys, rising, swaps)| {
+                        if rising {
+                            for (i, d) in swaps {
+                                let j = (i + d).min(n.saturating_sub(1));
+                                keys.swap(i.min(j), j);
+                            }
+                        } else {
+                            keys.reverse();
+                            for (i, d) in swaps {
+                                keys.swap(i, (i * 7 + d) % n.max(1));
+                            }
+                        }
+                        keys
+                    })
+            })
+    }
+
     proptest! {
-        /// Any insert order reads back like a `BTreeMap` given the same inserts.
+        /// Any insert order of distinct keys reads back like a `BTreeMap` given the same
+        /// inserts.
         #[test]
         fn reads_like_a_btree_map(
-            inserts in prop::collection::vec((0u32..64, any::<u8>()), 0..200),
-            lo in 0u32..70,
-            len in 0u32..70,
+            inserts in insert_orders(),
+            lo in 0u32..410,
+            len in 0u32..410,
         ) {
             let mut ours = OrderedMap::default();
             let mut model = BTreeMap::new();
-            for &(k, v) in &inserts {
-                ours.insert(k, v);
-                model.insert(k, v);
+            for &k in &inserts {
+                ours.insert(k, k as u8);
+                model.insert(k, k as u8);
             }
+            prop_assert!(ours.tail.windows(2).all(|w| w[0].0 < w[1].0));
             prop_assert_eq!(ours.len(), model.len());
             prop_assert!(ours.iter().eq(model.iter()));
             let range = lo..=lo.saturating_add(len);
             prop_assert!(ours.range_rev(range.clone()).eq(model.range(range).rev()));
-            for k in 0..70 {
+            for k in 0..410 {
                 prop_assert_eq!(ours.get(&k), model.get(&k));
             }
         }
+    }
+
+    #[test]
+    fn keys_a_little_late_go_into_the_vector_and_older_ones_into_the_tree() {
+        let mut map = OrderedMap::default();
+        for k in (0..2000u64).step_by(2) {
+            map.insert(k, ());
+        }
+        for k in (2000 - 2 * NEAR_END as u64 + 1..2000).step_by(2) {
+            map.insert(k, ());
+        }
+        assert!(
+            map.late.is_empty(),
+            "within the last {NEAR_END}: the vector"
+        );
+        map.insert(1, ());
+        assert_eq!(map.late.len(), 1, "far back: the tree");
+        assert!(map.tail.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]
@@ -155,9 +214,6 @@ mod tests {
         for k in 0..1000u64 {
             map.insert(k, ());
         }
-        map.insert(500, ());
-        assert!(map.late.is_empty(), "a repeated key replaces in place");
-        map.insert(0, ());
         assert!(map.late.is_empty());
         assert_eq!(map.tail.len(), 1000);
     }
