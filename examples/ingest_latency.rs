@@ -146,18 +146,10 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
     for seq in 1..=n {
         n_accepted += u64::from(with_event(seq, |e| recorder.record_event(e)).is_accepted());
     }
-    recorder.flush().expect("flush");
-    let cpu_s = committer_cpu_s().unwrap_or(f64::NAN);
-    let report = recorder.close(Duration::from_secs(300));
-    let elapsed = start.elapsed();
+    let written = close_and_summarize(&recorder, start);
     let metrics = recorder.metrics();
     println!(
-        "sustained {label}: n={n} accepted={n_accepted} written={} dropped={} in {:.3}s = {:.0} written/s; committer cpu={cpu_s:.2}s = {:.0} ns/record; fsyncs={} bytes={} high_water={}/{} bytes",
-        report.written,
-        report.dropped.total(),
-        elapsed.as_secs_f64(),
-        report.written as f64 / elapsed.as_secs_f64(),
-        cpu_s * 1e9 / report.written.max(1) as f64,
+        "sustained {label}: n={n} accepted={n_accepted} {written}; fsyncs={} bytes={} high_water={}/{} bytes",
         metrics.fsyncs,
         metrics.bytes_appended,
         metrics.queue_high_water_bytes,
@@ -202,18 +194,25 @@ fn sustained_calls(n: u64) {
             });
         }
     });
+    let written = close_and_summarize(&recorder, start);
+    println!("sustained calls, 2 producers, time-stamped at the call: {written}");
+}
+
+/// Flushes and closes `recorder`, started at `start`; says what was written, how fast,
+/// and what the committer spent per record.
+fn close_and_summarize(recorder: &Recorder, start: Instant) -> String {
     recorder.flush().expect("flush");
     let cpu_s = committer_cpu_s().unwrap_or(f64::NAN);
     let report = recorder.close(Duration::from_secs(300));
     let elapsed = start.elapsed();
-    println!(
-        "sustained calls, 2 producers, time-stamped at the call: written={} dropped={} in {:.3}s = {:.0} written/s; committer cpu={cpu_s:.2}s = {:.0} ns/record",
+    format!(
+        "written={} dropped={} in {:.3}s = {:.0} written/s; committer cpu={cpu_s:.2}s = {:.0} ns/record",
         report.written,
         report.dropped.total(),
         elapsed.as_secs_f64(),
         report.written as f64 / elapsed.as_secs_f64(),
         cpu_s * 1e9 / report.written.max(1) as f64,
-    );
+    )
 }
 
 /// The floor under the committer: one thread appending ready-made records with

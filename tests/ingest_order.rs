@@ -17,8 +17,7 @@ use auditlog::{
 #[test]
 fn one_runs_events_from_four_producers_are_stored_in_sequence_order() {
     let dir = tempfile::tempdir().unwrap();
-    let log =
-        Arc::new(AuditLog::open(Config::new(dir.path()).durability(Durability::None)).unwrap());
+    let log = open_log(dir.path());
     // Blocking, so nothing is dropped; a window long enough that no preemption of a
     // producer between taking a sequence and recording it can outlast it.
     let config = IngestConfig::default()
@@ -74,6 +73,10 @@ fn one_runs_events_from_four_producers_are_stored_in_sequence_order() {
     }
 }
 
+fn open_log(dir: &std::path::Path) -> Arc<AuditLog> {
+    Arc::new(AuditLog::open(Config::new(dir).durability(Durability::None)).unwrap())
+}
+
 /// A recorder with two shards that blocks rather than drops, and a window no stall of
 /// the test machine outlasts.
 fn two_shard_recorder(log: &Arc<AuditLog>) -> Recorder {
@@ -110,8 +113,7 @@ fn a_finish_recorded_on_another_thread_right_after_its_start_is_written() {
     // sit in another shard than their start, and the committer, taking the shards in
     // turn, often reads a finish before its start. It must hold it, not refuse it.
     let dir = tempfile::tempdir().unwrap();
-    let log =
-        Arc::new(AuditLog::open(Config::new(dir.path()).durability(Durability::None)).unwrap());
+    let log = open_log(dir.path());
     let recorder = two_shard_recorder(&log);
     const RUNS: usize = 4000;
     const FINISHERS: usize = 8;
@@ -156,8 +158,7 @@ fn a_finish_recorded_on_another_thread_right_after_its_start_is_written() {
 #[test]
 fn a_finish_for_a_run_that_never_starts_is_refused_by_the_next_flush() {
     let dir = tempfile::tempdir().unwrap();
-    let log =
-        Arc::new(AuditLog::open(Config::new(dir.path()).durability(Durability::None)).unwrap());
+    let log = open_log(dir.path());
     let recorder = two_shard_recorder(&log);
     let at = Timestamp::from_unix_millis(2);
     assert_eq!(
