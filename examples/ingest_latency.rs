@@ -4,7 +4,8 @@
 //! Run in release: `cargo run --release --example ingest_latency -- [samples]`.
 //! The stores are created in a temporary directory under `$AUDITLOG_BENCH_DIR` (default:
 //! the system temporary directory); point it at a tmpfs such as `/dev/shm` to measure
-//! the engine without the disk's fsync and writeback costs.
+//! the engine without the disk's fsync and writeback costs. `$AUDITLOG_BENCH_QUEUE_KIB`
+//! sets each shard's ring size for the paced runs (default: the recorder's 8 MiB).
 //! Each call is timed with two `Instant::now()` reads around it (vDSO `clock_gettime`,
 //! no syscall); the cost of an empty pair of reads is measured and printed too, so the
 //! figures include it rather than hide it. `Instant` is used instead of rdtsc so the
@@ -49,8 +50,12 @@ fn with_event<T>(seq: u64, f: impl FnOnce(&EventRef<'_>) -> T) -> T {
 
 fn paced(rate_per_s: u64, n_samples: u64) {
     let dir = tempdir();
-    let recorder = Recorder::start(open(dir.path(), Durability::None), IngestConfig::default())
-        .expect("start");
+    let mut config = IngestConfig::default();
+    if let Some(kib) = std::env::var_os("AUDITLOG_BENCH_QUEUE_KIB") {
+        let kib: usize = kib.to_str().and_then(|s| s.parse().ok()).expect("KiB");
+        config.queue_bytes = kib << 10;
+    }
+    let recorder = Recorder::start(open(dir.path(), Durability::None), config).expect("start");
     let new_hist = || Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
     // Every call, and the accepted ones alone: a drop takes a shorter path (no encode,
     // but a clock read), so mixing them would flatter or hide the accept path.
