@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::codec::{EncodedRecord, Lsn, Purge, Record, RecordKind};
+use crate::codec::{CallRef, EncodedRecord, Lsn, Purge, Record, RecordKind};
 use crate::compaction::{self, CompactionReport, PassState, Policy, RetentionReport, Worker};
 use crate::config::{Config, Durability, RecoveryMode, Retention};
 use crate::error::{Error, Result};
@@ -806,6 +806,19 @@ impl EncodedRecord<'_> {
         );
         Some((run_id, sequence))
     }
+
+    /// The call key the encoder passed along (checked against the payload in debug
+    /// builds).
+    fn known_call(&self) -> Option<CallRef<'_>> {
+        let call = self
+            .call
+            .filter(|_| self.kind == RecordKind::CallRecorded)?;
+        debug_assert!(
+            crate::index::call_key(self.payload) == Some(call),
+            "the passed call key is the payload's"
+        );
+        Some(call)
+    }
 }
 
 impl Appendable for EncodedRecord<'_> {
@@ -813,19 +826,25 @@ impl Appendable for EncodedRecord<'_> {
         self.kind
     }
     fn check(&self, index: &Index) -> Result<()> {
-        match self.known_event() {
-            Some((run_id, sequence)) => index.check_event(run_id, sequence),
-            None => index.check_frame(self.kind, self.payload),
+        if let Some((run_id, sequence)) = self.known_event() {
+            return index.check_event(run_id, sequence);
         }
+        if let Some(call) = self.known_call() {
+            return crate::index::check_call(call.call_id, call.tool_id);
+        }
+        index.check_frame(self.kind, self.payload)
     }
     fn append(&self, journal: &mut Journal) -> Result<Lsn> {
         journal.append_encoded(self.kind, self.payload)
     }
     fn apply(&self, index: &mut Index, lsn: Lsn) {
-        match self.known_event() {
-            Some((run_id, sequence)) => index.apply_event(lsn, run_id, sequence),
-            None => index.apply_frame(lsn, self.kind, self.payload),
-        };
+        if let Some((run_id, sequence)) = self.known_event() {
+            index.apply_event(lsn, run_id, sequence);
+        } else if let Some(call) = self.known_call() {
+            index.apply_call(lsn, call.ts, call.caller_id, call.tool_id, call.kind);
+        } else {
+            index.apply_frame(lsn, self.kind, self.payload);
+        }
     }
     fn record(&self) -> Option<Cow<'_, Record>> {
         let record = Record::decode_payload(self.kind, self.payload);

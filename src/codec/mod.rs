@@ -30,7 +30,7 @@ pub(crate) use decode::Decode;
 pub use frame::{
     Frame, FrameContext, FrameError, decode_frame, encode_frame, frame_payload, reread_verified,
 };
-pub(crate) use record::EncodedRecord;
+pub(crate) use record::{CallRef, EncodedRecord};
 pub use record::{DropReport, Purge, Record, RecordKind, RunFinished};
 
 use std::fmt;

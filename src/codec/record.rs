@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CallEvent, DropReason, Run, RunEvent, RunStats, Timestamp};
+use crate::model::{CallEvent, DropReason, OutcomeKind, Run, RunEvent, RunStats, Timestamp};
 
 /// The kind byte of a frame.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -69,6 +69,18 @@ pub(crate) struct EncodedRecord<'a> {
     /// An event's run id and sequence, as the payload holds them, when the encoder
     /// knows them: the index then need not read them back.
     pub event: Option<(&'a str, u64)>,
+    /// A call's index fields, as the payload holds them, when the encoder knows them.
+    pub call: Option<CallRef<'a>>,
+}
+
+/// What the index takes of a call event, borrowed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CallRef<'a> {
+    pub ts: Timestamp,
+    pub call_id: &'a str,
+    pub tool_id: &'a str,
+    pub caller_id: Option<&'a str>,
+    pub kind: OutcomeKind,
 }
 
 /// One entry of the log.

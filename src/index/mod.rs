@@ -320,6 +320,18 @@ pub fn check_run_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// What the index takes of a `CallRecorded` payload, read without decoding the rest
+/// (debug builds check the key the ingest committer passes along against it).
+pub(crate) fn call_key(payload: &[u8]) -> Option<crate::codec::CallRef<'_>> {
+    keys::call(payload).map(|key| crate::codec::CallRef {
+        ts: key.ts,
+        call_id: key.call_id,
+        tool_id: key.tool_id,
+        caller_id: key.caller_id,
+        kind: key.outcome.kind,
+    })
+}
+
 /// The run id and sequence of an `EventAppended` payload, read without decoding the
 /// rest.
 pub(crate) fn event_key(payload: &[u8]) -> Option<(&str, u64)> {
@@ -327,7 +339,7 @@ pub(crate) fn event_key(payload: &[u8]) -> Option<(&str, u64)> {
 }
 
 /// Refuses a call event with an empty or overlong call or tool id.
-fn check_call(call_id: &str, tool_id: &str) -> Result<()> {
+pub(crate) fn check_call(call_id: &str, tool_id: &str) -> Result<()> {
     check_run_id("call id", call_id)?;
     check_run_id("tool id", tool_id)
 }
@@ -891,7 +903,7 @@ impl Index {
         }
     }
 
-    fn apply_call(
+    pub(crate) fn apply_call(
         &mut self,
         lsn: Lsn,
         ts: Timestamp,

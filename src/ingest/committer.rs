@@ -27,11 +27,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::codec::{DropReport, EncodedRecord, Record, RecordKind};
+use std::str::from_utf8;
+
+use crate::codec::{CallRef, DropReport, EncodedRecord, Record, RecordKind};
 use crate::config::Durability;
 use crate::error::Error;
 use crate::limits;
-use crate::model::{DropReason, Timestamp};
+use crate::model::{DropReason, OutcomeKind, Timestamp};
 
 use super::metrics::{DropCounts, DropSpan};
 use super::queue::Popped;
@@ -64,6 +66,71 @@ struct Taken {
     run_id: String,
     /// The sequence of an event.
     sequence: u64,
+    /// A transcoded call's index fields, so the index need not read them back.
+    call: CallFields,
+}
+
+/// A call's index fields, in buffers a `Taken` keeps for reuse.
+#[derive(Debug)]
+struct CallFields {
+    /// Whether the fields below describe the record.
+    known: bool,
+    ts: i64,
+    call_id: String,
+    tool_id: String,
+    caller_id: String,
+    has_caller: bool,
+    kind: OutcomeKind,
+}
+
+impl CallFields {
+    fn new() -> CallFields {
+        CallFields {
+            known: false,
+            ts: 0,
+            call_id: String::new(),
+            tool_id: String::new(),
+            caller_id: String::new(),
+            has_caller: false,
+            kind: OutcomeKind::Success,
+        }
+    }
+
+    /// Takes the slot's fields; forgets them if a string is not UTF-8 (the index then
+    /// reads the payload, which refuses it).
+    fn fill(&mut self, key: Option<&transcode::CallKey<'_>>) {
+        self.known = false;
+        let Some(key) = key else { return };
+        let (Ok(call_id), Ok(tool_id), Ok(caller_id)) = (
+            from_utf8(key.call_id),
+            from_utf8(key.tool_id),
+            key.caller_id.map(from_utf8).transpose(),
+        ) else {
+            return;
+        };
+        for (held, new) in [
+            (&mut self.call_id, call_id),
+            (&mut self.tool_id, tool_id),
+            (&mut self.caller_id, caller_id.unwrap_or_default()),
+        ] {
+            held.clear();
+            held.push_str(new);
+        }
+        self.has_caller = caller_id.is_some();
+        self.ts = key.ts;
+        self.kind = key.kind;
+        self.known = true;
+    }
+
+    fn as_ref(&self) -> Option<CallRef<'_>> {
+        self.known.then(|| CallRef {
+            ts: Timestamp::from_unix_nanos(self.ts),
+            call_id: &self.call_id,
+            tool_id: &self.tool_id,
+            caller_id: self.has_caller.then_some(self.caller_id.as_str()),
+            kind: self.kind,
+        })
+    }
 }
 
 impl Taken {
@@ -73,6 +140,7 @@ impl Taken {
             payload: Vec::with_capacity(256),
             run_id: String::new(),
             sequence: 0,
+            call: CallFields::new(),
         }
     }
 
@@ -87,6 +155,7 @@ impl Taken {
                     self.run_id.push_str(run_id);
                     self.sequence = sequence;
                 }
+                self.call.fill(transcoded.call.as_ref());
                 Ok(())
             }
             None => self.fill_from_record(&slot::decode(bytes).map_err(|e| e.to_string())?),
@@ -97,6 +166,7 @@ impl Taken {
     fn fill_from_record(&mut self, record: &Record) -> Result<(), String> {
         self.payload.clear();
         self.run_id.clear();
+        self.call.fill(None);
         self.kind = record.kind();
         record
             .encode_payload(&mut self.payload)
@@ -308,6 +378,7 @@ impl Committer {
                 kind: taken.kind,
                 payload: &taken.payload,
                 event: Some((taken.run_id.as_str(), taken.sequence)),
+                call: taken.call.as_ref(),
             })
             .collect();
         let results = shared.log.append_encoded(&encoded);

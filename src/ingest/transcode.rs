@@ -22,6 +22,10 @@
 //!   checked, as `slot::decode` checks every string.
 //! - The msgpack is written by hand (`Out`), the same bytes as `rmp::encode` (tested).
 //! - Nothing allocates here except `out` growing.
+//! - What the index takes of the record (an event's run id and sequence; a call's time,
+//!   ids and outcome kind) is handed on with the bytes, equal to what `index::keys`
+//!   reads from them (tested; debug builds also check it at every append), so the log
+//!   checks and indexes the record without reading its payload back.
 
 use crate::codec::RecordKind;
 use crate::model::OutcomeKind;
@@ -37,6 +41,19 @@ pub(crate) struct Transcoded<'a> {
     pub kind: RecordKind,
     /// For an event: its run id (in the slot) and its sequence.
     pub event: Option<(&'a str, u64)>,
+    /// For a call: what the index takes of it, as bytes of the slot.
+    pub call: Option<CallKey<'a>>,
+}
+
+/// What the index takes of a call, read from its slot: the fields `index::keys::call`
+/// reads from the payload written for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CallKey<'a> {
+    pub ts: i64,
+    pub call_id: &'a [u8],
+    pub tool_id: &'a [u8],
+    pub caller_id: Option<&'a [u8]>,
+    pub kind: OutcomeKind,
 }
 
 /// Appends the msgpack payload of the record in `slot` to `out`; `None` when this kind
@@ -298,6 +315,7 @@ fn event<'a>(
     Ok(Some(Transcoded {
         kind: RecordKind::EventAppended,
         event: Some((run_id, sequence)),
+        call: None,
     }))
 }
 
@@ -371,6 +389,13 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
     Ok(Some(Transcoded {
         kind: RecordKind::CallRecorded,
         event: None,
+        call: Some(CallKey {
+            ts,
+            call_id,
+            tool_id,
+            caller_id,
+            kind: OutcomeKind::ALL[usize::from(outcome_tag)],
+        }),
     }))
 }
 
@@ -563,7 +588,17 @@ mod tests {
             let slot = encode_to_vec(Inline::Call(&call));
             let len = slot.len();
             let transcoded = check_same_bytes(&slot[..len]);
-            prop_assert_eq!(transcoded, Transcoded { kind: RecordKind::CallRecorded, event: None });
+            let key = CallKey {
+                ts: call.ts.unix_nanos(),
+                call_id: call.call_id.as_bytes(),
+                tool_id: call.tool_id.as_bytes(),
+                caller_id: call.caller_id.as_deref().map(str::as_bytes),
+                kind: call.outcome.kind(),
+            };
+            prop_assert_eq!(
+                transcoded,
+                Transcoded { kind: RecordKind::CallRecorded, event: None, call: Some(key) }
+            );
         }
     }
 
