@@ -23,11 +23,10 @@
 //!   every batch for up to `reorder_window`, and at a flush or close once everything
 //!   taken before has been written. Only then is a finish for an unknown run refused.
 
+use std::str::from_utf8;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-use std::str::from_utf8;
 
 use crate::codec::{CallRef, DropReport, EncodedRecord, Record, RecordKind};
 use crate::config::Durability;

@@ -3,12 +3,13 @@
 //! Where it sits: in front of [`AuditLog`]. Producers call `Recorder::record_*` from any
 //! thread; those calls encode the borrowed fields into a per-thread scratch buffer
 //! (layout in `slot.rs`), claim that many bytes in a preallocated ring (`ring.rs`; one
-//! per producer shard, wrapped by `queue.rs`) and copy them in, then return. One committer thread (`committer.rs`)
-//! drains the rings in batches, writes each record's msgpack payload straight from its
-//! bytes (`transcode.rs`; run starts and finishes are decoded into records and
-//! encoded), restores each run's sequence order (`reorder.rs`), appends the payloads
-//! with the crate-private `AuditLog::append_encoded` (the same checks and index updates
-//! as `AuditLog::append_each`), applies group commit, and writes in-band drop reports
+//! per producer shard, wrapped by `queue.rs`) and copy them in, then return. One
+//! committer thread (`committer.rs`) drains the rings in batches, writes each record's
+//! msgpack payload straight from its bytes (`transcode.rs`; run starts and finishes are
+//! decoded into records and encoded), restores each run's sequence order
+//! (`reorder.rs`), appends the payloads with the crate-private
+//! `AuditLog::append_encoded` (the same checks and index updates as
+//! `AuditLog::append_each`), applies group commit, and writes in-band drop reports
 //! (`metrics.rs`). This is the only module of the crate that owns a thread.
 //!
 //! ```text
