@@ -6,7 +6,7 @@
 //! created in `$AUDITLOG_BENCH_DIR` or the system temporary directory.
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
+use std::io::{Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -16,7 +16,7 @@ fn main() {
     let parent = std::env::var_os("AUDITLOG_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let dir = tempfile::tempdir_in(parent).expect("temporary directory");
     let path = dir.path().join("segment");
-    let file = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
