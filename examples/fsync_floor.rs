@@ -29,8 +29,9 @@ fn main() {
     let bytes: Vec<u8> = (0..batch).map(|i| (i * 31 + 7) as u8).collect();
     let mut took: Vec<Duration> = Vec::with_capacity(samples);
     for i in 0..samples {
-        file.write_all_at(&bytes, (i * batch) as u64)
-            .expect("write");
+        file.seek(SeekFrom::Start((i * batch) as u64))
+            .expect("seek");
+        file.write_all(&bytes).expect("write");
         let started = Instant::now();
         file.sync_data().expect("fdatasync");
         took.push(started.elapsed());
