@@ -162,6 +162,59 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
     );
 }
 
+/// One producer records whole runs: a start, 20 events and a finish each, `n` records
+/// in all. Reports what the committer spends per record, starts and finishes included.
+fn sustained_runs(n: u64) {
+    let dir = tempdir();
+    let log = open(dir.path(), Durability::None);
+    let recorder = Recorder::start(
+        Arc::clone(&log),
+        IngestConfig::default().backpressure(Backpressure::Block),
+    )
+    .expect("start");
+    let inputs = [("prompt", FieldValue::Str("summarize the attached report"))];
+    let stats = auditlog::model::RunStats {
+        status: auditlog::model::Status::Ok,
+        output: "a short summary".into(),
+        runtime_seconds: 1.5,
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let mut id = String::new();
+    for run in 0..n / 22 {
+        id.clear();
+        id.push_str(&format!("run-{run:016x}"));
+        let at = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + run as i64 * 1_000);
+        let started = auditlog::ingest::RunRef {
+            id: &id,
+            skill_id: "summarize",
+            caller_id: "caller-0042",
+            channel_id: "web",
+            parent_run_id: "",
+            inputs: &inputs,
+            started_at: at,
+        };
+        let _ = recorder.record_run_started(&started);
+        for seq in 1..=20 {
+            let fields = [
+                ("text", FieldValue::Str("a step of the run")),
+                ("n", FieldValue::U64(seq)),
+            ];
+            let event = EventRef {
+                run_id: &id,
+                sequence: seq,
+                event_type: "step",
+                fields: &fields,
+                created_at: at,
+            };
+            let _ = recorder.record_event(&event);
+        }
+        let _ = recorder.record_run_finished(&id, &stats, at);
+    }
+    let written = close_and_summarize(&recorder, start);
+    println!("sustained runs (start, 20 events, finish), 1 producer: {written}");
+}
+
 /// Two producers record `n` call events in all, each stamped with the time of its call,
 /// as dispatch threads do: the calls reach the committer through two shards, so the
 /// call index sees their timestamps slightly out of order. Reports what the committer
@@ -261,10 +314,13 @@ fn main() {
         .unwrap_or(1_000_000);
     // An optional second argument runs only the paced run at that rate, with
     // `sustained` only the sustained run without durability (for profiling), or with
-    // `calls` only the two-producer run of time-stamped calls.
+    // `calls` only the two-producer run of time-stamped calls, or with `runs` only the
+    // run of whole runs.
     if let Some(mode) = std::env::args().nth(2) {
         if mode == "calls" {
             sustained_calls(n_samples);
+        } else if mode == "runs" {
+            sustained_runs(n_samples);
         } else if mode == "sustained" {
             sustained(
                 "None/block",
