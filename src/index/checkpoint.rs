@@ -378,17 +378,23 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
+    /// An event list, refused unless its sequences strictly increase: checked here,
+    /// while the bytes are in cache, rather than in a second pass over every list.
     fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
         let n = self.count(16)?;
         let bytes = self.take(n * 16)?;
-        Ok(bytes
-            .chunks_exact(16)
-            .map(|c| {
-                let seq = u64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
-                let lsn = u64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
-                (seq, lsn)
-            })
-            .collect())
+        let mut events = Vec::with_capacity(n);
+        let mut last = None;
+        for c in bytes.chunks_exact(16) {
+            let seq = u64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
+            let lsn = u64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
+            if last.is_some_and(|last| last >= seq) {
+                return Err("events out of sequence order".into());
+            }
+            last = Some(seq);
+            events.push((seq, lsn));
+        }
+        Ok(events)
     }
 
     fn names(&mut self) -> Decoded<Names> {
@@ -641,6 +647,20 @@ mod tests {
             last_frame_crc: 7,
         };
         (index, coverage)
+    }
+
+    #[test]
+    fn a_checkpoint_with_an_event_list_out_of_sequence_order_is_refused() {
+        let (mut index, coverage) = sample();
+        let id = index.ids.intern("run-x");
+        index.orphans.insert(id, vec![(2, 20), (1, 10)]);
+        index.id_run.push(crate::index::NONE);
+        index.id_first_child.push(crate::index::NONE);
+        let why = decode(&encode(&index, coverage).unwrap()).err().unwrap();
+        assert!(why.contains("sequence order"), "{why}");
+        // The same list in order loads.
+        index.orphans.insert(id, vec![(1, 10), (2, 20)]);
+        assert!(decode(&encode(&index, coverage).unwrap()).is_ok());
     }
 
     #[test]
