@@ -1281,7 +1281,7 @@ mod tests {
     fn the_consistency_check_finds_a_bad_list_on_either_thread() {
         let mut index = Index::new();
         for (i, caller) in ["x", "y", "x", "x"].into_iter().enumerate() {
-            let mut run = Run::new(&format!("r{i}"), "s");
+            let mut run = Run::new(format!("r{i}"), "s");
             run.caller_id = caller.into();
             run.started_at = Timestamp::from_unix_nanos(i as i64);
             index.apply(Lsn(i as u64 * 10), &Record::RunStarted(run));
