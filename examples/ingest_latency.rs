@@ -138,14 +138,20 @@ fn committer_cpu_s() -> Option<f64> {
     None
 }
 
-fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n: u64) {
+/// A recorder over a fresh store in a temporary directory (kept alive by the caller).
+fn start_recorder(
+    durability: Durability,
+    backpressure: Backpressure,
+) -> (tempfile::TempDir, Recorder) {
     let dir = tempdir();
     let log = open(dir.path(), durability);
-    let recorder = Recorder::start(
-        Arc::clone(&log),
-        IngestConfig::default().backpressure(backpressure),
-    )
-    .expect("start");
+    let config = IngestConfig::default().backpressure(backpressure);
+    let recorder = Recorder::start(log, config).expect("start");
+    (dir, recorder)
+}
+
+fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n: u64) {
+    let (_dir, recorder) = start_recorder(durability, backpressure);
     let start = Instant::now();
     let mut n_accepted = 0u64;
     for seq in 1..=n {
@@ -165,13 +171,7 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
 /// One producer records whole runs: a start, 20 events and a finish each, `n` records
 /// in all. Reports what the committer spends per record, starts and finishes included.
 fn sustained_runs(n: u64) {
-    let dir = tempdir();
-    let log = open(dir.path(), Durability::None);
-    let recorder = Recorder::start(
-        Arc::clone(&log),
-        IngestConfig::default().backpressure(Backpressure::Block),
-    )
-    .expect("start");
+    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Block);
     let inputs = [("prompt", FieldValue::Str("summarize the attached report"))];
     let stats = auditlog::model::RunStats {
         status: auditlog::model::Status::Ok,
@@ -220,13 +220,7 @@ fn sustained_runs(n: u64) {
 /// call index sees their timestamps slightly out of order. Reports what the committer
 /// spends per record.
 fn sustained_calls(n: u64) {
-    let dir = tempdir();
-    let log = open(dir.path(), Durability::None);
-    let recorder = Recorder::start(
-        Arc::clone(&log),
-        IngestConfig::default().backpressure(Backpressure::Block),
-    )
-    .expect("start");
+    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Block);
     let start = Instant::now();
     std::thread::scope(|scope| {
         for producer in 0..2u64 {
