@@ -168,6 +168,20 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
     );
 }
 
+/// One producer records `n` events with 100 spin-loop hints between calls and no timer,
+/// for a profiler to see the record call alone (`perf record`, then `perf annotate`).
+fn spin_paced(n: u64) {
+    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Drop);
+    let mut n_accepted = 0u64;
+    for seq in 1..=n {
+        for _ in 0..100 {
+            std::hint::spin_loop();
+        }
+        n_accepted += u64::from(with_event(seq, |e| recorder.record_event(e)).is_accepted());
+    }
+    println!("spin-paced: {n_accepted} of {n} accepted");
+}
+
 /// One producer records whole runs: a start, 20 events and a finish each, `n` records
 /// in all. Reports what the committer spends per record, starts and finishes included.
 fn sustained_runs(n: u64) {
@@ -308,13 +322,15 @@ fn main() {
         .unwrap_or(1_000_000);
     // An optional second argument runs only the paced run at that rate, with
     // `sustained` only the sustained run without durability (for profiling), or with
-    // `calls` only the two-producer run of time-stamped calls, or with `runs` only the
-    // run of whole runs.
+    // `calls` only the two-producer run of time-stamped calls, with `runs` only the
+    // run of whole runs, or with `spin` a timer-free loop for profiling.
     if let Some(mode) = std::env::args().nth(2) {
         if mode == "calls" {
             sustained_calls(n_samples);
         } else if mode == "runs" {
             sustained_runs(n_samples);
+        } else if mode == "spin" {
+            spin_paced(n_samples);
         } else if mode == "sustained" {
             sustained(
                 "None/block",
