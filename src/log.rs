@@ -577,13 +577,14 @@ impl Shared {
         // by `CHECKPOINT_LOG_GROWTH` times the last checkpoint's size: a checkpoint
         // rewrites the whole index, so without that bound its bytes per record appended
         // would grow with the store. The replay after a crash stays within that much
-        // log (or that many records). The outcome of one written in the background is
-        // taken first: it moves the LSN the next one waits for.
-        let none_in_flight = self.settle_checkpoint_in_flight(state, false);
+        // log (or that many records). Only once enough records are in is the outcome of
+        // one written in the background taken (it moves the LSN the next one waits
+        // for), so an append that cannot start a checkpoint does not lock for it.
+        let due = self.checkpoint_every_records > 0
+            && state.n_since_checkpoint >= self.checkpoint_every_records;
         let log_end = state.last_frame.map_or(Lsn(0), |frame| frame.covered);
-        if none_in_flight
-            && self.checkpoint_every_records > 0
-            && state.n_since_checkpoint >= self.checkpoint_every_records
+        if due
+            && self.settle_checkpoint_in_flight(state, false)
             && log_end >= state.next_checkpoint_at
         {
             // The records are appended; a failed checkpoint only means a longer replay
