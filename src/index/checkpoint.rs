@@ -334,10 +334,6 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u8(&mut self) -> Decoded<u8> {
-        Ok(self.take(1)?[0])
-    }
-
     fn u32(&mut self) -> Decoded<u32> {
         Ok(u32::from_le_bytes(
             self.take(4)?.try_into().expect("4 bytes"),
@@ -346,12 +342,6 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Decoded<u64> {
         Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    fn i64(&mut self) -> Decoded<i64> {
-        Ok(i64::from_le_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
         ))
     }
@@ -369,30 +359,24 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
+    /// An array as [`Out::array`] writes it: a count, then `item_bytes` bytes per item,
+    /// each decoded by `get` from a slice of exactly that many.
+    fn array<T>(&mut self, item_bytes: usize, get: impl Fn(&[u8]) -> T) -> Decoded<Vec<T>> {
+        let n = self.count(item_bytes)?;
+        let bytes = self.take(n * item_bytes)?;
+        Ok(bytes.chunks_exact(item_bytes).map(get).collect())
+    }
+
     fn u32s(&mut self) -> Decoded<Vec<u32>> {
-        let n = self.count(4)?;
-        let bytes = self.take(n * 4)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect())
+        self.array(4, |b| u32_at(b, 0))
     }
 
     /// An event list, refused unless its sequences strictly increase: checked here,
-    /// while the bytes are in cache, rather than in a second pass over every list.
+    /// while the list is in cache, rather than in a second pass over every list.
     fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
-        let n = self.count(16)?;
-        let bytes = self.take(n * 16)?;
-        let mut events = Vec::with_capacity(n);
-        let mut last = None;
-        for c in bytes.chunks_exact(16) {
-            let seq = u64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
-            let lsn = u64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
-            if last.is_some_and(|last| last >= seq) {
-                return Err("events out of sequence order".into());
-            }
-            last = Some(seq);
-            events.push((seq, lsn));
+        let events = self.array(16, |b| (u64_at(b, 0), u64_at(b, 8)))?;
+        if !events.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err("events out of sequence order".into());
         }
         Ok(events)
     }
@@ -425,25 +409,25 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
     index.channels = r.names()?;
     index.calls.callers = r.names()?;
     index.calls.tools = r.names()?;
-    let n_runs = r.count(RUN_BYTES)?;
-    index.runs.reserve_exact(n_runs);
-    for _ in 0..n_runs {
-        index.runs.push(RunEntry {
-            started_lsn: r.u64()?,
-            finished_lsn: r.u64()?,
-            started_at: r.i64()?,
-            finished_at: r.i64()?,
-            id: r.u32()?,
-            parent: r.u32()?,
-            next_sibling: r.u32()?,
-            skill: r.u32()?,
-            caller: r.u32()?,
-            channel: r.u32()?,
-            events: r.u32()?,
-            status: r.u8()?,
-            flags: r.u8()?,
-        });
-    }
+    index.runs = r.array(RUN_BYTES, |b| {
+        let b: &[u8; RUN_BYTES] = b.try_into().expect("a run's bytes");
+        let number = |i: usize| u32_at(b, 32 + 4 * i);
+        RunEntry {
+            started_lsn: u64_at(b, 0),
+            finished_lsn: u64_at(b, 8),
+            started_at: u64_at(b, 16) as i64,
+            finished_at: u64_at(b, 24) as i64,
+            id: number(0),
+            parent: number(1),
+            next_sibling: number(2),
+            skill: number(3),
+            caller: number(4),
+            channel: number(5),
+            events: number(6),
+            status: b[60],
+            flags: b[61],
+        }
+    })?;
     index.id_run = r.u32s()?;
     index.id_first_child = r.u32s()?;
     index.by_time = r.u32s()?;
@@ -463,14 +447,17 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
             return Err("an orphan id listed twice".into());
         }
     }
-    let n_calls = r.count(CALL_BYTES)?;
-    for _ in 0..n_calls {
-        let key = (r.i64()?, r.u64()?);
+    let calls = r.array(CALL_BYTES, |b| {
+        let b: &[u8; CALL_BYTES] = b.try_into().expect("a call's bytes");
+        let key = (u64_at(b, 0) as i64, u64_at(b, 8));
         let entry = CallEntry {
-            caller: r.u32()?,
-            tool: r.u32()?,
-            kind: r.u8()?,
+            caller: u32_at(b, 16),
+            tool: u32_at(b, 20),
+            kind: b[24],
         };
+        (key, entry)
+    })?;
+    for (key, entry) in calls {
         index.calls.insert(key, entry);
     }
     if !r.bytes.is_empty() {
