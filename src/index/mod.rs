@@ -486,21 +486,95 @@ impl Index {
     /// [`Index::check_consistent`], walking the per-key lists on a second thread from
     /// `parallel_from` runs on.
     fn check_consistent_from(&self, parallel_from: usize) -> std::result::Result<(), String> {
-        for names in [
-            &self.ids,
-            &self.skills,
-            &self.callers,
-            &self.channels,
-            &self.calls.callers,
-            &self.calls.tools,
-        ] {
-            names.check_consistent()?;
-        }
         let n_runs = self.runs.len();
         let n_ids = self.ids.len();
         if self.id_run.len() != n_ids || self.id_first_child.len() != n_ids {
             return Err("per-id tables of the wrong length".into());
         }
+        // Each run's place in `by_time`, which holds the live runs in start order (that
+        // order is checked below): a per-skill, caller or channel list is in start order
+        // exactly when the places of its runs rise. Looking places up in this table,
+        // rather than start times in the run table, touches a sixteenth of the memory.
+        let mut place = vec![NONE; n_runs];
+        for (at, &j) in self.by_time.iter().enumerate() {
+            match self.runs.get(j as usize) {
+                Some(entry) if entry.is_alive() => place[j as usize] = at as u32,
+                Some(_) => return Err("a run in the start order that is not live".into()),
+                None => return Err("a run number past the run table".into()),
+            }
+        }
+        // The name tables and the per-skill, caller and channel lists: their walks jump
+        // about memory, so at scale they run on a second thread beside the rest.
+        let names_and_key_lists = || {
+            for names in [
+                &self.ids,
+                &self.skills,
+                &self.callers,
+                &self.channels,
+                &self.calls.callers,
+                &self.calls.tools,
+            ] {
+                names.check_consistent()?;
+            }
+            for list in [&self.by_skill, &self.by_caller, &self.by_channel]
+                .into_iter()
+                .flatten()
+            {
+                let mut last = None;
+                for &j in list {
+                    let at = *place
+                        .get(j as usize)
+                        .ok_or("a run number past the run table")?;
+                    if at == NONE {
+                        return Err("a list naming a run that is not live".into());
+                    }
+                    if last >= Some(at) {
+                        return Err("a list out of order".into());
+                    }
+                    last = Some(at);
+                }
+            }
+            Ok(())
+        };
+        let (helper, rest) = if n_runs >= parallel_from {
+            std::thread::scope(|scope| {
+                let helper = scope.spawn(names_and_key_lists);
+                let rest = self.check_runs_and_lists();
+                let helper = helper
+                    .join()
+                    .unwrap_or_else(|_| Err("the check's second thread panicked".into()));
+                (helper, rest)
+            })
+        } else {
+            (names_and_key_lists(), self.check_runs_and_lists())
+        };
+        rest.and(helper)?;
+        let dry = |j: u32| self.runs[j as usize].status == DRY_RUN;
+        let n_live_dry = self.by_time.iter().filter(|&&j| dry(j)).count();
+        if n_live_dry != self.by_dry.len() || !self.by_dry.iter().all(|&j| dry(j)) {
+            return Err("the dry-run list disagrees with the runs".into());
+        }
+        if self.orphans.keys().any(|&id| id as usize >= n_ids) {
+            return Err("an orphan id out of range".into());
+        }
+        let calls = &self.calls;
+        let call_ok = |c: &CallEntry| {
+            (c.kind as usize) < OutcomeKind::ALL.len()
+                && (c.caller == NO_CALLER || (c.caller as usize) < calls.callers.len())
+                && (c.tool as usize) < calls.tools.len()
+        };
+        if !calls.by_time.iter().all(|(_, c)| call_ok(c)) {
+            return Err("a call entry with a number out of range".into());
+        }
+        Ok(())
+    }
+
+    /// The run table's numbers, the live count, the per-id tables and the start,
+    /// finish and dry-run orders: the part of [`Index::check_consistent`] that walks
+    /// the run table in order.
+    fn check_runs_and_lists(&self) -> std::result::Result<(), String> {
+        let n_runs = self.runs.len();
+        let n_ids = self.ids.len();
         let run_or_none = |j: u32| j == NONE || (j as usize) < n_runs;
         let id_or_none = |j: u32| j == NONE || (j as usize) < n_ids;
         let mut n_live = 0u32;
@@ -527,6 +601,9 @@ impl Index {
             return Err("an id pointing past the run table".into());
         }
         let in_range = |j: &u32| (*j as usize) < n_runs;
+        if !(self.by_finish.iter().all(in_range) && self.by_dry.iter().all(in_range)) {
+            return Err("a run number past the run table".into());
+        }
         let sorted = |list: &[u32], key: &dyn Fn(&RunEntry) -> i64| {
             list.windows(2).all(|w| {
                 let (a, b) = (&self.runs[w[0] as usize], &self.runs[w[1] as usize]);
@@ -534,66 +611,11 @@ impl Index {
             })
         };
         let by_start = |e: &RunEntry| e.started_at;
-        // The per-skill, caller and channel lists: each run number in range, then each
-        // list in start order. Their walks jump about the run table, so at scale they
-        // run on a second thread beside the other checks.
-        let key_lists = || {
-            let lists = [&self.by_skill, &self.by_caller, &self.by_channel];
-            if !lists.iter().all(|l| l.iter().flatten().all(in_range)) {
-                return Err("a run number past the run table");
-            }
-            if !lists
-                .iter()
-                .all(|l| l.iter().all(|list| sorted(list, &by_start)))
-            {
-                return Err("a list out of order");
-            }
-            Ok(())
-        };
-        let other_lists = || {
-            let all_in_range = self.by_time.iter().all(in_range)
-                && self.by_finish.iter().all(in_range)
-                && self.by_dry.iter().all(in_range);
-            if !all_in_range {
-                return Err("a run number past the run table");
-            }
-            let all_sorted = sorted(&self.by_time, &by_start)
-                && sorted(&self.by_finish, &|e: &RunEntry| e.finished_at)
-                && sorted(&self.by_dry, &by_start);
-            if !all_sorted {
-                return Err("a list out of order");
-            }
-            Ok(())
-        };
-        let (key_lists, other_lists) = if n_runs >= parallel_from {
-            std::thread::scope(|scope| {
-                let helper = scope.spawn(key_lists);
-                let other_lists = other_lists();
-                let key_lists = helper
-                    .join()
-                    .unwrap_or(Err("the list check's thread panicked"));
-                (key_lists, other_lists)
-            })
-        } else {
-            (key_lists(), other_lists())
-        };
-        other_lists.and(key_lists)?;
-        let dry = |j: u32| self.runs[j as usize].status == DRY_RUN;
-        let n_live_dry = self.by_time.iter().filter(|&&j| dry(j)).count();
-        if n_live_dry != self.by_dry.len() || !self.by_dry.iter().all(|&j| dry(j)) {
-            return Err("the dry-run list disagrees with the runs".into());
-        }
-        if self.orphans.keys().any(|&id| id as usize >= n_ids) {
-            return Err("an orphan id out of range".into());
-        }
-        let calls = &self.calls;
-        let call_ok = |c: &CallEntry| {
-            (c.kind as usize) < OutcomeKind::ALL.len()
-                && (c.caller == NO_CALLER || (c.caller as usize) < calls.callers.len())
-                && (c.tool as usize) < calls.tools.len()
-        };
-        if !calls.by_time.iter().all(|(_, c)| call_ok(c)) {
-            return Err("a call entry with a number out of range".into());
+        let all_sorted = sorted(&self.by_time, &by_start)
+            && sorted(&self.by_finish, &|e: &RunEntry| e.finished_at)
+            && sorted(&self.by_dry, &by_start);
+        if !all_sorted {
+            return Err("a list out of order".into());
         }
         Ok(())
     }
@@ -1299,6 +1321,14 @@ mod tests {
             assert_eq!(
                 past.check_consistent_from(parallel_from),
                 Err("a run number past the run table".to_owned())
+            );
+            let mut dead = index.clone();
+            dead.runs[3].flags &= !FLAG_ALIVE;
+            dead.by_time.retain(|&j| j != 3);
+            dead.n_live -= 1;
+            assert_eq!(
+                dead.check_consistent_from(parallel_from),
+                Err("a list naming a run that is not live".to_owned())
             );
             let mut unsorted = index.clone();
             unsorted.by_time.swap(1, 2);
