@@ -55,7 +55,7 @@ use std::path::Path;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
-use crate::index::{CallEntry, Index, Names, RunEntry};
+use crate::index::{CallEntry, EventLists, Index, Names, RunEntry};
 use crate::vfs::{Vfs, publish_file};
 
 /// The file name of the checkpoint inside a store directory.
@@ -291,7 +291,7 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
         }
     }
     out.u64(index.event_lists.len() as u64);
-    for events in &index.event_lists {
+    for events in index.event_lists.iter() {
         out.events(events);
     }
     // Sorted, so equal indexes give equal files.
@@ -371,13 +371,23 @@ impl<'a> Reader<'a> {
         self.array(4, |b| u32_at(b, 0))
     }
 
-    /// An event list, refused unless its sequences strictly increase: checked here,
-    /// while the list is in cache, rather than in a second pass over every list.
-    fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
-        let events = self.array(16, |b| (u64_at(b, 0), u64_at(b, 8)))?;
-        if !events.windows(2).all(|w| w[0].0 < w[1].0) {
+    /// An event list, appended to `into`; refused unless its sequences strictly
+    /// increase (checked here, while the list is in cache, rather than in a second pass
+    /// over every list). Returns its length.
+    fn events_into(&mut self, into: &mut Vec<(u64, u64)>) -> Decoded<usize> {
+        let n = self.count(16)?;
+        let bytes = self.take(n * 16)?;
+        let start = into.len();
+        into.extend(bytes.chunks_exact(16).map(|b| (u64_at(b, 0), u64_at(b, 8))));
+        if !into[start..].windows(2).all(|w| w[0].0 < w[1].0) {
             return Err("events out of sequence order".into());
         }
+        Ok(n)
+    }
+
+    fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
+        let mut events = Vec::new();
+        self.events_into(&mut events)?;
         Ok(events)
     }
 
@@ -435,11 +445,16 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
     index.by_skill = r.lists()?;
     index.by_caller = r.lists()?;
     index.by_channel = r.lists()?;
+    // Every list into one array: at most the bytes left over 16 pairs, the rest of
+    // which is given back once the lists are in.
     let n_lists = r.count(8)?;
-    index.event_lists.reserve_exact(n_lists);
+    let mut loaded = Vec::with_capacity(r.bytes.len() / 16);
+    let mut lens = Vec::with_capacity(n_lists);
     for _ in 0..n_lists {
-        index.event_lists.push(r.events()?);
+        lens.push(r.events_into(&mut loaded)?);
     }
+    loaded.shrink_to_fit();
+    index.event_lists = EventLists::from_loaded(loaded, &lens);
     let n_orphans = r.count(4 + 8)?;
     for _ in 0..n_orphans {
         let id = r.u32()?;
@@ -467,7 +482,7 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
     index.n_events = index
         .event_lists
         .iter()
-        .chain(index.orphans.values())
+        .chain(index.orphans.values().map(Vec::as_slice))
         .map(|events| events.len() as u64)
         .sum();
     Ok(index)

@@ -21,7 +21,7 @@ impl Index {
     fn run_events(&self, entry: &RunEntry) -> &[(u64, u64)] {
         match entry.events {
             NONE => &[],
-            list => &self.event_lists[list as usize],
+            list => self.event_lists.get(list),
         }
     }
 

@@ -46,6 +46,7 @@
 //!   read from the log on query.
 
 pub mod checkpoint;
+mod events;
 mod keys;
 mod live;
 pub mod names;
@@ -57,6 +58,7 @@ use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
+use events::EventLists;
 use names::NameHashState;
 pub use names::Names;
 use ordered::OrderedMap;
@@ -268,7 +270,7 @@ pub struct Index {
     /// The number of live runs.
     pub(crate) n_live: u32,
     /// `(sequence, LSN)` lists, sorted by sequence, of the runs that have events.
-    pub(crate) event_lists: Vec<Vec<(u64, u64)>>,
+    pub(crate) event_lists: EventLists,
     /// Events whose run id (a number in `ids`) is not a live run.
     pub(crate) orphans: HashMap<u32, Vec<(u64, u64)>, NameHashState>,
     pub(crate) skills: Names,
@@ -415,17 +417,10 @@ impl Index {
                 "by_skill, by_caller, by_channel",
                 lists(&self.by_skill) + lists(&self.by_caller) + lists(&self.by_channel),
             ),
-            (
-                "event list headers",
-                self.event_lists.capacity() * std::mem::size_of::<Vec<(u64, u64)>>(),
-            ),
+            ("event list headers", self.event_lists.heap_bytes().0),
             (
                 "events",
-                self.event_lists
-                    .iter()
-                    .chain(self.orphans.values())
-                    .map(events)
-                    .sum(),
+                self.event_lists.heap_bytes().1 + self.orphans.values().map(events).sum::<usize>(),
             ),
             (
                 "call names",
@@ -781,11 +776,7 @@ impl Index {
             .expect("fewer than 2^32 - 1 runs");
         let id = self.intern_id(run.id);
         let events = match self.orphans.remove(&id) {
-            Some(list) => {
-                let at = u32::try_from(self.event_lists.len()).expect("fewer than 2^32 lists");
-                self.event_lists.push(list);
-                at
-            }
+            Some(list) => self.event_lists.push(list),
             None => NONE,
         };
         let parent = if run.parent_run_id.is_empty() {
@@ -922,11 +913,9 @@ impl Index {
             Some(idx) => {
                 let entry = &mut self.runs[idx as usize];
                 if entry.events == NONE {
-                    entry.events =
-                        u32::try_from(self.event_lists.len()).expect("fewer than 2^32 lists");
-                    self.event_lists.push(Vec::new());
+                    entry.events = self.event_lists.push(Vec::new());
                 }
-                &mut self.event_lists[entry.events as usize]
+                self.event_lists.get_mut(entry.events)
             }
             None => {
                 let id = match id {
@@ -1005,8 +994,7 @@ impl Index {
         for &idx in &purged {
             let entry = &mut self.runs[idx as usize];
             if entry.events != NONE {
-                let events = std::mem::take(&mut self.event_lists[entry.events as usize]);
-                self.n_events -= events.len() as u64;
+                self.n_events -= self.event_lists.clear(entry.events) as u64;
                 entry.events = NONE;
             }
             entry.flags &= !FLAG_ALIVE;
@@ -1049,7 +1037,7 @@ impl Index {
             NONE => self.orphans.get(&id).map_or(&[], Vec::as_slice),
             idx => match self.runs[idx as usize].events {
                 NONE => &[],
-                list => &self.event_lists[list as usize],
+                list => self.event_lists.get(list),
             },
         }
     }
