@@ -50,12 +50,13 @@
 //! - A damaged, truncated, foreign or stale checkpoint is reported as ignored and the
 //!   index is rebuilt from the log; it never fails an open.
 
+use std::collections::HashMap;
 use std::mem::size_of;
 use std::path::Path;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
-use crate::index::{CallEntry, EventLists, Index, Names, RunEntry};
+use crate::index::{CallEntry, EventLists, Index, NameHashState, Names, RunEntry};
 use crate::vfs::{Vfs, publish_file};
 
 /// The file name of the checkpoint inside a store directory.
@@ -367,6 +368,32 @@ impl<'a> Reader<'a> {
         Ok(bytes.chunks_exact(item_bytes).map(get).collect())
     }
 
+    /// Passes over an array of `item_bytes` items.
+    fn skip_array(&mut self, item_bytes: usize) -> Decoded<()> {
+        let n = self.count(item_bytes)?;
+        self.take(n * item_bytes).map(drop)
+    }
+
+    /// Passes over what [`decode_head`] decodes, reading only the counts.
+    fn skip_head(&mut self) -> Decoded<()> {
+        for _names in 0..6 {
+            self.u64()?;
+            self.skip_array(1)?;
+            self.skip_array(4)?;
+            self.skip_array(4)?;
+        }
+        self.skip_array(RUN_BYTES)?;
+        for _u32s in 0..4 {
+            self.skip_array(4)?;
+        }
+        for _lists in 0..3 {
+            for _ in 0..self.count(8)? {
+                self.skip_array(4)?;
+            }
+        }
+        Ok(())
+    }
+
     fn u32s(&mut self) -> Decoded<Vec<u32>> {
         self.array(4, |b| u32_at(b, 0))
     }
@@ -410,7 +437,44 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_body(bytes: &[u8]) -> Decoded<Index> {
+/// Decodes a body; with `parallel`, its event lists, orphans and calls on a second
+/// thread while this one decodes the rest.
+fn decode_body(bytes: &[u8], parallel: bool) -> Decoded<Index> {
+    // The event lists start where the arrays before them end: found by their counts.
+    let mut skip = Reader { bytes };
+    skip.skip_head()?;
+    let (head, tail) = bytes.split_at(bytes.len() - skip.bytes.len());
+    let (index, tail) = if parallel {
+        std::thread::scope(|scope| {
+            let tail = scope.spawn(|| decode_tail(tail));
+            let index = decode_head(head);
+            let tail = tail
+                .join()
+                .unwrap_or_else(|_| Err("the decoding thread panicked".into()));
+            (index, tail)
+        })
+    } else {
+        (decode_head(head), decode_tail(tail))
+    };
+    let mut index = index?;
+    let tail = tail?;
+    index.event_lists = tail.event_lists;
+    index.orphans = tail.orphans;
+    for (key, entry) in tail.calls {
+        index.calls.insert(key, entry);
+    }
+    index.n_live = index.runs.iter().filter(|e| e.is_alive()).count() as u32;
+    index.n_events = index
+        .event_lists
+        .iter()
+        .chain(index.orphans.values().map(Vec::as_slice))
+        .map(|events| events.len() as u64)
+        .sum();
+    Ok(index)
+}
+
+/// The names, the run table and the run lists: the body up to the event lists.
+fn decode_head(bytes: &[u8]) -> Decoded<Index> {
     let mut r = Reader { bytes };
     let mut index = Index::new();
     index.ids = r.names()?;
@@ -445,6 +509,19 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
     index.by_skill = r.lists()?;
     index.by_caller = r.lists()?;
     index.by_channel = r.lists()?;
+    debug_assert!(r.bytes.is_empty(), "the head ends where skipping it did");
+    Ok(index)
+}
+
+/// The body from the event lists on.
+struct Tail {
+    event_lists: EventLists,
+    orphans: HashMap<u32, Vec<(u64, u64)>, NameHashState>,
+    calls: Vec<((i64, u64), CallEntry)>,
+}
+
+fn decode_tail(bytes: &[u8]) -> Decoded<Tail> {
+    let mut r = Reader { bytes };
     // Every list into one array: at most the bytes left over 16 pairs, the rest of
     // which is given back once the lists are in.
     let n_lists = r.count(8)?;
@@ -454,11 +531,12 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
         lens.push(r.events_into(&mut loaded)?);
     }
     loaded.shrink_to_fit();
-    index.event_lists = EventLists::from_loaded(loaded, &lens);
+    let event_lists = EventLists::from_loaded(loaded, &lens);
     let n_orphans = r.count(4 + 8)?;
+    let mut orphans = HashMap::default();
     for _ in 0..n_orphans {
         let id = r.u32()?;
-        if index.orphans.insert(id, r.events()?).is_some() {
+        if orphans.insert(id, r.events()?).is_some() {
             return Err("an orphan id listed twice".into());
         }
     }
@@ -472,20 +550,14 @@ fn decode_body(bytes: &[u8]) -> Decoded<Index> {
         };
         (key, entry)
     })?;
-    for (key, entry) in calls {
-        index.calls.insert(key, entry);
-    }
     if !r.bytes.is_empty() {
         return Err(format!("{} bytes after the body", r.bytes.len()));
     }
-    index.n_live = index.runs.iter().filter(|e| e.is_alive()).count() as u32;
-    index.n_events = index
-        .event_lists
-        .iter()
-        .chain(index.orphans.values().map(Vec::as_slice))
-        .map(|events| events.len() as u64)
-        .sum();
-    Ok(index)
+    Ok(Tail {
+        event_lists,
+        orphans,
+        calls,
+    })
 }
 
 /// Encodes the checkpoint of `index`, handing its bytes to `write` with their offset
@@ -537,8 +609,8 @@ pub fn encode(index: &Index, coverage: Coverage) -> Result<Vec<u8>> {
     Ok(file)
 }
 
-/// Checkpoints of at least this many bytes are checksummed on a second thread while
-/// they are decoded.
+/// Checkpoints of at least this many bytes are checksummed on a thread of their own
+/// while they are decoded, and their event lists decoded on another.
 const PARALLEL_CHECKSUM_BYTES_MIN: usize = 8 << 20;
 
 /// Decodes a checkpoint file; `Err` says why it cannot be used.
@@ -569,12 +641,12 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Loaded, String> {
     // matches. (At a million runs the checksum alone is a third of the load.)
     let (checksum_ok, body) = if bytes.len() < PARALLEL_CHECKSUM_BYTES_MIN {
         let checksum_ok = checksum_matches();
-        let body = checksum_ok.then(|| decode_body(&bytes[HEADER_BYTES..]));
+        let body = checksum_ok.then(|| decode_body(&bytes[HEADER_BYTES..], false));
         (checksum_ok, body)
     } else {
         std::thread::scope(|scope| {
             let checksum = scope.spawn(checksum_matches);
-            let body = decode_body(&bytes[HEADER_BYTES..]);
+            let body = decode_body(&bytes[HEADER_BYTES..], true);
             (checksum.join().unwrap_or(false), Some(body))
         })
     };
