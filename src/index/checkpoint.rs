@@ -196,6 +196,11 @@ impl<'a> Out<'a> {
     /// value checked the capacity every time).
     fn array<T>(&mut self, items: &[T], item_bytes: usize, put: impl Fn(&mut [u8], &T)) {
         self.u64(items.len() as u64);
+        self.items(items, item_bytes, &put);
+    }
+
+    /// The items of an array whose count is already written.
+    fn items<T>(&mut self, items: &[T], item_bytes: usize, put: &impl Fn(&mut [u8], &T)) {
         for chunk in items.chunks(CHUNK_BYTES / item_bytes) {
             let start = self.buf.len();
             self.buf.resize(start + chunk.len() * item_bytes, 0);
@@ -255,7 +260,8 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
     ] {
         out.names(names);
     }
-    out.array(&index.runs, RUN_BYTES, |bytes, run| {
+    out.u64(index.runs.len() as u64);
+    let put_run = |bytes: &mut [u8], run: &RunEntry| {
         let (lsns, rest) = bytes.split_at_mut(16);
         lsns[..8].copy_from_slice(&run.started_lsn.to_le_bytes());
         lsns[8..].copy_from_slice(&run.finished_lsn.to_le_bytes());
@@ -276,7 +282,10 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
             bytes.copy_from_slice(&v.to_le_bytes());
         }
         flags.copy_from_slice(&[run.status, run.flags]);
-    });
+    };
+    for part in index.runs.parts() {
+        out.items(part, RUN_BYTES, &put_run);
+    }
     for list in [
         &index.id_run,
         &index.id_first_child,
@@ -362,7 +371,11 @@ impl<'a> Reader<'a> {
 
     /// An array as [`Out::array`] writes it: a count, then `item_bytes` bytes per item,
     /// each decoded by `get` from a slice of exactly that many.
-    fn array<T>(&mut self, item_bytes: usize, get: impl Fn(&[u8]) -> T) -> Decoded<Vec<T>> {
+    fn array<T, C: FromIterator<T>>(
+        &mut self,
+        item_bytes: usize,
+        get: impl Fn(&[u8]) -> T,
+    ) -> Decoded<C> {
         let n = self.count(item_bytes)?;
         let bytes = self.take(n * item_bytes)?;
         Ok(bytes.chunks_exact(item_bytes).map(get).collect())

@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use super::chunked::Chunked;
+
 /// One run's events: `(sequence, LSN)`.
 pub(crate) type Events = Vec<(u64, u64)>;
 
@@ -23,7 +25,8 @@ pub(crate) type Events = Vec<(u64, u64)>;
 pub(crate) struct EventLists {
     /// The lists loaded from a checkpoint, back to back.
     loaded: Arc<Events>,
-    lists: Vec<List>,
+    /// In shared chunks, so a copy of the index copies only the chunks it writes.
+    lists: Chunked<List>,
 }
 
 #[derive(Clone, Debug)]
@@ -78,10 +81,11 @@ impl EventLists {
     /// List `i`, to change: a loaded list is first copied into a vector of its own, with
     /// room for a few more events.
     pub(crate) fn get_mut(&mut self, i: u32) -> &mut Events {
+        let loaded = &self.loaded;
         let list = &mut self.lists[i as usize];
         if let List::Loaded { start, len } = *list {
             let mut events = Vec::with_capacity(len + (len / 4).max(4));
-            events.extend_from_slice(&self.loaded[start..start + len]);
+            events.extend_from_slice(&loaded[start..start + len]);
             *list = List::Own(events);
         }
         match list {
@@ -115,10 +119,7 @@ impl EventLists {
                 List::Own(events) => events.capacity() * 16,
             })
             .sum();
-        (
-            self.lists.capacity() * std::mem::size_of::<List>(),
-            self.loaded.capacity() * 16 + own,
-        )
+        (self.lists.heap_bytes(), self.loaded.capacity() * 16 + own)
     }
 }
 

@@ -46,6 +46,7 @@
 //!   read from the log on query.
 
 pub mod checkpoint;
+mod chunked;
 mod events;
 mod keys;
 mod live;
@@ -58,6 +59,7 @@ use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
+use chunked::Chunked;
 use events::EventLists;
 use names::NameHashState;
 pub use names::Names;
@@ -260,7 +262,7 @@ impl Calls {
 #[derive(Clone, Debug, Default)]
 pub struct Index {
     /// Every run ever started, by [`RunIdx`]; purged runs stay as dead entries.
-    pub(crate) runs: Vec<RunEntry>,
+    pub(crate) runs: Chunked<RunEntry>,
     /// Run ids and parent ids.
     pub(crate) ids: Names,
     /// Per id: the live run with that id, or `NONE`.
@@ -394,10 +396,7 @@ impl Index {
         }
         let events = |list: &Vec<(u64, u64)>| list.capacity() * 16;
         vec![
-            (
-                "runs (64-byte entries)",
-                self.runs.capacity() * std::mem::size_of::<RunEntry>(),
-            ),
+            ("runs (64-byte entries)", self.runs.heap_bytes()),
             ("run and parent ids: arena", self.ids.bytes.capacity()),
             ("run and parent ids: ends", u32s(&self.ids.ends)),
             ("run and parent ids: hash slots", u32s(&self.ids.slots)),
@@ -573,7 +572,7 @@ impl Index {
         let run_or_none = |j: u32| j == NONE || (j as usize) < n_runs;
         let id_or_none = |j: u32| j == NONE || (j as usize) < n_ids;
         let mut n_live = 0u32;
-        for entry in &self.runs {
+        for entry in self.runs.iter() {
             let in_range = (entry.status as usize) < Status::ALL.len()
                 && (entry.id as usize) < n_ids
                 && id_or_none(entry.parent)
@@ -843,7 +842,7 @@ impl Index {
     /// Links run `idx` into the child list of `parent`, which is kept newest first by
     /// `(started_at, RunIdx)`: a run started in time order goes to the front.
     fn link_child(&mut self, parent: u32, idx: u32) {
-        let key = |runs: &[RunEntry], j: u32| (runs[j as usize].started_at, j);
+        let key = |runs: &Chunked<RunEntry>, j: u32| (runs[j as usize].started_at, j);
         let new = key(&self.runs, idx);
         let mut prev = NONE;
         let mut cur = self.id_first_child[parent as usize];
