@@ -389,3 +389,114 @@ fn an_ignored_checkpoint_is_replaced_at_the_next_close() {
     let log = open(tmp.path());
     assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
 }
+
+/// Starts `run-{i}` unless `seqs` is all it gets, then appends events of those
+/// sequences to it.
+fn events_of_run(log: &AuditLog, i: usize, start: bool, seqs: &[u64]) {
+    let id = format!("run-{i}");
+    if start {
+        log.start_run(&Run::new(id.clone(), format!("skill-{}", i % 4)))
+            .unwrap();
+    }
+    for &sequence in seqs {
+        let event = RunEvent {
+            run_id: id.clone(),
+            sequence,
+            event_type: "step".into(),
+            created_at: at(i as i64),
+            ..RunEvent::default()
+        };
+        log.append_log(&event).unwrap();
+    }
+}
+
+/// Every run's events, and the run counts.
+fn event_answers(log: &AuditLog, n_runs: usize) -> Vec<String> {
+    let mut out: Vec<String> = (0..n_runs)
+        .map(|i| format!("{:?}", log.list_logs_by_run(&format!("run-{i}")).unwrap()))
+        .collect();
+    out.push(format!(
+        "{:?}",
+        log.count_runs_filtered(&RunFilter::default()).unwrap()
+    ));
+    out
+}
+
+#[test]
+fn a_periodic_checkpoint_holds_the_index_as_copied_while_the_live_one_changes() {
+    use auditlog::vfs::{FaultPlan, FaultyVfs, OsVfs, WriteHook};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let config = Config::new(tmp.path())
+        .vfs(Arc::new(FaultyVfs::new(OsVfs, Arc::clone(&plan))))
+        .checkpoint_every_records(50);
+    let log = AuditLog::open(config).unwrap();
+    // The same records in a store that never takes a periodic checkpoint.
+    let twin_tmp = tempfile::tempdir().unwrap();
+    let twin = open(twin_tmp.path());
+    let (writer_tx, writer_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let hook = move |path: &Path, offset: u64| {
+        if path.ends_with("index.ckpt.tmp") && offset != 0 {
+            let _ = writer_tx.send(());
+            let held = go_rx.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = held.recv_timeout(Duration::from_secs(5));
+        }
+    };
+    *plan.before_write.lock().unwrap() = Some(WriteHook(Arc::new(hook)));
+    for store in [&log, &twin] {
+        for i in 0..20 {
+            events_of_run(store, i, true, &[1, 2, 3]);
+        }
+    }
+    // The periodic checkpoint has copied the index and is held mid-write. Meanwhile
+    // some runs' lists grow (at the end and in the middle), some runs are purged,
+    // and new runs come.
+    writer_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let changed = |store: &AuditLog| {
+        for i in (0..20).step_by(3) {
+            events_of_run(store, i, false, &[7, 0]);
+        }
+        store.purge_older_than(at(2)).unwrap();
+        for i in 20..25 {
+            events_of_run(store, i, true, &[2, 1]);
+        }
+    };
+    changed(&log);
+    changed(&twin);
+    go_tx.send(()).unwrap();
+    assert_eq!(log.checkpoint_error(), None);
+    *plan.before_write.lock().unwrap() = None;
+    // The copy the checkpoint was written from shares its unchanged parts with the
+    // live index: it holds the index as it was when taken, and the live index all
+    // that came after.
+    let bytes = std::fs::read(ckpt(tmp.path())).unwrap();
+    let copy = checkpoint::decode(&bytes).unwrap().index;
+    for i in 0..25 {
+        let sequences: Vec<u64> = (copy.events_of(&format!("run-{i}")).iter())
+            .map(|&(sequence, _)| sequence)
+            .collect();
+        // The copy was taken after the 50th record; run `i` started with the record
+        // numbered 4i, its events 1, 2 and 3 right after.
+        let n_in_copy = 50usize.saturating_sub(4 * i + 1).min(3) as u64;
+        let expected: Vec<u64> = (1..=n_in_copy).collect();
+        assert_eq!(sequences, expected, "run-{i} in the checkpoint");
+    }
+    assert_eq!(event_answers(&log, 25), event_answers(&twin, 25));
+    // The lists change again, and read back whole.
+    for store in [&log, &twin] {
+        for i in (1..25).step_by(2) {
+            events_of_run(store, i, false, &[9, 5]);
+        }
+    }
+    let expected = event_answers(&twin, 25);
+    assert_eq!(event_answers(&log, 25), expected);
+    drop(log);
+    let log = open(tmp.path());
+    assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
+    assert_eq!(event_answers(&log, 25), expected);
+}
