@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use auditlog::ingest::{Backpressure, EventRef, FieldValue};
 use auditlog::model::Timestamp;
-use auditlog::{AuditLog, Config, Durability, IngestConfig, Recorder};
+use auditlog::{AuditLog, Config, Durability, IngestConfig, Recorded, Recorder};
 use hdrhistogram::Histogram;
 
 fn tempdir() -> tempfile::TempDir {
@@ -184,8 +184,14 @@ fn spin_paced(n: u64) {
 
 /// One producer records whole runs: a start, 20 events and a finish each, `n` records
 /// in all. Reports what the committer spends per record, starts and finishes included.
-fn sustained_runs(n: u64) {
-    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Block);
+/// Records run number `run`: a start, 20 events and a finish, each recording call made
+/// through `call` (which may pace and time it).
+fn record_run(
+    recorder: &Recorder,
+    run: u64,
+    id: &mut String,
+    call: &mut impl FnMut(&mut dyn FnMut() -> Recorded),
+) {
     let inputs = [("prompt", FieldValue::Str("summarize the attached report"))];
     let stats = auditlog::model::RunStats {
         status: auditlog::model::Status::Ok,
@@ -193,40 +199,82 @@ fn sustained_runs(n: u64) {
         runtime_seconds: 1.5,
         ..Default::default()
     };
+    id.clear();
+    id.push_str(&format!("run-{run:016x}"));
+    let at = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + run as i64 * 1_000);
+    let started = auditlog::ingest::RunRef {
+        id,
+        skill_id: "summarize",
+        caller_id: "caller-0042",
+        channel_id: "web",
+        parent_run_id: "",
+        inputs: &inputs,
+        started_at: at,
+    };
+    call(&mut || recorder.record_run_started(&started));
+    for seq in 1..=20 {
+        let fields = [
+            ("text", FieldValue::Str("a step of the run")),
+            ("n", FieldValue::U64(seq)),
+        ];
+        let event = EventRef {
+            run_id: id,
+            sequence: seq,
+            event_type: "step",
+            fields: &fields,
+            created_at: at,
+        };
+        call(&mut || recorder.record_event(&event));
+    }
+    call(&mut || recorder.record_run_finished(id, &stats, at));
+}
+
+fn sustained_runs(n: u64) {
+    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Block);
     let start = Instant::now();
     let mut id = String::new();
     for run in 0..n / 22 {
-        id.clear();
-        id.push_str(&format!("run-{run:016x}"));
-        let at = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + run as i64 * 1_000);
-        let started = auditlog::ingest::RunRef {
-            id: &id,
-            skill_id: "summarize",
-            caller_id: "caller-0042",
-            channel_id: "web",
-            parent_run_id: "",
-            inputs: &inputs,
-            started_at: at,
-        };
-        let _ = recorder.record_run_started(&started);
-        for seq in 1..=20 {
-            let fields = [
-                ("text", FieldValue::Str("a step of the run")),
-                ("n", FieldValue::U64(seq)),
-            ];
-            let event = EventRef {
-                run_id: &id,
-                sequence: seq,
-                event_type: "step",
-                fields: &fields,
-                created_at: at,
-            };
-            let _ = recorder.record_event(&event);
-        }
-        let _ = recorder.record_run_finished(&id, &stats, at);
+        record_run(&recorder, run, &mut id, &mut |record| {
+            let _ = record();
+        });
     }
     let written = close_and_summarize(&recorder, start);
     println!("sustained runs (start, 20 events, finish), 1 producer: {written}");
+}
+
+/// Whole runs recorded at `rate_per_s` records a second by one producer with the
+/// default drop policy: the index grows to `n / 22` runs and takes its periodic
+/// checkpoints meanwhile. Reports the calls dropped and the call latency.
+fn paced_runs(n: u64, rate_per_s: u64) {
+    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Drop);
+    let mut calls = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
+    let period = Duration::from_nanos(1_000_000_000 / rate_per_s);
+    let start = Instant::now();
+    let mut next = start;
+    let mut n_dropped = 0u64;
+    let mut id = String::new();
+    for run in 0..n / 22 {
+        record_run(&recorder, run, &mut id, &mut |record| {
+            while Instant::now() < next {
+                std::hint::spin_loop();
+            }
+            next += period;
+            let t0 = Instant::now();
+            let outcome = record();
+            calls
+                .record((t0.elapsed().as_nanos() as u64).max(1))
+                .expect("in range");
+            n_dropped += u64::from(!outcome.is_accepted());
+        });
+    }
+    let written = close_and_summarize(&recorder, start);
+    println!(
+        "paced runs at {rate_per_s}/s: dropped={n_dropped}, calls p50={}ns p99={}ns p99.9={}ns max={}ns; {written}",
+        calls.value_at_quantile(0.50),
+        calls.value_at_quantile(0.99),
+        calls.value_at_quantile(0.999),
+        calls.max()
+    );
 }
 
 /// Two producers record `n` call events in all, each stamped with the time of its call,
@@ -323,12 +371,16 @@ fn main() {
     // An optional second argument runs only the paced run at that rate, with
     // `sustained` only the sustained run without durability (for profiling), or with
     // `calls` only the two-producer run of time-stamped calls, with `runs` only the
-    // run of whole runs, or with `spin` a timer-free loop for profiling.
+    // run of whole runs (`runs <rate>`: paced, with the drop policy), or with `spin` a
+    // timer-free loop for profiling.
     if let Some(mode) = std::env::args().nth(2) {
         if mode == "calls" {
             sustained_calls(n_samples);
         } else if mode == "runs" {
-            sustained_runs(n_samples);
+            match std::env::args().nth(3) {
+                Some(rate) => paced_runs(n_samples, rate.parse().expect("rate is a number")),
+                None => sustained_runs(n_samples),
+            }
         } else if mode == "spin" {
             spin_paced(n_samples);
         } else if mode == "sustained" {
