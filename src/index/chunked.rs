@@ -7,8 +7,10 @@
 //! (64 MB at a million runs).
 //!
 //! # Invariants
-//! - Every chunk but the last holds exactly `CHUNK` items; the last holds 1 to `CHUNK`.
-//! - `len` is the sum of the chunks' lengths.
+//! - Every shared chunk holds exactly `CHUNK` items; the items after them, fewer than
+//!   `CHUNK`, are in `tail`, which each copy has of its own.
+//! - Item `i` is `full[i / CHUNK][i % CHUNK]` below `full.len() * CHUNK`, and
+//!   `tail[i - full.len() * CHUNK]` from there.
 
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
@@ -19,33 +21,43 @@ const CHUNK: usize = 1 << CHUNK_SHIFT;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Chunked<T> {
-    chunks: Vec<Arc<Vec<T>>>,
-    len: usize,
+    /// Shared chunks of `CHUNK` items: fixed-size arrays behind thin pointers, so
+    /// reaching an item is one load more than in a vector and one bounds check.
+    full: Vec<Arc<[T; CHUNK]>>,
+    tail: Vec<T>,
 }
 
 impl<T: Clone> Chunked<T> {
     pub(crate) fn new() -> Chunked<T> {
         Chunked {
-            chunks: Vec::new(),
-            len: 0,
+            full: Vec::new(),
+            tail: Vec::new(),
         }
+    }
+
+    fn full_len(&self) -> usize {
+        self.full.len() << CHUNK_SHIFT
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.full_len() + self.tail.len()
     }
 
     pub(crate) fn push(&mut self, item: T) {
-        if self.len % CHUNK == 0 {
-            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+        self.tail.push(item);
+        if self.tail.len() == CHUNK {
+            let chunk = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
+            self.full.push(full_chunk(Arc::from(chunk)));
         }
-        let last = self.chunks.last_mut().expect("a chunk with room");
-        Arc::make_mut(last).push(item);
-        self.len += 1;
     }
 
     pub(crate) fn get(&self, i: usize) -> Option<&T> {
-        (i < self.len).then(|| &self.chunks[i >> CHUNK_SHIFT][i % CHUNK])
+        let full_len = self.full_len();
+        if i < full_len {
+            Some(&self.full[i >> CHUNK_SHIFT][i % CHUNK])
+        } else {
+            self.tail.get(i - full_len)
+        }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
@@ -54,16 +66,21 @@ impl<T: Clone> Chunked<T> {
 
     /// The items, a chunk at a time.
     pub(crate) fn parts(&self) -> impl Iterator<Item = &[T]> {
-        self.chunks.iter().map(|chunk| chunk.as_slice())
+        (self.full.iter().map(|chunk| &chunk[..])).chain(std::iter::once(&self.tail[..]))
     }
 
     /// Heap bytes of the items (chunks shared with copies counted in full).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * std::mem::size_of::<Arc<Vec<T>>>()
-            + (self.chunks.iter())
-                .map(|chunk| chunk.capacity() * std::mem::size_of::<T>())
-                .sum::<usize>()
+        self.full.capacity() * std::mem::size_of::<Arc<[T; CHUNK]>>()
+            + (self.full_len() + self.tail.capacity()) * std::mem::size_of::<T>()
     }
+}
+
+/// A chunk of exactly `CHUNK` items as the fixed-size array it is.
+fn full_chunk<T>(chunk: Arc<[T]>) -> Arc<[T; CHUNK]> {
+    chunk
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("a full chunk holds CHUNK items"))
 }
 
 impl<T: Clone> Default for Chunked<T> {
@@ -77,33 +94,38 @@ impl<T: Clone> FromIterator<T> for Chunked<T> {
         let mut items = items.into_iter();
         let mut chunked = Chunked::new();
         loop {
-            let chunk: Vec<T> = items.by_ref().take(CHUNK).collect();
-            let full = chunk.len() == CHUNK;
-            if !chunk.is_empty() {
-                chunked.len += chunk.len();
-                chunked.chunks.push(Arc::new(chunk));
-            }
-            if !full {
+            let chunk: Arc<[T]> = items.by_ref().take(CHUNK).collect();
+            if chunk.len() < CHUNK {
+                chunked.tail = chunk.to_vec();
                 return chunked;
             }
+            chunked.full.push(full_chunk(chunk));
         }
     }
 }
 
-impl<T> Index<usize> for Chunked<T> {
+impl<T: Clone> Index<usize> for Chunked<T> {
     type Output = T;
 
     fn index(&self, i: usize) -> &T {
-        assert!(i < self.len, "index {i} past {} items", self.len);
-        &self.chunks[i >> CHUNK_SHIFT][i % CHUNK]
+        let full_len = self.full_len();
+        if i < full_len {
+            &self.full[i >> CHUNK_SHIFT][i % CHUNK]
+        } else {
+            &self.tail[i - full_len]
+        }
     }
 }
 
 impl<T: Clone> IndexMut<usize> for Chunked<T> {
     /// The item, in a chunk of this copy's own (copied first if another copy holds it).
     fn index_mut(&mut self, i: usize) -> &mut T {
-        assert!(i < self.len, "index {i} past {} items", self.len);
-        &mut Arc::make_mut(&mut self.chunks[i >> CHUNK_SHIFT])[i % CHUNK]
+        let full_len = self.full_len();
+        if i < full_len {
+            &mut Arc::make_mut(&mut self.full[i >> CHUNK_SHIFT])[i % CHUNK]
+        } else {
+            &mut self.tail[i - full_len]
+        }
     }
 }
 
