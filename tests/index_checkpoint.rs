@@ -4,10 +4,13 @@
 //! index rebuilt from the log gives exactly the same answers.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use auditlog::index::checkpoint;
 use auditlog::limits::CHECKPOINT_LOG_GROWTH;
 use auditlog::model::{Run, RunEvent, RunStats, Status, Timestamp};
+use auditlog::vfs::{FaultPlan, FaultyVfs, OsVfs, WriteHook};
 use auditlog::{AuditLog, CheckpointUse, Config, Record, RunFilter, Storage};
 
 fn open(dir: &Path) -> AuditLog {
@@ -248,22 +251,26 @@ fn a_periodic_checkpoint_waits_until_the_log_has_grown_by_the_last_ones_size() {
     );
 }
 
-#[test]
-fn appends_go_on_while_a_periodic_checkpoint_is_written() {
-    use auditlog::vfs::{FaultPlan, FaultyVfs, OsVfs, WriteHook};
-    use std::sync::{Arc, Mutex, mpsc};
-    use std::time::Duration;
+/// A store whose periodic checkpoints are held at their first write until the test
+/// lets them go (or, were the writer the appending thread, for at most a while).
+struct HeldCheckpoints {
+    log: AuditLog,
+    /// Lifts the hold when its write hook is taken away.
+    plan: Arc<FaultPlan>,
+    /// The name of the thread writing each held checkpoint.
+    writer: mpsc::Receiver<Option<String>>,
+    /// Lets a held checkpoint go on.
+    go: mpsc::Sender<()>,
+}
 
-    let tmp = tempfile::tempdir().unwrap();
+fn open_with_held_checkpoints(dir: &Path, every_records: u64) -> HeldCheckpoints {
     let plan = FaultPlan::new();
-    let config = Config::new(tmp.path())
+    let config = Config::new(dir)
         .vfs(Arc::new(FaultyVfs::new(OsVfs, Arc::clone(&plan))))
-        .checkpoint_every_records(100);
+        .checkpoint_every_records(every_records);
     let log = AuditLog::open(config).unwrap();
-    // The checkpoint's writer names its thread and is held at its first write until
-    // the test lets it go (or, were it the appending thread, for at most a while).
-    let (writer_tx, writer_rx) = mpsc::channel::<Option<String>>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (writer_tx, writer) = mpsc::channel::<Option<String>>();
+    let (go, go_rx) = mpsc::channel::<()>();
     let go_rx = Mutex::new(go_rx);
     let hook = move |path: &Path, offset: u64| {
         if path.ends_with("index.ckpt.tmp") && offset != 0 {
@@ -273,6 +280,23 @@ fn appends_go_on_while_a_periodic_checkpoint_is_written() {
         }
     };
     *plan.before_write.lock().unwrap() = Some(WriteHook(Arc::new(hook)));
+    HeldCheckpoints {
+        log,
+        plan,
+        writer,
+        go,
+    }
+}
+
+#[test]
+fn appends_go_on_while_a_periodic_checkpoint_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let HeldCheckpoints {
+        log,
+        plan,
+        writer: writer_rx,
+        go: go_tx,
+    } = open_with_held_checkpoints(tmp.path(), 100);
     let runs: Vec<Record> = (0..100)
         .map(|i| Record::RunStarted(Run::new(format!("run-{i}"), "s")))
         .collect();
@@ -424,30 +448,16 @@ fn event_answers(log: &AuditLog, n_runs: usize) -> Vec<String> {
 
 #[test]
 fn a_periodic_checkpoint_holds_the_index_as_copied_while_the_live_one_changes() {
-    use auditlog::vfs::{FaultPlan, FaultyVfs, OsVfs, WriteHook};
-    use std::sync::{Arc, Mutex, mpsc};
-    use std::time::Duration;
-
     let tmp = tempfile::tempdir().unwrap();
-    let plan = FaultPlan::new();
-    let config = Config::new(tmp.path())
-        .vfs(Arc::new(FaultyVfs::new(OsVfs, Arc::clone(&plan))))
-        .checkpoint_every_records(50);
-    let log = AuditLog::open(config).unwrap();
+    let HeldCheckpoints {
+        log,
+        plan,
+        writer: writer_rx,
+        go: go_tx,
+    } = open_with_held_checkpoints(tmp.path(), 50);
     // The same records in a store that never takes a periodic checkpoint.
     let twin_tmp = tempfile::tempdir().unwrap();
     let twin = open(twin_tmp.path());
-    let (writer_tx, writer_rx) = mpsc::channel::<()>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let go_rx = Mutex::new(go_rx);
-    let hook = move |path: &Path, offset: u64| {
-        if path.ends_with("index.ckpt.tmp") && offset != 0 {
-            let _ = writer_tx.send(());
-            let held = go_rx.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = held.recv_timeout(Duration::from_secs(5));
-        }
-    };
-    *plan.before_write.lock().unwrap() = Some(WriteHook(Arc::new(hook)));
     for store in [&log, &twin] {
         for i in 0..20 {
             events_of_run(store, i, true, &[1, 2, 3]);
