@@ -253,17 +253,17 @@ fn a_periodic_checkpoint_waits_until_the_log_has_grown_by_the_last_ones_size() {
 
 /// A store whose periodic checkpoints are held at their first write until the test
 /// lets them go (or, were the writer the appending thread, for at most a while).
-struct HeldCheckpoints {
-    log: AuditLog,
-    /// Lifts the hold when its write hook is taken away.
-    plan: Arc<FaultPlan>,
-    /// The name of the thread writing each held checkpoint.
-    writer: mpsc::Receiver<Option<String>>,
-    /// Lets a held checkpoint go on.
-    go: mpsc::Sender<()>,
-}
+/// Returns the log; its fault plan (taking the write hook away lifts the hold); a
+/// receiver of the name of the thread writing each held checkpoint; and the sender
+/// that lets a held checkpoint go on.
+type Held = (
+    AuditLog,
+    Arc<FaultPlan>,
+    mpsc::Receiver<Option<String>>,
+    mpsc::Sender<()>,
+);
 
-fn open_with_held_checkpoints(dir: &Path, every_records: u64) -> HeldCheckpoints {
+fn open_with_held_checkpoints(dir: &Path, every_records: u64) -> Held {
     let plan = FaultPlan::new();
     let config = Config::new(dir)
         .vfs(Arc::new(FaultyVfs::new(OsVfs, Arc::clone(&plan))))
@@ -280,36 +280,26 @@ fn open_with_held_checkpoints(dir: &Path, every_records: u64) -> HeldCheckpoints
         }
     };
     *plan.before_write.lock().unwrap() = Some(WriteHook(Arc::new(hook)));
-    HeldCheckpoints {
-        log,
-        plan,
-        writer,
-        go,
-    }
+    (log, plan, writer, go)
 }
 
 #[test]
 fn appends_go_on_while_a_periodic_checkpoint_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let HeldCheckpoints {
-        log,
-        plan,
-        writer: writer_rx,
-        go: go_tx,
-    } = open_with_held_checkpoints(tmp.path(), 100);
+    let (log, plan, writer, go) = open_with_held_checkpoints(tmp.path(), 100);
     let runs: Vec<Record> = (0..100)
         .map(|i| Record::RunStarted(Run::new(format!("run-{i}"), "s")))
         .collect();
     log.append_batch(&runs).unwrap();
-    let writer = writer_rx.recv_timeout(Duration::from_secs(60)).unwrap();
-    assert_eq!(writer.as_deref(), Some("auditlog-checkpoint"));
+    let name = writer.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(name.as_deref(), Some("auditlog-checkpoint"));
     // The checkpoint is held mid-write: appends and queries do not wait for it.
     for i in 100..150 {
         log.append(&Record::RunStarted(Run::new(format!("run-{i}"), "s")))
             .unwrap();
     }
     assert_eq!(log.count_runs_filtered(&RunFilter::default()).unwrap(), 150);
-    go_tx.send(()).unwrap();
+    go.send(()).unwrap();
     assert_eq!(log.checkpoint_error(), None);
     *plan.before_write.lock().unwrap() = None;
     // Closing writes a checkpoint of all 150 (after the one in flight); it is loaded.
@@ -449,12 +439,7 @@ fn event_answers(log: &AuditLog, n_runs: usize) -> Vec<String> {
 #[test]
 fn a_periodic_checkpoint_holds_the_index_as_copied_while_the_live_one_changes() {
     let tmp = tempfile::tempdir().unwrap();
-    let HeldCheckpoints {
-        log,
-        plan,
-        writer: writer_rx,
-        go: go_tx,
-    } = open_with_held_checkpoints(tmp.path(), 50);
+    let (log, plan, writer, go) = open_with_held_checkpoints(tmp.path(), 50);
     // The same records in a store that never takes a periodic checkpoint.
     let twin_tmp = tempfile::tempdir().unwrap();
     let twin = open(twin_tmp.path());
@@ -466,7 +451,7 @@ fn a_periodic_checkpoint_holds_the_index_as_copied_while_the_live_one_changes() 
     // The periodic checkpoint has copied the index and is held mid-write. Meanwhile
     // some runs' lists grow (at the end and in the middle), some runs are purged,
     // and new runs come.
-    writer_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    writer.recv_timeout(Duration::from_secs(60)).unwrap();
     let changed = |store: &AuditLog| {
         for i in (0..20).step_by(3) {
             events_of_run(store, i, false, &[7, 0]);
@@ -478,7 +463,7 @@ fn a_periodic_checkpoint_holds_the_index_as_copied_while_the_live_one_changes() 
     };
     changed(&log);
     changed(&twin);
-    go_tx.send(()).unwrap();
+    go.send(()).unwrap();
     assert_eq!(log.checkpoint_error(), None);
     *plan.before_write.lock().unwrap() = None;
     // The copy the checkpoint was written from shares its unchanged parts with the
