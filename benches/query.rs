@@ -27,7 +27,7 @@ mod sqlite;
 #[path = "../src/bin/auditlog/bench/workload.rs"]
 mod workload;
 
-use query_store::{N_EVENTS, build, config, for_each_batch, run_id};
+use query_store::{N_EVENTS, build, config, for_each_batch, get_run_percentiles, run_id};
 use sqlite::{SqliteStorage, SqliteSync};
 
 /// Callers and tools the call events are spread over.
@@ -157,25 +157,6 @@ fn queries(c: &mut Criterion) {
 }
 
 /// Times `get_run` call by call over 100 000 random ids and prints p50, p99 and max.
-fn get_run_percentiles(log: &AuditLog, n: u64, what: &str) {
-    let mut samples: Vec<Duration> = Vec::with_capacity(100_000);
-    let mut x = 12345u64;
-    for _ in 0..100_000 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let id = run_id((x >> 33) % n);
-        let t = Instant::now();
-        black_box(log.get_run(&id).unwrap());
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    println!(
-        "get_run over 100000 random ids{what}: p50 {:?}, p99 {:?}, max {:?}",
-        samples[50_000], samples[99_000], samples[99_999]
-    );
-}
-
 /// Call event `i`: the harness's event, spread over callers, tools and time.
 fn call(i: u64) -> CallEvent {
     let mut call = workload::call_event(i);

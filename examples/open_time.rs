@@ -10,7 +10,8 @@
 //! (for profiling the rebuild alone); `open_time <dir> <n_runs> checkpoint` only opens
 //! it five times with its checkpoint (for profiling the checkpoint's load);
 //! `open_time <dir> <n_runs> copy` times five copies of the index its checkpoint loads
-//! (what a periodic checkpoint takes under the log's lock).
+//! (what a periodic checkpoint takes under the log's lock); `open_time <dir> <n_runs>
+//! get_run` times `get_run` of random ids on the store just opened, then again.
 
 use std::path::Path;
 use std::time::Instant;
@@ -19,7 +20,7 @@ use std::time::Instant;
 mod query_store;
 
 use auditlog::AuditLog;
-use query_store::{build, config};
+use query_store::{build, config, get_run_percentiles};
 
 fn segment_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -101,6 +102,12 @@ fn main() {
         }
         Some("copy") => {
             copy_index(dir);
+            return;
+        }
+        Some("get_run") => {
+            let log = AuditLog::open(config(dir)).unwrap();
+            get_run_percentiles(&log, n_runs, " (opened with the checkpoint, cold maps)");
+            get_run_percentiles(&log, n_runs, " (the same again)");
             return;
         }
         _ => {}

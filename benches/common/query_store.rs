@@ -3,11 +3,13 @@
 //! each with 20 events of a 40-character text. Included by `benches/query.rs` and
 //! `examples/open_time.rs` with `#[path]`.
 
+use std::hint::black_box;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use auditlog::codec::RunFinished;
 use auditlog::model::{Run, RunEvent, RunStats, Status, Timestamp};
-use auditlog::{AuditLog, Config, Durability, Record};
+use auditlog::{AuditLog, Config, Durability, Record, Storage};
 
 /// Events per run.
 pub const N_EVENTS: u64 = 20;
@@ -81,4 +83,25 @@ pub fn for_each_batch(n_runs: u64, mut apply: impl FnMut(&[Record])) {
         }
     }
     apply(&batch);
+}
+
+/// Times `get_run` of 100 000 ids drawn at random from `n` runs and prints the p50,
+/// p99 and max, with `what` after the label.
+pub fn get_run_percentiles(log: &AuditLog, n: u64, what: &str) {
+    let mut samples: Vec<Duration> = Vec::with_capacity(100_000);
+    let mut x = 12345u64;
+    for _ in 0..100_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let id = run_id((x >> 33) % n);
+        let t = Instant::now();
+        black_box(log.get_run(&id).unwrap());
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    println!(
+        "get_run over 100000 random ids{what}: p50 {:?}, p99 {:?}, max {:?}",
+        samples[50_000], samples[99_000], samples[99_999]
+    );
 }
