@@ -913,6 +913,51 @@ mod tests {
     }
 
     #[test]
+    fn a_large_checkpoint_decodes_the_same_on_two_threads_as_on_one() {
+        use crate::model::RunEvent;
+        // Enough runs and events for a body of over 8 MiB, decoded in two halves.
+        let mut index = Index::new();
+        let mut lsn = 0;
+        for i in 0..20_000 {
+            let id = format!("run-{i:05}");
+            let mut run = Run::new(&*id, format!("skill-{}", i % 7));
+            run.started_at = crate::model::Timestamp::from_unix_nanos(i % 5000);
+            index.apply(Lsn(lsn), &Record::RunStarted(run));
+            lsn += 100;
+            for sequence in (1..=30).rev() {
+                let event = RunEvent {
+                    run_id: id.clone(),
+                    sequence,
+                    ..RunEvent::default()
+                };
+                index.apply(Lsn(lsn), &Record::EventAppended(event));
+                lsn += 100;
+            }
+        }
+        let coverage = Coverage {
+            covered: Lsn(lsn),
+            last_frame: Lsn(lsn - 100),
+            last_frame_crc: 7,
+        };
+        let bytes = encode(&index, coverage).unwrap();
+        assert!(bytes.len() >= PARALLEL_CHECKSUM_BYTES_MIN);
+        let body = &bytes[HEADER_BYTES..];
+        for parallel in [true, false] {
+            let decoded = decode_body(body, parallel).unwrap();
+            assert_eq!(decoded.n_events(), 600_000);
+            assert_eq!(
+                encode(&decoded, coverage).unwrap(),
+                bytes,
+                "parallel: {parallel}"
+            );
+        }
+        assert_eq!(
+            encode(&decode(&bytes).unwrap().index, coverage).unwrap(),
+            bytes
+        );
+    }
+
+    #[test]
     fn a_large_checkpoint_checksummed_beside_its_decoding_is_refused_when_damaged() {
         use crate::model::RunEvent;
         let mut index = Index::new();
