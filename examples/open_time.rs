@@ -63,6 +63,10 @@ fn copy_index(dir: &Path) {
     let loaded = auditlog::index::checkpoint::load(&auditlog::vfs::OsVfs, dir)
         .unwrap()
         .expect("a checkpoint");
+    println!(
+        "event lists read in place from the checkpoint: {} bytes",
+        loaded.index.loaded_event_bytes()
+    );
     for _ in 0..5 {
         let started = Instant::now();
         let copy = loaded.index.clone();

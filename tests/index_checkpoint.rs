@@ -473,7 +473,7 @@ fn a_periodic_checkpoint_holds_the_index_as_copied_while_the_live_one_changes() 
     let copy = checkpoint::decode(&bytes).unwrap().index;
     for i in 0..25 {
         let sequences: Vec<u64> = (copy.events_of(&format!("run-{i}")).iter())
-            .map(|&(sequence, _)| sequence)
+            .map(|(sequence, _)| sequence)
             .collect();
         // The copy was taken after the 50th record; run `i` started with the record
         // numbered 4i, its events 1, 2 and 3 right after.

@@ -49,15 +49,21 @@
 //!   the decoded index is checked for internal consistency before it is used.
 //! - A damaged, truncated, foreign or stale checkpoint is reported as ignored and the
 //!   index is rebuilt from the log; it never fails an open.
+//! - A loaded index reads its event lists in place, from the view of the file it was
+//!   loaded from: a published checkpoint is never written again (the next replaces it
+//!   by rename), so the view stays what was checked, and the replaced file's space is
+//!   given back once no index holds its lists.
 
 use std::collections::HashMap;
 use std::mem::size_of;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
-use crate::index::{CallEntry, EventLists, Index, NameHashState, Names, RunEntry};
-use crate::vfs::{Vfs, publish_file};
+use crate::index::events::PAIR_BYTES;
+use crate::index::{CallEntry, EventLists, EventsRef, Index, NameHashState, Names, RunEntry};
+use crate::vfs::{ReadView, Vfs, publish_file};
 
 /// The file name of the checkpoint inside a store directory.
 pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
@@ -218,11 +224,21 @@ impl<'a> Out<'a> {
         });
     }
 
-    fn events(&mut self, events: &[(u64, u64)]) {
-        self.array(events, 16, |bytes, (seq, lsn)| {
-            bytes[..8].copy_from_slice(&seq.to_le_bytes());
-            bytes[8..].copy_from_slice(&lsn.to_le_bytes());
-        });
+    fn events(&mut self, events: EventsRef<'_>) {
+        match events {
+            EventsRef::Own(pairs) => self.array(pairs, PAIR_BYTES, |bytes, (seq, lsn)| {
+                bytes[..8].copy_from_slice(&seq.to_le_bytes());
+                bytes[8..].copy_from_slice(&lsn.to_le_bytes());
+            }),
+            // Already as the file stores them.
+            EventsRef::Loaded(stored) => {
+                self.u64(events.len() as u64);
+                for chunk in stored.chunks(CHUNK_BYTES) {
+                    self.bytes(chunk);
+                    self.spill_if_full();
+                }
+            }
+        }
     }
 
     fn names(&mut self, names: &Names) {
@@ -310,7 +326,7 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
     out.u64(orphans.len() as u64);
     for (id, events) in orphans {
         out.bytes(&id.to_le_bytes());
-        out.events(events);
+        out.events(EventsRef::Own(events));
     }
     let calls = &index.calls.by_time;
     out.u64(calls.len() as u64);
@@ -411,24 +427,21 @@ impl<'a> Reader<'a> {
         self.array(4, |b| u32_at(b, 0))
     }
 
-    /// An event list, appended to `into`; refused unless its sequences strictly
-    /// increase (checked here, while the list is in cache, rather than in a second pass
-    /// over every list). Returns its length.
-    fn events_into(&mut self, into: &mut Vec<(u64, u64)>) -> Decoded<usize> {
-        let n = self.count(16)?;
-        let bytes = self.take(n * 16)?;
-        let start = into.len();
-        into.extend(bytes.chunks_exact(16).map(|b| (u64_at(b, 0), u64_at(b, 8))));
-        if !into[start..].windows(2).all(|w| w[0].0 < w[1].0) {
+    /// An event list's stored pairs, refused unless their sequences strictly increase
+    /// (checked here, while the list is in cache, rather than in a second pass over
+    /// every list).
+    fn events_stored(&mut self) -> Decoded<&'a [u8]> {
+        let n = self.count(PAIR_BYTES)?;
+        let stored = self.take(n * PAIR_BYTES)?;
+        let sequences = stored.chunks_exact(PAIR_BYTES).map(|b| u64_at(b, 0));
+        if !sequences.clone().zip(sequences.skip(1)).all(|(a, b)| a < b) {
             return Err("events out of sequence order".into());
         }
-        Ok(n)
+        Ok(stored)
     }
 
     fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
-        let mut events = Vec::new();
-        self.events_into(&mut events)?;
-        Ok(events)
+        Ok(EventsRef::Loaded(self.events_stored()?).to_vec())
     }
 
     fn names(&mut self) -> Decoded<Names> {
@@ -450,16 +463,19 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a body; with `parallel`, its event lists, orphans and calls on a second
-/// thread while this one decodes the rest.
-fn decode_body(bytes: &[u8], parallel: bool) -> Decoded<Index> {
+/// Decodes the body of the checkpoint file `view`; with `parallel`, its event lists,
+/// orphans and calls on a second thread while this one decodes the rest. The event
+/// lists stay in `view`.
+fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Index> {
+    let bytes = &view[HEADER_BYTES..];
     // The event lists start where the arrays before them end: found by their counts.
     let mut skip = Reader { bytes };
     skip.skip_head()?;
     let (head, tail) = bytes.split_at(bytes.len() - skip.bytes.len());
+    let base = view.as_ptr() as usize;
     let (index, tail) = if parallel {
         std::thread::scope(|scope| {
-            let tail = scope.spawn(|| decode_tail(tail));
+            let tail = scope.spawn(|| decode_tail(tail, base));
             let index = decode_head(head);
             let tail = tail
                 .join()
@@ -467,21 +483,20 @@ fn decode_body(bytes: &[u8], parallel: bool) -> Decoded<Index> {
             (index, tail)
         })
     } else {
-        (decode_head(head), decode_tail(tail))
+        (decode_head(head), decode_tail(tail, base))
     };
     let mut index = index?;
     let tail = tail?;
-    index.event_lists = tail.event_lists;
+    index.event_lists = EventLists::from_loaded(Arc::clone(view), &tail.spans);
     index.orphans = tail.orphans;
     for (key, entry) in tail.calls {
         index.calls.insert(key, entry);
     }
     index.n_live = index.runs.iter().filter(|e| e.is_alive()).count() as u32;
-    index.n_events = index
-        .event_lists
-        .iter()
-        .chain(index.orphans.values().map(Vec::as_slice))
-        .map(|events| events.len() as u64)
+    index.n_events = (index.event_lists.iter())
+        .map(|events| events.len())
+        .chain(index.orphans.values().map(Vec::len))
+        .map(|n| n as u64)
         .sum();
     Ok(index)
 }
@@ -528,23 +543,22 @@ fn decode_head(bytes: &[u8]) -> Decoded<Index> {
 
 /// The body from the event lists on.
 struct Tail {
-    event_lists: EventLists,
+    /// Per event list: where its pairs start in the file (bytes from `base`), and how
+    /// many there are.
+    spans: Vec<(usize, usize)>,
     orphans: HashMap<u32, Vec<(u64, u64)>, NameHashState>,
     calls: Vec<((i64, u64), CallEntry)>,
 }
 
-fn decode_tail(bytes: &[u8]) -> Decoded<Tail> {
+/// Decodes the tail of a body whose file starts at address `base`.
+fn decode_tail(bytes: &[u8], base: usize) -> Decoded<Tail> {
     let mut r = Reader { bytes };
-    // Every list into one array: at most the bytes left over 16 pairs, the rest of
-    // which is given back once the lists are in.
     let n_lists = r.count(8)?;
-    let mut loaded = Vec::with_capacity(r.bytes.len() / 16);
-    let mut lens = Vec::with_capacity(n_lists);
+    let mut spans = Vec::with_capacity(n_lists);
     for _ in 0..n_lists {
-        lens.push(r.events_into(&mut loaded)?);
+        let stored = r.events_stored()?;
+        spans.push((stored.as_ptr() as usize - base, stored.len() / PAIR_BYTES));
     }
-    loaded.shrink_to_fit();
-    let event_lists = EventLists::from_loaded(loaded, &lens);
     let n_orphans = r.count(4 + 8)?;
     let mut orphans = HashMap::default();
     for _ in 0..n_orphans {
@@ -567,7 +581,7 @@ fn decode_tail(bytes: &[u8]) -> Decoded<Tail> {
         return Err(format!("{} bytes after the body", r.bytes.len()));
     }
     Ok(Tail {
-        event_lists,
+        spans,
         orphans,
         calls,
     })
@@ -628,6 +642,13 @@ const PARALLEL_CHECKSUM_BYTES_MIN: usize = 8 << 20;
 
 /// Decodes a checkpoint file; `Err` says why it cannot be used.
 pub fn decode(bytes: &[u8]) -> std::result::Result<Loaded, String> {
+    decode_view(Arc::new(ReadView::Owned(bytes.to_vec())))
+}
+
+/// Decodes the checkpoint file `view`, whose pages then hold the index's event lists;
+/// `Err` says why it cannot be used.
+pub fn decode_view(view: Arc<ReadView>) -> std::result::Result<Loaded, String> {
+    let bytes: &[u8] = &view;
     if bytes.len() < HEADER_BYTES {
         return Err(format!(
             "the file is {} bytes, shorter than its {HEADER_BYTES}-byte header",
@@ -654,12 +675,12 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Loaded, String> {
     // matches. (At a million runs the checksum alone is a third of the load.)
     let (checksum_ok, body) = if bytes.len() < PARALLEL_CHECKSUM_BYTES_MIN {
         let checksum_ok = checksum_matches();
-        let body = checksum_ok.then(|| decode_body(&bytes[HEADER_BYTES..], false));
+        let body = checksum_ok.then(|| decode_body(&view, false));
         (checksum_ok, body)
     } else {
         std::thread::scope(|scope| {
             let checksum = scope.spawn(checksum_matches);
-            let body = decode_body(&bytes[HEADER_BYTES..], true);
+            let body = decode_body(&view, true);
             (checksum.join().unwrap_or(false), Some(body))
         })
     };
@@ -700,7 +721,7 @@ pub fn load(vfs: &dyn Vfs, dir: &Path) -> std::result::Result<Option<Loaded>, St
     let view = file
         .map_readonly()
         .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
-    decode(&view).map(Some)
+    decode_view(Arc::new(view)).map(Some)
 }
 
 /// Writes `index` as the checkpoint of `dir`, atomically (tmp, sync, rename, sync dir),
@@ -854,7 +875,7 @@ mod tests {
             .map(|e| e.started_lsn)
             .collect();
         assert_eq!(children, vec![80, 40, 160]);
-        assert_eq!(loaded.events_of("later"), &[(9, 200)]);
+        assert_eq!(loaded.events_of("later").to_vec(), [(9, 200)]);
         assert_eq!(loaded.events_of("c").len(), 3);
         assert!(loaded.lookup("a").is_err());
     }
@@ -941,9 +962,9 @@ mod tests {
         };
         let bytes = encode(&index, coverage).unwrap();
         assert!(bytes.len() >= PARALLEL_CHECKSUM_BYTES_MIN);
-        let body = &bytes[HEADER_BYTES..];
+        let view = Arc::new(ReadView::Owned(bytes.clone()));
         for parallel in [true, false] {
-            let decoded = decode_body(body, parallel).unwrap();
+            let decoded = decode_body(&view, parallel).unwrap();
             assert_eq!(decoded.n_events(), 600_000);
             assert_eq!(
                 encode(&decoded, coverage).unwrap(),

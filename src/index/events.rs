@@ -3,35 +3,105 @@
 //!
 //! Where it sits: [`super::Index::event_lists`], numbered by `RunEntry::events`.
 //!
-//! The lists a checkpoint holds are loaded back to back into one shared array, each
-//! list a span of it; a list gets a vector of its own the first time it changes. So a
-//! checkpoint of a million runs loads with one allocation for their events instead of a
-//! million, and a copy of the index (a periodic checkpoint takes one under the log's
-//! lock) shares that array instead of copying it.
+//! The lists a checkpoint holds stay where the checkpoint's read-only view of its file
+//! has them, as the little-endian pairs the file stores: loading a million runs' events
+//! copies nothing and allocates nothing for them, and a copy of the index (a periodic
+//! checkpoint takes one under the log's lock) shares the view. A list gets a vector of
+//! its own the first time it changes.
 //!
 //! # Invariants
 //! - Every list is sorted by sequence, with no sequence twice (the index keeps this; a
 //!   checkpoint's lists are checked as they are loaded).
-//! - A loaded span lies inside the shared array, which nothing changes once loaded.
+//! - A loaded span lies inside the view, whose file is never written once published
+//!   (a newer checkpoint replaces it by rename; the view keeps the old one readable).
 
 use std::sync::Arc;
 
 use super::chunked::Chunked;
+use crate::vfs::ReadView;
 
 /// One run's events: `(sequence, LSN)`.
 pub(crate) type Events = Vec<(u64, u64)>;
 
+/// Bytes of one stored pair: the sequence, then the LSN, little-endian.
+pub(crate) const PAIR_BYTES: usize = 16;
+
+fn pair_at(bytes: &[u8]) -> (u64, u64) {
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    (word(0), word(8))
+}
+
+/// One run's events, sorted by sequence: a vector of pairs, or a checkpoint's bytes.
+#[derive(Copy, Clone, Debug)]
+pub enum EventsRef<'a> {
+    Own(&'a [(u64, u64)]),
+    /// `PAIR_BYTES` per pair.
+    Loaded(&'a [u8]),
+}
+
+impl<'a> EventsRef<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            EventsRef::Own(pairs) => pairs.len(),
+            EventsRef::Loaded(bytes) => bytes.len() / PAIR_BYTES,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pair `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<(u64, u64)> {
+        match self {
+            EventsRef::Own(pairs) => pairs.get(i).copied(),
+            EventsRef::Loaded(bytes) => {
+                bytes.get(i * PAIR_BYTES..(i + 1) * PAIR_BYTES).map(pair_at)
+            }
+        }
+    }
+
+    /// The pair of the highest sequence.
+    pub fn last(&self) -> Option<(u64, u64)> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    /// Whether a pair has this sequence.
+    pub fn holds(&self, sequence: u64) -> bool {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (at, _) = self.get(mid).expect("below the length");
+            match at.cmp(&sequence) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+
+    /// The pairs in sequence order.
+    pub fn iter(self) -> impl DoubleEndedIterator<Item = (u64, u64)> + ExactSizeIterator + 'a {
+        (0..self.len()).map(move |i| self.get(i).expect("below the length"))
+    }
+
+    pub fn to_vec(self) -> Events {
+        self.iter().collect()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventLists {
-    /// The lists loaded from a checkpoint, back to back.
-    loaded: Arc<Events>,
+    /// The view of the checkpoint the loaded lists are in.
+    loaded: Option<Arc<ReadView>>,
     /// In shared chunks, so a copy of the index copies only the chunks it writes.
     lists: Chunked<List>,
 }
 
 #[derive(Clone, Debug)]
 enum List {
-    /// `loaded[start..start + len]`.
+    /// `len` pairs from byte `start` of the loaded view.
     Loaded {
         start: usize,
         len: usize,
@@ -40,20 +110,19 @@ enum List {
 }
 
 impl EventLists {
-    /// Lists loaded back to back into `loaded`, `lens[i]` pairs for list `i`.
-    pub(crate) fn from_loaded(loaded: Events, lens: &[usize]) -> EventLists {
-        let mut start = 0;
-        let lists = lens
-            .iter()
-            .map(|&len| {
-                let list = List::Loaded { start, len };
-                start += len;
-                list
+    /// Lists held by `view`: list `i` is `spans[i].1` pairs from byte `spans[i].0`.
+    pub(crate) fn from_loaded(view: Arc<ReadView>, spans: &[(usize, usize)]) -> EventLists {
+        let lists = (spans.iter())
+            .map(|&(start, len)| {
+                assert!(
+                    start + len * PAIR_BYTES <= view.len(),
+                    "a loaded span lies inside the view"
+                );
+                List::Loaded { start, len }
             })
             .collect();
-        assert_eq!(start, loaded.len(), "the spans cover the loaded lists");
         EventLists {
-            loaded: Arc::new(loaded),
+            loaded: Some(view),
             lists,
         }
     }
@@ -71,24 +140,25 @@ impl EventLists {
     }
 
     /// List `i`.
-    pub(crate) fn get(&self, i: u32) -> &[(u64, u64)] {
+    pub(crate) fn get(&self, i: u32) -> EventsRef<'_> {
         match &self.lists[i as usize] {
-            List::Loaded { start, len } => &self.loaded[*start..*start + *len],
-            List::Own(events) => events,
+            List::Loaded { start, len } => {
+                let view = self.loaded.as_ref().expect("loaded lists have a view");
+                EventsRef::Loaded(&view[*start..*start + *len * PAIR_BYTES])
+            }
+            List::Own(events) => EventsRef::Own(events),
         }
     }
 
     /// List `i`, to change: a loaded list is first copied into a vector of its own, with
     /// room for a few more events.
     pub(crate) fn get_mut(&mut self, i: u32) -> &mut Events {
-        let loaded = &self.loaded;
-        let list = &mut self.lists[i as usize];
-        if let List::Loaded { start, len } = *list {
+        if let List::Loaded { len, .. } = self.lists[i as usize] {
             let mut events = Vec::with_capacity(len + (len / 4).max(4));
-            events.extend_from_slice(&loaded[start..start + len]);
-            *list = List::Own(events);
+            events.extend(self.get(i).iter());
+            self.lists[i as usize] = List::Own(events);
         }
-        match list {
+        match &mut self.lists[i as usize] {
             List::Own(events) => events,
             List::Loaded { .. } => unreachable!("made its own above"),
         }
@@ -104,22 +174,30 @@ impl EventLists {
     }
 
     /// Every list, in number order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &[(u64, u64)]> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = EventsRef<'_>> {
         (0..self.lists.len() as u32).map(|i| self.get(i))
     }
 
-    /// Heap bytes of the list headers, and of the events (the loaded array counted
-    /// once, however many copies of the index share it).
+    /// Heap bytes of the list headers, and of the events in vectors of their own
+    /// (loaded lists are in the checkpoint's pages: see [`EventLists::loaded_bytes`]).
     pub(crate) fn heap_bytes(&self) -> (usize, usize) {
-        let own: usize = self
-            .lists
-            .iter()
+        let own: usize = (self.lists.iter())
             .map(|list| match list {
                 List::Loaded { .. } => 0,
-                List::Own(events) => events.capacity() * 16,
+                List::Own(events) => events.capacity() * PAIR_BYTES,
             })
             .sum();
-        (self.lists.heap_bytes(), self.loaded.capacity() * 16 + own)
+        (self.lists.heap_bytes(), own)
+    }
+
+    /// Bytes of the loaded lists, in the checkpoint's view.
+    pub(crate) fn loaded_bytes(&self) -> usize {
+        (self.lists.iter())
+            .map(|list| match list {
+                List::Loaded { len, .. } => len * PAIR_BYTES,
+                List::Own(_) => 0,
+            })
+            .sum()
     }
 }
 
@@ -127,21 +205,70 @@ impl EventLists {
 mod tests {
     use super::*;
 
+    fn view_of(pairs: &[(u64, u64)], skip: usize) -> Arc<ReadView> {
+        let mut bytes = vec![0xee; skip];
+        for (seq, lsn) in pairs {
+            bytes.extend_from_slice(&seq.to_le_bytes());
+            bytes.extend_from_slice(&lsn.to_le_bytes());
+        }
+        Arc::new(ReadView::Owned(bytes))
+    }
+
+    fn all(lists: &EventLists) -> Vec<Events> {
+        lists.iter().map(|events| events.to_vec()).collect()
+    }
+
     #[test]
     fn loaded_lists_read_back_and_change_on_a_copy_of_their_own() {
-        let mut lists = EventLists::from_loaded(vec![(1, 10), (2, 20), (5, 50)], &[2, 0, 1]);
+        // Three lists after 5 bytes of something else: two pairs, none, one.
+        let view = view_of(&[(1, 10), (2, 20), (5, 50)], 5);
+        let mut lists = EventLists::from_loaded(view, &[(5, 2), (37, 0), (37, 1)]);
         lists.push(vec![(7, 70)]);
         assert_eq!(lists.len(), 4);
-        let all: Vec<&[(u64, u64)]> = lists.iter().collect();
-        assert_eq!(all, [&[(1, 10), (2, 20)][..], &[], &[(5, 50)], &[(7, 70)]]);
+        assert_eq!(
+            all(&lists),
+            [vec![(1, 10), (2, 20)], vec![], vec![(5, 50)], vec![(7, 70)]]
+        );
         let copy = lists.clone();
         lists.get_mut(0).push((3, 30));
-        assert_eq!(lists.get(0), [(1, 10), (2, 20), (3, 30)]);
-        assert_eq!(copy.get(0), [(1, 10), (2, 20)], "a copy keeps its lists");
-        assert_eq!(lists.get(2), [(5, 50)], "other loaded lists are untouched");
+        assert_eq!(lists.get(0).to_vec(), [(1, 10), (2, 20), (3, 30)]);
+        assert_eq!(
+            copy.get(0).to_vec(),
+            [(1, 10), (2, 20)],
+            "a copy keeps its lists"
+        );
+        assert_eq!(
+            lists.get(2).to_vec(),
+            [(5, 50)],
+            "other loaded lists are untouched"
+        );
+        assert_eq!(
+            lists.heap_bytes().1,
+            7 * PAIR_BYTES,
+            "two own lists: room for 6 and 1"
+        );
+        assert_eq!(lists.loaded_bytes(), PAIR_BYTES);
         assert_eq!(lists.clear(2), 1);
         assert_eq!(lists.clear(0), 3);
-        assert_eq!(lists.get(2), []);
-        assert_eq!(copy.get(2), [(5, 50)]);
+        assert!(lists.get(2).is_empty());
+        assert_eq!(copy.get(2).to_vec(), [(5, 50)]);
+    }
+
+    #[test]
+    fn a_loaded_list_answers_as_its_own_vector_would() {
+        let pairs: Events = (0..50).map(|i| (3 * i + 1, 100 + i)).collect();
+        let view = view_of(&pairs, 3);
+        let lists = EventLists::from_loaded(view, &[(3, pairs.len())]);
+        for events in [lists.get(0), EventsRef::Own(&pairs)] {
+            assert_eq!(events.len(), 50);
+            assert_eq!(events.last(), Some((148, 149)));
+            assert_eq!(events.get(7), Some((22, 107)));
+            assert_eq!(events.get(50), None);
+            assert_eq!(events.iter().next_back(), Some((148, 149)));
+            for sequence in 0..160 {
+                assert_eq!(events.holds(sequence), sequence % 3 == 1 && sequence < 150);
+            }
+        }
+        assert!(!EventsRef::Own(&[]).holds(0));
     }
 }

@@ -13,14 +13,14 @@
 //!   them; compaction keeps them by kind, forever.
 
 use crate::codec::Lsn;
-use crate::index::{Index, NONE, RunEntry};
+use crate::index::{EventsRef, Index, NONE, RunEntry};
 use crate::model::Timestamp;
 
 impl Index {
     /// The `(sequence, LSN)` list of a run's events (empty before its first event).
-    fn run_events(&self, entry: &RunEntry) -> &[(u64, u64)] {
+    fn run_events(&self, entry: &RunEntry) -> EventsRef<'_> {
         match entry.events {
-            NONE => &[],
+            NONE => EventsRef::Own(&[]),
             list => self.event_lists.get(list),
         }
     }
@@ -29,7 +29,7 @@ impl Index {
     fn run_lsns<'a>(&'a self, entry: &'a RunEntry) -> impl Iterator<Item = u64> + 'a {
         std::iter::once(entry.started_lsn)
             .chain(entry.finished_lsn().map(|lsn| lsn.0))
-            .chain(self.run_events(entry).iter().map(|&(_, lsn)| lsn))
+            .chain(self.run_events(entry).iter().map(|(_, lsn)| lsn))
     }
 
     /// Pushes onto `out`, in no particular order, every LSN below `end` the index

@@ -61,6 +61,7 @@ use crate::limits::ID_BYTES_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
 use chunked::Chunked;
 use events::EventLists;
+pub use events::EventsRef;
 use names::NameHashState;
 pub use names::Names;
 use ordered::OrderedMap;
@@ -380,6 +381,12 @@ impl Index {
         self.n_events
     }
 
+    /// Bytes of the event lists read in place from the checkpoint's view of its file
+    /// (page cache, not heap; not in [`Index::heap_bytes_by_part`]).
+    pub fn loaded_event_bytes(&self) -> usize {
+        self.event_lists.loaded_bytes()
+    }
+
     /// Heap bytes reserved by each part of the index (capacities times element sizes),
     /// for memory measurements. Hash-map and B-tree overheads of the orphans and the
     /// call index are not included; their elements are.
@@ -674,10 +681,8 @@ impl Index {
         check_run_id("event run id", run_id)?;
         let events = self.events_of(run_id);
         // Past the last sequence held (the usual case) needs no search.
-        let held = events.last().is_some_and(|&(last, _)| last >= sequence)
-            && events
-                .binary_search_by_key(&sequence, |&(seq, _)| seq)
-                .is_ok();
+        let held =
+            events.last().is_some_and(|(last, _)| last >= sequence) && events.holds(sequence);
         if held {
             return Err(Error::Duplicate {
                 what: "run event",
@@ -1028,14 +1033,14 @@ impl Index {
 
     /// The `(sequence, LSN)` pairs of a run id's events, sorted by sequence; empty when
     /// there are none.
-    pub fn events_of(&self, run_id: &str) -> &[(u64, u64)] {
+    pub fn events_of(&self, run_id: &str) -> EventsRef<'_> {
         let Some(id) = self.event_run_id(run_id) else {
-            return &[];
+            return EventsRef::Own(&[]);
         };
         match self.id_run[id as usize] {
-            NONE => self.orphans.get(&id).map_or(&[], Vec::as_slice),
+            NONE => EventsRef::Own(self.orphans.get(&id).map_or(&[], Vec::as_slice)),
             idx => match self.runs[idx as usize].events {
-                NONE => &[],
+                NONE => EventsRef::Own(&[]),
                 list => self.event_lists.get(list),
             },
         }
@@ -1339,7 +1344,7 @@ mod tests {
         };
         assert!(index.apply(Lsn(3), &Record::EventAppended(event.clone())));
         assert!(!index.apply(Lsn(4), &Record::EventAppended(event)));
-        assert_eq!(index.events_of("a"), &[(1, 3)]);
+        assert_eq!(index.events_of("a").to_vec(), [(1, 3)]);
         assert_eq!(index.lookup("a").unwrap().started_lsn(), Lsn(0));
     }
 
@@ -1363,9 +1368,9 @@ mod tests {
         }
         assert!(index.check_event("live", 4).is_ok());
         assert!(index.check_event("never-seen", 1).is_ok());
-        assert_eq!(index.events_of("live"), &[(1, 1), (2, 4), (3, 7)]);
-        assert_eq!(index.events_of("orphan"), &[(1, 2), (2, 5), (3, 8)]);
-        assert_eq!(index.events_of("never-seen"), &[]);
+        assert_eq!(index.events_of("live").to_vec(), [(1, 1), (2, 4), (3, 7)]);
+        assert_eq!(index.events_of("orphan").to_vec(), [(1, 2), (2, 5), (3, 8)]);
+        assert!(index.events_of("never-seen").is_empty());
         assert_eq!(index.orphans.len(), 2);
     }
 
@@ -1383,7 +1388,7 @@ mod tests {
         };
         index.apply(Lsn(2), &Record::EventAppended(event));
         index.apply(Lsn(3), &Record::RunStarted(run("old", "s", 9)));
-        assert_eq!(index.events_of("old"), &[(7, 2)]);
+        assert_eq!(index.events_of("old").to_vec(), [(7, 2)]);
         assert_eq!(index.n_runs(), 2);
     }
 

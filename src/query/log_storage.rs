@@ -145,7 +145,7 @@ impl Storage for AuditLog {
         let journal = journal_of(&state)?;
         let events = state.index.events_of(run_id);
         let mut read = Vec::with_capacity(events.len());
-        for &(_, lsn) in events {
+        for (_, lsn) in events.iter() {
             read.push(journal.read_as(Lsn(lsn))?);
         }
         Ok(read)

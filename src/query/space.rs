@@ -66,7 +66,7 @@ impl AuditLog {
                     usage.live_bytes += frame_bytes(lsn)?;
                 }
                 if let Record::RunStarted(run) = journal.read(entry.started_lsn())? {
-                    for &(_, lsn) in index.events_of(&run.id) {
+                    for (_, lsn) in index.events_of(&run.id).iter() {
                         usage.live_bytes += frame_bytes(Lsn(lsn))?;
                     }
                 }
