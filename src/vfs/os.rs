@@ -161,9 +161,11 @@ impl VfsFile for OsFile {
         debug_assert!(len <= usize::MAX as u64);
         // SAFETY: the map is read-only and the engine never writes or truncates a file
         // below bytes that a live view may read: sealed segments are immutable until
-        // removed, and readers of the active segment read only below its durable end,
-        // which truncation at seal never crosses. Another process could still truncate
-        // the file; the store directory is locked and 0700 against that.
+        // removed, readers of the active segment read only below its durable end, which
+        // truncation at seal never crosses, and a published index checkpoint (whose
+        // view a loaded index keeps) is only ever replaced by rename. Another process
+        // could still truncate the file; the store directory is locked and 0700 against
+        // that.
         let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&self.0)? };
         Ok(ReadView::Mapped(map))
     }
