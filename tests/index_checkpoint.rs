@@ -404,13 +404,14 @@ fn an_ignored_checkpoint_is_replaced_at_the_next_close() {
     assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
 }
 
-/// Starts `run-{i}` unless `seqs` is all it gets, then appends events of those
-/// sequences to it.
+/// Starts `run-{i}` (at `at(i)`) if `start`, then appends events of the sequences
+/// `seqs` to it.
 fn events_of_run(log: &AuditLog, i: usize, start: bool, seqs: &[u64]) {
     let id = format!("run-{i}");
     if start {
-        log.start_run(&Run::new(id.clone(), format!("skill-{}", i % 4)))
-            .unwrap();
+        let mut run = Run::new(id.clone(), format!("skill-{}", i % 4));
+        run.started_at = at(i as i64);
+        log.start_run(&run).unwrap();
     }
     for &sequence in seqs {
         let event = RunEvent {
@@ -491,6 +492,49 @@ fn a_periodic_checkpoint_holds_the_index_as_copied_while_the_live_one_changes() 
     let expected = event_answers(&twin, 25);
     assert_eq!(event_answers(&log, 25), expected);
     drop(log);
+    let log = open(tmp.path());
+    assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
+    assert_eq!(event_answers(&log, 25), expected);
+}
+
+#[test]
+fn event_lists_read_from_a_checkpoint_outlive_its_replacement() {
+    // A store of 25 runs closed with its checkpoint; reopened, the runs' event lists
+    // are read from that file.
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path());
+    for i in 0..25 {
+        events_of_run(&log, i, true, &[1, 2, 3]);
+    }
+    log.close().unwrap();
+    let log = open(tmp.path());
+    assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
+    let twin_tmp = tempfile::tempdir().unwrap();
+    let twin = open(twin_tmp.path());
+    for i in 0..25 {
+        events_of_run(&twin, i, true, &[1, 2, 3]);
+    }
+    // A different checkpoint replaces the file, and another after a compaction;
+    // the lists loaded from the first still read back whole, changed or not.
+    for store in [&log, &twin] {
+        for i in (0..25).step_by(4) {
+            events_of_run(store, i, false, &[9, 0]);
+        }
+        store.purge_older_than(at(3)).unwrap();
+    }
+    log.checkpoint().unwrap();
+    assert_eq!(event_answers(&log, 25), event_answers(&twin, 25));
+    log.compact().unwrap();
+    log.checkpoint().unwrap();
+    assert_eq!(event_answers(&log, 25), event_answers(&twin, 25));
+    for store in [&log, &twin] {
+        for i in (1..25).step_by(3) {
+            events_of_run(store, i, false, &[5]);
+        }
+    }
+    let expected = event_answers(&twin, 25);
+    assert_eq!(event_answers(&log, 25), expected);
+    log.close().unwrap();
     let log = open(tmp.path());
     assert!(matches!(log.checkpoint_use(), CheckpointUse::Loaded { .. }));
     assert_eq!(event_answers(&log, 25), expected);
