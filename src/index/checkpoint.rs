@@ -61,7 +61,7 @@ use std::sync::Arc;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
-use crate::index::events::PAIR_BYTES;
+use crate::index::events::{EventVec, PAIR_BYTES, Stored};
 use crate::index::{CallEntry, EventLists, EventsRef, Index, NameHashState, Names, RunEntry};
 use crate::vfs::{ReadView, Vfs, publish_file};
 
@@ -225,13 +225,20 @@ impl<'a> Out<'a> {
     }
 
     fn events(&mut self, events: EventsRef<'_>) {
-        match events {
-            EventsRef::Own(pairs) => self.array(pairs, PAIR_BYTES, |bytes, (seq, lsn)| {
-                bytes[..8].copy_from_slice(&seq.to_le_bytes());
-                bytes[8..].copy_from_slice(&lsn.to_le_bytes());
-            }),
+        fn put_pair(bytes: &mut [u8], &(seq, lsn): &(u64, u64)) {
+            bytes[..8].copy_from_slice(&seq.to_le_bytes());
+            bytes[8..].copy_from_slice(&lsn.to_le_bytes());
+        }
+        match events.0 {
+            Stored::Own(pairs) => self.array(pairs, PAIR_BYTES, put_pair),
+            Stored::Chunked(chunked) => {
+                self.u64(events.len() as u64);
+                for part in chunked.parts() {
+                    self.items(part, PAIR_BYTES, &put_pair);
+                }
+            }
             // Already as the file stores them.
-            EventsRef::Loaded(stored) => {
+            Stored::Loaded(stored) => {
                 self.u64(events.len() as u64);
                 for chunk in stored.chunks(CHUNK_BYTES) {
                     self.bytes(chunk);
@@ -326,7 +333,7 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
     out.u64(orphans.len() as u64);
     for (id, events) in orphans {
         out.bytes(&id.to_le_bytes());
-        out.events(EventsRef::Own(events));
+        out.events(events.as_ref());
     }
     let calls = &index.calls.by_time;
     out.u64(calls.len() as u64);
@@ -441,7 +448,7 @@ impl<'a> Reader<'a> {
     }
 
     fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
-        Ok(EventsRef::Loaded(self.events_stored()?).to_vec())
+        Ok(EventsRef(Stored::Loaded(self.events_stored()?)).to_vec())
     }
 
     fn names(&mut self) -> Decoded<Names> {
@@ -495,7 +502,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Index> {
     index.n_live = index.runs.iter().filter(|e| e.is_alive()).count() as u32;
     index.n_events = (index.event_lists.iter())
         .map(|events| events.len())
-        .chain(index.orphans.values().map(Vec::len))
+        .chain(index.orphans.values().map(EventVec::len))
         .map(|n| n as u64)
         .sum();
     Ok(index)
@@ -546,7 +553,7 @@ struct Tail {
     /// Per event list: where its pairs start in the file (bytes from `base`), and how
     /// many there are.
     spans: Vec<(usize, usize)>,
-    orphans: HashMap<u32, Vec<(u64, u64)>, NameHashState>,
+    orphans: HashMap<u32, EventVec, NameHashState>,
     calls: Vec<((i64, u64), CallEntry)>,
 }
 
@@ -563,7 +570,7 @@ fn decode_tail(bytes: &[u8], base: usize) -> Decoded<Tail> {
     let mut orphans = HashMap::default();
     for _ in 0..n_orphans {
         let id = r.u32()?;
-        if orphans.insert(id, r.events()?).is_some() {
+        if orphans.insert(id, EventVec::from(r.events()?)).is_some() {
             return Err("an orphan id listed twice".into());
         }
     }
@@ -761,13 +768,13 @@ mod tests {
     fn a_checkpoint_with_an_event_list_out_of_sequence_order_is_refused() {
         let (mut index, coverage) = sample();
         let id = index.ids.intern("run-x");
-        index.orphans.insert(id, vec![(2, 20), (1, 10)]);
+        index.orphans.insert(id, vec![(2, 20), (1, 10)].into());
         index.id_run.push(crate::index::NONE);
         index.id_first_child.push(crate::index::NONE);
         let why = decode(&encode(&index, coverage).unwrap()).err().unwrap();
         assert!(why.contains("sequence order"), "{why}");
         // The same list in order loads.
-        index.orphans.insert(id, vec![(1, 10), (2, 20)]);
+        index.orphans.insert(id, vec![(1, 10), (2, 20)].into());
         assert!(decode(&encode(&index, coverage).unwrap()).is_ok());
     }
 

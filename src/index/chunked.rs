@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// Items per chunk: 4096 (256 KiB of 64-byte run entries).
 const CHUNK_SHIFT: u32 = 12;
-const CHUNK: usize = 1 << CHUNK_SHIFT;
+pub(crate) const CHUNK: usize = 1 << CHUNK_SHIFT;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Chunked<T> {
@@ -48,6 +48,24 @@ impl<T: Clone> Chunked<T> {
         if self.tail.len() == CHUNK {
             let chunk = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
             self.full.push(full_chunk(Arc::from(chunk)));
+        }
+    }
+
+    /// Inserts `item` at `at` (at most the length), shifting the items after it. In the
+    /// partial last chunk, where a sorted list's late items go, that moves at most
+    /// `CHUNK` items; before it, everything is rebuilt.
+    pub(crate) fn insert(&mut self, at: usize, item: T) {
+        let full_len = self.full_len();
+        if at >= full_len {
+            self.tail.insert(at - full_len, item);
+            if self.tail.len() == CHUNK {
+                let chunk = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
+                self.full.push(full_chunk(Arc::from(chunk)));
+            }
+        } else {
+            let mut items: Vec<T> = self.iter().cloned().collect();
+            items.insert(at, item);
+            *self = items.into_iter().collect();
         }
     }
 
@@ -139,7 +157,7 @@ mod tests {
         /// every copy keeps what it held when taken.
         #[test]
         fn copies_keep_their_items(
-            ops in prop::collection::vec((0u8..3, any::<u32>(), any::<u16>()), 1..600)
+            ops in prop::collection::vec((0u8..4, any::<u32>(), any::<u16>()), 1..600)
         ) {
             let mut chunked = Chunked::new();
             let mut model = Vec::new();
@@ -156,6 +174,13 @@ mod tests {
                         let at = at as usize % model.len();
                         chunked[at] = value;
                         model[at] = value;
+                    }
+                    // Mostly near the end, as late events come; sometimes anywhere.
+                    2 => {
+                        let back = if value % 8 == 0 { at as usize } else { at as usize % 50 };
+                        let at = model.len().saturating_sub(back);
+                        chunked.insert(at, value);
+                        model.insert(at, value);
                     }
                     _ => copies.push((chunked.clone(), model.clone())),
                 }

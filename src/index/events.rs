@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use super::chunked::Chunked;
+use super::chunked::{CHUNK, Chunked};
 use crate::vfs::ReadView;
 
 /// One run's events: `(sequence, LSN)`.
@@ -31,19 +31,29 @@ fn pair_at(bytes: &[u8]) -> (u64, u64) {
     (word(0), word(8))
 }
 
-/// One run's events, sorted by sequence: a vector of pairs, or a checkpoint's bytes.
+/// One run's events, sorted by sequence, wherever the index holds them.
 #[derive(Copy, Clone, Debug)]
-pub enum EventsRef<'a> {
+pub struct EventsRef<'a>(pub(crate) Stored<'a>);
+
+/// Where a run's events are.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Stored<'a> {
     Own(&'a [(u64, u64)]),
-    /// `PAIR_BYTES` per pair.
+    /// A long list, in shared chunks.
+    Chunked(&'a Chunked<(u64, u64)>),
+    /// `PAIR_BYTES` per pair, as a checkpoint stores them.
     Loaded(&'a [u8]),
 }
 
 impl<'a> EventsRef<'a> {
+    /// No events.
+    pub(crate) const EMPTY: EventsRef<'static> = EventsRef(Stored::Own(&[]));
+
     pub fn len(&self) -> usize {
-        match self {
-            EventsRef::Own(pairs) => pairs.len(),
-            EventsRef::Loaded(bytes) => bytes.len() / PAIR_BYTES,
+        match self.0 {
+            Stored::Own(pairs) => pairs.len(),
+            Stored::Chunked(pairs) => pairs.len(),
+            Stored::Loaded(bytes) => bytes.len() / PAIR_BYTES,
         }
     }
 
@@ -53,11 +63,10 @@ impl<'a> EventsRef<'a> {
 
     /// Pair `i`, if there is one.
     pub fn get(&self, i: usize) -> Option<(u64, u64)> {
-        match self {
-            EventsRef::Own(pairs) => pairs.get(i).copied(),
-            EventsRef::Loaded(bytes) => {
-                bytes.get(i * PAIR_BYTES..(i + 1) * PAIR_BYTES).map(pair_at)
-            }
+        match self.0 {
+            Stored::Own(pairs) => pairs.get(i).copied(),
+            Stored::Chunked(pairs) => pairs.get(i).copied(),
+            Stored::Loaded(bytes) => bytes.get(i * PAIR_BYTES..(i + 1) * PAIR_BYTES).map(pair_at),
         }
     }
 
@@ -66,8 +75,8 @@ impl<'a> EventsRef<'a> {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
-    /// Whether a pair has this sequence.
-    pub fn holds(&self, sequence: u64) -> bool {
+    /// Where the pair of `sequence` is (`Ok`), or where it would go (`Err`).
+    pub fn search(&self, sequence: u64) -> Result<usize, usize> {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -75,10 +84,15 @@ impl<'a> EventsRef<'a> {
             match at.cmp(&sequence) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return true,
+                std::cmp::Ordering::Equal => return Ok(mid),
             }
         }
-        false
+        Err(lo)
+    }
+
+    /// Whether a pair has this sequence.
+    pub fn holds(&self, sequence: u64) -> bool {
+        self.search(sequence).is_ok()
     }
 
     /// The pairs in sequence order.
@@ -88,6 +102,83 @@ impl<'a> EventsRef<'a> {
 
     pub fn to_vec(self) -> Events {
         self.iter().collect()
+    }
+}
+
+/// Events past this many in one list are kept in shared chunks.
+const CHUNKED_FROM: usize = CHUNK;
+
+/// One run's events in memory: a vector, or for a long run shared chunks, so a copy of
+/// the index shares all but their last partial chunk instead of copying the run whole.
+#[derive(Clone, Debug)]
+pub(crate) enum EventVec {
+    Small(Events),
+    Long(Box<Chunked<(u64, u64)>>),
+}
+
+impl Default for EventVec {
+    fn default() -> EventVec {
+        EventVec::Small(Vec::new())
+    }
+}
+
+impl From<Events> for EventVec {
+    fn from(events: Events) -> EventVec {
+        if events.len() > CHUNKED_FROM {
+            EventVec::Long(Box::new(events.into_iter().collect()))
+        } else {
+            EventVec::Small(events)
+        }
+    }
+}
+
+impl EventVec {
+    pub(crate) fn as_ref(&self) -> EventsRef<'_> {
+        match self {
+            EventVec::Small(events) => EventsRef(Stored::Own(events)),
+            EventVec::Long(events) => EventsRef(Stored::Chunked(events)),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_ref().len()
+    }
+
+    /// Adds `(sequence, lsn)` in sequence order; `false` (and nothing changed) when
+    /// the sequence is already held.
+    pub(crate) fn insert(&mut self, sequence: u64, lsn: u64) -> bool {
+        let events = self.as_ref();
+        // Events mostly arrive in sequence order: appending needs no search.
+        let at = match events.last() {
+            Some((last, _)) if last >= sequence => match events.search(sequence) {
+                Ok(_) => return false,
+                Err(at) => at,
+            },
+            _ => events.len(),
+        };
+        match self {
+            EventVec::Small(events) => {
+                if events.len() == events.capacity() {
+                    // Grow by a quarter rather than doubling: a run's events are the
+                    // bulk of the index, and a typical run stops after a few dozen.
+                    events.reserve_exact((events.len() / 4).max(4));
+                }
+                events.insert(at, (sequence, lsn));
+                if events.len() > CHUNKED_FROM {
+                    *self = EventVec::from(std::mem::take(events));
+                }
+            }
+            EventVec::Long(events) => events.insert(at, (sequence, lsn)),
+        }
+        true
+    }
+
+    /// Heap bytes of the events.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            EventVec::Small(events) => events.capacity() * PAIR_BYTES,
+            EventVec::Long(events) => events.heap_bytes(),
+        }
     }
 }
 
@@ -106,7 +197,7 @@ enum List {
         start: usize,
         len: usize,
     },
-    Own(Events),
+    Own(EventVec),
 }
 
 impl EventLists {
@@ -133,7 +224,7 @@ impl EventLists {
     }
 
     /// Adds a list; returns its number.
-    pub(crate) fn push(&mut self, events: Events) -> u32 {
+    pub(crate) fn push(&mut self, events: EventVec) -> u32 {
         let at = u32::try_from(self.lists.len()).expect("fewer than 2^32 lists");
         self.lists.push(List::Own(events));
         at
@@ -144,19 +235,19 @@ impl EventLists {
         match &self.lists[i as usize] {
             List::Loaded { start, len } => {
                 let view = self.loaded.as_ref().expect("loaded lists have a view");
-                EventsRef::Loaded(&view[*start..*start + *len * PAIR_BYTES])
+                EventsRef(Stored::Loaded(&view[*start..*start + *len * PAIR_BYTES]))
             }
-            List::Own(events) => EventsRef::Own(events),
+            List::Own(events) => events.as_ref(),
         }
     }
 
-    /// List `i`, to change: a loaded list is first copied into a vector of its own, with
+    /// List `i`, to change: a loaded list is first copied into memory of its own, with
     /// room for a few more events.
-    pub(crate) fn get_mut(&mut self, i: u32) -> &mut Events {
+    pub(crate) fn get_mut(&mut self, i: u32) -> &mut EventVec {
         if let List::Loaded { len, .. } = self.lists[i as usize] {
             let mut events = Vec::with_capacity(len + (len / 4).max(4));
             events.extend(self.get(i).iter());
-            self.lists[i as usize] = List::Own(events);
+            self.lists[i as usize] = List::Own(EventVec::from(events));
         }
         match &mut self.lists[i as usize] {
             List::Own(events) => events,
@@ -166,7 +257,7 @@ impl EventLists {
 
     /// Empties list `i`; returns how many events it held.
     pub(crate) fn clear(&mut self, i: u32) -> usize {
-        let list = std::mem::replace(&mut self.lists[i as usize], List::Own(Vec::new()));
+        let list = std::mem::replace(&mut self.lists[i as usize], List::Own(EventVec::default()));
         match list {
             List::Loaded { len, .. } => len,
             List::Own(events) => events.len(),
@@ -184,7 +275,7 @@ impl EventLists {
         let own: usize = (self.lists.iter())
             .map(|list| match list {
                 List::Loaded { .. } => 0,
-                List::Own(events) => events.capacity() * PAIR_BYTES,
+                List::Own(events) => events.heap_bytes(),
             })
             .sum();
         (self.lists.heap_bytes(), own)
@@ -223,14 +314,14 @@ mod tests {
         // Three lists after 5 bytes of something else: two pairs, none, one.
         let view = view_of(&[(1, 10), (2, 20), (5, 50)], 5);
         let mut lists = EventLists::from_loaded(view, &[(5, 2), (37, 0), (37, 1)]);
-        lists.push(vec![(7, 70)]);
+        lists.push(vec![(7, 70)].into());
         assert_eq!(lists.len(), 4);
         assert_eq!(
             all(&lists),
             [vec![(1, 10), (2, 20)], vec![], vec![(5, 50)], vec![(7, 70)]]
         );
         let copy = lists.clone();
-        lists.get_mut(0).push((3, 30));
+        assert!(lists.get_mut(0).insert(3, 30));
         assert_eq!(lists.get(0).to_vec(), [(1, 10), (2, 20), (3, 30)]);
         assert_eq!(
             copy.get(0).to_vec(),
@@ -259,7 +350,7 @@ mod tests {
         let pairs: Events = (0..50).map(|i| (3 * i + 1, 100 + i)).collect();
         let view = view_of(&pairs, 3);
         let lists = EventLists::from_loaded(view, &[(3, pairs.len())]);
-        for events in [lists.get(0), EventsRef::Own(&pairs)] {
+        for events in [lists.get(0), EventsRef(Stored::Own(&pairs))] {
             assert_eq!(events.len(), 50);
             assert_eq!(events.last(), Some((148, 149)));
             assert_eq!(events.get(7), Some((22, 107)));
@@ -269,6 +360,48 @@ mod tests {
                 assert_eq!(events.holds(sequence), sequence % 3 == 1 && sequence < 150);
             }
         }
-        assert!(!EventsRef::Own(&[]).holds(0));
+        assert!(!EventsRef::EMPTY.holds(0));
+    }
+
+    proptest::proptest! {
+        /// Events inserted mostly in order, some late and some repeated, past the length
+        /// at which a list goes into chunks: the same answers as a sorted map, and a
+        /// copy taken along the way keeps what it held.
+        #[test]
+        fn an_event_vector_keeps_sequence_order_as_a_map_does(
+            n in 1usize..9000,
+            late in proptest::collection::vec((0usize..9000, 0u64..64), 0..200),
+            copy_at in 0usize..9000,
+        ) {
+            use std::collections::BTreeMap;
+            let mut events = EventVec::default();
+            let mut model = BTreeMap::new();
+            let mut copy = None;
+            let late: BTreeMap<usize, u64> = late.into_iter().collect();
+            for i in 0..n {
+                // Every third sequence is left out, to come late (or never).
+                let sequence = (i as u64) * 3;
+                let fresh = !model.contains_key(&sequence);
+                proptest::prop_assert_eq!(events.insert(sequence, i as u64), fresh);
+                model.entry(sequence).or_insert(i as u64);
+                if let Some(&back) = late.get(&i) {
+                    let late_sequence = (sequence.saturating_sub(back * 3)) + 1;
+                    let fresh = !model.contains_key(&late_sequence);
+                    proptest::prop_assert_eq!(events.insert(late_sequence, 7), fresh);
+                    model.entry(late_sequence).or_insert(7);
+                    // The same sequence again is refused.
+                    proptest::prop_assert!(!events.insert(late_sequence, 8));
+                }
+                if i == copy_at {
+                    copy = Some((events.clone(), model.clone()));
+                }
+            }
+            let as_vec = |model: &BTreeMap<u64, u64>| model.iter().map(|(&s, &l)| (s, l)).collect::<Events>();
+            proptest::prop_assert_eq!(events.as_ref().to_vec(), as_vec(&model));
+            proptest::prop_assert_eq!(matches!(events, EventVec::Long(_)), model.len() > CHUNKED_FROM);
+            if let Some((copy, model)) = copy {
+                proptest::prop_assert_eq!(copy.as_ref().to_vec(), as_vec(&model));
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@ impl Index {
     /// The `(sequence, LSN)` list of a run's events (empty before its first event).
     fn run_events(&self, entry: &RunEntry) -> EventsRef<'_> {
         match entry.events {
-            NONE => EventsRef::Own(&[]),
+            NONE => EventsRef::EMPTY,
             list => self.event_lists.get(list),
         }
     }
@@ -37,7 +37,9 @@ impl Index {
     pub fn live_lsns_below(&self, end: Lsn, out: &mut Vec<u64>) {
         let live_runs = self.by_time.iter().map(|&idx| &self.runs[idx as usize]);
         let run_lsns = live_runs.flat_map(|entry| self.run_lsns(entry));
-        let orphan_lsns = self.orphans.values().flatten().map(|&(_, lsn)| lsn);
+        let orphan_lsns = (self.orphans.values())
+            .flat_map(|events| events.as_ref().iter())
+            .map(|(_, lsn)| lsn);
         let call_lsns = self.calls.by_time.iter().map(|(&(_, lsn), _)| lsn);
         out.extend(
             run_lsns

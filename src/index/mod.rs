@@ -60,8 +60,8 @@ use crate::error::{Error, Result};
 use crate::limits::ID_BYTES_MAX;
 use crate::model::{OutcomeKind, Status, Timestamp};
 use chunked::Chunked;
-use events::EventLists;
 pub use events::EventsRef;
+pub(crate) use events::{EventLists, EventVec};
 use names::NameHashState;
 pub use names::Names;
 use ordered::OrderedMap;
@@ -275,7 +275,7 @@ pub struct Index {
     /// `(sequence, LSN)` lists, sorted by sequence, of the runs that have events.
     pub(crate) event_lists: EventLists,
     /// Events whose run id (a number in `ids`) is not a live run.
-    pub(crate) orphans: HashMap<u32, Vec<(u64, u64)>, NameHashState>,
+    pub(crate) orphans: HashMap<u32, EventVec, NameHashState>,
     pub(crate) skills: Names,
     pub(crate) callers: Names,
     pub(crate) channels: Names,
@@ -401,7 +401,6 @@ impl Index {
         fn names(names: &Names) -> usize {
             names.bytes.capacity() + u32s(&names.ends) + u32s(&names.slots)
         }
-        let events = |list: &Vec<(u64, u64)>| list.capacity() * 16;
         vec![
             ("runs (64-byte entries)", self.runs.heap_bytes()),
             ("run and parent ids: arena", self.ids.bytes.capacity()),
@@ -426,7 +425,12 @@ impl Index {
             ("event list headers", self.event_lists.heap_bytes().0),
             (
                 "events",
-                self.event_lists.heap_bytes().1 + self.orphans.values().map(events).sum::<usize>(),
+                self.event_lists.heap_bytes().1
+                    + self
+                        .orphans
+                        .values()
+                        .map(EventVec::heap_bytes)
+                        .sum::<usize>(),
             ),
             (
                 "call names",
@@ -917,7 +921,7 @@ impl Index {
             Some(idx) => {
                 let entry = &mut self.runs[idx as usize];
                 if entry.events == NONE {
-                    entry.events = self.event_lists.push(Vec::new());
+                    entry.events = self.event_lists.push(EventVec::default());
                 }
                 self.event_lists.get_mut(entry.events)
             }
@@ -929,26 +933,9 @@ impl Index {
                 self.orphans.entry(id).or_default()
             }
         };
-        // Events mostly arrive in sequence order: appending needs no search.
-        let found = match events.last() {
-            Some(&(last, _)) if last >= sequence => {
-                events.binary_search_by_key(&sequence, |&(seq, _)| seq)
-            }
-            _ => Err(events.len()),
-        };
-        match found {
-            Ok(_) => false,
-            Err(at) => {
-                if events.len() == events.capacity() {
-                    // Grow by a quarter rather than doubling: a run's events are the
-                    // bulk of the index, and a typical run stops after a few dozen.
-                    events.reserve_exact((events.len() / 4).max(4));
-                }
-                events.insert(at, (sequence, lsn.0));
-                self.n_events += 1;
-                true
-            }
-        }
+        let added = events.insert(sequence, lsn.0);
+        self.n_events += u64::from(added);
+        added
     }
 
     pub(crate) fn apply_call(
@@ -1035,12 +1022,15 @@ impl Index {
     /// there are none.
     pub fn events_of(&self, run_id: &str) -> EventsRef<'_> {
         let Some(id) = self.event_run_id(run_id) else {
-            return EventsRef::Own(&[]);
+            return EventsRef::EMPTY;
         };
         match self.id_run[id as usize] {
-            NONE => EventsRef::Own(self.orphans.get(&id).map_or(&[], Vec::as_slice)),
+            NONE => self
+                .orphans
+                .get(&id)
+                .map_or(EventsRef::EMPTY, EventVec::as_ref),
             idx => match self.runs[idx as usize].events {
-                NONE => EventsRef::Own(&[]),
+                NONE => EventsRef::EMPTY,
                 list => self.event_lists.get(list),
             },
         }
