@@ -6,8 +6,10 @@
 //! The lists a checkpoint holds stay where the checkpoint's read-only view of its file
 //! has them, as the little-endian pairs the file stores: loading a million runs' events
 //! copies nothing and allocates nothing for them, and a copy of the index (a periodic
-//! checkpoint takes one under the log's lock) shares the view. A list gets a vector of
-//! its own the first time it changes.
+//! checkpoint takes one under the log's lock) shares the view. A list gets memory of its
+//! own the first time it changes: a vector, or past 4096 events shared chunks
+//! ([`EventVec`]), so a copy of the index never copies a long run whole either.
+//! [`EventsRef`] reads a list wherever it is.
 //!
 //! # Invariants
 //! - Every list is sorted by sequence, with no sequence twice (the index keeps this; a
