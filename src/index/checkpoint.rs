@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The body mirrors the index's flat layout, so loading is a bounds-checked copy of
-//! arrays rather than a decode. Every array is a `u64` element count followed by its
+//! arrays rather than a decode; the event lists are not even copied, but read where the
+//! file's view has them (`events.rs`). Every array is a `u64` element count followed by its
 //! elements; a `Names` is `seed u64, bytes [u8], ends [u32], slots [u32]`.
 //!
 //! ```text
