@@ -77,9 +77,13 @@ impl<'a> EventsRef<'a> {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
-    /// Where the pair of `sequence` is (`Ok`), or where it would go (`Err`).
+    /// Where the pair of `sequence` is (`Ok`), or where it would go (`Err`). Events
+    /// mostly arrive in sequence order, so one past the last needs no search.
     pub fn search(&self, sequence: u64) -> Result<usize, usize> {
         let (mut lo, mut hi) = (0, self.len());
+        if self.last().is_none_or(|(last, _)| last < sequence) {
+            return Err(hi);
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let (at, _) = self.get(mid).expect("below the length");
@@ -149,14 +153,8 @@ impl EventVec {
     /// Adds `(sequence, lsn)` in sequence order; `false` (and nothing changed) when
     /// the sequence is already held.
     pub(crate) fn insert(&mut self, sequence: u64, lsn: u64) -> bool {
-        let events = self.as_ref();
-        // Events mostly arrive in sequence order: appending needs no search.
-        let at = match events.last() {
-            Some((last, _)) if last >= sequence => match events.search(sequence) {
-                Ok(_) => return false,
-                Err(at) => at,
-            },
-            _ => events.len(),
+        let Err(at) = self.as_ref().search(sequence) else {
+            return false;
         };
         match self {
             EventVec::Small(events) => {

@@ -70,8 +70,8 @@ use ordered::OrderedMap;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RunIdx(pub u32);
 
-/// Runs from which a checkpoint's consistency check walks the per-skill, caller and
-/// channel lists on a second thread (about 10 % of a checkpoint's load at a million).
+/// Runs from which a checkpoint's consistency check walks the name tables and the
+/// per-skill, caller and channel lists on a second thread, beside the rest.
 const PARALLEL_CHECK_RUNS_MIN: usize = 100_000;
 
 /// An LSN that is not there (a run not finished yet).
@@ -683,11 +683,7 @@ impl Index {
     /// Refuses an event with an empty run id or a sequence its run already holds.
     pub fn check_event(&self, run_id: &str, sequence: u64) -> Result<()> {
         check_run_id("event run id", run_id)?;
-        let events = self.events_of(run_id);
-        // Past the last sequence held (the usual case) needs no search.
-        let held =
-            events.last().is_some_and(|(last, _)| last >= sequence) && events.holds(sequence);
-        if held {
+        if self.events_of(run_id).holds(sequence) {
             return Err(Error::Duplicate {
                 what: "run event",
                 id: format!("{run_id}#{sequence}"),

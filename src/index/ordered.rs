@@ -14,11 +14,11 @@
 //!   `tail`, and no key is in both (keys are inserted once; debug builds check).
 
 use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::ops::RangeInclusive;
 
 /// How far from the end of the sorted vector a late key is still inserted into it.
 const NEAR_END: usize = 64;
-use std::iter::Peekable;
-use std::ops::RangeInclusive;
 
 #[derive(Clone, Debug)]
 pub(crate) struct OrderedMap<K, V> {
