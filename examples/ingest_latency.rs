@@ -48,6 +48,59 @@ fn with_event<T>(seq: u64, f: impl FnOnce(&EventRef<'_>) -> T) -> T {
     f(&event)
 }
 
+/// Recording calls made at a fixed rate, each timed: every call, and the accepted ones
+/// alone (a drop takes a shorter path, no encode but a clock read, so mixing them would
+/// flatter or hide the accept path).
+struct Paced {
+    period: Duration,
+    next: Instant,
+    all: Histogram<u64>,
+    accepted: Histogram<u64>,
+    n_dropped: u64,
+}
+
+impl Paced {
+    fn new(rate_per_s: u64) -> Paced {
+        let new_hist =
+            || Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
+        Paced {
+            period: Duration::from_nanos(1_000_000_000 / rate_per_s),
+            next: Instant::now(),
+            all: new_hist(),
+            accepted: new_hist(),
+            n_dropped: 0,
+        }
+    }
+
+    /// Waits for the next call's time, then makes and times it.
+    fn call(&mut self, record: impl FnOnce() -> Recorded) {
+        while Instant::now() < self.next {
+            std::hint::spin_loop();
+        }
+        self.next += self.period;
+        let t0 = Instant::now();
+        let outcome = record();
+        let elapsed = (t0.elapsed().as_nanos() as u64).max(1);
+        self.all.record(elapsed).expect("in range");
+        if outcome.is_accepted() {
+            self.accepted.record(elapsed).expect("in range");
+        } else {
+            self.n_dropped += 1;
+        }
+    }
+}
+
+fn summary(h: &Histogram<u64>) -> String {
+    format!(
+        "n={} p50={}ns p99={}ns p99.9={}ns max={}ns",
+        h.len(),
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    )
+}
+
 fn paced(rate_per_s: u64, n_samples: u64) {
     let dir = tempdir();
     let mut config = IngestConfig::default();
@@ -56,50 +109,23 @@ fn paced(rate_per_s: u64, n_samples: u64) {
         config.queue_bytes = kib << 10;
     }
     let recorder = Recorder::start(open(dir.path(), Durability::None), config).expect("start");
-    let new_hist = || Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
-    // Every call, and the accepted ones alone: a drop takes a shorter path (no encode,
-    // but a clock read), so mixing them would flatter or hide the accept path.
-    let (mut all, mut accepted) = (new_hist(), new_hist());
-    let period = Duration::from_nanos(1_000_000_000 / rate_per_s);
+    let mut paced = Paced::new(rate_per_s);
     let start = Instant::now();
-    let mut next = start;
-    let mut n_dropped = 0u64;
     for seq in 1..=n_samples {
-        while Instant::now() < next {
-            std::hint::spin_loop();
-        }
-        next += period;
-        let t0 = Instant::now();
-        let outcome = with_event(seq, |e| recorder.record_event(e));
-        let elapsed = (t0.elapsed().as_nanos() as u64).max(1);
-        all.record(elapsed).expect("in range");
-        if outcome.is_accepted() {
-            accepted.record(elapsed).expect("in range");
-        } else {
-            n_dropped += 1;
-        }
+        paced.call(|| with_event(seq, |e| recorder.record_event(e)));
     }
     let wall = start.elapsed();
     recorder.flush().expect("flush");
     let cpu_s = committer_cpu_s().unwrap_or(f64::NAN);
     let report = recorder.close(Duration::from_secs(120));
-    let summary = |h: &Histogram<u64>| {
-        format!(
-            "n={} p50={}ns p99={}ns p99.9={}ns max={}ns",
-            h.len(),
-            h.value_at_quantile(0.50),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max()
-        )
-    };
     println!(
-        "paced {rate_per_s}/s: achieved={:.0}/s dropped={n_dropped} written={} committer cpu={cpu_s:.2}s = {:.0} ns/record\n  all calls:      {}\n  accepted calls: {}",
+        "paced {rate_per_s}/s: achieved={:.0}/s dropped={} written={} committer cpu={cpu_s:.2}s = {:.0} ns/record\n  all calls:      {}\n  accepted calls: {}",
         n_samples as f64 / wall.as_secs_f64(),
+        paced.n_dropped,
         report.written,
         cpu_s * 1e9 / report.written.max(1) as f64,
-        summary(&all),
-        summary(&accepted),
+        summary(&paced.all),
+        summary(&paced.accepted),
     );
 }
 
@@ -247,33 +273,17 @@ fn sustained_runs(n: u64) {
 /// checkpoints meanwhile. Reports the calls dropped and the call latency.
 fn paced_runs(n: u64, rate_per_s: u64) {
     let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Drop);
-    let mut calls = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
-    let period = Duration::from_nanos(1_000_000_000 / rate_per_s);
+    let mut paced = Paced::new(rate_per_s);
     let start = Instant::now();
-    let mut next = start;
-    let mut n_dropped = 0u64;
     let mut id = String::new();
     for run in 0..n / 22 {
-        record_run(&recorder, run, &mut id, &mut |record| {
-            while Instant::now() < next {
-                std::hint::spin_loop();
-            }
-            next += period;
-            let t0 = Instant::now();
-            let outcome = record();
-            calls
-                .record((t0.elapsed().as_nanos() as u64).max(1))
-                .expect("in range");
-            n_dropped += u64::from(!outcome.is_accepted());
-        });
+        record_run(&recorder, run, &mut id, &mut |record| paced.call(record));
     }
     let written = close_and_summarize(&recorder, start);
     println!(
-        "paced runs at {rate_per_s}/s: dropped={n_dropped}, calls p50={}ns p99={}ns p99.9={}ns max={}ns; {written}",
-        calls.value_at_quantile(0.50),
-        calls.value_at_quantile(0.99),
-        calls.value_at_quantile(0.999),
-        calls.max()
+        "paced runs at {rate_per_s}/s: dropped={}, calls {}; {written}",
+        paced.n_dropped,
+        summary(&paced.all)
     );
 }
 
