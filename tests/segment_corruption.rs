@@ -10,11 +10,31 @@ mod common;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 
-use auditlog::{AuditLog, CorruptionKind, Error, RecoveryMode};
+use auditlog::{AuditLog, CorruptionKind, Error, RecoveryMode, Storage};
 use common::{
     all_records, crash_image, events, flip_bits, frame_offset, rolled_store, segment_files,
     small_config,
 };
+
+#[test]
+fn a_query_reading_ahead_fails_on_the_damaged_record_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lsns, segments) = rolled_store(dir.path());
+    // The 3rd of the run's events: its neighbours on both sides are hinted to the cache
+    // before it is read.
+    flip_bits(&segments[0], frame_offset(&segments[0], lsns[2]) + 22, 0x04);
+
+    let log = AuditLog::open(small_config(dir.path())).unwrap();
+    match log.list_logs_by_run("run-a") {
+        Err(Error::Corrupt {
+            segment, offset, ..
+        }) => {
+            assert_eq!(segment, segments[0]);
+            assert_eq!(offset, frame_offset(&segments[0], lsns[2]));
+        }
+        other => panic!("a damaged record must fail the query, got {other:?}"),
+    }
+}
 
 #[test]
 fn a_bit_flip_in_a_sealed_segment_is_reported_and_skipped() {

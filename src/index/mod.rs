@@ -1014,6 +1014,17 @@ impl Index {
             })
     }
 
+    /// The live run `entry` names as its parent, if there is one.
+    pub fn parent_of(&self, entry: &RunEntry) -> Option<&RunEntry> {
+        if entry.parent == NONE {
+            return None;
+        }
+        match self.id_run[entry.parent as usize] {
+            NONE => None,
+            idx => Some(&self.runs[idx as usize]),
+        }
+    }
+
     /// The `(sequence, LSN)` pairs of a run id's events, sorted by sequence; empty when
     /// there are none.
     pub fn events_of(&self, run_id: &str) -> EventsRef<'_> {

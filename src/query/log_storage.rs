@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::codec::{Lsn, Record, RunFinished};
+use crate::codec::{Decode, Lsn, Record, RunFinished};
 use crate::error::{Error, Result};
 use crate::index::{CallSelect, Index, RunEntry, RunSelect};
 use crate::limits::{PARENT_CHAIN_DEPTH_MAX, QUERY_PAGE_MAX};
@@ -11,6 +11,40 @@ use crate::log::AuditLog;
 use crate::model::{CallEvent, Run, RunEvent, RunStats, Status, Timestamp};
 use crate::query::{CallFilter, RunFilter, Storage, clamp_limit, clamp_offset};
 use crate::segment::Journal;
+
+/// How many records ahead of the one it decodes a read of several asks the cache for.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Reads `items` in order with `read`, hinting each item's frames with `hint`
+/// `PREFETCH_AHEAD` items before its turn, so their loads overlap with decoding.
+fn read_ahead<I: Copy, T>(
+    items: &[I],
+    hint: impl Fn(I),
+    mut read: impl FnMut(I) -> Result<T>,
+) -> Result<Vec<T>> {
+    items.iter().take(PREFETCH_AHEAD).for_each(|&item| hint(item));
+    let mut read_back = Vec::with_capacity(items.len());
+    for (i, &item) in items.iter().enumerate() {
+        if let Some(&ahead) = items.get(i + PREFETCH_AHEAD) {
+            hint(ahead);
+        }
+        read_back.push(read(item)?);
+    }
+    Ok(read_back)
+}
+
+/// Reads the records at `lsns` of type `T`, in order.
+fn read_records<T: Decode>(journal: &Journal, lsns: &[Lsn]) -> Result<Vec<T>> {
+    read_ahead(lsns, |lsn| journal.prefetch(lsn), |lsn| journal.read_as(lsn))
+}
+
+/// Hints the frames a read of the run `entry` takes.
+fn prefetch_run(journal: &Journal, entry: &RunEntry) {
+    journal.prefetch(entry.started_lsn());
+    if let Some(lsn) = entry.finished_lsn() {
+        journal.prefetch(lsn);
+    }
+}
 
 /// Reads a run back: its `RunStarted` record with its latest finish applied.
 fn read_run(journal: &Journal, entry: &RunEntry) -> Result<Run> {
@@ -29,12 +63,12 @@ fn read_runs<'a>(
     entries: impl Iterator<Item = &'a RunEntry>,
     limit: usize,
 ) -> Result<Vec<Run>> {
-    let most = entries.size_hint().1.map_or(limit, |n| n.min(limit));
-    let mut runs = Vec::with_capacity(most);
-    for entry in entries.take(limit) {
-        runs.push(read_run(journal, entry)?);
-    }
-    Ok(runs)
+    let entries: Vec<&RunEntry> = entries.take(limit).collect();
+    read_ahead(
+        &entries,
+        |entry| prefetch_run(journal, entry),
+        |entry| read_run(journal, entry),
+    )
 }
 
 fn journal_of(state: &crate::log::State) -> Result<&Journal> {
@@ -137,18 +171,21 @@ impl Storage for AuditLog {
     fn get_run(&self, run_id: &str) -> Result<Run> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        read_run(journal, state.index.lookup(run_id)?)
+        let entry = state.index.lookup(run_id)?;
+        // The finish loads while the start is read.
+        if let Some(lsn) = entry.finished_lsn() {
+            journal.prefetch(lsn);
+        }
+        read_run(journal, entry)
     }
 
     fn list_logs_by_run(&self, run_id: &str) -> Result<Vec<RunEvent>> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        let events = state.index.events_of(run_id);
-        let mut read = Vec::with_capacity(events.len());
-        for (_, lsn) in events.iter() {
-            read.push(journal.read_as(Lsn(lsn))?);
-        }
-        Ok(read)
+        let lsns: Vec<Lsn> = (state.index.events_of(run_id).iter())
+            .map(|(_, lsn)| Lsn(lsn))
+            .collect();
+        read_records(journal, &lsns)
     }
 
     fn list_runs_by_skill(&self, skill_id: &str, limit: i64) -> Result<Vec<Run>> {
@@ -235,18 +272,15 @@ impl Storage for AuditLog {
     fn walk_parent_chain(&self, run_id: &str) -> Result<Vec<Run>> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        let mut chain = vec![read_run(journal, state.index.lookup(run_id)?)?];
-        while chain.len() < PARENT_CHAIN_DEPTH_MAX {
-            let parent = &chain.last().expect("not empty").parent_run_id;
-            if parent.is_empty() {
-                break;
-            }
-            match state.index.lookup(parent) {
-                Ok(entry) => chain.push(read_run(journal, entry)?),
-                // A missing ancestor ends the walk (SPEC §3.15).
-                Err(_) => break,
-            }
-        }
+        // The chain is found in the index first, so its records can be read ahead.
+        // A missing ancestor ends the walk (SPEC §3.15).
+        let leaf = state.index.lookup(run_id)?;
+        let chain: Vec<&RunEntry> = std::iter::successors(Some(leaf), |&entry| {
+            state.index.parent_of(entry)
+        })
+        .take(PARENT_CHAIN_DEPTH_MAX)
+        .collect();
+        let mut chain = read_runs(journal, chain.into_iter(), usize::MAX)?;
         chain.reverse();
         Ok(chain)
     }
@@ -299,14 +333,11 @@ impl Storage for AuditLog {
         let state = self.lock();
         let journal = journal_of(&state)?;
         let limit = clamp_limit(limit);
-        let mut calls = Vec::with_capacity(limit);
-        for lsn in (state.index.calls_newest_first(&call_select(filter)))
+        let lsns: Vec<Lsn> = (state.index.calls_newest_first(&call_select(filter)))
             .skip(clamp_offset(offset))
             .take(limit)
-        {
-            calls.push(journal.read_as(lsn)?);
-        }
-        Ok(calls)
+            .collect();
+        read_records(journal, &lsns)
     }
 
     fn count_calls(&self, filter: &CallFilter) -> Result<u64> {
