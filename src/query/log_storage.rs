@@ -22,7 +22,10 @@ fn read_ahead<I: Copy, T>(
     hint: impl Fn(I),
     mut read: impl FnMut(I) -> Result<T>,
 ) -> Result<Vec<T>> {
-    items.iter().take(PREFETCH_AHEAD).for_each(|&item| hint(item));
+    items
+        .iter()
+        .take(PREFETCH_AHEAD)
+        .for_each(|&item| hint(item));
     let mut read_back = Vec::with_capacity(items.len());
     for (i, &item) in items.iter().enumerate() {
         if let Some(&ahead) = items.get(i + PREFETCH_AHEAD) {
@@ -35,7 +38,11 @@ fn read_ahead<I: Copy, T>(
 
 /// Reads the records at `lsns` of type `T`, in order.
 fn read_records<T: Decode>(journal: &Journal, lsns: &[Lsn]) -> Result<Vec<T>> {
-    read_ahead(lsns, |lsn| journal.prefetch(lsn), |lsn| journal.read_as(lsn))
+    read_ahead(
+        lsns,
+        |lsn| journal.prefetch(lsn),
+        |lsn| journal.read_as(lsn),
+    )
 }
 
 /// Hints the frames a read of the run `entry` takes.
@@ -275,11 +282,10 @@ impl Storage for AuditLog {
         // The chain is found in the index first, so its records can be read ahead.
         // A missing ancestor ends the walk (SPEC §3.15).
         let leaf = state.index.lookup(run_id)?;
-        let chain: Vec<&RunEntry> = std::iter::successors(Some(leaf), |&entry| {
-            state.index.parent_of(entry)
-        })
-        .take(PARENT_CHAIN_DEPTH_MAX)
-        .collect();
+        let chain: Vec<&RunEntry> =
+            std::iter::successors(Some(leaf), |&entry| state.index.parent_of(entry))
+                .take(PARENT_CHAIN_DEPTH_MAX)
+                .collect();
         let mut chain = read_runs(journal, chain.into_iter(), usize::MAX)?;
         chain.reverse();
         Ok(chain)
