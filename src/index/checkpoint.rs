@@ -466,7 +466,7 @@ impl<'a> Reader<'a> {
     fn array<T, C: FromIterator<T>>(
         &mut self,
         item_bytes: usize,
-        get: impl Fn(&[u8]) -> T,
+        mut get: impl FnMut(&[u8]) -> T,
     ) -> Decoded<C> {
         let n = self.count(item_bytes)?;
         let mut blocks = self.blocks(n, item_bytes);
@@ -585,15 +585,15 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<(Index, crc32fas
     let (tail, tail_crc) = tail?;
     let mut crc = crc.expect("a checksumming reader");
     crc.combine(&tail_crc);
+    // Counted from the spans, not list by list through the index.
+    let n_loaded: usize = tail.spans.iter().map(|&(_, len)| len).sum();
     index.event_lists = EventLists::from_loaded(Arc::clone(view), &tail.spans);
     index.orphans = tail.orphans;
     for (key, entry) in tail.calls {
         index.calls.insert(key, entry);
     }
-    index.n_live = index.runs.iter().filter(|e| e.is_alive()).count() as u32;
-    index.n_events = (index.event_lists.iter())
-        .map(|events| events.len())
-        .chain(index.orphans.values().map(EventVec::len))
+    index.n_events = (index.orphans.values().map(EventVec::len))
+        .chain([n_loaded])
         .map(|n| n as u64)
         .sum();
     Ok((index, crc))
@@ -609,10 +609,12 @@ fn decode_head(mut r: Reader<'_>) -> Decoded<(Index, Option<crc32fast::Hasher>)>
     index.channels = r.names()?;
     index.calls.callers = r.names()?;
     index.calls.tools = r.names()?;
+    // Live runs are counted as they are decoded, not in a pass of their own.
+    let mut n_live = 0u32;
     index.runs = r.array(RUN_BYTES, |b| {
         let b: &[u8; RUN_BYTES] = b.try_into().expect("a run's bytes");
         let number = |i: usize| u32_at(b, 32 + 4 * i);
-        RunEntry {
+        let entry = RunEntry {
             started_lsn: u64_at(b, 0),
             finished_lsn: u64_at(b, 8),
             started_at: u64_at(b, 16) as i64,
@@ -626,8 +628,11 @@ fn decode_head(mut r: Reader<'_>) -> Decoded<(Index, Option<crc32fast::Hasher>)>
             events: number(6),
             status: b[60],
             flags: b[61],
-        }
+        };
+        n_live += u32::from(entry.is_alive());
+        entry
     })?;
+    index.n_live = n_live;
     index.id_run = r.u32s()?;
     index.id_first_child = r.u32s()?;
     index.by_time = r.u32s()?;
