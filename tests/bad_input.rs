@@ -234,6 +234,47 @@ fn timestamps_at_the_ends_of_the_range_are_stored_ordered_and_purged_correctly()
 
 /// Rewrites the first occurrence of `needle` in a frame's payload and fixes the
 /// frame's checksum, as a writer with corrupted memory would have written it.
+#[test]
+fn a_read_at_an_lsn_where_no_frame_starts_is_an_error_not_a_panic() {
+    let _turn = shared_turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(config(tmp.path())).unwrap();
+    log.start_run(&run("r", 0)).unwrap();
+    for sequence in 1..=600 {
+        log.append_log(&step("r", sequence, &"x".repeat(600)))
+            .unwrap();
+    }
+    assert!(
+        segment_files(tmp.path()).len() >= 2,
+        "a sealed segment and the active one"
+    );
+    let lsns = log.append_batch(&[]).unwrap();
+    assert!(lsns.is_empty());
+    let all = log.records_from(Lsn(0)).unwrap();
+    let (last, _) = all.last().unwrap();
+    for lsn in [
+        Lsn(1),
+        Lsn(all[1].0.0 + 3),
+        Lsn(last.0 + 1),
+        Lsn(last.0 + 100_000),
+        Lsn(u64::MAX / 2),
+        Lsn(u64::MAX - 1),
+        Lsn(u64::MAX),
+    ] {
+        assert!(log.read(lsn).is_err(), "a read at {lsn:?}");
+    }
+    assert!(log.records_from(Lsn(u64::MAX)).unwrap().is_empty());
+    assert_eq!(log.list_logs_by_run("r").unwrap().len(), 600);
+
+    // A store of one segment, whose base LSN is 0.
+    let tmp = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(config(tmp.path())).unwrap();
+    log.start_run(&run("r", 0)).unwrap();
+    for lsn in [Lsn(1), Lsn(u64::MAX - 1), Lsn(u64::MAX)] {
+        assert!(log.read(lsn).is_err(), "a read at {lsn:?}");
+    }
+}
+
 fn rewrite_payload_with_valid_crc(segment: &Path, needle: &[u8], replacement: &[u8]) {
     assert_eq!(needle.len(), replacement.len());
     let bytes = fs::read(segment).unwrap();

@@ -749,7 +749,7 @@ impl Journal {
     pub fn prefetch(&self, lsn: Lsn) {
         let frame = if lsn >= self.active.header.base_lsn {
             let active = &self.active;
-            let offset = SEGMENT_HEADER_BYTES + (lsn.0 - active.header.base_lsn.0);
+            let offset = (lsn.0 - active.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES);
             (active.view.as_ref())
                 .filter(|_| offset < active.written_offset)
                 .and_then(|view| view.get(offset as usize..))
@@ -757,7 +757,9 @@ impl Journal {
             (self.sealed.range(..=lsn).next_back()).and_then(|(_, segment)| {
                 // A dense segment's frame is where its LSN says: a hint needs no check.
                 let offset = match &segment.sparse {
-                    None => SEGMENT_HEADER_BYTES + (lsn.0 - segment.header.base_lsn.0),
+                    None => {
+                        (lsn.0 - segment.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES)
+                    }
                     Some(_) => segment.offset_of(lsn)?,
                 };
                 segment.view.get(offset as usize..)
@@ -782,7 +784,7 @@ impl Journal {
         };
         if lsn >= self.active.header.base_lsn {
             let active = &self.active;
-            let offset = SEGMENT_HEADER_BYTES + (lsn.0 - active.header.base_lsn.0);
+            let offset = (lsn.0 - active.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES);
             if offset >= active.end_offset() {
                 return Err(not_a_frame(
                     &active.path,
