@@ -1,7 +1,8 @@
 //! Bad input gets a clear error and loses nothing: oversized records, invalid UTF-8
 //! read back from disk, duplicate run ids and sequences, finishing an unknown run,
 //! empty ids, timestamps at the ends of the representable range, a read-only store
-//! directory and a foreign file in it. (A store already locked: `log_lock.rs`.)
+//! directory and a foreign file in it, reads at LSNs where no frame starts. (A store
+//! already locked: `log_lock.rs`.)
 
 mod common;
 

@@ -7,6 +7,9 @@
 
 mod sync {
     pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+
+    /// No pages to advise in a model.
+    pub(crate) fn advise_huge_pages(_addr: usize, _len: usize) {}
 }
 
 #[allow(dead_code)]

@@ -62,6 +62,26 @@ mod transcode;
 /// with loom's instead, to model-check it.
 mod sync {
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Asks the OS to back the whole 2 MiB pages inside `len` bytes from `addr` with huge
+    /// pages, so a ring of megabytes takes a few TLB entries instead of thousands.
+    pub(crate) fn advise_huge_pages(addr: usize, len: usize) {
+        #[cfg(target_os = "linux")]
+        {
+            const HUGE: usize = 2 << 20;
+            let start = addr.next_multiple_of(HUGE);
+            let end = (addr + len) / HUGE * HUGE;
+            if start < end {
+                // SAFETY: advice only; it neither reads nor writes the range, which
+                // lies inside an allocation the caller owns. A refusal changes nothing.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE)
+                };
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (addr, len);
+    }
 }
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

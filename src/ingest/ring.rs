@@ -42,7 +42,7 @@
 //! - No `unsafe`: the words are atomics, so even a broken protocol could only give wrong
 //!   bytes, never undefined behaviour. `tests/loom_ring.rs` model-checks the protocol.
 
-use super::sync::{AtomicU64, Ordering};
+use super::sync::{AtomicU64, Ordering, advise_huge_pages};
 use crossbeam_utils::CachePadded;
 
 /// Tag of the words skipped at the end of the ring.
@@ -119,7 +119,11 @@ impl Ring {
             n <= RING_WORDS_MAX,
             "ring of {bytes} bytes is over the limit"
         );
-        let words: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        let mut words = Vec::with_capacity(n);
+        // Asked for before the first write, so the pages are huge from the start.
+        advise_huge_pages(words.as_ptr() as usize, n * 8);
+        words.extend((0..n).map(|_| AtomicU64::new(0)));
+        let words: Box<[AtomicU64]> = words.into_boxed_slice();
         // The allocation may be fresh zero pages the OS maps on first write; a store to
         // every word (an atomic store, which the compiler keeps) faults them in now,
         // not one page per 4 KiB on the producers' first lap.
