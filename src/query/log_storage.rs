@@ -352,3 +352,65 @@ impl Storage for AuditLog {
         Ok(state.index.calls_newest_first(&call_select(filter)).count() as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// What `read_ahead` did, in order: `(true, i)` for a hint of item `i`, `(false, i)`
+    /// for a read.
+    fn trace(n: usize, fail_at: Option<usize>) -> (Result<Vec<usize>>, Vec<(bool, usize)>) {
+        let items: Vec<usize> = (0..n).collect();
+        let calls = RefCell::new(Vec::new());
+        let read = read_ahead(
+            &items,
+            |i| calls.borrow_mut().push((true, i)),
+            |i| {
+                calls.borrow_mut().push((false, i));
+                match fail_at {
+                    Some(at) if at == i => Err(Error::InvalidInput(format!("item {i}"))),
+                    _ => Ok(i * 10),
+                }
+            },
+        );
+        (read, calls.into_inner())
+    }
+
+    #[test]
+    fn every_item_is_hinted_once_well_before_it_is_read_and_read_once_in_order() {
+        for n in [
+            0,
+            1,
+            PREFETCH_AHEAD - 1,
+            PREFETCH_AHEAD,
+            PREFETCH_AHEAD + 1,
+            50,
+        ] {
+            let (read, calls) = trace(n, None);
+            let expected: Vec<usize> = (0..n).map(|i| i * 10).collect();
+            assert_eq!(read.unwrap(), expected, "{n} items");
+            let at = |call| calls.iter().position(|c| *c == call).expect("made");
+            for i in 0..n {
+                assert_eq!(
+                    calls.iter().filter(|c| c.1 == i).count(),
+                    2,
+                    "item {i} of {n}"
+                );
+                let (hinted, read) = (at((true, i)), at((false, i)));
+                // Hinted before the reads of the items before it, as far as they go.
+                let reads_between = calls[hinted..read].iter().filter(|c| !c.0).count();
+                assert_eq!(reads_between, i.min(PREFETCH_AHEAD), "item {i} of {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_read_ends_the_reads_with_its_error() {
+        let (read, calls) = trace(20, Some(5));
+        assert!(matches!(read, Err(Error::InvalidInput(why)) if why == "item 5"));
+        let last_read = calls.iter().rev().find(|c| !c.0).unwrap();
+        assert_eq!(*last_read, (false, 5));
+    }
+}
