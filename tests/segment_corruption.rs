@@ -47,7 +47,7 @@ fn a_bit_flip_in_a_sealed_segment_is_reported_and_skipped() {
     assert!(log.recovery_report().damaged.is_empty());
     let at = frame_offset(&segments[0], lsns[2]);
     assert_names_damage(log.read(lsns[2]), &segments[0], at);
-    // So is a query's, though it hints the frames around it to the cache first.
+    // So is a query that reads it among others.
     assert_names_damage(log.list_logs_by_run("run-a"), &segments[0], at);
     assert!(matches!(
         log.records_from(auditlog::Lsn(0)),

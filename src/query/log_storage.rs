@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::codec::{Decode, Lsn, Record, RunFinished};
+use crate::codec::{Lsn, Record, RunFinished};
 use crate::error::{Error, Result};
 use crate::index::{CallSelect, Index, RunEntry, RunSelect};
 use crate::limits::{PARENT_CHAIN_DEPTH_MAX, QUERY_PAGE_MAX};
@@ -11,47 +11,6 @@ use crate::log::AuditLog;
 use crate::model::{CallEvent, Run, RunEvent, RunStats, Status, Timestamp};
 use crate::query::{CallFilter, RunFilter, Storage, clamp_limit, clamp_offset};
 use crate::segment::Journal;
-
-/// How many records ahead of the one it decodes a read of several asks the cache for.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Reads `items` in order with `read`, hinting each item's frames with `hint`
-/// `PREFETCH_AHEAD` items before its turn, so their loads overlap with decoding.
-fn read_ahead<I: Copy, T>(
-    items: &[I],
-    hint: impl Fn(I),
-    mut read: impl FnMut(I) -> Result<T>,
-) -> Result<Vec<T>> {
-    items
-        .iter()
-        .take(PREFETCH_AHEAD)
-        .for_each(|&item| hint(item));
-    let mut read_back = Vec::with_capacity(items.len());
-    for (i, &item) in items.iter().enumerate() {
-        if let Some(&ahead) = items.get(i + PREFETCH_AHEAD) {
-            hint(ahead);
-        }
-        read_back.push(read(item)?);
-    }
-    Ok(read_back)
-}
-
-/// Reads the records at `lsns` of type `T`, in order.
-fn read_records<T: Decode>(journal: &Journal, lsns: &[Lsn]) -> Result<Vec<T>> {
-    read_ahead(
-        lsns,
-        |lsn| journal.prefetch(lsn),
-        |lsn| journal.read_as(lsn),
-    )
-}
-
-/// Hints the frames a read of the run `entry` takes.
-fn prefetch_run(journal: &Journal, entry: &RunEntry) {
-    journal.prefetch(entry.started_lsn());
-    if let Some(lsn) = entry.finished_lsn() {
-        journal.prefetch(lsn);
-    }
-}
 
 /// Reads a run back: its `RunStarted` record with its latest finish applied.
 fn read_run(journal: &Journal, entry: &RunEntry) -> Result<Run> {
@@ -70,12 +29,12 @@ fn read_runs<'a>(
     entries: impl Iterator<Item = &'a RunEntry>,
     limit: usize,
 ) -> Result<Vec<Run>> {
-    let entries: Vec<&RunEntry> = entries.take(limit).collect();
-    read_ahead(
-        &entries,
-        |entry| prefetch_run(journal, entry),
-        |entry| read_run(journal, entry),
-    )
+    let most = entries.size_hint().1.map_or(limit, |n| n.min(limit));
+    let mut runs = Vec::with_capacity(most);
+    for entry in entries.take(limit) {
+        runs.push(read_run(journal, entry)?);
+    }
+    Ok(runs)
 }
 
 fn journal_of(state: &crate::log::State) -> Result<&Journal> {
@@ -178,21 +137,18 @@ impl Storage for AuditLog {
     fn get_run(&self, run_id: &str) -> Result<Run> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        let entry = state.index.lookup(run_id)?;
-        // The finish loads while the start is read.
-        if let Some(lsn) = entry.finished_lsn() {
-            journal.prefetch(lsn);
-        }
-        read_run(journal, entry)
+        read_run(journal, state.index.lookup(run_id)?)
     }
 
     fn list_logs_by_run(&self, run_id: &str) -> Result<Vec<RunEvent>> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        let lsns: Vec<Lsn> = (state.index.events_of(run_id).iter())
-            .map(|(_, lsn)| Lsn(lsn))
-            .collect();
-        read_records(journal, &lsns)
+        let events = state.index.events_of(run_id);
+        let mut read = Vec::with_capacity(events.len());
+        for (_, lsn) in events.iter() {
+            read.push(journal.read_as(Lsn(lsn))?);
+        }
+        Ok(read)
     }
 
     fn list_runs_by_skill(&self, skill_id: &str, limit: i64) -> Result<Vec<Run>> {
@@ -279,8 +235,8 @@ impl Storage for AuditLog {
     fn walk_parent_chain(&self, run_id: &str) -> Result<Vec<Run>> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        // The chain is found in the index first, so its records can be read ahead.
-        // A missing ancestor ends the walk (SPEC §3.15).
+        // The chain is found in the index first, without decoding each record for
+        // its parent's id. A missing ancestor ends the walk (SPEC §3.15).
         let leaf = state.index.lookup(run_id)?;
         let chain: Vec<&RunEntry> =
             std::iter::successors(Some(leaf), |&entry| state.index.parent_of(entry))
@@ -339,78 +295,19 @@ impl Storage for AuditLog {
         let state = self.lock();
         let journal = journal_of(&state)?;
         let limit = clamp_limit(limit);
-        let lsns: Vec<Lsn> = (state.index.calls_newest_first(&call_select(filter)))
+        let mut calls = Vec::with_capacity(limit);
+        for lsn in (state.index.calls_newest_first(&call_select(filter)))
             .skip(clamp_offset(offset))
             .take(limit)
-            .collect();
-        read_records(journal, &lsns)
+        {
+            calls.push(journal.read_as(lsn)?);
+        }
+        Ok(calls)
     }
 
     fn count_calls(&self, filter: &CallFilter) -> Result<u64> {
         let state = self.lock();
         journal_of(&state)?;
         Ok(state.index.calls_newest_first(&call_select(filter)).count() as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-
-    use super::*;
-
-    /// What `read_ahead` did, in order: `(true, i)` for a hint of item `i`, `(false, i)`
-    /// for a read.
-    fn trace(n: usize, fail_at: Option<usize>) -> (Result<Vec<usize>>, Vec<(bool, usize)>) {
-        let items: Vec<usize> = (0..n).collect();
-        let calls = RefCell::new(Vec::new());
-        let read = read_ahead(
-            &items,
-            |i| calls.borrow_mut().push((true, i)),
-            |i| {
-                calls.borrow_mut().push((false, i));
-                match fail_at {
-                    Some(at) if at == i => Err(Error::InvalidInput(format!("item {i}"))),
-                    _ => Ok(i * 10),
-                }
-            },
-        );
-        (read, calls.into_inner())
-    }
-
-    #[test]
-    fn every_item_is_hinted_once_well_before_it_is_read_and_read_once_in_order() {
-        for n in [
-            0,
-            1,
-            PREFETCH_AHEAD - 1,
-            PREFETCH_AHEAD,
-            PREFETCH_AHEAD + 1,
-            50,
-        ] {
-            let (read, calls) = trace(n, None);
-            let expected: Vec<usize> = (0..n).map(|i| i * 10).collect();
-            assert_eq!(read.unwrap(), expected, "{n} items");
-            let at = |call| calls.iter().position(|c| *c == call).expect("made");
-            for i in 0..n {
-                assert_eq!(
-                    calls.iter().filter(|c| c.1 == i).count(),
-                    2,
-                    "item {i} of {n}"
-                );
-                let (hinted, read) = (at((true, i)), at((false, i)));
-                // Hinted before the reads of the items before it, as far as they go.
-                let reads_between = calls[hinted..read].iter().filter(|c| !c.0).count();
-                assert_eq!(reads_between, i.min(PREFETCH_AHEAD), "item {i} of {n}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_failed_read_ends_the_reads_with_its_error() {
-        let (read, calls) = trace(20, Some(5));
-        assert!(matches!(read, Err(Error::InvalidInput(why)) if why == "item 5"));
-        let last_read = calls.iter().rev().find(|c| !c.0).unwrap();
-        assert_eq!(*last_read, (false, 5));
     }
 }

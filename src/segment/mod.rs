@@ -32,7 +32,6 @@
 
 pub mod header;
 pub mod hook;
-mod prefetch;
 pub mod recovery;
 pub mod sparse;
 
@@ -740,34 +739,6 @@ impl Journal {
                 kind,
             })
         })
-    }
-
-    /// Hints that the frame at `lsn` will be read soon, so a query that knows where
-    /// its next records are can overlap their loads with decoding (`prefetch`). Does
-    /// nothing for a frame not in a map: one still in the active segment's buffer, or
-    /// an LSN no segment holds (the read reports that).
-    pub fn prefetch(&self, lsn: Lsn) {
-        let frame = if lsn >= self.active.header.base_lsn {
-            let active = &self.active;
-            let offset = (lsn.0 - active.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES);
-            (active.view.as_ref())
-                .filter(|_| offset < active.written_offset)
-                .and_then(|view| view.get(offset as usize..))
-        } else {
-            (self.sealed.range(..=lsn).next_back()).and_then(|(_, segment)| {
-                // A dense segment's frame is where its LSN says: a hint needs no check.
-                let offset = match &segment.sparse {
-                    None => {
-                        (lsn.0 - segment.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES)
-                    }
-                    Some(_) => segment.offset_of(lsn)?,
-                };
-                segment.view.get(offset as usize..)
-            })
-        };
-        if let Some(frame) = frame {
-            prefetch::hint(frame);
-        }
     }
 
     /// Calls `f` with the verified frame at `lsn`, its segment path and file offset.
