@@ -430,10 +430,11 @@ impl<'a> Reader<'a> {
         self.unhashed = 0;
     }
 
-    /// The checksum of every byte passed, if this reader takes one.
-    fn checksum(mut self) -> Option<crc32fast::Hasher> {
+    /// The checksum of every byte passed; only a reader made by [`Reader::hashing`]
+    /// has one.
+    fn checksum(mut self) -> crc32fast::Hasher {
         self.hash_passed();
-        self.crc
+        self.crc.expect("a checksumming reader")
     }
 
     fn u32(&mut self) -> Decoded<u32> {
@@ -572,18 +573,17 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<(Index, crc32fas
     let (head, tail) = if parallel {
         std::thread::scope(|scope| {
             let tail = scope.spawn(|| decode_tail(tail, base));
-            let head = decode_head(Reader::hashing(head));
+            let head = decode_head(head);
             let tail = tail
                 .join()
                 .unwrap_or_else(|_| Err("the decoding thread panicked".into()));
             (head, tail)
         })
     } else {
-        (decode_head(Reader::hashing(head)), decode_tail(tail, base))
+        (decode_head(head), decode_tail(tail, base))
     };
-    let (mut index, crc) = head?;
+    let (mut index, mut crc) = head?;
     let (tail, tail_crc) = tail?;
-    let mut crc = crc.expect("a checksumming reader");
     crc.combine(&tail_crc);
     // Counted from the spans, not list by list through the index.
     let n_loaded: usize = tail.spans.iter().map(|&(_, len)| len).sum();
@@ -599,9 +599,10 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<(Index, crc32fas
     Ok((index, crc))
 }
 
-/// The names, the run table and the run lists, read by `r`: the body up to the event
-/// lists; and their checksum if `r` takes one.
-fn decode_head(mut r: Reader<'_>) -> Decoded<(Index, Option<crc32fast::Hasher>)> {
+/// The names, the run table and the run lists: the body up to the event lists; and
+/// their checksum.
+fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
+    let mut r = Reader::hashing(bytes);
     let mut index = Index::new();
     index.ids = r.names()?;
     index.skills = r.names()?;
@@ -688,7 +689,7 @@ fn decode_tail(bytes: &[u8], base: usize) -> Decoded<(Tail, crc32fast::Hasher)> 
         orphans,
         calls,
     };
-    Ok((tail, r.checksum().expect("a checksumming reader")))
+    Ok((tail, r.checksum()))
 }
 
 /// Encodes the checkpoint of `index`, handing its bytes to `write` with their offset

@@ -122,14 +122,10 @@ impl Ring {
         let mut words = Vec::with_capacity(n);
         // Asked for before the first write, so the pages are huge from the start.
         advise_huge_pages(words.as_ptr() as usize, n * 8);
+        // Writing every word faults the fresh pages in now, not one page per 4 KiB on
+        // the producers' first lap.
         words.extend((0..n).map(|_| AtomicU64::new(0)));
         let words: Box<[AtomicU64]> = words.into_boxed_slice();
-        // The allocation may be fresh zero pages the OS maps on first write; a store to
-        // every word (an atomic store, which the compiler keeps) faults them in now,
-        // not one page per 4 KiB on the producers' first lap.
-        for word in &words {
-            word.store(0, Ordering::Relaxed);
-        }
         Ring {
             words,
             mask: n as u64 - 1,

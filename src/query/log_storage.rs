@@ -238,11 +238,8 @@ impl Storage for AuditLog {
         // The chain is found in the index first, without decoding each record for
         // its parent's id. A missing ancestor ends the walk (SPEC §3.15).
         let leaf = state.index.lookup(run_id)?;
-        let chain: Vec<&RunEntry> =
-            std::iter::successors(Some(leaf), |&entry| state.index.parent_of(entry))
-                .take(PARENT_CHAIN_DEPTH_MAX)
-                .collect();
-        let mut chain = read_runs(journal, chain.into_iter(), usize::MAX)?;
+        let chain = std::iter::successors(Some(leaf), |&entry| state.index.parent_of(entry));
+        let mut chain = read_runs(journal, chain, PARENT_CHAIN_DEPTH_MAX)?;
         chain.reverse();
         Ok(chain)
     }
