@@ -63,7 +63,10 @@ use std::sync::Arc;
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::events::{EventVec, PAIR_BYTES, Stored};
-use crate::index::{CallEntry, EventLists, EventsRef, Index, NameHashState, Names, RunEntry};
+use crate::index::{
+    CallEntry, EventLists, EventsRef, Index, NameHashState, Names, PARALLEL_CHECK_RUNS_MIN,
+    RunEntry,
+};
 use crate::vfs::{ReadView, Vfs, publish_file};
 
 /// The file name of the checkpoint inside a store directory.
@@ -559,30 +562,46 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A decoded body: the index, the body's checksum, and the verdict of the part of the
+/// consistency check that was run beside the decoding (to be reported only if the
+/// checksum matches).
+type Body = (Index, crc32fast::Hasher, Decoded<()>);
+
 /// Decodes the body of the checkpoint file `view` and checksums it as it goes; with
 /// `parallel`, its event lists, orphans and calls on a second thread while this one
-/// decodes the rest. The event lists stay in `view`.
-fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<(Index, crc32fast::Hasher)> {
+/// decodes the rest and checks it. The event lists stay in `view`.
+fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     let bytes = &view[HEADER_BYTES..];
     // The event lists start where the arrays before them end: found by their counts.
     let mut skip = Reader::plain(bytes);
     skip.skip_head()?;
-    let (head, tail) = bytes.split_at(bytes.len() - skip.bytes.len());
+    let n_event_lists = skip.u64()?;
+    let (head, tail) = bytes.split_at(bytes.len() - skip.bytes.len() - size_of::<u64>());
     let base = view.as_ptr() as usize;
+    // The names, runs and run lists are checked as soon as they are decoded, while
+    // the event lists may still be decoding: the check needs only their number.
+    let head_checked = || {
+        decode_head(head).map(|(mut index, crc)| {
+            index.derive_dry_runs();
+            let n_event_lists = usize::try_from(n_event_lists).unwrap_or(usize::MAX);
+            let check = index.check_runs_consistent(n_event_lists, PARALLEL_CHECK_RUNS_MIN);
+            (index, crc, check)
+        })
+    };
     // Each part is checksummed by the thread that decodes it, a block at a time.
     let (head, tail) = if parallel {
         std::thread::scope(|scope| {
             let tail = scope.spawn(|| decode_tail(tail, base));
-            let head = decode_head(head);
+            let head = head_checked();
             let tail = tail
                 .join()
                 .unwrap_or_else(|_| Err("the decoding thread panicked".into()));
             (head, tail)
         })
     } else {
-        (decode_head(head), decode_tail(tail, base))
+        (head_checked(), decode_tail(tail, base))
     };
-    let (mut index, mut crc) = head?;
+    let (mut index, mut crc, check) = head?;
     let (tail, tail_crc) = tail?;
     crc.combine(&tail_crc);
     // Counted from the spans, not list by list through the index.
@@ -596,7 +615,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<(Index, crc32fas
         .chain([n_loaded])
         .map(|n| n as u64)
         .sum();
-    Ok((index, crc))
+    Ok((index, crc, check))
 }
 
 /// The names, the run table and the run lists: the body up to the event lists; and
@@ -781,7 +800,7 @@ pub fn decode_view(view: Arc<ReadView>) -> std::result::Result<Loaded, String> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&bytes[COVERED_AT..HEADER_BYTES]);
     match &body {
-        Ok((_, body_crc)) => crc.combine(body_crc),
+        Ok((_, body_crc, _)) => crc.combine(body_crc),
         Err(_) => crc.update(&bytes[HEADER_BYTES..]),
     }
     let checksum_ok = crc.finalize() == u32_at(bytes, CRC_AT);
@@ -796,10 +815,9 @@ pub fn decode_view(view: Arc<ReadView>) -> std::result::Result<Loaded, String> {
     if coverage.last_frame >= coverage.covered {
         return Err("the last covered frame is not below the covered LSN".into());
     }
-    let (mut index, _) = body.map_err(|why| format!("the body does not decode: {why}"))?;
-    index.derive_dry_runs();
-    index
-        .check_consistent()
+    let (index, _, check) = body.map_err(|why| format!("the body does not decode: {why}"))?;
+    check
+        .and_then(|()| index.check_orphans_and_calls_consistent())
         .map_err(|why| format!("the index is inconsistent: {why}"))?;
     Ok(Loaded {
         coverage,
@@ -867,6 +885,33 @@ mod tests {
         assert!(why.contains("sequence order"), "{why}");
         // The same list in order loads.
         index.orphans.insert(id, vec![(1, 10), (2, 20)].into());
+        assert!(decode(&encode(&index, coverage).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_checkpoint_whose_numbers_point_past_their_tables_is_refused() {
+        let (index, coverage) = sample();
+        // A run naming an event list the checkpoint does not hold: found by the check
+        // that runs beside the decoding of the event lists, on one thread or two.
+        let mut past_lists = index.clone();
+        past_lists.runs[0].events = 5;
+        let bytes = encode(&past_lists, coverage).unwrap();
+        let view = Arc::new(ReadView::Owned(bytes.clone()));
+        for parallel in [true, false] {
+            let (_, _, check) = decode_body(&view, parallel).unwrap();
+            assert_eq!(
+                check,
+                Err("a run entry with a number out of range".to_owned()),
+                "parallel: {parallel}"
+            );
+        }
+        // An orphan of an id never interned: found once the event lists are decoded.
+        let mut orphan = index.clone();
+        orphan.orphans.insert(99, vec![(1, 10)].into());
+        for bad in [bytes, encode(&orphan, coverage).unwrap()] {
+            let why = decode(&bad).err().unwrap();
+            assert!(why.starts_with("the index is inconsistent"), "{why}");
+        }
         assert!(decode(&encode(&index, coverage).unwrap()).is_ok());
     }
 
@@ -1063,7 +1108,8 @@ mod tests {
         assert!(bytes.len() >= PARALLEL_DECODE_BYTES_MIN);
         let view = Arc::new(ReadView::Owned(bytes.clone()));
         for parallel in [true, false] {
-            let (decoded, crc) = decode_body(&view, parallel).unwrap();
+            let (decoded, crc, check) = decode_body(&view, parallel).unwrap();
+            assert_eq!(check, Ok(()), "parallel: {parallel}");
             assert_eq!(
                 crc.finalize(),
                 crc32fast::hash(&bytes[HEADER_BYTES..]),

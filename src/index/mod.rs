@@ -72,7 +72,7 @@ pub struct RunIdx(pub u32);
 
 /// Runs from which a checkpoint's consistency check walks the name tables and the
 /// per-skill, caller and channel lists on a second thread, beside the rest.
-const PARALLEL_CHECK_RUNS_MIN: usize = 100_000;
+pub(crate) const PARALLEL_CHECK_RUNS_MIN: usize = 100_000;
 
 /// An LSN that is not there (a run not finished yet).
 pub(crate) const NO_LSN: u64 = u64::MAX;
@@ -491,6 +491,19 @@ impl Index {
     /// [`Index::check_consistent`], walking the per-key lists on a second thread from
     /// `parallel_from` runs on.
     fn check_consistent_from(&self, parallel_from: usize) -> std::result::Result<(), String> {
+        self.check_runs_consistent(self.event_lists.len(), parallel_from)?;
+        self.check_orphans_and_calls_consistent()
+    }
+
+    /// The part of [`Index::check_consistent`] that needs only what a checkpoint holds
+    /// before its event lists: the names, the run table and the run lists, with
+    /// `n_event_lists` the number of event lists a run may name. A checkpoint's load
+    /// runs it while its event lists are still being decoded.
+    pub(crate) fn check_runs_consistent(
+        &self,
+        n_event_lists: usize,
+        parallel_from: usize,
+    ) -> std::result::Result<(), String> {
         let n_runs = self.runs.len();
         let n_ids = self.ids.len();
         if self.id_run.len() != n_ids || self.id_first_child.len() != n_ids {
@@ -544,14 +557,17 @@ impl Index {
         let (helper, rest) = if n_runs >= parallel_from {
             std::thread::scope(|scope| {
                 let helper = scope.spawn(names_and_key_lists);
-                let rest = self.check_runs_and_lists();
+                let rest = self.check_runs_and_lists(n_event_lists);
                 let helper = helper
                     .join()
                     .unwrap_or_else(|_| Err("the check's second thread panicked".into()));
                 (helper, rest)
             })
         } else {
-            (names_and_key_lists(), self.check_runs_and_lists())
+            (
+                names_and_key_lists(),
+                self.check_runs_and_lists(n_event_lists),
+            )
         };
         rest.and(helper)?;
         let dry = |j: u32| self.runs[j as usize].status == DRY_RUN;
@@ -559,6 +575,12 @@ impl Index {
         if n_live_dry != self.by_dry.len() || !self.by_dry.iter().all(|&j| dry(j)) {
             return Err("the dry-run list disagrees with the runs".into());
         }
+        Ok(())
+    }
+
+    /// The rest of [`Index::check_consistent`]: the orphans' ids and the call entries.
+    pub(crate) fn check_orphans_and_calls_consistent(&self) -> std::result::Result<(), String> {
+        let n_ids = self.ids.len();
         if self.orphans.keys().any(|&id| id as usize >= n_ids) {
             return Err("an orphan id out of range".into());
         }
@@ -577,7 +599,7 @@ impl Index {
     /// The run table's numbers, the live count, the per-id tables and the start,
     /// finish and dry-run orders: the part of [`Index::check_consistent`] that walks
     /// the run table in order.
-    fn check_runs_and_lists(&self) -> std::result::Result<(), String> {
+    fn check_runs_and_lists(&self, n_event_lists: usize) -> std::result::Result<(), String> {
         let n_runs = self.runs.len();
         let n_ids = self.ids.len();
         let run_or_none = |j: u32| j == NONE || (j as usize) < n_runs;
@@ -591,7 +613,7 @@ impl Index {
                 && (entry.skill as usize) < self.skills.len()
                 && (entry.caller as usize) < self.callers.len()
                 && (entry.channel as usize) < self.channels.len()
-                && (entry.events == NONE || (entry.events as usize) < self.event_lists.len());
+                && (entry.events == NONE || (entry.events as usize) < n_event_lists);
             if !in_range {
                 return Err("a run entry with a number out of range".into());
             }
