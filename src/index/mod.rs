@@ -509,17 +509,30 @@ impl Index {
         if self.id_run.len() != n_ids || self.id_first_child.len() != n_ids {
             return Err("per-id tables of the wrong length".into());
         }
-        // Each run's place in `by_time`, which holds the live runs in start order (that
-        // order is checked below): a per-skill, caller or channel list is in start order
-        // exactly when the places of its runs rise. Looking places up in this table,
-        // rather than start times in the run table, touches a sixteenth of the memory.
+        // Each run's place in `by_time`, which holds the live runs in start order: a
+        // per-skill, caller or channel list is in start order exactly when the places
+        // of its runs rise. Looking places up in this table, rather than start times in
+        // the run table, touches a sixteenth of the memory. The same walk checks the
+        // start order itself and counts the live dry runs.
         let mut place = vec![NONE; n_runs];
+        let mut last = None;
+        let mut n_live_dry = 0;
         for (at, &j) in self.by_time.iter().enumerate() {
-            match self.runs.get(j as usize) {
-                Some(entry) if entry.is_alive() => place[j as usize] = at as u32,
+            let entry = match self.runs.get(j as usize) {
+                Some(entry) if entry.is_alive() => entry,
                 Some(_) => return Err("a run in the start order that is not live".into()),
                 None => return Err("a run number past the run table".into()),
+            };
+            let key = Some((entry.started_at, j));
+            if last >= key {
+                return Err("a list out of order".into());
             }
+            last = key;
+            place[j as usize] = at as u32;
+            n_live_dry += usize::from(entry.status == DRY_RUN);
+        }
+        if self.by_time.len() != self.n_live as usize {
+            return Err("the start order does not hold every live run".into());
         }
         // The name tables and the per-skill, caller and channel lists: their walks jump
         // about memory, so at scale they run on a second thread beside the rest.
@@ -570,9 +583,11 @@ impl Index {
             )
         };
         rest.and(helper)?;
-        let dry = |j: u32| self.runs[j as usize].status == DRY_RUN;
-        let n_live_dry = self.by_time.iter().filter(|&&j| dry(j)).count();
-        if n_live_dry != self.by_dry.len() || !self.by_dry.iter().all(|&j| dry(j)) {
+        let live_dry = |&j: &u32| {
+            let entry = &self.runs[j as usize];
+            entry.is_alive() && entry.status == DRY_RUN
+        };
+        if n_live_dry != self.by_dry.len() || !self.by_dry.iter().all(live_dry) {
             return Err("the dry-run list disagrees with the runs".into());
         }
         Ok(())
@@ -596,8 +611,8 @@ impl Index {
         Ok(())
     }
 
-    /// The run table's numbers, the live count, the per-id tables and the start,
-    /// finish and dry-run orders: the part of [`Index::check_consistent`] that walks
+    /// The run table's numbers, the live count, the per-id tables and the finish and
+    /// dry-run orders: the part of [`Index::check_consistent`] that walks
     /// the run table in order.
     fn check_runs_and_lists(&self, n_event_lists: usize) -> std::result::Result<(), String> {
         let n_runs = self.runs.len();
@@ -631,16 +646,19 @@ impl Index {
         if !(self.by_finish.iter().all(in_range) && self.by_dry.iter().all(in_range)) {
             return Err("a run number past the run table".into());
         }
-        let sorted = |list: &[u32], key: &dyn Fn(&RunEntry) -> i64| {
-            list.windows(2).all(|w| {
-                let (a, b) = (&self.runs[w[0] as usize], &self.runs[w[1] as usize]);
-                (key(a), w[0]) < (key(b), w[1])
+        // One run-table read per item, the previous key carried over. The start order
+        // was checked with the places.
+        let sorted = |list: &[u32], key: fn(&RunEntry) -> i64| {
+            let mut last = None;
+            list.iter().all(|&j| {
+                let at = Some((key(&self.runs[j as usize]), j));
+                let rises = last < at;
+                last = at;
+                rises
             })
         };
-        let by_start = |e: &RunEntry| e.started_at;
-        let all_sorted = sorted(&self.by_time, &by_start)
-            && sorted(&self.by_finish, &|e: &RunEntry| e.finished_at)
-            && sorted(&self.by_dry, &by_start);
+        let all_sorted =
+            sorted(&self.by_finish, |e| e.finished_at) && sorted(&self.by_dry, |e| e.started_at);
         if !all_sorted {
             return Err("a list out of order".into());
         }
@@ -1340,6 +1358,12 @@ mod tests {
             assert_eq!(
                 dead.check_consistent_from(parallel_from),
                 Err("a list naming a run that is not live".to_owned())
+            );
+            let mut missing = index.clone();
+            missing.by_time.retain(|&j| j != 3);
+            assert_eq!(
+                missing.check_consistent_from(parallel_from),
+                Err("the start order does not hold every live run".to_owned())
             );
             let mut unsorted = index.clone();
             unsorted.by_time.swap(1, 2);
