@@ -26,10 +26,17 @@
 //!          events u32, status u8, flags u8]                       (62 bytes each)
 //! [u32]   id_run, id_first_child, by_time, by_finish
 //! lists   by_skill, by_caller, by_channel: a count, then that many [u32]
-//! events  event_lists: a count, then that many [(sequence u64, LSN u64)]
-//! orphans a count, then that many (id u32, [(sequence u64, LSN u64)])
+//! events  event_lists: a count, then that many event lists
+//! orphans a count, then that many (id u32, event list)
 //! calls   [ts i64, LSN u64, caller u32, tool u32, kind u8]        (25 bytes each)
 //! ```
+//! An event list is its count of events, then either `[(sequence u64, LSN u64)]`, or,
+//! when the count's top bit is set, a dense list: the first sequence (u64) and an LSN
+//! base (u64), then per event `LSN - base` as a u32, the sequences rising by one from
+//! the first. A list is written dense whenever it can be: a run's sequences are
+//! usually consecutive and its events near each other in the log, and a dense list
+//! takes a quarter of the bytes, to write, to checksum at open and to keep in the
+//! page cache.
 //! The live-run and event counts are recomputed on load, not stored.
 //! The last covered frame is the checkpoint's fingerprint of the log it was taken
 //! from: open accepts the checkpoint only if a frame that verifies against its
@@ -62,7 +69,7 @@ use std::sync::Arc;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
-use crate::index::events::{EventVec, PAIR_BYTES, Stored};
+use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
 use crate::index::{
     CallEntry, EventLists, EventsRef, Index, NameHashState, Names, PARALLEL_CHECK_RUNS_MIN,
     RunEntry,
@@ -75,7 +82,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -233,32 +240,51 @@ impl<'a> Out<'a> {
             bytes[..8].copy_from_slice(&seq.to_le_bytes());
             bytes[8..].copy_from_slice(&lsn.to_le_bytes());
         }
+        if let Some((first, base)) = events.dense_form() {
+            self.u64(events.len() as u64 | DENSE);
+            self.u64(first);
+            self.u64(base);
+            let put_offset = |bytes: &mut [u8], &(_, lsn): &(u64, u64)| {
+                bytes.copy_from_slice(&((lsn - base) as u32).to_le_bytes())
+            };
+            match events.0 {
+                Stored::Own(pairs) => self.items(pairs, OFFSET_BYTES, &put_offset),
+                Stored::Chunked(chunked) => {
+                    for part in chunked.parts() {
+                        self.items(part, OFFSET_BYTES, &put_offset);
+                    }
+                }
+                // Stored as pairs because it had no dense form when it was written.
+                Stored::Loaded(_) => self.items(&events.to_vec(), OFFSET_BYTES, &put_offset),
+                Stored::Dense { offsets, .. } => self.raw(offsets),
+            }
+            return;
+        }
+        self.u64(events.len() as u64);
         match events.0 {
-            Stored::Own(pairs) => self.array(pairs, PAIR_BYTES, put_pair),
+            Stored::Own(pairs) => self.items(pairs, PAIR_BYTES, &put_pair),
             Stored::Chunked(chunked) => {
-                self.u64(events.len() as u64);
                 for part in chunked.parts() {
                     self.items(part, PAIR_BYTES, &put_pair);
                 }
             }
-            // Already as the file stores them.
-            Stored::Loaded(stored) => {
-                self.u64(events.len() as u64);
-                for chunk in stored.chunks(CHUNK_BYTES) {
-                    self.bytes(chunk);
-                    self.spill_if_full();
-                }
-            }
+            Stored::Loaded(stored) => self.raw(stored),
+            Stored::Dense { .. } => unreachable!("a dense list has a dense form"),
+        }
+    }
+
+    /// Bytes already as the file stores them, a chunk at a time.
+    fn raw(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(CHUNK_BYTES) {
+            self.bytes(chunk);
+            self.spill_if_full();
         }
     }
 
     fn names(&mut self, names: &Names) {
         self.u64(names.seed);
         self.u64(names.bytes.len() as u64);
-        for chunk in names.bytes.chunks(CHUNK_BYTES) {
-            self.bytes(chunk);
-            self.spill_if_full();
-        }
+        self.raw(&names.bytes);
         self.u32s(&names.ends);
         self.u32s(&names.slots);
     }
@@ -274,6 +300,8 @@ impl<'a> Out<'a> {
 }
 
 const RUN_BYTES: usize = 4 * 8 + 7 * 4 + 2;
+/// The bit of an event list's count that marks it dense.
+const DENSE: u64 = 1 << 63;
 const CALL_BYTES: usize = 8 + 8 + 4 + 4 + 1;
 
 fn encode_body(out: &mut Out<'_>, index: &Index) {
@@ -455,6 +483,11 @@ impl<'a> Reader<'a> {
     /// A count of elements of `elem_bytes` each, checked against the bytes left.
     fn count(&mut self, elem_bytes: usize) -> Decoded<usize> {
         let n = self.u64()?;
+        self.fits(n, elem_bytes)
+    }
+
+    /// `n` as a count of elements of `elem_bytes` each, if that many are left.
+    fn fits(&self, n: u64, elem_bytes: usize) -> Decoded<usize> {
         let fits = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_mul(elem_bytes))
@@ -518,11 +551,32 @@ impl<'a> Reader<'a> {
         self.array(4, |b| u32_at(b, 0))
     }
 
-    /// An event list's stored pairs, refused unless their sequences strictly increase
-    /// (checked here, while the list is in cache, rather than in a second pass over
-    /// every list).
-    fn events_stored(&mut self) -> Decoded<&'a [u8]> {
-        let n = self.count(PAIR_BYTES)?;
+    /// An event list as stored, and its bytes. Stored pairs are refused unless their
+    /// sequences strictly increase (checked here, while the list is in cache, rather
+    /// than in a second pass over every list); a dense list's sequences rise by
+    /// construction, and its LSNs must not overflow.
+    fn events_stored(&mut self) -> Decoded<(EventsRef<'a>, &'a [u8])> {
+        let word = self.u64()?;
+        let at = self.bytes;
+        if word & DENSE != 0 {
+            let (first, base) = (self.u64()?, self.u64()?);
+            let n = self.fits(word & !DENSE, OFFSET_BYTES)?;
+            let in_range = n > 0
+                && first.checked_add(n as u64 - 1).is_some()
+                && base.checked_add(u64::from(u32::MAX)).is_some();
+            if !in_range {
+                return Err("a dense event list out of range".into());
+            }
+            let offsets = &self.bytes[..n * OFFSET_BYTES];
+            self.blocks(n, OFFSET_BYTES).for_each(drop);
+            let stored = Stored::Dense {
+                first,
+                base,
+                offsets,
+            };
+            return Ok((EventsRef(stored), &at[..DENSE_HEAD_BYTES + offsets.len()]));
+        }
+        let n = self.fits(word, PAIR_BYTES)?;
         let stored = &self.bytes[..n * PAIR_BYTES];
         let mut last = None;
         for block in self.blocks(n, PAIR_BYTES) {
@@ -534,11 +588,11 @@ impl<'a> Reader<'a> {
                 last = Some(sequence);
             }
         }
-        Ok(stored)
+        Ok((EventsRef(Stored::Loaded(stored)), stored))
     }
 
     fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
-        Ok(EventsRef(Stored::Loaded(self.events_stored()?)).to_vec())
+        Ok(self.events_stored()?.0.to_vec())
     }
 
     fn names(&mut self) -> Decoded<Names> {
@@ -605,7 +659,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     let (tail, tail_crc) = tail?;
     crc.combine(&tail_crc);
     // Counted from the spans, not list by list through the index.
-    let n_loaded: usize = tail.spans.iter().map(|&(_, len)| len).sum();
+    let n_loaded: usize = tail.spans.iter().map(Span::len).sum();
     index.event_lists = EventLists::from_loaded(Arc::clone(view), &tail.spans);
     index.orphans = tail.orphans;
     for (key, entry) in tail.calls {
@@ -666,9 +720,8 @@ fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
 
 /// The body from the event lists on.
 struct Tail {
-    /// Per event list: where its pairs start in the file (bytes from `base`), and how
-    /// many there are.
-    spans: Vec<(usize, usize)>,
+    /// Per event list: where it is in the file (`start` in bytes from `base`).
+    spans: Vec<Span>,
     orphans: HashMap<u32, EventVec, NameHashState>,
     calls: Vec<((i64, u64), CallEntry)>,
 }
@@ -679,8 +732,12 @@ fn decode_tail(bytes: &[u8], base: usize) -> Decoded<(Tail, crc32fast::Hasher)> 
     let n_lists = r.count(8)?;
     let mut spans = Vec::with_capacity(n_lists);
     for _ in 0..n_lists {
-        let stored = r.events_stored()?;
-        spans.push((stored.as_ptr() as usize - base, stored.len() / PAIR_BYTES));
+        let (events, stored) = r.events_stored()?;
+        spans.push(Span::new(
+            stored.as_ptr() as usize - base,
+            events.len(),
+            matches!(events.0, Stored::Dense { .. }),
+        ));
     }
     let n_orphans = r.count(4 + 8)?;
     let mut orphans = HashMap::default();
@@ -1028,8 +1085,9 @@ mod tests {
     fn a_checkpoint_of_many_chunks_is_written_as_encoded_and_round_trips() {
         use crate::model::RunEvent;
         use crate::vfs::OsVfs;
-        // Runs and events enough for several chunks: 3000 runs of 40 events, and one
-        // event list longer than a chunk on its own.
+        // Runs and events enough for several chunks: 3000 runs of 40 events (stored
+        // dense), and one event list of three chunks on its own (every other
+        // sequence, so stored as pairs).
         let mut index = Index::new();
         let mut lsn = 0;
         let mut apply = |index: &mut Index, record: &Record| {
@@ -1048,10 +1106,10 @@ mod tests {
                 apply(&mut index, &Record::EventAppended(event));
             }
         }
-        for sequence in 1..=(CHUNK_BYTES as u64 / 16 + 1000) {
+        for sequence in 1..=(3 * CHUNK_BYTES as u64 / 16) {
             let event = RunEvent {
                 run_id: "long".into(),
-                sequence,
+                sequence: 2 * sequence,
                 ..RunEvent::default()
             };
             apply(&mut index, &Record::EventAppended(event));
@@ -1083,7 +1141,9 @@ mod tests {
         // Enough runs and events for a body of over 8 MiB, decoded in two halves.
         let mut index = Index::new();
         let mut lsn = 0;
-        for i in 0..20_000 {
+        // Three runs in four with gaps in their sequences (stored as pairs), the
+        // fourth without (stored dense).
+        for i in 0..30_000 {
             let id = format!("run-{i:05}");
             let mut run = Run::new(&*id, format!("skill-{}", i % 7));
             run.started_at = crate::model::Timestamp::from_unix_nanos(i % 5000);
@@ -1092,7 +1152,7 @@ mod tests {
             for sequence in (1..=30).rev() {
                 let event = RunEvent {
                     run_id: id.clone(),
-                    sequence,
+                    sequence: sequence * (1 + u64::from(i % 4 != 0)),
                     ..RunEvent::default()
                 };
                 index.apply(Lsn(lsn), &Record::EventAppended(event));
@@ -1115,7 +1175,7 @@ mod tests {
                 crc32fast::hash(&bytes[HEADER_BYTES..]),
                 "every byte checksummed once, in order; parallel: {parallel}"
             );
-            assert_eq!(decoded.n_events(), 600_000);
+            assert_eq!(decoded.n_events(), 900_000);
             assert_eq!(
                 encode(&decoded, coverage).unwrap(),
                 bytes,
@@ -1132,11 +1192,12 @@ mod tests {
     fn a_large_checkpoint_checksummed_as_it_is_decoded_is_refused_when_damaged() {
         use crate::model::RunEvent;
         let mut index = Index::new();
+        // Every other sequence, so the list is stored as pairs.
         let n_events = PARALLEL_DECODE_BYTES_MIN as u64 / 16 + 1000;
         for sequence in 1..=n_events {
             let event = RunEvent {
                 run_id: "long".into(),
-                sequence,
+                sequence: 2 * sequence,
                 ..RunEvent::default()
             };
             index.apply(Lsn(sequence * 100), &Record::EventAppended(event));
@@ -1167,18 +1228,35 @@ mod tests {
 
     #[test]
     fn every_flipped_bit_and_every_truncation_is_refused() {
+        use crate::model::RunEvent;
         let (index, coverage) = sample();
-        let bytes = encode(&index, coverage).unwrap();
-        for at in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[at] ^= 0x10;
-            assert!(decode(&damaged).is_err(), "flip at {at} accepted");
+        // Runs, event lists in both forms, an orphan and calls.
+        let mut rich = Index::new();
+        for (i, record) in rich_records().iter().enumerate() {
+            rich.apply(Lsn(i as u64 * 40), record);
         }
-        for len in 0..bytes.len() {
-            assert!(
-                decode(&bytes[..len]).is_err(),
-                "truncation to {len} accepted"
-            );
+        let event = RunEvent {
+            run_id: "d".into(),
+            sequence: 7,
+            ..RunEvent::default()
+        };
+        rich.apply(Lsn(5000), &Record::EventAppended(event));
+        let loaded = decode(&encode(&rich, coverage).unwrap()).unwrap().index;
+        assert!(matches!(loaded.events_of("d").0, Stored::Loaded(_)));
+        assert!(matches!(loaded.events_of("e").0, Stored::Dense { .. }));
+        for index in [index, rich] {
+            let bytes = encode(&index, coverage).unwrap();
+            for at in 0..bytes.len() {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 0x10;
+                assert!(decode(&damaged).is_err(), "flip at {at} accepted");
+            }
+            for len in 0..bytes.len() {
+                assert!(
+                    decode(&bytes[..len]).is_err(),
+                    "truncation to {len} accepted"
+                );
+            }
         }
     }
 }

@@ -27,10 +27,17 @@ pub(crate) type Events = Vec<(u64, u64)>;
 
 /// Bytes of one stored pair: the sequence, then the LSN, little-endian.
 pub(crate) const PAIR_BYTES: usize = 16;
+/// Bytes of one event of a dense list: its LSN less the list's base, little-endian.
+pub(crate) const OFFSET_BYTES: usize = 4;
+/// Bytes before a dense list's offsets: its first sequence and its LSN base.
+pub(crate) const DENSE_HEAD_BYTES: usize = 16;
+
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
 
 fn pair_at(bytes: &[u8]) -> (u64, u64) {
-    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    (word(0), word(8))
+    (word_at(bytes, 0), word_at(bytes, 8))
 }
 
 /// One run's events, sorted by sequence, wherever the index holds them.
@@ -45,6 +52,13 @@ pub(crate) enum Stored<'a> {
     Chunked(&'a Chunked<(u64, u64)>),
     /// `PAIR_BYTES` per pair, as a checkpoint stores them.
     Loaded(&'a [u8]),
+    /// A list of consecutive sequences from `first`, as a checkpoint stores it: per
+    /// event, `OFFSET_BYTES` of its LSN less `base`.
+    Dense {
+        first: u64,
+        base: u64,
+        offsets: &'a [u8],
+    },
 }
 
 impl<'a> EventsRef<'a> {
@@ -56,6 +70,7 @@ impl<'a> EventsRef<'a> {
             Stored::Own(pairs) => pairs.len(),
             Stored::Chunked(pairs) => pairs.len(),
             Stored::Loaded(bytes) => bytes.len() / PAIR_BYTES,
+            Stored::Dense { offsets, .. } => offsets.len() / OFFSET_BYTES,
         }
     }
 
@@ -69,7 +84,41 @@ impl<'a> EventsRef<'a> {
             Stored::Own(pairs) => pairs.get(i).copied(),
             Stored::Chunked(pairs) => pairs.get(i).copied(),
             Stored::Loaded(bytes) => bytes.get(i * PAIR_BYTES..(i + 1) * PAIR_BYTES).map(pair_at),
+            Stored::Dense {
+                first,
+                base,
+                offsets,
+            } => offsets
+                .get(i * OFFSET_BYTES..(i + 1) * OFFSET_BYTES)
+                .map(|b| {
+                    let offset = u32::from_le_bytes(b.try_into().expect("4 bytes"));
+                    (first + i as u64, base + u64::from(offset))
+                }),
         }
+    }
+
+    /// The first sequence and the lowest LSN, when the sequences are consecutive,
+    /// every LSN is within `u32::MAX` of the lowest and there are two events or more:
+    /// then a checkpoint stores the list in `OFFSET_BYTES` per event instead of
+    /// `PAIR_BYTES`, which is smaller (see `Stored::Dense`).
+    pub(crate) fn dense_form(&self) -> Option<(u64, u64)> {
+        if let Stored::Dense { first, base, .. } = self.0 {
+            return Some((first, base));
+        }
+        if self.len() < 2 {
+            return None;
+        }
+        let (first, _) = self.get(0)?;
+        let (last, _) = self.last()?;
+        // Sequences strictly rise, so they are consecutive exactly when they span the
+        // length.
+        if last - first != self.len() as u64 - 1 {
+            return None;
+        }
+        let (low, high) = (self.iter()).fold((u64::MAX, 0), |(low, high), (_, lsn)| {
+            (low.min(lsn), high.max(lsn))
+        });
+        (high - low <= u64::from(u32::MAX)).then_some((first, low))
     }
 
     /// The pair of the highest sequence.
@@ -192,24 +241,61 @@ pub(crate) struct EventLists {
 
 #[derive(Clone, Debug)]
 enum List {
-    /// `len` pairs from byte `start` of the loaded view.
-    Loaded {
-        start: usize,
-        len: usize,
-    },
+    Loaded(Span),
     Own(EventVec),
 }
 
+/// Where a loaded list is in its view: from byte `start`, its pairs, or for a dense
+/// list its first sequence and LSN base and then its offsets.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: usize,
+    /// The number of events, with `DENSE_BIT` set for a dense list: two words, so a
+    /// list's entry stays 24 bytes (a million of them are made at every load).
+    len_and_form: usize,
+}
+
+const DENSE_BIT: usize = 1 << (usize::BITS - 1);
+const _: () = assert!(std::mem::size_of::<List>() == 24);
+
+impl Span {
+    pub(crate) fn new(start: usize, len: usize, dense: bool) -> Span {
+        assert!(len < DENSE_BIT, "a list shorter than the address space");
+        let form = if dense { DENSE_BIT } else { 0 };
+        Span {
+            start,
+            len_and_form: len | form,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len_and_form & !DENSE_BIT
+    }
+
+    fn is_dense(&self) -> bool {
+        self.len_and_form & DENSE_BIT != 0
+    }
+
+    /// Bytes of the list in the view.
+    pub(crate) fn bytes(&self) -> usize {
+        if self.is_dense() {
+            DENSE_HEAD_BYTES + self.len() * OFFSET_BYTES
+        } else {
+            self.len() * PAIR_BYTES
+        }
+    }
+}
+
 impl EventLists {
-    /// Lists held by `view`: list `i` is `spans[i].1` pairs from byte `spans[i].0`.
-    pub(crate) fn from_loaded(view: Arc<ReadView>, spans: &[(usize, usize)]) -> EventLists {
+    /// Lists held by `view`: list `i` is where `spans[i]` says.
+    pub(crate) fn from_loaded(view: Arc<ReadView>, spans: &[Span]) -> EventLists {
         let lists = (spans.iter())
-            .map(|&(start, len)| {
+            .map(|&span| {
                 assert!(
-                    start + len * PAIR_BYTES <= view.len(),
+                    span.start + span.bytes() <= view.len(),
                     "a loaded span lies inside the view"
                 );
-                List::Loaded { start, len }
+                List::Loaded(span)
             })
             .collect();
         EventLists {
@@ -233,9 +319,18 @@ impl EventLists {
     /// List `i`.
     pub(crate) fn get(&self, i: u32) -> EventsRef<'_> {
         match &self.lists[i as usize] {
-            List::Loaded { start, len } => {
+            List::Loaded(span) => {
                 let view = self.loaded.as_ref().expect("loaded lists have a view");
-                EventsRef(Stored::Loaded(&view[*start..*start + *len * PAIR_BYTES]))
+                let bytes = &view[span.start..span.start + span.bytes()];
+                EventsRef(if span.is_dense() {
+                    Stored::Dense {
+                        first: word_at(bytes, 0),
+                        base: word_at(bytes, 8),
+                        offsets: &bytes[DENSE_HEAD_BYTES..],
+                    }
+                } else {
+                    Stored::Loaded(bytes)
+                })
             }
             List::Own(events) => events.as_ref(),
         }
@@ -244,14 +339,15 @@ impl EventLists {
     /// List `i`, to change: a loaded list is first copied into memory of its own, with
     /// room for a few more events.
     pub(crate) fn get_mut(&mut self, i: u32) -> &mut EventVec {
-        if let List::Loaded { len, .. } = self.lists[i as usize] {
+        if let List::Loaded(span) = self.lists[i as usize] {
+            let len = span.len();
             let mut events = Vec::with_capacity(len + (len / 4).max(4));
             events.extend(self.get(i).iter());
             self.lists[i as usize] = List::Own(EventVec::from(events));
         }
         match &mut self.lists[i as usize] {
             List::Own(events) => events,
-            List::Loaded { .. } => unreachable!("made its own above"),
+            List::Loaded(_) => unreachable!("made its own above"),
         }
     }
 
@@ -259,7 +355,7 @@ impl EventLists {
     pub(crate) fn clear(&mut self, i: u32) -> usize {
         let list = std::mem::replace(&mut self.lists[i as usize], List::Own(EventVec::default()));
         match list {
-            List::Loaded { len, .. } => len,
+            List::Loaded(span) => span.len(),
             List::Own(events) => events.len(),
         }
     }
@@ -274,7 +370,7 @@ impl EventLists {
     pub(crate) fn heap_bytes(&self) -> (usize, usize) {
         let own: usize = (self.lists.iter())
             .map(|list| match list {
-                List::Loaded { .. } => 0,
+                List::Loaded(_) => 0,
                 List::Own(events) => events.heap_bytes(),
             })
             .sum();
@@ -285,7 +381,7 @@ impl EventLists {
     pub(crate) fn loaded_bytes(&self) -> usize {
         (self.lists.iter())
             .map(|list| match list {
-                List::Loaded { len, .. } => len * PAIR_BYTES,
+                List::Loaded(span) => span.bytes(),
                 List::Own(_) => 0,
             })
             .sum()
@@ -305,6 +401,10 @@ mod tests {
         Arc::new(ReadView::Owned(bytes))
     }
 
+    fn pairs(start: usize, len: usize) -> Span {
+        Span::new(start, len, false)
+    }
+
     fn all(lists: &EventLists) -> Vec<Events> {
         lists.iter().map(|events| events.to_vec()).collect()
     }
@@ -313,7 +413,7 @@ mod tests {
     fn loaded_lists_read_back_and_change_on_a_copy_of_their_own() {
         // Three lists after 5 bytes of something else: two pairs, none, one.
         let view = view_of(&[(1, 10), (2, 20), (5, 50)], 5);
-        let mut lists = EventLists::from_loaded(view, &[(5, 2), (37, 0), (37, 1)]);
+        let mut lists = EventLists::from_loaded(view, &[pairs(5, 2), pairs(37, 0), pairs(37, 1)]);
         lists.push(vec![(7, 70)].into());
         assert_eq!(lists.len(), 4);
         assert_eq!(
@@ -349,7 +449,7 @@ mod tests {
     fn a_loaded_list_answers_as_its_own_vector_would() {
         let pairs: Events = (0..50).map(|i| (3 * i + 1, 100 + i)).collect();
         let view = view_of(&pairs, 3);
-        let lists = EventLists::from_loaded(view, &[(3, pairs.len())]);
+        let lists = EventLists::from_loaded(view, &[self::pairs(3, pairs.len())]);
         for events in [lists.get(0), EventsRef(Stored::Own(&pairs))] {
             assert_eq!(events.len(), 50);
             assert_eq!(events.last(), Some((148, 149)));
@@ -361,6 +461,54 @@ mod tests {
             }
         }
         assert!(!EventsRef::EMPTY.holds(0));
+    }
+
+    #[test]
+    fn a_dense_list_answers_as_its_own_vector_would() {
+        // Sequences 7..57, LSNs out of order, the highest u32::MAX above the lowest.
+        let base = 1 << 40;
+        let pairs: Events = (0..50u64)
+            .map(|i| (7 + i, base + (i * 7919) % 50 * 1000))
+            .chain([(57, base + u64::from(u32::MAX))])
+            .collect();
+        let own = EventsRef(Stored::Own(&pairs));
+        assert_eq!(own.dense_form(), Some((7, base)));
+        let mut bytes = vec![0xee; 5];
+        bytes.extend_from_slice(&7u64.to_le_bytes());
+        bytes.extend_from_slice(&base.to_le_bytes());
+        for &(_, lsn) in &pairs {
+            bytes.extend_from_slice(&((lsn - base) as u32).to_le_bytes());
+        }
+        let span = Span::new(5, pairs.len(), true);
+        assert_eq!(span.bytes(), bytes.len() - 5);
+        let mut lists = EventLists::from_loaded(Arc::new(ReadView::Owned(bytes)), &[span]);
+        let dense = lists.get(0);
+        assert!(matches!(dense.0, Stored::Dense { .. }));
+        assert_eq!(dense.to_vec(), pairs);
+        assert_eq!(dense.dense_form(), Some((7, base)));
+        assert_eq!(dense.get(51), None);
+        for sequence in 0..70 {
+            assert_eq!(dense.holds(sequence), (7..=57).contains(&sequence));
+            assert_eq!(dense.search(sequence), own.search(sequence));
+        }
+        assert_eq!(lists.loaded_bytes(), 16 + 51 * 4);
+        assert!(lists.get_mut(0).insert(58, 5));
+        assert_eq!(lists.get(0).len(), 52);
+        assert_eq!(lists.get(0).get(50), Some((57, base + u64::from(u32::MAX))));
+        assert_eq!(lists.get(0).get(51), Some((58, 5)));
+    }
+
+    #[test]
+    fn only_consecutive_sequences_within_a_u32_of_lsns_have_a_dense_form() {
+        let form = |pairs: &[(u64, u64)]| EventsRef(Stored::Own(pairs)).dense_form();
+        assert_eq!(form(&[]), None);
+        assert_eq!(form(&[(4, 9)]), None, "one pair is smaller as it is");
+        assert_eq!(form(&[(4, 9), (5, 8)]), Some((4, 8)));
+        assert_eq!(form(&[(1, 30), (2, 10), (3, 20)]), Some((1, 10)));
+        assert_eq!(form(&[(1, 30), (3, 10)]), None, "a gap");
+        let wide = u64::from(u32::MAX) + 1;
+        assert_eq!(form(&[(1, 0), (2, wide)]), None, "LSNs too far apart");
+        assert_eq!(form(&[(1, 0), (2, wide - 1)]), Some((1, 0)));
     }
 
     proptest::proptest! {
