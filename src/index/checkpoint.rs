@@ -24,7 +24,7 @@
 //! runs    [started_lsn u64, finished_lsn u64, started_at i64, finished_at i64,
 //!          id u32, parent u32, next_sibling u32, skill u32, caller u32, channel u32,
 //!          events u32, status u8, flags u8]                       (62 bytes each)
-//! [u32]   id_run, id_first_child, by_time, by_finish
+//! [u32]   id_run, id_first_child, by_time, by_finish, by_dry
 //! lists   by_skill, by_caller, by_channel: a count, then that many [u32]
 //! events  event_lists: a count, then that many event lists
 //! orphans a count, then that many (id u32, event list)
@@ -71,7 +71,7 @@ use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
 use crate::index::{
-    CallEntry, EventLists, EventsRef, Index, NameHashState, Names, PARALLEL_CHECK_RUNS_MIN,
+    CallEntry, Calls, EventLists, EventsRef, Index, NameHashState, Names, PARALLEL_CHECK_RUNS_MIN,
     RunEntry,
 };
 use crate::vfs::{ReadView, Vfs, publish_file};
@@ -82,7 +82,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -346,6 +346,7 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
         &index.id_first_child,
         &index.by_time,
         &index.by_finish,
+        &index.by_dry,
     ] {
         out.u32s(list);
     }
@@ -536,7 +537,7 @@ impl<'a> Reader<'a> {
             self.skip_array(4)?;
         }
         self.skip_array(RUN_BYTES)?;
-        for _u32s in 0..4 {
+        for _u32s in 0..5 {
             self.skip_array(4)?;
         }
         for _lists in 0..3 {
@@ -631,12 +632,10 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     skip.skip_head()?;
     let n_event_lists = skip.u64()?;
     let (head, tail) = bytes.split_at(bytes.len() - skip.bytes.len() - size_of::<u64>());
-    let base = view.as_ptr() as usize;
     // The names, runs and run lists are checked as soon as they are decoded, while
     // the event lists may still be decoding: the check needs only their number.
     let head_checked = || {
-        decode_head(head).map(|(mut index, crc)| {
-            index.derive_dry_runs();
+        decode_head(head).map(|(index, crc)| {
             let n_event_lists = usize::try_from(n_event_lists).unwrap_or(usize::MAX);
             let check = index.check_runs_consistent(n_event_lists, PARALLEL_CHECK_RUNS_MIN);
             (index, crc, check)
@@ -645,7 +644,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     // Each part is checksummed by the thread that decodes it, a block at a time.
     let (head, tail) = if parallel {
         std::thread::scope(|scope| {
-            let tail = scope.spawn(|| decode_tail(tail, base));
+            let tail = scope.spawn(|| decode_tail(tail, view));
             let head = head_checked();
             let tail = tail
                 .join()
@@ -653,20 +652,20 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
             (head, tail)
         })
     } else {
-        (head_checked(), decode_tail(tail, base))
+        (head_checked(), decode_tail(tail, view))
     };
     let (mut index, mut crc, check) = head?;
     let (tail, tail_crc) = tail?;
     crc.combine(&tail_crc);
-    // Counted from the spans, not list by list through the index.
-    let n_loaded: usize = tail.spans.iter().map(Span::len).sum();
-    index.event_lists = EventLists::from_loaded(Arc::clone(view), &tail.spans);
+    index.event_lists = tail.lists;
     index.orphans = tail.orphans;
-    for (key, entry) in tail.calls {
-        index.calls.insert(key, entry);
-    }
+    index.calls = Calls {
+        callers: std::mem::take(&mut index.calls.callers),
+        tools: std::mem::take(&mut index.calls.tools),
+        ..tail.calls
+    };
     index.n_events = (index.orphans.values().map(EventVec::len))
-        .chain([n_loaded])
+        .chain([tail.n_loaded])
         .map(|n| n as u64)
         .sum();
     Ok((index, crc, check))
@@ -711,6 +710,7 @@ fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
     index.id_first_child = r.u32s()?;
     index.by_time = r.u32s()?;
     index.by_finish = r.u32s()?;
+    index.by_dry = r.u32s()?;
     index.by_skill = r.lists()?;
     index.by_caller = r.lists()?;
     index.by_channel = r.lists()?;
@@ -718,16 +718,21 @@ fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
     Ok((index, r.checksum()))
 }
 
-/// The body from the event lists on.
+/// The body from the event lists on, made into what the index holds of it (on the
+/// thread that decodes it, while the other checks the runs).
 struct Tail {
-    /// Per event list: where it is in the file (`start` in bytes from `base`).
-    spans: Vec<Span>,
+    /// The event lists, in place in the view.
+    lists: EventLists,
+    /// The events they hold, counted from their spans rather than list by list.
+    n_loaded: usize,
     orphans: HashMap<u32, EventVec, NameHashState>,
-    calls: Vec<((i64, u64), CallEntry)>,
+    /// The call entries, without the names (which are in the head).
+    calls: Calls,
 }
 
-/// Decodes the tail of a body whose file starts at address `base`; and checksums it.
-fn decode_tail(bytes: &[u8], base: usize) -> Decoded<(Tail, crc32fast::Hasher)> {
+/// Decodes the tail of the body of the checkpoint file `view`; and checksums it.
+fn decode_tail(bytes: &[u8], view: &Arc<ReadView>) -> Decoded<(Tail, crc32fast::Hasher)> {
+    let base = view.as_ptr() as usize;
     let mut r = Reader::hashing(bytes);
     let n_lists = r.count(8)?;
     let mut spans = Vec::with_capacity(n_lists);
@@ -747,21 +752,25 @@ fn decode_tail(bytes: &[u8], base: usize) -> Decoded<(Tail, crc32fast::Hasher)> 
             return Err("an orphan id listed twice".into());
         }
     }
-    let calls = r.array(CALL_BYTES, |b| {
-        let b: &[u8; CALL_BYTES] = b.try_into().expect("a call's bytes");
-        let key = (u64_at(b, 0) as i64, u64_at(b, 8));
-        let entry = CallEntry {
-            caller: u32_at(b, 16),
-            tool: u32_at(b, 20),
-            kind: b[24],
-        };
-        (key, entry)
-    })?;
+    let n_calls = r.count(CALL_BYTES)?;
+    let mut calls = Calls::default();
+    for block in r.blocks(n_calls, CALL_BYTES) {
+        for b in block.chunks_exact(CALL_BYTES) {
+            let key = (u64_at(b, 0) as i64, u64_at(b, 8));
+            let entry = CallEntry {
+                caller: u32_at(b, 16),
+                tool: u32_at(b, 20),
+                kind: b[24],
+            };
+            calls.insert(key, entry);
+        }
+    }
     if !r.bytes.is_empty() {
         return Err(format!("{} bytes after the body", r.bytes.len()));
     }
     let tail = Tail {
-        spans,
+        n_loaded: spans.iter().map(Span::len).sum(),
+        lists: EventLists::from_loaded(Arc::clone(view), &spans),
         orphans,
         calls,
     };

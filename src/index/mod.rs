@@ -289,7 +289,6 @@ pub struct Index {
     pub(crate) by_finish: Vec<u32>,
     /// Live dry runs by `(started_at, RunIdx)`: a count that leaves dry runs out (the
     /// default filter) subtracts these instead of checking every candidate's status.
-    /// Not in the checkpoint: [`Index::derive_dry_runs`] makes it from `by_time`.
     pub(crate) by_dry: Vec<u32>,
     pub(crate) calls: Calls,
     pub(crate) n_events: u64,
@@ -874,16 +873,6 @@ impl Index {
         true
     }
 
-    /// Makes `by_dry` from `by_time` and the runs' statuses (after a checkpoint load,
-    /// before the loaded index is checked: numbers out of range are skipped here and
-    /// refused by the check).
-    pub(crate) fn derive_dry_runs(&mut self) {
-        let runs = &self.runs;
-        self.by_dry = (self.by_time.iter().copied())
-            .filter(|&j| runs.get(j as usize).is_some_and(|r| r.status == DRY_RUN))
-            .collect();
-    }
-
     /// Links run `idx` into the child list of `parent`, which is kept newest first by
     /// `(started_at, RunIdx)`: a run started in time order goes to the front.
     fn link_child(&mut self, parent: u32, idx: u32) {
@@ -1364,6 +1353,12 @@ mod tests {
             assert_eq!(
                 missing.check_consistent_from(parallel_from),
                 Err("the start order does not hold every live run".to_owned())
+            );
+            let mut not_dry = index.clone();
+            not_dry.by_dry.push(0);
+            assert_eq!(
+                not_dry.check_consistent_from(parallel_from),
+                Err("the dry-run list disagrees with the runs".to_owned())
             );
             let mut unsorted = index.clone();
             unsorted.by_time.swap(1, 2);
