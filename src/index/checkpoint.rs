@@ -71,8 +71,8 @@ use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
 use crate::index::{
-    CallEntry, Calls, EventLists, EventsRef, Index, NameHashState, Names, PARALLEL_CHECK_RUNS_MIN,
-    RunEntry,
+    CallEntry, Calls, EventLists, EventsRef, ID_OUT_OF_RANGE, Index, NameHashState, Names,
+    PARALLEL_CHECK_RUNS_MIN, RUN_OUT_OF_RANGE, RunEntry,
 };
 use crate::vfs::{ReadView, Vfs, publish_file};
 
@@ -504,13 +504,24 @@ impl<'a> Reader<'a> {
     fn array<T, C: FromIterator<T>>(
         &mut self,
         item_bytes: usize,
-        mut get: impl FnMut(&[u8]) -> T,
+        get: impl FnMut(&[u8]) -> T,
     ) -> Decoded<C> {
         let n = self.count(item_bytes)?;
+        Ok(self.items(n, item_bytes, get))
+    }
+
+    /// `n` items of `item_bytes` each, the count already checked against the bytes
+    /// left, each decoded by `get` from a slice of exactly that many.
+    fn items<T, C: FromIterator<T>>(
+        &mut self,
+        n: usize,
+        item_bytes: usize,
+        mut get: impl FnMut(&[u8]) -> T,
+    ) -> C {
         let mut blocks = self.blocks(n, item_bytes);
         let mut block: &[u8] = &[];
         // Item by item over a range, so that collecting knows the count up front.
-        Ok((0..n)
+        (0..n)
             .map(|_| {
                 if block.is_empty() {
                     block = blocks.next().expect("the blocks hold n items");
@@ -519,7 +530,7 @@ impl<'a> Reader<'a> {
                 block = rest;
                 get(item)
             })
-            .collect())
+            .collect()
     }
 
     /// Passes over an array of `item_bytes` items.
@@ -634,10 +645,10 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     let (head, tail) = bytes.split_at(bytes.len() - skip.bytes.len() - size_of::<u64>());
     // The names, runs and run lists are checked as soon as they are decoded, while
     // the event lists may still be decoding: the check needs only their number.
+    let n_event_lists = usize::try_from(n_event_lists).unwrap_or(usize::MAX);
     let head_checked = || {
-        decode_head(head).map(|(index, crc)| {
-            let n_event_lists = usize::try_from(n_event_lists).unwrap_or(usize::MAX);
-            let check = index.check_runs_consistent(n_event_lists, PARALLEL_CHECK_RUNS_MIN);
+        decode_head(head, n_event_lists).map(|(index, crc, entries)| {
+            let check = entries.and_then(|()| index.check_runs_consistent(PARALLEL_CHECK_RUNS_MIN));
             (index, crc, check)
         })
     };
@@ -671,9 +682,14 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     Ok((index, crc, check))
 }
 
-/// The names, the run table and the run lists: the body up to the event lists; and
-/// their checksum.
-fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
+/// The names, the run table and the run lists: the body up to the event lists; their
+/// checksum; and whether every number in the run entries and the per-id tables points
+/// into its table, with `n_event_lists` event lists to follow (checked as each is
+/// decoded, while it is in cache, not in passes of their own).
+fn decode_head(
+    bytes: &[u8],
+    n_event_lists: usize,
+) -> Decoded<(Index, crc32fast::Hasher, Decoded<()>)> {
     let mut r = Reader::hashing(bytes);
     let mut index = Index::new();
     index.ids = r.names()?;
@@ -682,9 +698,11 @@ fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
     index.channels = r.names()?;
     index.calls.callers = r.names()?;
     index.calls.tools = r.names()?;
-    // Live runs are counted as they are decoded, not in a pass of their own.
+    let n_runs = r.count(RUN_BYTES)?;
+    let bounds = index.run_bounds(n_runs, n_event_lists);
+    let mut in_range = true;
     let mut n_live = 0u32;
-    index.runs = r.array(RUN_BYTES, |b| {
+    index.runs = r.items(n_runs, RUN_BYTES, |b| {
         let b: &[u8; RUN_BYTES] = b.try_into().expect("a run's bytes");
         let number = |i: usize| u32_at(b, 32 + 4 * i);
         let entry = RunEntry {
@@ -702,12 +720,19 @@ fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
             status: b[60],
             flags: b[61],
         };
+        in_range &= bounds.hold(&entry);
         n_live += u32::from(entry.is_alive());
         entry
-    })?;
+    });
     index.n_live = n_live;
-    index.id_run = r.u32s()?;
-    index.id_first_child = r.u32s()?;
+    let mut ids_in_range = true;
+    let mut run_or_none = |b: &[u8]| {
+        let j = u32_at(b, 0);
+        ids_in_range &= bounds.run_or_none(j);
+        j
+    };
+    index.id_run = r.array(4, &mut run_or_none)?;
+    index.id_first_child = r.array(4, &mut run_or_none)?;
     index.by_time = r.u32s()?;
     index.by_finish = r.u32s()?;
     index.by_dry = r.u32s()?;
@@ -715,7 +740,14 @@ fn decode_head(bytes: &[u8]) -> Decoded<(Index, crc32fast::Hasher)> {
     index.by_caller = r.lists()?;
     index.by_channel = r.lists()?;
     debug_assert!(r.bytes.is_empty(), "the head ends where skipping it did");
-    Ok((index, r.checksum()))
+    let entries = if !in_range {
+        Err(RUN_OUT_OF_RANGE.into())
+    } else if !ids_in_range {
+        Err(ID_OUT_OF_RANGE.into())
+    } else {
+        Ok(())
+    };
+    Ok((index, r.checksum(), entries))
 }
 
 /// The body from the event lists on, made into what the index holds of it (on the
@@ -962,14 +994,18 @@ mod tests {
         let mut past_lists = index.clone();
         past_lists.runs[0].events = 5;
         let bytes = encode(&past_lists, coverage).unwrap();
-        let view = Arc::new(ReadView::Owned(bytes.clone()));
-        for parallel in [true, false] {
-            let (_, _, check) = decode_body(&view, parallel).unwrap();
-            assert_eq!(
-                check,
-                Err("a run entry with a number out of range".to_owned()),
-                "parallel: {parallel}"
-            );
+        // An id naming a run past the run table.
+        let mut past_runs = index.clone();
+        past_runs.id_first_child[0] = 1;
+        for (bad, why) in [
+            (&bytes, RUN_OUT_OF_RANGE),
+            (&encode(&past_runs, coverage).unwrap(), ID_OUT_OF_RANGE),
+        ] {
+            let view = Arc::new(ReadView::Owned(bad.clone()));
+            for parallel in [true, false] {
+                let (_, _, check) = decode_body(&view, parallel).unwrap();
+                assert_eq!(check, Err(why.to_owned()), "parallel: {parallel}");
+            }
         }
         // An orphan of an id never interned: found once the event lists are decoded.
         let mut orphan = index.clone();

@@ -137,6 +137,42 @@ impl RunEntry {
     }
 }
 
+/// The refusal of a run entry whose numbers point past their tables.
+pub(crate) const RUN_OUT_OF_RANGE: &str = "a run entry with a number out of range";
+/// The refusal of a per-id table naming a run past the run table.
+pub(crate) const ID_OUT_OF_RANGE: &str = "an id pointing past the run table";
+
+/// What the numbers in a run entry must lie below: the sizes of the tables they name.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct RunBounds {
+    runs: usize,
+    ids: usize,
+    skills: usize,
+    callers: usize,
+    channels: usize,
+    event_lists: usize,
+}
+
+impl RunBounds {
+    /// Whether `j` names a run, or none.
+    pub(crate) fn run_or_none(&self, j: u32) -> bool {
+        j == NONE || (j as usize) < self.runs
+    }
+
+    /// Whether every number in `entry` points into its table.
+    pub(crate) fn hold(&self, entry: &RunEntry) -> bool {
+        let below = |j: u32, n: usize| (j as usize) < n;
+        (entry.status as usize) < Status::ALL.len()
+            && below(entry.id, self.ids)
+            && (entry.parent == NONE || below(entry.parent, self.ids))
+            && self.run_or_none(entry.next_sibling)
+            && below(entry.skill, self.skills)
+            && below(entry.caller, self.callers)
+            && below(entry.channel, self.channels)
+            && (entry.events == NONE || below(entry.events, self.event_lists))
+    }
+}
+
 /// The status byte of a dry run.
 const DRY_RUN: u8 = {
     let mut i = 0;
@@ -490,17 +526,18 @@ impl Index {
     /// [`Index::check_consistent`], walking the per-key lists on a second thread from
     /// `parallel_from` runs on.
     fn check_consistent_from(&self, parallel_from: usize) -> std::result::Result<(), String> {
-        self.check_runs_consistent(self.event_lists.len(), parallel_from)?;
+        self.check_run_entries()?;
+        self.check_runs_consistent(parallel_from)?;
         self.check_orphans_and_calls_consistent()
     }
 
     /// The part of [`Index::check_consistent`] that needs only what a checkpoint holds
-    /// before its event lists: the names, the run table and the run lists, with
-    /// `n_event_lists` the number of event lists a run may name. A checkpoint's load
-    /// runs it while its event lists are still being decoded.
+    /// before its event lists, once the run entries and per-id tables are checked (a
+    /// checkpoint's load checks those as it decodes them): the names and the run
+    /// lists. A checkpoint's load runs it while its event lists are still being
+    /// decoded.
     pub(crate) fn check_runs_consistent(
         &self,
-        n_event_lists: usize,
         parallel_from: usize,
     ) -> std::result::Result<(), String> {
         let n_runs = self.runs.len();
@@ -569,17 +606,14 @@ impl Index {
         let (helper, rest) = if n_runs >= parallel_from {
             std::thread::scope(|scope| {
                 let helper = scope.spawn(names_and_key_lists);
-                let rest = self.check_runs_and_lists(n_event_lists);
+                let rest = self.check_finish_and_dry_orders();
                 let helper = helper
                     .join()
                     .unwrap_or_else(|_| Err("the check's second thread panicked".into()));
                 (helper, rest)
             })
         } else {
-            (
-                names_and_key_lists(),
-                self.check_runs_and_lists(n_event_lists),
-            )
+            (names_and_key_lists(), self.check_finish_and_dry_orders())
         };
         rest.and(helper)?;
         let live_dry = |&j: &u32| {
@@ -610,43 +644,52 @@ impl Index {
         Ok(())
     }
 
-    /// The run table's numbers, the live count, the per-id tables and the finish and
-    /// dry-run orders: the part of [`Index::check_consistent`] that walks
-    /// the run table in order.
-    fn check_runs_and_lists(&self, n_event_lists: usize) -> std::result::Result<(), String> {
-        let n_runs = self.runs.len();
-        let n_ids = self.ids.len();
-        let run_or_none = |j: u32| j == NONE || (j as usize) < n_runs;
-        let id_or_none = |j: u32| j == NONE || (j as usize) < n_ids;
+    /// The bounds of the numbers in this index's run entries, were it to hold `n_runs`
+    /// runs and `n_event_lists` event lists (what a checkpoint's load knows before it
+    /// decodes those tables).
+    pub(crate) fn run_bounds(&self, n_runs: usize, n_event_lists: usize) -> RunBounds {
+        RunBounds {
+            runs: n_runs,
+            ids: self.ids.len(),
+            skills: self.skills.len(),
+            callers: self.callers.len(),
+            channels: self.channels.len(),
+            event_lists: n_event_lists,
+        }
+    }
+
+    /// The run entries' numbers, the live count and the per-id tables: the part of
+    /// [`Index::check_consistent`] a checkpoint's load does as it decodes them.
+    fn check_run_entries(&self) -> std::result::Result<(), String> {
+        let bounds = self.run_bounds(self.runs.len(), self.event_lists.len());
         let mut n_live = 0u32;
         for entry in self.runs.iter() {
-            let in_range = (entry.status as usize) < Status::ALL.len()
-                && (entry.id as usize) < n_ids
-                && id_or_none(entry.parent)
-                && run_or_none(entry.next_sibling)
-                && (entry.skill as usize) < self.skills.len()
-                && (entry.caller as usize) < self.callers.len()
-                && (entry.channel as usize) < self.channels.len()
-                && (entry.events == NONE || (entry.events as usize) < n_event_lists);
-            if !in_range {
-                return Err("a run entry with a number out of range".into());
+            if !bounds.hold(entry) {
+                return Err(RUN_OUT_OF_RANGE.into());
             }
             n_live += u32::from(entry.is_alive());
         }
         if n_live != self.n_live {
             return Err("the live run count disagrees with the runs".into());
         }
-        if !self.id_run.iter().all(|&j| run_or_none(j))
-            || !self.id_first_child.iter().all(|&j| run_or_none(j))
+        if !self.id_run.iter().all(|&j| bounds.run_or_none(j))
+            || !self.id_first_child.iter().all(|&j| bounds.run_or_none(j))
         {
-            return Err("an id pointing past the run table".into());
+            return Err(ID_OUT_OF_RANGE.into());
         }
+        Ok(())
+    }
+
+    /// The finish and dry-run orders: the part of [`Index::check_consistent`] that
+    /// walks the run table beside the names and the start order.
+    fn check_finish_and_dry_orders(&self) -> std::result::Result<(), String> {
+        let n_runs = self.runs.len();
         let in_range = |j: &u32| (*j as usize) < n_runs;
         if !(self.by_finish.iter().all(in_range) && self.by_dry.iter().all(in_range)) {
             return Err("a run number past the run table".into());
         }
         // One run-table read per item, the previous key carried over. The start order
-        // was checked with the places.
+        // is checked with the places.
         let sorted = |list: &[u32], key: fn(&RunEntry) -> i64| {
             let mut last = None;
             list.iter().all(|&j| {
