@@ -499,17 +499,6 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    /// An array as [`Out::array`] writes it: a count, then `item_bytes` bytes per item,
-    /// each decoded by `get` from a slice of exactly that many.
-    fn array<T, C: FromIterator<T>>(
-        &mut self,
-        item_bytes: usize,
-        get: impl FnMut(&[u8]) -> T,
-    ) -> Decoded<C> {
-        let n = self.count(item_bytes)?;
-        Ok(self.items(n, item_bytes, get))
-    }
-
     /// `n` items of `item_bytes` each, the count already checked against the bytes
     /// left, each decoded by `get` from a slice of exactly that many.
     fn items<T, C: FromIterator<T>>(
@@ -560,7 +549,21 @@ impl<'a> Reader<'a> {
     }
 
     fn u32s(&mut self) -> Decoded<Vec<u32>> {
-        self.array(4, |b| u32_at(b, 0))
+        self.u32s_each(|_| ())
+    }
+
+    /// An array of `u32`s, each also handed to `each` as it is decoded.
+    fn u32s_each(&mut self, mut each: impl FnMut(u32)) -> Decoded<Vec<u32>> {
+        let n = self.count(4)?;
+        let mut values = Vec::with_capacity(n);
+        for block in self.blocks(n, 4) {
+            values.extend(block.chunks_exact(4).map(|b| {
+                let value = u32_at(b, 0);
+                each(value);
+                value
+            }));
+        }
+        Ok(values)
     }
 
     /// An event list as stored, and its bytes. Stored pairs are refused unless their
@@ -726,13 +729,9 @@ fn decode_head(
     });
     index.n_live = n_live;
     let mut ids_in_range = true;
-    let mut run_or_none = |b: &[u8]| {
-        let j = u32_at(b, 0);
-        ids_in_range &= bounds.run_or_none(j);
-        j
-    };
-    index.id_run = r.array(4, &mut run_or_none)?;
-    index.id_first_child = r.array(4, &mut run_or_none)?;
+    let mut run_or_none = |j: u32| ids_in_range &= bounds.run_or_none(j);
+    index.id_run = r.u32s_each(&mut run_or_none)?;
+    index.id_first_child = r.u32s_each(&mut run_or_none)?;
     index.by_time = r.u32s()?;
     index.by_finish = r.u32s()?;
     index.by_dry = r.u32s()?;
@@ -784,11 +783,18 @@ fn decode_tail(bytes: &[u8], view: &Arc<ReadView>) -> Decoded<(Tail, crc32fast::
             return Err("an orphan id listed twice".into());
         }
     }
+    // Calls are written in key order, each key once: refused otherwise, before one
+    // could be inserted twice.
     let n_calls = r.count(CALL_BYTES)?;
     let mut calls = Calls::default();
+    let mut last = None;
     for block in r.blocks(n_calls, CALL_BYTES) {
         for b in block.chunks_exact(CALL_BYTES) {
             let key = (u64_at(b, 0) as i64, u64_at(b, 8));
+            if last >= Some(key) {
+                return Err("calls out of order".into());
+            }
+            last = Some(key);
             let entry = CallEntry {
                 caller: u32_at(b, 16),
                 tool: u32_at(b, 20),
@@ -1015,6 +1021,30 @@ mod tests {
             assert!(why.starts_with("the index is inconsistent"), "{why}");
         }
         assert!(decode(&encode(&index, coverage).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_checkpoint_with_calls_out_of_order_or_twice_is_refused() {
+        let mut index = Index::new();
+        for (i, record) in rich_records().iter().enumerate() {
+            index.apply(Lsn(i as u64 * 40), record);
+        }
+        let coverage = sample().1;
+        let bytes = encode(&index, coverage).unwrap();
+        assert!(decode(&bytes).is_ok());
+        // The body ends with the two calls; swap them, then copy the first over the
+        // second, each time with the checksum made to match.
+        let (first, second) = (bytes.len() - 2 * CALL_BYTES, bytes.len() - CALL_BYTES);
+        let mut swapped = bytes.clone();
+        swapped[first..].rotate_left(CALL_BYTES);
+        let mut twice = bytes.clone();
+        twice.copy_within(first..second, second);
+        for mut bad in [swapped, twice] {
+            let crc = crc32fast::hash(&bad[COVERED_AT..]);
+            bad[CRC_AT..COVERED_AT].copy_from_slice(&crc.to_le_bytes());
+            let why = decode(&bad).err().unwrap();
+            assert!(why.ends_with("calls out of order"), "{why}");
+        }
     }
 
     #[test]
