@@ -4,7 +4,8 @@
 //! Where it sits: [`super::Index::event_lists`], numbered by `RunEntry::events`.
 //!
 //! The lists a checkpoint holds stay where the checkpoint's read-only view of its file
-//! has them, as the little-endian pairs the file stores: loading a million runs' events
+//! has them, as the file stores them (little-endian pairs, or for a run of consecutive
+//! sequences a dense list of 4-byte LSN offsets): loading a million runs' events
 //! copies nothing and allocates nothing for them, and a copy of the index (a periodic
 //! checkpoint takes one under the log's lock) shares the view. A list gets memory of its
 //! own the first time it changes: a vector, or past 4096 events shared chunks
@@ -13,7 +14,8 @@
 //!
 //! # Invariants
 //! - Every list is sorted by sequence, with no sequence twice (the index keeps this; a
-//!   checkpoint's lists are checked as they are loaded).
+//!   checkpoint's pairs are checked as they are loaded, and a dense list's sequences
+//!   rise by one by construction).
 //! - A loaded span lies inside the view, whose file is never written once published
 //!   (a newer checkpoint replaces it by rename; the view keeps the old one readable).
 
