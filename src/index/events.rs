@@ -111,15 +111,13 @@ impl<'a> EventsRef<'a> {
             return None;
         }
         let (first, _) = self.get(0)?;
-        let (last, _) = self.last()?;
-        // Sequences strictly rise, so they are consecutive exactly when they span the
-        // length.
-        if last - first != self.len() as u64 - 1 {
-            return None;
+        let (mut low, mut high) = (u64::MAX, 0);
+        for (i, (sequence, lsn)) in self.iter().enumerate() {
+            if first.checked_add(i as u64) != Some(sequence) {
+                return None;
+            }
+            (low, high) = (low.min(lsn), high.max(lsn));
         }
-        let (low, high) = (self.iter()).fold((u64::MAX, 0), |(low, high), (_, lsn)| {
-            (low.min(lsn), high.max(lsn))
-        });
         (high - low <= u64::from(u32::MAX)).then_some((first, low))
     }
 
@@ -508,6 +506,8 @@ mod tests {
         assert_eq!(form(&[(4, 9), (5, 8)]), Some((4, 8)));
         assert_eq!(form(&[(1, 30), (2, 10), (3, 20)]), Some((1, 10)));
         assert_eq!(form(&[(1, 30), (3, 10)]), None, "a gap");
+        assert_eq!(form(&[(2, 20), (1, 10)]), None, "out of order");
+        assert_eq!(form(&[(1, 0), (1, 0), (3, 0)]), None, "a repeat");
         let wide = u64::from(u32::MAX) + 1;
         assert_eq!(form(&[(1, 0), (2, wide)]), None, "LSNs too far apart");
         assert_eq!(form(&[(1, 0), (2, wide - 1)]), Some((1, 0)));
