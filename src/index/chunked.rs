@@ -141,7 +141,9 @@ impl<T: Clone> IndexMut<usize> for Chunked<T> {
         let full_len = self.full_len();
         if i < full_len {
             let chunk = &mut self.full[i >> CHUNK_SHIFT];
-            if Arc::get_mut(chunk).is_none() {
+            // A plain load; `get_mut` below makes the one atomic uniqueness check. The
+            // count cannot rise meanwhile: new holders clone through `&self`.
+            if Arc::strong_count(chunk) > 1 {
                 unshare(chunk);
             }
             &mut Arc::get_mut(chunk).expect("a chunk of its own")[i % CHUNK]
