@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::msgpack::{MsgpackMap, Raw, Str};
 use crate::codec::view::{self, CallView, EventView, FinishView, OutcomeView, RunView};
 use crate::codec::{Record, RecordKind, RunFinished};
-use crate::model::{CallEvent, Outcome, OutcomeKind, Payload, Run, RunEvent, RunStats};
+use crate::model::{CallEvent, Outcome, OutcomeKind, Payload, Run, RunEvent, RunStats, Timestamp};
 
 /// A record type the hand-written reader reads, with serde as its reference.
 pub(crate) trait Decode: DeserializeOwned {
@@ -38,13 +38,29 @@ pub(crate) trait Decode: DeserializeOwned {
 
     /// Reads the fields of the top-level map; `None` when serde must read it.
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self>;
+
+    /// [`Decode::read`] into `out`, which the types queries return by the page
+    /// implement to build the record in its place rather than move it there. `out` is
+    /// left as it was when the answer is `None`.
+    #[inline]
+    fn read_into(map: &mut MsgpackMap<'_>, out: &mut Self) -> Option<()> {
+        *out = Self::read(map)?;
+        Some(())
+    }
 }
 
 impl Decode for Run {
     const KIND: RecordKind = RecordKind::RunStarted;
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
+        let mut run = Run::default();
+        Self::read_into(map, &mut run)?;
+        Some(run)
+    }
+
+    #[inline]
+    fn read_into(map: &mut MsgpackMap<'_>, out: &mut Self) -> Option<()> {
         let view = RunView::read(map)?;
-        Some(Run {
+        *out = Run {
             id: owned(view.id)?,
             skill_id: owned(view.skill_id)?,
             caller_id: owned(view.caller_id)?,
@@ -61,43 +77,59 @@ impl Decode for Run {
             total_input_tokens: view.total_input_tokens.unwrap_or_default(),
             total_output_tokens: view.total_output_tokens.unwrap_or_default(),
             total_thinking_tokens: view.total_thinking_tokens.unwrap_or_default(),
-        })
+        };
+        Some(())
     }
 }
 
 impl Decode for RunFinished {
     const KIND: RecordKind = RecordKind::RunFinished;
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
-        let view = FinishView::read(map)?;
-        let stats = view.stats?;
+        let (run_id, stats, finished_at) = finish_parts(map)?;
         Some(RunFinished {
-            run_id: view.run_id?.to_str()?.to_owned(),
-            stats: RunStats {
-                status: stats.status.unwrap_or_default(),
-                output: owned(stats.output)?,
-                error: owned(stats.error)?,
-                tool_calls: stats.tool_calls.unwrap_or_default(),
-                runtime_seconds: stats.runtime_seconds.unwrap_or_default(),
-                input_tokens: stats.input_tokens.unwrap_or_default(),
-                output_tokens: stats.output_tokens.unwrap_or_default(),
-                thinking_tokens: stats.thinking_tokens.unwrap_or_default(),
-            },
-            finished_at: view.finished_at?,
+            run_id: run_id.to_owned(),
+            stats,
+            finished_at,
         })
     }
+}
+
+/// A finish's run id (checked as UTF-8, not copied), its stats and its time.
+fn finish_parts<'a>(map: &mut MsgpackMap<'a>) -> Option<(&'a str, RunStats, Timestamp)> {
+    let view = FinishView::read(map)?;
+    let stats = view.stats?;
+    let stats = RunStats {
+        status: stats.status.unwrap_or_default(),
+        output: owned(stats.output)?,
+        error: owned(stats.error)?,
+        tool_calls: stats.tool_calls.unwrap_or_default(),
+        runtime_seconds: stats.runtime_seconds.unwrap_or_default(),
+        input_tokens: stats.input_tokens.unwrap_or_default(),
+        output_tokens: stats.output_tokens.unwrap_or_default(),
+        thinking_tokens: stats.thinking_tokens.unwrap_or_default(),
+    };
+    Some((view.run_id?.to_str()?, stats, view.finished_at?))
 }
 
 impl Decode for RunEvent {
     const KIND: RecordKind = RecordKind::EventAppended;
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self> {
+        let mut event = RunEvent::default();
+        Self::read_into(map, &mut event)?;
+        Some(event)
+    }
+
+    #[inline]
+    fn read_into(map: &mut MsgpackMap<'_>, out: &mut Self) -> Option<()> {
         let view = EventView::read(map)?;
-        Some(RunEvent {
+        *out = RunEvent {
             run_id: owned(view.run_id)?,
             sequence: view.sequence.unwrap_or_default(),
             event_type: owned(view.event_type)?,
             payload: object(view.payload)?,
             created_at: view.created_at.unwrap_or_default(),
-        })
+        };
+        Some(())
     }
 }
 
@@ -127,9 +159,48 @@ impl Decode for CallEvent {
 
 /// The hand-written read of a whole payload; `None` when serde must read it.
 pub(crate) fn read<T: Decode>(payload: &[u8]) -> Option<T> {
+    read_whole(payload, T::read)
+}
+
+/// Decodes a payload holding a `T` into `out` (see [`Decode::read_into`]). On an
+/// error `out` holds what it held before or part of the record.
+pub(crate) fn decode_into<T: Decode>(
+    payload: &[u8],
+    out: &mut T,
+) -> Result<(), rmp_serde::decode::Error> {
+    let read = MsgpackMap::new(payload).and_then(|mut map| {
+        T::read_into(&mut map, out)?;
+        map.is_done().then_some(())
+    });
+    if read.is_none() {
+        *out = rmp_serde::from_slice(payload)?;
+    }
+    Ok(())
+}
+
+/// Reads the map a payload holds by `read`; `None` when it does not read or bytes
+/// follow the map.
+fn read_whole<'a, T>(
+    payload: &'a [u8],
+    read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
+) -> Option<T> {
     let mut map = MsgpackMap::new(payload)?;
-    let value = T::read(&mut map)?;
+    let value = read(&mut map)?;
     map.is_done().then_some(value)
+}
+
+/// Applies the finish a `RunFinished` payload holds to `run`, as decoding it and
+/// calling [`Run::apply_finish`] would, without building the finish's own copy of the
+/// run id or copying its strings a second time.
+pub(crate) fn finish_into(payload: &[u8], run: &mut Run) -> Result<(), rmp_serde::decode::Error> {
+    match read_whole(payload, finish_parts) {
+        Some((_, stats, finished_at)) => run.take_finish(stats, finished_at),
+        None => {
+            let finish: RunFinished = rmp_serde::from_slice(payload)?;
+            run.take_finish(finish.stats, finish.finished_at);
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a payload holding a `T`: by the hand-written reader when it can, otherwise
@@ -249,6 +320,54 @@ mod tests {
             (Ok(a), Ok(b)) => prop_assert!(same(a, b)),
             (Err(_), Err(_)) => {}
             _ => prop_assert!(false, "{decoded:?} vs serde {reference:?}"),
+        }
+        in_place_agrees(kind, bytes, &reference)
+    }
+
+    /// `decode_into` and `finish_into` answer as serde does, whatever the value they
+    /// read into held before: a finish is compared as the run it was applied to.
+    fn in_place_agrees(
+        kind: RecordKind,
+        bytes: &[u8],
+        reference: &Result<Record, rmp_serde::decode::Error>,
+    ) -> Result<(), TestCaseError> {
+        let mut stale = Run::new("stale", "stale-skill");
+        stale.output = "left over".into();
+        stale.inputs.insert("stale".into(), Value::Bool(true));
+        let mut stale_event = RunEvent {
+            run_id: "stale".into(),
+            sequence: 9,
+            ..RunEvent::default()
+        };
+        stale_event.payload.insert("stale".into(), Value::Null);
+        let in_place = match kind {
+            RecordKind::RunStarted => {
+                let mut run = stale.clone();
+                decode_into(bytes, &mut run).map(|()| Record::RunStarted(run))
+            }
+            RecordKind::EventAppended => {
+                let mut event = stale_event;
+                decode_into(bytes, &mut event).map(|()| Record::EventAppended(event))
+            }
+            RecordKind::RunFinished => {
+                let mut run = stale.clone();
+                finish_into(bytes, &mut run).map(|()| Record::RunStarted(run))
+            }
+            _ => return Ok(()),
+        };
+        let expected = match reference {
+            Ok(Record::RunFinished(finish)) => {
+                let mut run = stale;
+                run.apply_finish(&finish.stats, finish.finished_at);
+                Some(Record::RunStarted(run))
+            }
+            Ok(record) => Some(record.clone()),
+            Err(_) => None,
+        };
+        match (&in_place, &expected) {
+            (Ok(a), Some(b)) => prop_assert!(same(a, b), "{a:?} != {b:?}"),
+            (Err(_), None) => {}
+            _ => prop_assert!(false, "in place {in_place:?} vs serde {reference:?}"),
         }
         Ok(())
     }

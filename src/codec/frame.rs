@@ -19,6 +19,7 @@ use crate::codec::decode::{self, Decode};
 use crate::codec::{Lsn, Record, RecordKind, SegmentId};
 use crate::error::CorruptionKind;
 use crate::limits::FRAME_HEADER_BYTES;
+use crate::model::Run;
 
 const CRC_AT: usize = 0;
 const LEN_AT: usize = CRC_AT + size_of::<u32>();
@@ -76,15 +77,37 @@ impl Frame<'_> {
     /// Decodes the payload of a frame that must hold a `T` (a run, a finish, an event
     /// or a call event), without going through [`Record`].
     pub(crate) fn decode_as<T: Decode>(&self) -> Result<T, CorruptionKind> {
-        if self.kind != T::KIND {
-            return Err(CorruptionKind::BadPayload(format!(
-                "expected a {:?} record but found a {:?} record",
-                T::KIND,
-                self.kind
-            )));
-        }
-        decode::decode(self.payload).map_err(|e| CorruptionKind::BadPayload(e.to_string()))
+        self.expect_kind(T::KIND)?;
+        decode::decode(self.payload).map_err(bad_payload)
     }
+
+    /// Decodes the payload of a frame that must hold a `T` into `out` (see
+    /// [`Decode::read_into`]).
+    pub(crate) fn decode_into<T: Decode>(&self, out: &mut T) -> Result<(), CorruptionKind> {
+        self.expect_kind(T::KIND)?;
+        decode::decode_into(self.payload, out).map_err(bad_payload)
+    }
+
+    /// Applies the finish this frame holds to `run`, as decoding it and calling
+    /// [`Run::apply_finish`] would (see [`decode::finish_into`]).
+    pub(crate) fn finish_into(&self, run: &mut Run) -> Result<(), CorruptionKind> {
+        self.expect_kind(RecordKind::RunFinished)?;
+        decode::finish_into(self.payload, run).map_err(bad_payload)
+    }
+
+    fn expect_kind(&self, kind: RecordKind) -> Result<(), CorruptionKind> {
+        if self.kind == kind {
+            return Ok(());
+        }
+        Err(CorruptionKind::BadPayload(format!(
+            "expected a {kind:?} record but found a {:?} record",
+            self.kind
+        )))
+    }
+}
+
+fn bad_payload(e: rmp_serde::decode::Error) -> CorruptionKind {
+    CorruptionKind::BadPayload(e.to_string())
 }
 
 /// Why no verified frame could be read at a position.

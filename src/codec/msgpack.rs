@@ -384,6 +384,12 @@ impl<'a> Str<'a> {
     /// The string; `None` when its bytes are not UTF-8.
     #[inline]
     pub(crate) fn to_str(self) -> Option<&'a str> {
+        // Most names and ids are ASCII: the inlined word-at-a-time check answers them
+        // without the general validator's call.
+        if self.0.is_ascii() {
+            // SAFETY: every ASCII byte sequence is valid UTF-8.
+            return Some(unsafe { std::str::from_utf8_unchecked(self.0) });
+        }
         std::str::from_utf8(self.0).ok()
     }
 }

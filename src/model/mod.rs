@@ -137,14 +137,29 @@ impl Run {
 
     /// Applies a run's terminal state, as `finish_run` does (SPEC §3.3).
     pub fn apply_finish(&mut self, stats: &RunStats, finished_at: Timestamp) {
-        self.status = stats.status;
-        self.output.clone_from(&stats.output);
-        self.error.clone_from(&stats.error);
-        self.tool_calls_count = stats.tool_calls;
-        self.runtime_seconds = stats.runtime_seconds;
-        self.total_input_tokens = stats.input_tokens;
-        self.total_output_tokens = stats.output_tokens;
-        self.total_thinking_tokens = stats.thinking_tokens;
+        self.take_finish(stats.clone(), finished_at);
+    }
+
+    /// [`Run::apply_finish`] taking the stats, whose strings move into the run.
+    pub(crate) fn take_finish(&mut self, stats: RunStats, finished_at: Timestamp) {
+        let RunStats {
+            status,
+            output,
+            error,
+            tool_calls,
+            runtime_seconds,
+            input_tokens,
+            output_tokens,
+            thinking_tokens,
+        } = stats;
+        self.status = status;
+        self.output = output;
+        self.error = error;
+        self.tool_calls_count = tool_calls;
+        self.runtime_seconds = runtime_seconds;
+        self.total_input_tokens = input_tokens;
+        self.total_output_tokens = output_tokens;
+        self.total_thinking_tokens = thinking_tokens;
         self.finished_at = Some(finished_at);
     }
 }

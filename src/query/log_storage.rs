@@ -12,15 +12,15 @@ use crate::model::{CallEvent, Run, RunEvent, RunStats, Status, Timestamp};
 use crate::query::{CallFilter, RunFilter, Storage, clamp_limit, clamp_offset};
 use crate::segment::Journal;
 
-/// Reads a run back: its `RunStarted` record with its latest finish applied.
-fn read_run(journal: &Journal, entry: &RunEntry) -> Result<Run> {
-    let mut run: Run = journal.read_as(entry.started_lsn())?;
+/// Reads a run back into `run`: its `RunStarted` record with its latest finish
+/// applied. Records are read into their place in the answer, not moved there.
+fn read_run(journal: &Journal, entry: &RunEntry, run: &mut Run) -> Result<()> {
+    journal.read_into(entry.started_lsn(), run)?;
     if let Some(lsn) = entry.finished_lsn() {
-        let finish: RunFinished = journal.read_as(lsn)?;
-        run.apply_finish(&finish.stats, finish.finished_at);
+        journal.read_finish_into(lsn, run)?;
     }
     debug_assert_eq!(run.status, entry.status(), "the index agrees with the log");
-    Ok(run)
+    Ok(())
 }
 
 /// Reads back at most `limit` runs.
@@ -32,9 +32,15 @@ fn read_runs<'a>(
     let most = entries.size_hint().1.map_or(limit, |n| n.min(limit));
     let mut runs = Vec::with_capacity(most);
     for entry in entries.take(limit) {
-        runs.push(read_run(journal, entry)?);
+        read_run(journal, entry, push_default(&mut runs))?;
     }
     Ok(runs)
+}
+
+/// Appends a default item to `items` and returns it, for a record to be read into.
+fn push_default<T: Default>(items: &mut Vec<T>) -> &mut T {
+    items.push(T::default());
+    items.last_mut().expect("just pushed")
 }
 
 fn journal_of(state: &crate::log::State) -> Result<&Journal> {
@@ -137,7 +143,9 @@ impl Storage for AuditLog {
     fn get_run(&self, run_id: &str) -> Result<Run> {
         let state = self.lock();
         let journal = journal_of(&state)?;
-        read_run(journal, state.index.lookup(run_id)?)
+        let mut run = Run::default();
+        read_run(journal, state.index.lookup(run_id)?, &mut run)?;
+        Ok(run)
     }
 
     fn list_logs_by_run(&self, run_id: &str) -> Result<Vec<RunEvent>> {
@@ -146,7 +154,7 @@ impl Storage for AuditLog {
         let events = state.index.events_of(run_id);
         let mut read = Vec::with_capacity(events.len());
         for (_, lsn) in events.iter() {
-            read.push(journal.read_as(Lsn(lsn))?);
+            journal.read_into(Lsn(lsn), push_default(&mut read))?;
         }
         Ok(read)
     }

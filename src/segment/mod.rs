@@ -48,6 +48,7 @@ use crate::codec::{
 };
 use crate::error::{CorruptionKind, Error, Result};
 use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::model::Run;
 use crate::vfs::{DirLock, ReadView, Vfs, VfsFile, publish_file};
 use header::SegmentHeader;
 use hook::{SealHook, SealedSegmentInfo};
@@ -721,19 +722,35 @@ impl Journal {
 
     /// Reads and verifies the record at `lsn`.
     pub fn read(&self, lsn: Lsn) -> Result<Record> {
-        self.with_frame(lsn, |frame, path, offset| {
-            frame.record().map_err(|kind| Error::Corrupt {
-                segment: path.to_path_buf(),
-                offset,
-                kind,
-            })
-        })
+        self.decode_frame_with(lsn, |frame| frame.record())
     }
 
     /// Reads and verifies the record at `lsn`, which must be a `T`.
     pub(crate) fn read_as<T: Decode>(&self, lsn: Lsn) -> Result<T> {
+        self.decode_frame_with(lsn, |frame| frame.decode_as())
+    }
+
+    /// Reads and verifies the record at `lsn`, which must be a `T`, into `out` (see
+    /// [`Frame::decode_into`]).
+    pub(crate) fn read_into<T: Decode>(&self, lsn: Lsn, out: &mut T) -> Result<()> {
+        self.decode_frame_with(lsn, |frame| frame.decode_into(out))
+    }
+
+    /// Reads and verifies the finish at `lsn` and applies it to `run` (see
+    /// [`Frame::finish_into`]).
+    pub(crate) fn read_finish_into(&self, lsn: Lsn, run: &mut Run) -> Result<()> {
+        self.decode_frame_with(lsn, |frame| frame.finish_into(run))
+    }
+
+    /// Decodes the verified frame at `lsn` by `decode`, whose refusal is reported as
+    /// corruption at the frame's place.
+    fn decode_frame_with<T>(
+        &self,
+        lsn: Lsn,
+        decode: impl FnOnce(Frame<'_>) -> std::result::Result<T, CorruptionKind>,
+    ) -> Result<T> {
         self.with_frame(lsn, |frame, path, offset| {
-            frame.decode_as().map_err(|kind| Error::Corrupt {
+            decode(frame).map_err(|kind| Error::Corrupt {
                 segment: path.to_path_buf(),
                 offset,
                 kind,
