@@ -11,7 +11,10 @@
 //! it five times with its checkpoint (for profiling the checkpoint's load);
 //! `open_time <dir> <n_runs> copy` times five copies of the index its checkpoint loads
 //! (what a periodic checkpoint takes under the log's lock); `open_time <dir> <n_runs>
-//! get_run` times `get_run` of random ids on the store just opened, then again.
+//! get_run` times `get_run` of random ids on the store just opened, then again;
+//! `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
+//! taking the crc32 of all of it on one thread: what any load that checks every byte
+//! pays before it decodes anything.
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,6 +23,7 @@ use std::time::Instant;
 mod query_store;
 
 use auditlog::AuditLog;
+use auditlog::vfs::Vfs;
 use query_store::{build, config, get_run_percentiles};
 
 fn segment_bytes(dir: &Path) -> u64 {
@@ -38,6 +42,21 @@ fn cpu_ns() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Maps the file at `path` and takes its crc32, and prints the time both took.
+fn checksum_floor(path: &Path) {
+    let started = Instant::now();
+    let view = auditlog::vfs::OsVfs
+        .open_rw(path)
+        .and_then(|file| file.map_readonly())
+        .unwrap();
+    let crc = crc32fast::hash(&view);
+    println!(
+        "map and crc32 of {} bytes: {:.1?} (crc {crc:08x})",
+        view.len(),
+        started.elapsed()
+    );
 }
 
 fn open_once(dir: &Path, what: &str, log_bytes: u64) {
@@ -106,6 +125,12 @@ fn main() {
         }
         Some("copy") => {
             copy_index(dir);
+            return;
+        }
+        Some("floor") => {
+            for _ in 0..5 {
+                checksum_floor(&ckpt);
+            }
             return;
         }
         Some("get_run") => {
