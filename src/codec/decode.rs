@@ -163,7 +163,8 @@ pub(crate) fn read<T: Decode>(payload: &[u8]) -> Option<T> {
 }
 
 /// Decodes a payload holding a `T` into `out` (see [`Decode::read_into`]). On an
-/// error `out` holds what it held before or part of the record.
+/// error, `out` holds what it held before or what the hand-written reader read before
+/// serde refused the payload: callers drop it.
 pub(crate) fn decode_into<T: Decode>(
     payload: &[u8],
     out: &mut T,
