@@ -17,7 +17,8 @@
 //! The body mirrors the index's flat layout, so loading is a bounds-checked copy of
 //! arrays rather than a decode; the event lists are not even copied, but read where the
 //! file's view has them (`events.rs`). Every array is a `u64` element count followed by its
-//! elements; a `Names` is `seed u64, bytes [u8], ends [u32], slots [u32]`.
+//! elements; a `Names` is `seed u64, bytes [u8], ends [u32], slots [u64]` (each slot a
+//! name's number below the high half of its hash, all ones where free: `names.rs`).
 //!
 //! ```text
 //! names   ids, skills, callers, channels, call callers, call tools
@@ -82,7 +83,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -286,7 +287,9 @@ impl<'a> Out<'a> {
         self.u64(names.bytes.len() as u64);
         self.raw(&names.bytes);
         self.u32s(&names.ends);
-        self.u32s(&names.slots);
+        self.array(&names.slots, 8, |bytes, v| {
+            bytes.copy_from_slice(&v.to_le_bytes())
+        });
     }
 
     /// Hands on the rest; returns the body's length and checksum, or the first error.
@@ -534,7 +537,7 @@ impl<'a> Reader<'a> {
             self.u64()?;
             self.skip_array(1)?;
             self.skip_array(4)?;
-            self.skip_array(4)?;
+            self.skip_array(8)?;
         }
         self.skip_array(RUN_BYTES)?;
         for _u32s in 0..5 {
@@ -550,6 +553,15 @@ impl<'a> Reader<'a> {
 
     fn u32s(&mut self) -> Decoded<Vec<u32>> {
         self.u32s_each(|_| ())
+    }
+
+    fn u64s(&mut self) -> Decoded<Vec<u64>> {
+        let n = self.count(8)?;
+        let mut values = Vec::with_capacity(n);
+        for block in self.blocks(n, 8) {
+            values.extend(block.chunks_exact(8).map(|b| u64_at(b, 0)));
+        }
+        Ok(values)
     }
 
     /// An array of `u32`s, each also handed to `each` as it is decoded.
@@ -620,7 +632,7 @@ impl<'a> Reader<'a> {
             seed,
             bytes,
             ends: self.u32s()?,
-            slots: self.u32s()?,
+            slots: self.u64s()?,
         })
     }
 

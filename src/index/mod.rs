@@ -434,13 +434,16 @@ impl Index {
                 + lists.iter().map(u32s).sum::<usize>()
         }
         fn names(names: &Names) -> usize {
-            names.bytes.capacity() + u32s(&names.ends) + u32s(&names.slots)
+            names.bytes.capacity() + u32s(&names.ends) + names.slots.capacity() * 8
         }
         vec![
             ("runs (64-byte entries)", self.runs.heap_bytes()),
             ("run and parent ids: arena", self.ids.bytes.capacity()),
             ("run and parent ids: ends", u32s(&self.ids.ends)),
-            ("run and parent ids: hash slots", u32s(&self.ids.slots)),
+            (
+                "run and parent ids: hash slots",
+                self.ids.slots.capacity() * 8,
+            ),
             (
                 "id -> live run, id -> first child",
                 u32s(&self.id_run) + u32s(&self.id_first_child),
