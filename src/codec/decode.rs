@@ -39,9 +39,9 @@ pub(crate) trait Decode: DeserializeOwned {
     /// Reads the fields of the top-level map; `None` when serde must read it.
     fn read(map: &mut MsgpackMap<'_>) -> Option<Self>;
 
-    /// [`Decode::read`] into `out`, which the types queries return by the page
-    /// implement to build the record in its place rather than move it there. `out` is
-    /// left as it was when the answer is `None`.
+    /// [`Decode::read`] into `out`. Runs and run events, which queries return by the
+    /// page, implement it to build the record in its place rather than move it there.
+    /// `out` is left as it was when the answer is `None`.
     #[inline]
     fn read_into(map: &mut MsgpackMap<'_>, out: &mut Self) -> Option<()> {
         *out = Self::read(map)?;

@@ -25,7 +25,7 @@
 /// A number no name has.
 const NO_NAME: u32 = u32::MAX;
 /// A slot holding no name.
-pub(crate) const EMPTY_SLOT: u64 = u64::MAX;
+const EMPTY_SLOT: u64 = u64::MAX;
 
 /// The high 32 bits of a hash or of a slot: the tag a slot keeps of its name's hash.
 fn tag(bits: u64) -> u64 {
