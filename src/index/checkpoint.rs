@@ -698,9 +698,10 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
 }
 
 /// The names, the run table and the run lists: the body up to the event lists; their
-/// checksum; and whether every number in the run entries and the per-id tables points
-/// into its table, with `n_event_lists` event lists to follow (checked as each is
-/// decoded, while it is in cache, not in passes of their own).
+/// checksum; and whether the name tables are consistent and every number in the run
+/// entries and the per-id tables points into its table, with `n_event_lists` event
+/// lists to follow (checked as each is decoded, or just after, while it is in cache,
+/// not in passes of their own).
 fn decode_head(
     bytes: &[u8],
     n_event_lists: usize,
@@ -713,6 +714,7 @@ fn decode_head(
     index.channels = r.names()?;
     index.calls.callers = r.names()?;
     index.calls.tools = r.names()?;
+    let names_checked = index.check_names_consistent();
     let n_runs = r.count(RUN_BYTES)?;
     let bounds = index.run_bounds(n_runs, n_event_lists);
     let mut in_range = true;
@@ -751,7 +753,9 @@ fn decode_head(
     index.by_caller = r.lists()?;
     index.by_channel = r.lists()?;
     debug_assert!(r.bytes.is_empty(), "the head ends where skipping it did");
-    let entries = if !in_range {
+    let entries = if let Err(why) = names_checked {
+        Err(why)
+    } else if !in_range {
         Err(RUN_OUT_OF_RANGE.into())
     } else if !ids_in_range {
         Err(ID_OUT_OF_RANGE.into())

@@ -529,14 +529,31 @@ impl Index {
     /// [`Index::check_consistent`], walking the per-key lists on a second thread from
     /// `parallel_from` runs on.
     fn check_consistent_from(&self, parallel_from: usize) -> std::result::Result<(), String> {
+        self.check_names_consistent()?;
         self.check_run_entries()?;
         self.check_runs_consistent(parallel_from)?;
         self.check_orphans_and_calls_consistent()
     }
 
+    /// Every name table of [`Index::check_consistent`]. A checkpoint's load checks
+    /// them just after decoding them, while their bytes are still in cache.
+    pub(crate) fn check_names_consistent(&self) -> std::result::Result<(), String> {
+        for names in [
+            &self.ids,
+            &self.skills,
+            &self.callers,
+            &self.channels,
+            &self.calls.callers,
+            &self.calls.tools,
+        ] {
+            names.check_consistent()?;
+        }
+        Ok(())
+    }
+
     /// The part of [`Index::check_consistent`] that needs only what a checkpoint holds
-    /// before its event lists, once the run entries and per-id tables are checked (a
-    /// checkpoint's load checks those as it decodes them): the names and the run
+    /// before its event lists, once the names, the run entries and the per-id tables
+    /// are checked (a checkpoint's load checks those as it decodes them): the run
     /// lists. A checkpoint's load runs it while its event lists are still being
     /// decoded.
     pub(crate) fn check_runs_consistent(
@@ -573,19 +590,9 @@ impl Index {
         if self.by_time.len() != self.n_live as usize {
             return Err("the start order does not hold every live run".into());
         }
-        // The name tables and the per-skill, caller and channel lists: their walks jump
-        // about memory, so at scale they run on a second thread beside the rest.
-        let names_and_key_lists = || {
-            for names in [
-                &self.ids,
-                &self.skills,
-                &self.callers,
-                &self.channels,
-                &self.calls.callers,
-                &self.calls.tools,
-            ] {
-                names.check_consistent()?;
-            }
+        // The per-skill, caller and channel lists: their walks jump about memory, so at
+        // scale they run on a second thread beside the rest.
+        let key_lists = || {
             for list in [&self.by_skill, &self.by_caller, &self.by_channel]
                 .into_iter()
                 .flatten()
@@ -608,7 +615,7 @@ impl Index {
         };
         let (helper, rest) = if n_runs >= parallel_from {
             std::thread::scope(|scope| {
-                let helper = scope.spawn(names_and_key_lists);
+                let helper = scope.spawn(key_lists);
                 let rest = self.check_finish_and_dry_orders();
                 let helper = helper
                     .join()
@@ -616,7 +623,7 @@ impl Index {
                 (helper, rest)
             })
         } else {
-            (names_and_key_lists(), self.check_finish_and_dry_orders())
+            (key_lists(), self.check_finish_and_dry_orders())
         };
         rest.and(helper)?;
         let live_dry = |&j: &u32| {
