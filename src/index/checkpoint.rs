@@ -236,6 +236,12 @@ impl<'a> Out<'a> {
         });
     }
 
+    fn u64s(&mut self, values: &[u64]) {
+        self.array(values, 8, |bytes, v| {
+            bytes.copy_from_slice(&v.to_le_bytes())
+        });
+    }
+
     fn events(&mut self, events: EventsRef<'_>) {
         fn put_pair(bytes: &mut [u8], &(seq, lsn): &(u64, u64)) {
             bytes[..8].copy_from_slice(&seq.to_le_bytes());
@@ -287,9 +293,7 @@ impl<'a> Out<'a> {
         self.u64(names.bytes.len() as u64);
         self.raw(&names.bytes);
         self.u32s(&names.ends);
-        self.array(&names.slots, 8, |bytes, v| {
-            bytes.copy_from_slice(&v.to_le_bytes())
-        });
+        self.u64s(&names.slots);
     }
 
     /// Hands on the rest; returns the body's length and checksum, or the first error.
@@ -556,21 +560,26 @@ impl<'a> Reader<'a> {
     }
 
     fn u64s(&mut self) -> Decoded<Vec<u64>> {
-        let n = self.count(8)?;
-        let mut values = Vec::with_capacity(n);
-        for block in self.blocks(n, 8) {
-            values.extend(block.chunks_exact(8).map(|b| u64_at(b, 0)));
-        }
-        Ok(values)
+        self.ints_each(u64::from_le_bytes, |_| ())
     }
 
     /// An array of `u32`s, each also handed to `each` as it is decoded.
-    fn u32s_each(&mut self, mut each: impl FnMut(u32)) -> Decoded<Vec<u32>> {
-        let n = self.count(4)?;
+    fn u32s_each(&mut self, each: impl FnMut(u32)) -> Decoded<Vec<u32>> {
+        self.ints_each(u32::from_le_bytes, each)
+    }
+
+    /// An array of little-endian integers of `N` bytes, each also handed to `each` as
+    /// it is decoded (a block at a time, plain stores into the vector).
+    fn ints_each<T: Copy, const N: usize>(
+        &mut self,
+        from_le: impl Fn([u8; N]) -> T,
+        mut each: impl FnMut(T),
+    ) -> Decoded<Vec<T>> {
+        let n = self.count(N)?;
         let mut values = Vec::with_capacity(n);
-        for block in self.blocks(n, 4) {
-            values.extend(block.chunks_exact(4).map(|b| {
-                let value = u32_at(b, 0);
+        for block in self.blocks(n, N) {
+            values.extend(block.chunks_exact(N).map(|b| {
+                let value = from_le(b.try_into().expect("N bytes"));
                 each(value);
                 value
             }));

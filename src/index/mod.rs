@@ -70,8 +70,8 @@ use ordered::OrderedMap;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RunIdx(pub u32);
 
-/// Runs from which a checkpoint's consistency check walks the name tables and the
-/// per-skill, caller and channel lists on a second thread, beside the rest.
+/// Runs from which the consistency check walks the per-skill, caller and channel
+/// lists on a second thread, beside the finish and dry-run orders.
 pub(crate) const PARALLEL_CHECK_RUNS_MIN: usize = 100_000;
 
 /// An LSN that is not there (a run not finished yet).
@@ -691,7 +691,8 @@ impl Index {
     }
 
     /// The finish and dry-run orders: the part of [`Index::check_consistent`] that
-    /// walks the run table beside the names and the start order.
+    /// walks the run table beside the per-key lists (the start order is checked with
+    /// the places).
     fn check_finish_and_dry_orders(&self) -> std::result::Result<(), String> {
         let n_runs = self.runs.len();
         let in_range = |j: &u32| (*j as usize) < n_runs;
