@@ -71,6 +71,7 @@ use std::sync::Arc;
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
+use crate::index::names::NamesCheck;
 use crate::index::{
     CallEntry, Calls, EventLists, EventsRef, ID_OUT_OF_RANGE, Index, NameHashState, Names,
     PARALLEL_CHECK_RUNS_MIN, RUN_OUT_OF_RANGE, RunEntry,
@@ -559,10 +560,6 @@ impl<'a> Reader<'a> {
         self.u32s_each(|_| ())
     }
 
-    fn u64s(&mut self) -> Decoded<Vec<u64>> {
-        self.ints_each(u64::from_le_bytes, |_| ())
-    }
-
     /// An array of `u32`s, each also handed to `each` as it is decoded.
     fn u32s_each(&mut self, each: impl FnMut(u32)) -> Decoded<Vec<u32>> {
         self.ints_each(u32::from_le_bytes, each)
@@ -631,18 +628,38 @@ impl<'a> Reader<'a> {
         Ok(self.events_stored()?.0.to_vec())
     }
 
-    fn names(&mut self) -> Decoded<Names> {
+    /// A name table, and the verdict of [`Names::check_consistent`] on it, taken as
+    /// each of its arrays is decoded rather than in passes of its own.
+    fn names(&mut self) -> Decoded<(Names, Decoded<()>)> {
         let seed = self.u64()?;
         let n = self.count(1)?;
+        let mut check = NamesCheck::default();
         let mut bytes = Vec::with_capacity(n);
-        self.blocks(n, 1)
-            .for_each(|block| bytes.extend_from_slice(block));
-        Ok(Names {
+        self.blocks(n, 1).for_each(|block| {
+            check.bytes(block);
+            bytes.extend_from_slice(block);
+        });
+        let ends = self.u32s_each(|end| check.end(end))?;
+        check.start_slots();
+        let slots = self.ints_each(u64::from_le_bytes, |s| check.slot(s))?;
+        let names = Names {
             seed,
             bytes,
-            ends: self.u32s()?,
-            slots: self.u64s()?,
-        })
+            ends,
+            slots,
+        };
+        let verdict = check.finish(&names);
+        Ok((names, verdict))
+    }
+
+    /// A name table; the first inconsistency found in it or in the tables before it is
+    /// kept in `verdict`.
+    fn names_checked(&mut self, verdict: &mut Decoded<()>) -> Decoded<Names> {
+        let (names, check) = self.names()?;
+        if verdict.is_ok() {
+            *verdict = check;
+        }
+        Ok(names)
     }
 
     /// A count of lists, each of which takes at least 8 bytes.
@@ -717,13 +734,13 @@ fn decode_head(
 ) -> Decoded<(Index, crc32fast::Hasher, Decoded<()>)> {
     let mut r = Reader::hashing(bytes);
     let mut index = Index::new();
-    index.ids = r.names()?;
-    index.skills = r.names()?;
-    index.callers = r.names()?;
-    index.channels = r.names()?;
-    index.calls.callers = r.names()?;
-    index.calls.tools = r.names()?;
-    let names_checked = index.check_names_consistent();
+    let mut names_checked = Ok(());
+    index.ids = r.names_checked(&mut names_checked)?;
+    index.skills = r.names_checked(&mut names_checked)?;
+    index.callers = r.names_checked(&mut names_checked)?;
+    index.channels = r.names_checked(&mut names_checked)?;
+    index.calls.callers = r.names_checked(&mut names_checked)?;
+    index.calls.tools = r.names_checked(&mut names_checked)?;
     let n_runs = r.count(RUN_BYTES)?;
     let bounds = index.run_bounds(n_runs, n_event_lists);
     let mut in_range = true;
@@ -1046,6 +1063,52 @@ mod tests {
             assert!(why.starts_with("the index is inconsistent"), "{why}");
         }
         assert!(decode(&encode(&index, coverage).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_checkpoint_with_a_name_table_out_of_shape_is_refused_as_the_table_check_says() {
+        let (mut index, coverage) = sample();
+        for name in ["a", "bb", "ccc"] {
+            index.calls.tools.intern(name);
+        }
+        assert!(decode(&encode(&index, coverage).unwrap()).is_ok());
+        fn used(names: &Names) -> usize {
+            names.slots.iter().position(|&s| s != u64::MAX).unwrap()
+        }
+        fn free(names: &Names) -> usize {
+            names.slots.iter().position(|&s| s == u64::MAX).unwrap()
+        }
+        type Damage = fn(&mut Names);
+        let damages: [(&str, Damage); 6] = [
+            ("ends out of order", |t| t.ends.swap(0, 2)),
+            ("a slot repeated", |t| {
+                let (at, copy) = (free(t), t.slots[used(t)]);
+                t.slots[at] = copy;
+            }),
+            ("a slot out of range", |t| {
+                let at = free(t);
+                t.slots[at] = 3;
+            }),
+            ("a name missing", |t| {
+                let at = used(t);
+                t.slots[at] = u64::MAX;
+            }),
+            ("a name not UTF-8", |t| t.bytes[1] = 0xff),
+            ("a bad size", |t| t.slots.truncate(t.slots.len() - 1)),
+        ];
+        for (what, damage) in damages {
+            let mut bad = index.clone();
+            damage(&mut bad.calls.tools);
+            // The load's check, fed as the table is decoded, says what the check of
+            // the whole table says.
+            let expected = bad.calls.tools.check_consistent().expect_err(what);
+            let why = decode(&encode(&bad, coverage).unwrap()).expect_err(what);
+            assert_eq!(
+                why,
+                format!("the index is inconsistent: {expected}"),
+                "{what}"
+            );
+        }
     }
 
     #[test]

@@ -536,7 +536,7 @@ impl Index {
     }
 
     /// Every name table of [`Index::check_consistent`]. A checkpoint's load checks
-    /// them just after decoding them, while their bytes are still in cache.
+    /// each as it decodes it ([`names::NamesCheck`]).
     pub(crate) fn check_names_consistent(&self) -> std::result::Result<(), String> {
         for names in [
             &self.ids,

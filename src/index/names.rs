@@ -226,39 +226,100 @@ impl Names {
     /// Checks what a decoded checkpoint must hold for lookups to stay in bounds and
     /// terminate (see the module invariants).
     pub fn check_consistent(&self) -> Result<(), String> {
-        let n = self.len();
-        if !self.ends.windows(2).all(|w| w[0] <= w[1])
-            || self
-                .ends
-                .last()
-                .is_some_and(|&e| e as usize != self.bytes.len())
-            || (self.ends.is_empty() && !self.bytes.is_empty())
-        {
+        let mut check = NamesCheck::default();
+        check.bytes(&self.bytes);
+        self.ends.iter().for_each(|&end| check.end(end));
+        check.start_slots();
+        self.slots.iter().for_each(|&s| check.slot(s));
+        check.finish(self)
+    }
+}
+
+/// [`Names::check_consistent`] taken a part at a time, as a checkpoint's load decodes
+/// a name table: the bytes, then the ends, then the slots, each fed while it is still
+/// in cache, so the check needs no pass of its own over the table.
+#[derive(Debug)]
+pub(crate) struct NamesCheck {
+    ascii: bool,
+    ends_rise: bool,
+    last_end: u32,
+    n_names: usize,
+    /// Which name numbers a slot has held so far.
+    seen: Vec<bool>,
+    /// Whether a slot held a number out of range, or one already seen.
+    slot_bad: bool,
+}
+
+impl Default for NamesCheck {
+    fn default() -> NamesCheck {
+        NamesCheck {
+            ascii: true,
+            ends_rise: true,
+            last_end: 0,
+            n_names: 0,
+            seen: Vec::new(),
+            slot_bad: false,
+        }
+    }
+}
+
+impl NamesCheck {
+    /// Some of the arena's bytes, in order.
+    #[inline]
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        self.ascii &= bytes.is_ascii();
+    }
+
+    /// The next name's end.
+    #[inline]
+    pub(crate) fn end(&mut self, end: u32) {
+        self.ends_rise &= end >= self.last_end;
+        self.last_end = end;
+        self.n_names += 1;
+    }
+
+    /// Called once every end is fed, before the first slot.
+    pub(crate) fn start_slots(&mut self) {
+        self.seen = vec![false; self.n_names];
+    }
+
+    /// The next slot of the table.
+    #[inline]
+    pub(crate) fn slot(&mut self, s: u64) {
+        if s == EMPTY_SLOT {
+            return;
+        }
+        // A slot in use with the number `NO_NAME` is out of range here too.
+        match self.seen.get_mut(s as u32 as usize) {
+            Some(seen) => {
+                self.slot_bad |= *seen;
+                *seen = true;
+            }
+            None => self.slot_bad = true,
+        }
+    }
+
+    /// The verdict on `names`, the table fed.
+    pub(crate) fn finish(self, names: &Names) -> Result<(), String> {
+        let n = names.len();
+        debug_assert_eq!(n, self.n_names, "every end was fed");
+        let arena_ends = names.ends.last().map_or(0, |&e| e as usize) == names.bytes.len();
+        if !self.ends_rise || !arena_ends {
             return Err("name offsets out of order or past the arena".into());
         }
-        if !(self.slots.is_empty() && n == 0)
-            && (!self.slots.len().is_power_of_two() || n * 4 > self.slots.len() * 3)
+        if !(names.slots.is_empty() && n == 0)
+            && (!names.slots.len().is_power_of_two() || n * 4 > names.slots.len() * 3)
         {
             return Err("a name table of a bad size".into());
         }
-        let mut seen = vec![false; n];
-        for &s in &self.slots {
-            if s == EMPTY_SLOT {
-                continue;
-            }
-            // A slot in use with the number `NO_NAME` is out of range here too.
-            match seen.get_mut(s as u32 as usize) {
-                Some(s) if !*s => *s = true,
-                _ => return Err("a name table slot out of range or repeated".into()),
-            }
+        if self.slot_bad {
+            return Err("a name table slot out of range or repeated".into());
         }
-        if seen.iter().any(|s| !s) {
+        if self.seen.iter().any(|s| !s) {
             return Err("a name missing from the name table".into());
         }
         // All ASCII (the usual case, checked at memory speed) makes every name UTF-8.
-        if !self.bytes.is_ascii()
-            && (0..n as u32).any(|i| std::str::from_utf8(self.name(i)).is_err())
-        {
+        if !self.ascii && (0..n as u32).any(|i| std::str::from_utf8(names.name(i)).is_err()) {
             return Err("a name that is not UTF-8".into());
         }
         Ok(())
