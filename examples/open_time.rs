@@ -83,8 +83,9 @@ fn copy_index(dir: &Path) {
         .unwrap()
         .expect("a checkpoint");
     println!(
-        "event lists read in place from the checkpoint: {} bytes",
-        loaded.index.loaded_event_bytes()
+        "read in place from the checkpoint: event lists {} bytes, run table {} bytes",
+        loaded.index.loaded_event_bytes(),
+        loaded.index.loaded_run_bytes()
     );
     for _ in 0..5 {
         let started = Instant::now();

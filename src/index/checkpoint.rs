@@ -15,16 +15,19 @@
 //! ```
 //!
 //! The body mirrors the index's flat layout, so loading is a bounds-checked copy of
-//! arrays rather than a decode; the event lists are not even copied, but read where the
-//! file's view has them (`events.rs`). Every array is a `u64` element count followed by its
+//! arrays rather than a decode; the event lists and (on a little-endian machine) the
+//! run table are not even copied, but read where the file's view has them
+//! (`events.rs`, `chunked.rs`). Every array is a `u64` element count followed by its
 //! elements; a `Names` is `seed u64, bytes [u8], ends [u32], slots [u64]` (each slot a
 //! name's number below the high half of its hash, all ones where free: `names.rs`).
 //!
 //! ```text
 //! names   ids, skills, callers, channels, call callers, call tools
-//! runs    [started_lsn u64, finished_lsn u64, started_at i64, finished_at i64,
+//! runs    a count, zero bytes up to a file offset that is a multiple of 64, then
+//!         [started_lsn u64, finished_lsn u64, started_at i64, finished_at i64,
 //!          id u32, parent u32, next_sibling u32, skill u32, caller u32, channel u32,
-//!          events u32, status u8, flags u8]                       (62 bytes each)
+//!          events u32, status u8, flags u8, zero u8 u8]          (64 bytes each:
+//!                                                        `RunEntry` as laid out)
 //! [u32]   id_run, id_first_child, by_time, by_finish, by_dry
 //! lists   by_skill, by_caller, by_channel: a count, then that many [u32]
 //! events  event_lists: a count, then that many event lists
@@ -65,11 +68,14 @@
 
 use std::collections::HashMap;
 use std::mem::size_of;
+
 use std::path::Path;
 use std::sync::Arc;
+use zerocopy::FromBytes;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
+use crate::index::chunked::Chunked;
 use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
 use crate::index::names::NamesCheck;
 use crate::index::{
@@ -84,7 +90,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -192,6 +198,14 @@ impl<'a> Out<'a> {
 
     fn u64(&mut self, v: u64) {
         self.bytes(&v.to_le_bytes());
+    }
+
+    /// Zero bytes up to the next file offset that is a multiple of `align` (the body
+    /// starts at `HEADER_BYTES`).
+    fn align(&mut self, align: usize) {
+        let at = HEADER_BYTES + self.len as usize + self.buf.len();
+        self.buf
+            .resize(self.buf.len() + at.next_multiple_of(align) - at, 0);
     }
 
     /// Hands on what is gathered once it makes a chunk.
@@ -307,7 +321,12 @@ impl<'a> Out<'a> {
     }
 }
 
-const RUN_BYTES: usize = 4 * 8 + 7 * 4 + 2;
+/// A run entry: its fields, then two zero bytes.
+const RUN_BYTES: usize = 4 * 8 + 7 * 4 + 2 + 2;
+const _: () = assert!(RUN_BYTES == size_of::<RunEntry>());
+/// The run entries start at a file offset that is a multiple of this: a cache line,
+/// so that an entry read in place from the map spans one.
+const RUNS_ALIGN: usize = 64;
 /// The bit of an event list's count that marks it dense.
 const DENSE: u64 = 1 << 63;
 const CALL_BYTES: usize = 8 + 8 + 4 + 4 + 1;
@@ -344,8 +363,9 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
         for (bytes, v) in number_bytes.chunks_exact_mut(4).zip(numbers) {
             bytes.copy_from_slice(&v.to_le_bytes());
         }
-        flags.copy_from_slice(&[run.status, run.flags]);
+        flags.copy_from_slice(&[run.status, run.flags, 0, 0]);
     };
+    out.align(RUNS_ALIGN);
     for part in index.runs.parts() {
         out.items(part, RUN_BYTES, &put_run);
     }
@@ -461,6 +481,23 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The file offset of the next byte, for a reader made over the body from its
+    /// start.
+    fn file_offset(&self) -> usize {
+        HEADER_BYTES + self.start.len() - self.bytes.len()
+    }
+
+    /// Passes the zero bytes up to the next file offset that is a multiple of `align`
+    /// (see [`Reader::file_offset`]).
+    fn align(&mut self, align: usize) -> Decoded<()> {
+        let at = self.file_offset();
+        let pad = self.take(at.next_multiple_of(align) - at)?;
+        if pad.iter().any(|&b| b != 0) {
+            return Err("padding that is not zero".into());
+        }
+        Ok(())
+    }
+
     /// Adds the bytes passed to the checksum.
     fn hash_passed(&mut self) {
         let passed = self.start.len() - self.bytes.len();
@@ -544,7 +581,9 @@ impl<'a> Reader<'a> {
             self.skip_array(4)?;
             self.skip_array(8)?;
         }
-        self.skip_array(RUN_BYTES)?;
+        let n_runs = self.count(RUN_BYTES)?;
+        self.align(RUNS_ALIGN)?;
+        self.take(n_runs * RUN_BYTES)?;
         for _u32s in 0..5 {
             self.skip_array(4)?;
         }
@@ -676,8 +715,10 @@ type Body = (Index, crc32fast::Hasher, Decoded<()>);
 
 /// Decodes the body of the checkpoint file `view` and checksums it as it goes; with
 /// `parallel`, its event lists, orphans and calls on a second thread while this one
-/// decodes the rest and checks it. The event lists stay in `view`.
-fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
+/// decodes the rest and checks it. The event lists stay in `view`, and with
+/// `runs_in_place` so does the run table where the machine and the view's alignment
+/// allow (else it is copied out).
+fn decode_body(view: &Arc<ReadView>, parallel: bool, runs_in_place: bool) -> Decoded<Body> {
     let bytes = &view[HEADER_BYTES..];
     // The event lists start where the arrays before them end: found by their counts.
     let mut skip = Reader::plain(bytes);
@@ -688,7 +729,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     // the event lists may still be decoding: the check needs only their number.
     let n_event_lists = usize::try_from(n_event_lists).unwrap_or(usize::MAX);
     let head_checked = || {
-        decode_head(head, n_event_lists).map(|(index, crc, entries)| {
+        decode_head(view, head, n_event_lists, runs_in_place).map(|(index, crc, entries)| {
             let check = entries.and_then(|()| index.check_runs_consistent(PARALLEL_CHECK_RUNS_MIN));
             (index, crc, check)
         })
@@ -723,14 +764,46 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool) -> Decoded<Body> {
     Ok((index, crc, check))
 }
 
+/// `bytes` as the run entries they hold, where they are: on a little-endian machine,
+/// when they are aligned and a whole number of entries.
+fn as_run_entries(bytes: &[u8]) -> Option<&[RunEntry]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    <[RunEntry]>::ref_from_bytes(bytes).ok()
+}
+
+/// A run entry from the bytes a checkpoint stores it as.
+fn run_from_le(b: &[u8; RUN_BYTES]) -> RunEntry {
+    let number = |i: usize| u32_at(b, 32 + 4 * i);
+    RunEntry {
+        started_lsn: u64_at(b, 0),
+        finished_lsn: u64_at(b, 8),
+        started_at: u64_at(b, 16) as i64,
+        finished_at: u64_at(b, 24) as i64,
+        id: number(0),
+        parent: number(1),
+        next_sibling: number(2),
+        skill: number(3),
+        caller: number(4),
+        channel: number(5),
+        events: number(6),
+        status: b[60],
+        flags: b[61],
+        pad: [b[62], b[63]],
+    }
+}
+
 /// The names, the run table and the run lists: the body up to the event lists; their
 /// checksum; and whether the name tables are consistent and every number in the run
 /// entries and the per-id tables points into its table, with `n_event_lists` event
 /// lists to follow (checked as each is decoded, or just after, while it is in cache,
 /// not in passes of their own).
 fn decode_head(
+    view: &Arc<ReadView>,
     bytes: &[u8],
     n_event_lists: usize,
+    runs_in_place: bool,
 ) -> Decoded<(Index, crc32fast::Hasher, Decoded<()>)> {
     let mut r = Reader::hashing(bytes);
     let mut index = Index::new();
@@ -745,28 +818,28 @@ fn decode_head(
     let bounds = index.run_bounds(n_runs, n_event_lists);
     let mut in_range = true;
     let mut n_live = 0u32;
-    index.runs = r.items(n_runs, RUN_BYTES, |b| {
-        let b: &[u8; RUN_BYTES] = b.try_into().expect("a run's bytes");
-        let number = |i: usize| u32_at(b, 32 + 4 * i);
-        let entry = RunEntry {
-            started_lsn: u64_at(b, 0),
-            finished_lsn: u64_at(b, 8),
-            started_at: u64_at(b, 16) as i64,
-            finished_at: u64_at(b, 24) as i64,
-            id: number(0),
-            parent: number(1),
-            next_sibling: number(2),
-            skill: number(3),
-            caller: number(4),
-            channel: number(5),
-            events: number(6),
-            status: b[60],
-            flags: b[61],
-        };
-        in_range &= bounds.hold(&entry);
+    r.align(RUNS_ALIGN)?;
+    let runs_at = r.file_offset();
+    let mut check = |entry: &RunEntry| {
+        in_range &= bounds.hold(entry) && entry.pad == [0; 2];
         n_live += u32::from(entry.is_alive());
-        entry
-    });
+    };
+    let in_place = runs_in_place.then(|| view.get(runs_at..)).flatten();
+    index.runs = match in_place.and_then(|runs| as_run_entries(&runs[..0])) {
+        // Checked where they are, a block at a time, and used there.
+        Some(_) => {
+            for block in r.blocks(n_runs, RUN_BYTES) {
+                let entries = as_run_entries(block).expect("aligned like the first");
+                entries.iter().for_each(&mut check);
+            }
+            Chunked::in_place(view, runs_at, n_runs).expect("the entries cast")
+        }
+        None => r.items(n_runs, RUN_BYTES, |b| {
+            let entry = run_from_le(b.try_into().expect("a run's bytes"));
+            check(&entry);
+            entry
+        }),
+    };
     index.n_live = n_live;
     let mut ids_in_range = true;
     let mut run_or_none = |j: u32| ids_in_range &= bounds.run_or_none(j);
@@ -942,7 +1015,7 @@ pub fn decode_view(view: Arc<ReadView>) -> std::result::Result<Loaded, String> {
     // The body is checksummed as it is decoded; decoding trusts nothing it reads, and
     // its result is dropped unless the checksum matches. A body that stops decoding
     // part way is checksummed whole, to tell damage from a bad encoding.
-    let body = decode_body(&view, bytes.len() >= PARALLEL_DECODE_BYTES_MIN);
+    let body = decode_body(&view, bytes.len() >= PARALLEL_DECODE_BYTES_MIN, true);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&bytes[COVERED_AT..HEADER_BYTES]);
     match &body {
@@ -1050,9 +1123,9 @@ mod tests {
             (&encode(&past_runs, coverage).unwrap(), ID_OUT_OF_RANGE),
         ] {
             let view = Arc::new(ReadView::Owned(bad.clone()));
-            for parallel in [true, false] {
-                let (_, _, check) = decode_body(&view, parallel).unwrap();
-                assert_eq!(check, Err(why.to_owned()), "parallel: {parallel}");
+            for (parallel, in_place) in [(true, true), (false, true), (true, false)] {
+                let (_, _, check) = decode_body(&view, parallel, in_place).unwrap();
+                assert_eq!(check, Err(why.to_owned()), "{parallel} {in_place}");
             }
         }
         // An orphan of an id never interned: found once the event lists are decoded.
@@ -1299,7 +1372,7 @@ mod tests {
     }
 
     #[test]
-    fn a_large_checkpoint_decodes_the_same_on_two_threads_as_on_one() {
+    fn a_large_checkpoint_decodes_the_same_on_two_threads_as_on_one_and_in_place_as_copied() {
         use crate::model::RunEvent;
         // Enough runs and events for a body of over 8 MiB, decoded in two halves.
         let mut index = Index::new();
@@ -1330,20 +1403,21 @@ mod tests {
         let bytes = encode(&index, coverage).unwrap();
         assert!(bytes.len() >= PARALLEL_DECODE_BYTES_MIN);
         let view = Arc::new(ReadView::Owned(bytes.clone()));
-        for parallel in [true, false] {
-            let (decoded, crc, check) = decode_body(&view, parallel).unwrap();
-            assert_eq!(check, Ok(()), "parallel: {parallel}");
+        for (parallel, in_place) in [(true, true), (false, true), (true, false)] {
+            let (decoded, crc, check) = decode_body(&view, parallel, in_place).unwrap();
+            let case = format!("parallel: {parallel}, run table in place: {in_place}");
+            assert_eq!(check, Ok(()), "{case}");
             assert_eq!(
                 crc.finalize(),
                 crc32fast::hash(&bytes[HEADER_BYTES..]),
-                "every byte checksummed once, in order; parallel: {parallel}"
+                "every byte checksummed once, in order; {case}"
             );
             assert_eq!(decoded.n_events(), 900_000);
-            assert_eq!(
-                encode(&decoded, coverage).unwrap(),
-                bytes,
-                "parallel: {parallel}"
-            );
+            // Every full chunk of 4096 runs in place, the last 1304 copied out.
+            let in_place_bytes = if in_place { 28_672 * RUN_BYTES } else { 0 };
+            assert_eq!(decoded.loaded_run_bytes(), in_place_bytes, "{case}");
+            assert_eq!(decoded.runs, index.runs, "{case}");
+            assert_eq!(encode(&decoded, coverage).unwrap(), bytes, "{case}");
         }
         assert_eq!(
             encode(&decode(&bytes).unwrap().index, coverage).unwrap(),

@@ -1,33 +1,105 @@
 //! A vector kept in shared chunks of a fixed size: a copy of it copies only the chunks'
 //! pointers, and a chunk is copied the first time it is written while another copy
-//! still holds it.
+//! still holds it. A chunk may also be read in place from a file's map, and is then
+//! copied the first time it is written.
 //!
 //! Where it sits: the index's run table (`Index::runs`). A periodic checkpoint copies
 //! the index under the log's lock; the run table was the largest part of that copy
-//! (64 MB at a million runs).
+//! (64 MB at a million runs). A loaded checkpoint's run table stays in the checkpoint
+//! file's map, where decoding it took a sixth of the load and as much fresh memory.
 //!
 //! # Invariants
 //! - Every shared chunk holds exactly `CHUNK` items; the items after them, fewer than
 //!   `CHUNK`, are in `tail`, which each copy has of its own.
 //! - Item `i` is `full[i / CHUNK][i % CHUNK]` below `full.len() * CHUNK`, and
 //!   `tail[i - full.len() * CHUNK]` from there.
+//! - A chunk in place was checked to cast to `CHUNK` items when it was made, and the
+//!   view it is in never changes (a published checkpoint file is never written again),
+//!   so the cast succeeds at every read.
 
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
+
+use crate::vfs::ReadView;
+
+/// Items a chunk can be read as in place, from bytes as a file stores them.
+pub(crate) trait InPlace: Sized {
+    /// `bytes` as `CHUNK` items, if they can be read as such where they are: `None` by
+    /// default, and wherever the size, the alignment or the machine's byte order
+    /// does not allow it.
+    fn chunk_in(bytes: &[u8]) -> Option<&[Self; CHUNK]> {
+        let _ = bytes;
+        None
+    }
+}
+
+/// `bytes` as `CHUNK` little-endian `T`s, on a little-endian machine.
+pub(crate) fn chunk_of_le<T>(bytes: &[u8]) -> Option<&[T; CHUNK]>
+where
+    T: zerocopy::FromBytes + zerocopy::Immutable + zerocopy::KnownLayout,
+{
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    zerocopy::FromBytes::ref_from_bytes(bytes).ok()
+}
+
+impl InPlace for u32 {
+    fn chunk_in(bytes: &[u8]) -> Option<&[u32; CHUNK]> {
+        chunk_of_le(bytes)
+    }
+}
+
+/// An event list's pairs are never read in place (a checkpoint stores them otherwise).
+impl InPlace for (u64, u64) {}
+
+/// A full chunk: of its own (maybe shared with copies), or in place in a view.
+#[derive(Clone)]
+enum Chunk<T> {
+    Own(Arc<[T; CHUNK]>),
+    /// `CHUNK` items in `view` from byte `at`.
+    InPlace {
+        view: Arc<ReadView>,
+        at: usize,
+    },
+}
+
+impl<T: InPlace> Chunk<T> {
+    #[inline]
+    fn items(&self) -> &[T; CHUNK] {
+        match self {
+            Chunk::Own(items) => items,
+            Chunk::InPlace { view, at } => {
+                let bytes = &view[*at..*at + CHUNK * std::mem::size_of::<T>()];
+                T::chunk_in(bytes).expect("checked when the chunk was made")
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Chunk<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Chunk::Own(_) => f.write_str("Own"),
+            Chunk::InPlace { at, .. } => write!(f, "InPlace(at {at})"),
+        }
+    }
+}
 
 /// Items per chunk: 4096 (256 KiB of 64-byte run entries).
 const CHUNK_SHIFT: u32 = 12;
 pub(crate) const CHUNK: usize = 1 << CHUNK_SHIFT;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Chunked<T> {
     /// Shared chunks of `CHUNK` items: fixed-size arrays behind thin pointers, so
-    /// reaching an item is one load more than in a vector and one bounds check.
-    full: Vec<Arc<[T; CHUNK]>>,
+    /// reaching an item is one load and a branch more than in a vector and one bounds
+    /// check.
+    full: Vec<Chunk<T>>,
     tail: Vec<T>,
 }
 
-impl<T: Clone> Chunked<T> {
+impl<T: Clone + InPlace> Chunked<T> {
     pub(crate) fn new() -> Chunked<T> {
         Chunked {
             full: Vec::new(),
@@ -47,8 +119,33 @@ impl<T: Clone> Chunked<T> {
         self.tail.push(item);
         if self.tail.len() == CHUNK {
             let chunk = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
-            self.full.push(full_chunk(Arc::from(chunk)));
+            self.full.push(Chunk::Own(full_chunk(Arc::from(chunk))));
         }
+    }
+
+    /// `n` items read in place from `view`, the first at byte `at`, but for the last
+    /// `n % CHUNK`, which are copied into the tail; `None` unless every chunk can be
+    /// read in place ([`InPlace::chunk_in`]).
+    pub(crate) fn in_place(view: &Arc<ReadView>, at: usize, n: usize) -> Option<Chunked<T>> {
+        let chunk_bytes = CHUNK * std::mem::size_of::<T>();
+        let n_full = n / CHUNK;
+        let mut full = Vec::with_capacity(n_full);
+        for k in 0..n_full {
+            let start = at + k * chunk_bytes;
+            T::chunk_in(view.get(start..start + chunk_bytes)?)?;
+            full.push(Chunk::InPlace {
+                view: Arc::clone(view),
+                at: start,
+            });
+        }
+        let start = at + n_full * chunk_bytes;
+        let rest = view.get(start..start + (n % CHUNK) * std::mem::size_of::<T>())?;
+        let mut padded = vec![0u8; chunk_bytes];
+        padded[..rest.len()].copy_from_slice(rest);
+        // Cast through a whole chunk of bytes (so the same cast serves), then kept
+        // as many items as there are.
+        let tail = T::chunk_in(&padded)?[..n % CHUNK].to_vec();
+        Some(Chunked { full, tail })
     }
 
     /// Inserts `item` at `at` (at most the length), shifting the items after it. In the
@@ -60,7 +157,7 @@ impl<T: Clone> Chunked<T> {
             self.tail.insert(at - full_len, item);
             if self.tail.len() == CHUNK {
                 let chunk = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
-                self.full.push(full_chunk(Arc::from(chunk)));
+                self.full.push(Chunk::Own(full_chunk(Arc::from(chunk))));
             }
         } else {
             let mut items: Vec<T> = self.iter().cloned().collect();
@@ -72,7 +169,7 @@ impl<T: Clone> Chunked<T> {
     pub(crate) fn get(&self, i: usize) -> Option<&T> {
         let full_len = self.full_len();
         if i < full_len {
-            Some(&self.full[i >> CHUNK_SHIFT][i % CHUNK])
+            Some(&self.full[i >> CHUNK_SHIFT].items()[i % CHUNK])
         } else {
             self.tail.get(i - full_len)
         }
@@ -84,13 +181,25 @@ impl<T: Clone> Chunked<T> {
 
     /// The items, a chunk at a time.
     pub(crate) fn parts(&self) -> impl Iterator<Item = &[T]> {
-        (self.full.iter().map(|chunk| &chunk[..])).chain(std::iter::once(&self.tail[..]))
+        (self.full.iter().map(|chunk| &chunk.items()[..])).chain(std::iter::once(&self.tail[..]))
     }
 
-    /// Heap bytes of the items (chunks shared with copies counted in full).
+    /// Heap bytes of the items (chunks shared with copies counted in full; chunks in
+    /// place in a file's map not at all).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.full.capacity() * std::mem::size_of::<Arc<[T; CHUNK]>>()
-            + (self.full_len() + self.tail.capacity()) * std::mem::size_of::<T>()
+        let n_own = (self.full.iter())
+            .filter(|chunk| matches!(chunk, Chunk::Own(_)))
+            .count();
+        self.full.capacity() * std::mem::size_of::<Chunk<T>>()
+            + (n_own * CHUNK + self.tail.capacity()) * std::mem::size_of::<T>()
+    }
+
+    /// Bytes of the items read in place from a file's map.
+    pub(crate) fn in_place_bytes(&self) -> usize {
+        let n_in_place = (self.full.iter())
+            .filter(|chunk| matches!(chunk, Chunk::InPlace { .. }))
+            .count();
+        n_in_place * CHUNK * std::mem::size_of::<T>()
     }
 }
 
@@ -101,13 +210,22 @@ fn full_chunk<T>(chunk: Arc<[T]>) -> Arc<[T; CHUNK]> {
         .unwrap_or_else(|_| unreachable!("a full chunk holds CHUNK items"))
 }
 
-impl<T: Clone> Default for Chunked<T> {
+impl<T: Clone + InPlace + PartialEq> PartialEq for Chunked<T> {
+    /// Equal items, wherever they are kept.
+    fn eq(&self, other: &Chunked<T>) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<T: Clone + InPlace + Eq> Eq for Chunked<T> {}
+
+impl<T: Clone + InPlace> Default for Chunked<T> {
     fn default() -> Chunked<T> {
         Chunked::new()
     }
 }
 
-impl<T: Clone> FromIterator<T> for Chunked<T> {
+impl<T: Clone + InPlace> FromIterator<T> for Chunked<T> {
     fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Chunked<T> {
         let mut items = items.into_iter();
         let mut chunked = Chunked::new();
@@ -117,50 +235,54 @@ impl<T: Clone> FromIterator<T> for Chunked<T> {
                 chunked.tail = chunk.to_vec();
                 return chunked;
             }
-            chunked.full.push(full_chunk(chunk));
+            chunked.full.push(Chunk::Own(full_chunk(chunk)));
         }
     }
 }
 
-impl<T: Clone> Index<usize> for Chunked<T> {
+impl<T: Clone + InPlace> Index<usize> for Chunked<T> {
     type Output = T;
 
     fn index(&self, i: usize) -> &T {
         let full_len = self.full_len();
         if i < full_len {
-            &self.full[i >> CHUNK_SHIFT][i % CHUNK]
+            &self.full[i >> CHUNK_SHIFT].items()[i % CHUNK]
         } else {
             &self.tail[i - full_len]
         }
     }
 }
 
-impl<T: Clone> IndexMut<usize> for Chunked<T> {
-    /// The item, in a chunk of this copy's own (copied first if another copy holds it).
+impl<T: Clone + InPlace> IndexMut<usize> for Chunked<T> {
+    /// The item, in a chunk of this copy's own (copied first if another copy holds it,
+    /// or if it is in place in a file's map).
     fn index_mut(&mut self, i: usize) -> &mut T {
         let full_len = self.full_len();
         if i < full_len {
             let chunk = &mut self.full[i >> CHUNK_SHIFT];
             // A plain load; `get_mut` below makes the one atomic uniqueness check. The
             // count cannot rise meanwhile: new holders clone through `&self`.
-            if Arc::strong_count(chunk) > 1 {
+            if !matches!(chunk, Chunk::Own(own) if Arc::strong_count(own) == 1) {
                 unshare(chunk);
             }
-            &mut Arc::get_mut(chunk).expect("a chunk of its own")[i % CHUNK]
+            let Chunk::Own(own) = chunk else {
+                unreachable!("a chunk of its own")
+            };
+            &mut Arc::get_mut(own).expect("a chunk of its own")[i % CHUNK]
         } else {
             &mut self.tail[i - full_len]
         }
     }
 }
 
-/// Gives `chunk` a copy of its own, built straight on the heap. Not `Arc::make_mut`:
-/// its copy is built on the stack, and where it was inlined every write paid for
-/// probing a stack frame of a whole chunk (256 KiB of run entries), shared or not:
-/// that tripled the time to rebuild an index of a million runs.
+/// Gives `chunk` a copy of its own, built straight on the heap. Not
+/// `Arc::make_mut`: its copy is built on the stack, and where it was inlined every
+/// write paid for probing a stack frame of a whole chunk (256 KiB of run entries),
+/// shared or not: that tripled the time to rebuild an index of a million runs.
 #[cold]
 #[inline(never)]
-fn unshare<T: Clone>(chunk: &mut Arc<[T; CHUNK]>) {
-    *chunk = full_chunk(chunk.iter().cloned().collect());
+fn unshare<T: Clone + InPlace>(chunk: &mut Chunk<T>) {
+    *chunk = Chunk::Own(full_chunk(chunk.items().iter().cloned().collect()));
 }
 
 #[cfg(test)]
@@ -173,11 +295,18 @@ mod tests {
         /// every copy keeps what it held when taken.
         #[test]
         fn copies_keep_their_items(
+            n_in_place in prop_oneof![Just(0usize), 0..2 * CHUNK + 50],
             ops in prop::collection::vec((0u8..4, any::<u32>(), any::<u16>()), 1..600)
         ) {
-            let mut chunked = Chunked::new();
-            let mut model = Vec::new();
-            let mut copies = Vec::new();
+            // Items from a view first, as a loaded checkpoint's runs are, 4 bytes in.
+            let mut model: Vec<u32> = (0..n_in_place as u32).map(|i| i * 3).collect();
+            let mut bytes = vec![0xff; 4];
+            bytes.extend(model.iter().flat_map(|v| v.to_le_bytes()));
+            bytes.extend([0xff; 4]);
+            let view = Arc::new(ReadView::Owned(bytes));
+            let mut chunked = Chunked::in_place(&view, 4, model.len()).expect("aligned");
+            prop_assert_eq!(chunked.in_place_bytes(), n_in_place / CHUNK * CHUNK * 4);
+            let mut copies = vec![(chunked.clone(), model.clone())];
             for (op, value, at) in ops {
                 match op {
                     0 => {
@@ -202,6 +331,9 @@ mod tests {
                 }
                 prop_assert_eq!(chunked.len(), model.len());
             }
+            // The view is only ever read.
+            let in_view = view[4..4 + 4 * n_in_place].chunks_exact(4);
+            prop_assert!(in_view.enumerate().all(|(i, b)| b == (i as u32 * 3).to_le_bytes()));
             copies.push((chunked, model));
             for (chunked, model) in copies {
                 prop_assert_eq!(chunked.iter().copied().collect::<Vec<_>>(), model.clone());

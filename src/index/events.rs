@@ -245,6 +245,8 @@ enum List {
     Own(EventVec),
 }
 
+impl super::chunked::InPlace for List {}
+
 /// Where a loaded list is in its view: from byte `start`, its pairs, or for a dense
 /// list its first sequence and LSN base and then its offsets.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

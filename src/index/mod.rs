@@ -65,6 +65,7 @@ pub(crate) use events::{EventLists, EventVec};
 use names::NameHashState;
 pub use names::Names;
 use ordered::OrderedMap;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The number of a run in start order; the position of its entry in the index.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,7 +84,12 @@ const FLAG_TOP_LEVEL: u8 = 2;
 const FLAG_FINISHED: u8 = 4;
 
 /// What the index holds about one run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Laid out as a checkpoint stores it (fields in this order, no padding the compiler
+/// chose, 64 bytes), so that on a little-endian machine a loaded checkpoint's run table
+/// is used where the file's map has it, not copied (`chunked.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
 pub struct RunEntry {
     pub(crate) started_lsn: u64,
     /// `NO_LSN` when the run was never finished through a `RunFinished` record.
@@ -103,9 +109,17 @@ pub struct RunEntry {
     pub(crate) events: u32,
     pub(crate) status: u8,
     pub(crate) flags: u8,
+    /// Zero; makes the entry's 64 bytes all fields.
+    pub(crate) pad: [u8; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<RunEntry>() == 64);
+
+impl chunked::InPlace for RunEntry {
+    fn chunk_in(bytes: &[u8]) -> Option<&[RunEntry; chunked::CHUNK]> {
+        chunked::chunk_of_le(bytes)
+    }
+}
 
 impl RunEntry {
     /// The LSN of the `RunStarted` record.
@@ -420,6 +434,12 @@ impl Index {
     /// (page cache, not heap; not in [`Index::heap_bytes_by_part`]).
     pub fn loaded_event_bytes(&self) -> usize {
         self.event_lists.loaded_bytes()
+    }
+
+    /// Bytes of the run table read in place from the checkpoint's view of its file
+    /// (page cache, not heap; not in [`Index::heap_bytes_by_part`]).
+    pub fn loaded_run_bytes(&self) -> usize {
+        self.runs.in_place_bytes()
     }
 
     /// Heap bytes reserved by each part of the index (capacities times element sizes),
@@ -902,6 +922,7 @@ impl Index {
             events,
             status: status_byte(run.status),
             flags,
+            pad: [0; 2],
         };
         let (skill, caller, channel) = (entry.skill, entry.caller, entry.channel);
         let finished = entry.is_finished();
