@@ -1185,6 +1185,54 @@ mod tests {
     }
 
     #[test]
+    fn a_run_table_read_in_place_is_copied_where_it_is_written_and_answers_as_before() {
+        use crate::codec::RunFinished;
+        use crate::index::chunked::CHUNK;
+        use crate::model::{RunStats, Status, Timestamp};
+        let mut built = Index::new();
+        let n = 2 * CHUNK + 100;
+        for i in 0..n {
+            let run = Run::new(format!("run-{i}"), "s");
+            built.apply(Lsn(i as u64 * 100), &Record::RunStarted(run));
+        }
+        let lsn = n as u64 * 100;
+        let coverage = Coverage {
+            covered: Lsn(lsn),
+            last_frame: Lsn(lsn - 100),
+            last_frame_crc: 7,
+        };
+        let bytes = encode(&built, coverage).unwrap();
+        let mut loaded = decode(&bytes).unwrap().index;
+        assert_eq!(loaded.loaded_run_bytes(), 2 * CHUNK * RUN_BYTES);
+        // A run of the first chunk finished, a new one started: in both indexes.
+        let finish = Record::RunFinished(RunFinished {
+            run_id: "run-5".into(),
+            stats: RunStats {
+                status: Status::Ok,
+                ..RunStats::default()
+            },
+            finished_at: Timestamp::from_unix_nanos(9),
+        });
+        let start = Record::RunStarted(Run::new("run-new", "s"));
+        for index in [&mut built, &mut loaded] {
+            index.apply(Lsn(lsn), &finish);
+            index.apply(Lsn(lsn + 100), &start);
+        }
+        assert_eq!(
+            loaded.loaded_run_bytes(),
+            CHUNK * RUN_BYTES,
+            "one chunk copied"
+        );
+        assert!(loaded.runs[5].is_finished());
+        assert_eq!(loaded.runs, built.runs);
+        assert_eq!(loaded.check_consistent(), Ok(()));
+        assert_eq!(
+            encode(&loaded, coverage).unwrap(),
+            encode(&built, coverage).unwrap()
+        );
+    }
+
+    #[test]
     fn a_checkpoint_with_calls_out_of_order_or_twice_is_refused() {
         let mut index = Index::new();
         for (i, record) in rich_records().iter().enumerate() {
