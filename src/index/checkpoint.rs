@@ -71,11 +71,10 @@ use std::mem::size_of;
 
 use std::path::Path;
 use std::sync::Arc;
-use zerocopy::FromBytes;
 
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
-use crate::index::chunked::Chunked;
+use crate::index::chunked::{Chunked, InPlace};
 use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
 use crate::index::names::NamesCheck;
 use crate::index::{
@@ -764,15 +763,6 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool, runs_in_place: bool) -> Dec
     Ok((index, crc, check))
 }
 
-/// `bytes` as the run entries they hold, where they are: on a little-endian machine,
-/// when they are aligned and a whole number of entries.
-fn as_run_entries(bytes: &[u8]) -> Option<&[RunEntry]> {
-    if cfg!(target_endian = "big") {
-        return None;
-    }
-    <[RunEntry]>::ref_from_bytes(bytes).ok()
-}
-
 /// A run entry from the bytes a checkpoint stores it as.
 fn run_from_le(b: &[u8; RUN_BYTES]) -> RunEntry {
     let number = |i: usize| u32_at(b, 32 + 4 * i);
@@ -825,11 +815,11 @@ fn decode_head(
         n_live += u32::from(entry.is_alive());
     };
     let in_place = runs_in_place.then(|| view.get(runs_at..)).flatten();
-    index.runs = match in_place.and_then(|runs| as_run_entries(&runs[..0])) {
+    index.runs = match in_place.and_then(|runs| RunEntry::slice_in(&runs[..0])) {
         // Checked where they are, a block at a time, and used there.
         Some(_) => {
             for block in r.blocks(n_runs, RUN_BYTES) {
-                let entries = as_run_entries(block).expect("aligned like the first");
+                let entries = RunEntry::slice_in(block).expect("aligned like the first");
                 entries.iter().for_each(&mut check);
             }
             Chunked::in_place(view, runs_at, n_runs).expect("the entries cast")

@@ -20,33 +20,41 @@
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
+use zerocopy::FromBytes;
+
 use crate::vfs::ReadView;
 
-/// Items a chunk can be read as in place, from bytes as a file stores them.
+/// Items that can be read in place, from bytes as a file stores them.
 pub(crate) trait InPlace: Sized {
-    /// `bytes` as `CHUNK` items, if they can be read as such where they are: `None` by
-    /// default, and wherever the size, the alignment or the machine's byte order
-    /// does not allow it.
-    fn chunk_in(bytes: &[u8]) -> Option<&[Self; CHUNK]> {
+    /// `bytes` as the items they hold, if they can be read as such where they are:
+    /// `None` by default, and wherever the size, the alignment or the machine's byte
+    /// order does not allow it.
+    fn slice_in(bytes: &[u8]) -> Option<&[Self]> {
         let _ = bytes;
         None
     }
+
+    /// `bytes` as `CHUNK` items, if they can be read as such where they are.
+    #[inline]
+    fn chunk_in(bytes: &[u8]) -> Option<&[Self; CHUNK]> {
+        Self::slice_in(bytes)?.try_into().ok()
+    }
 }
 
-/// `bytes` as `CHUNK` little-endian `T`s, on a little-endian machine.
-pub(crate) fn chunk_of_le<T>(bytes: &[u8]) -> Option<&[T; CHUNK]>
+/// `bytes` as the little-endian `T`s they hold, on a little-endian machine.
+pub(crate) fn slice_of_le<T>(bytes: &[u8]) -> Option<&[T]>
 where
     T: zerocopy::FromBytes + zerocopy::Immutable + zerocopy::KnownLayout,
 {
     if cfg!(target_endian = "big") {
         return None;
     }
-    zerocopy::FromBytes::ref_from_bytes(bytes).ok()
+    <[T]>::ref_from_bytes(bytes).ok()
 }
 
 impl InPlace for u32 {
-    fn chunk_in(bytes: &[u8]) -> Option<&[u32; CHUNK]> {
-        chunk_of_le(bytes)
+    fn slice_in(bytes: &[u8]) -> Option<&[u32]> {
+        slice_of_le(bytes)
     }
 }
 
@@ -140,11 +148,7 @@ impl<T: Clone + InPlace> Chunked<T> {
         }
         let start = at + n_full * chunk_bytes;
         let rest = view.get(start..start + (n % CHUNK) * std::mem::size_of::<T>())?;
-        let mut padded = vec![0u8; chunk_bytes];
-        padded[..rest.len()].copy_from_slice(rest);
-        // Cast through a whole chunk of bytes (so the same cast serves), then kept
-        // as many items as there are.
-        let tail = T::chunk_in(&padded)?[..n % CHUNK].to_vec();
+        let tail = T::slice_in(rest)?.to_vec();
         Some(Chunked { full, tail })
     }
 

@@ -116,8 +116,8 @@ pub struct RunEntry {
 const _: () = assert!(std::mem::size_of::<RunEntry>() == 64);
 
 impl chunked::InPlace for RunEntry {
-    fn chunk_in(bytes: &[u8]) -> Option<&[RunEntry; chunked::CHUNK]> {
-        chunked::chunk_of_le(bytes)
+    fn slice_in(bytes: &[u8]) -> Option<&[RunEntry]> {
+        chunked::slice_of_le(bytes)
     }
 }
 
