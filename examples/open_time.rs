@@ -83,9 +83,10 @@ fn copy_index(dir: &Path) {
         .unwrap()
         .expect("a checkpoint");
     println!(
-        "read in place from the checkpoint: event lists {} bytes, run table {} bytes",
+        "read in place from the checkpoint: event lists {} bytes, run table {} bytes, name tables {} bytes",
         loaded.index.loaded_event_bytes(),
-        loaded.index.loaded_run_bytes()
+        loaded.index.loaded_run_bytes(),
+        loaded.index.loaded_name_bytes()
     );
     for _ in 0..5 {
         let started = Instant::now();

@@ -16,15 +16,17 @@
 //!
 //! The body mirrors the index's flat layout, so loading is a bounds-checked copy of
 //! arrays rather than a decode; the event lists and (on a little-endian machine) the
-//! run table are not even copied, but read where the file's view has them
-//! (`events.rs`, `chunked.rs`). Every array is a `u64` element count followed by its
-//! elements; a `Names` is `seed u64, bytes [u8], ends [u32], slots [u64]` (each slot a
-//! name's number below the high half of its hash, all ones where free: `names.rs`).
+//! name tables and the run table are not even copied, but read where the file's view
+//! has them (`events.rs`, `names.rs`, `chunked.rs`). Every array is a `u64` element
+//! count followed by its elements. An array a load reads in place has zero bytes
+//! between its count and its elements, up to a file offset that is a multiple of 64
+//! ("aligned" below). A `Names` is `seed u64, bytes [u8], ends [u32] aligned, slots
+//! [u64] aligned` (each slot a name's number below the high half of its hash, all ones
+//! where free: `names.rs`).
 //!
 //! ```text
 //! names   ids, skills, callers, channels, call callers, call tools
-//! runs    a count, zero bytes up to a file offset that is a multiple of 64, then
-//!         [started_lsn u64, finished_lsn u64, started_at i64, finished_at i64,
+//! runs    aligned [started_lsn u64, finished_lsn u64, started_at i64, finished_at i64,
 //!          id u32, parent u32, next_sibling u32, skill u32, caller u32, channel u32,
 //!          events u32, status u8, flags u8, zero u8 u8]          (64 bytes each:
 //!                                                        `RunEntry` as laid out)
@@ -76,7 +78,7 @@ use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::chunked::{Chunked, InPlace};
 use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
-use crate::index::names::NamesCheck;
+use crate::index::names::{Arena, NamesCheck};
 use crate::index::{
     CallEntry, Calls, EventLists, EventsRef, ID_OUT_OF_RANGE, Index, NameHashState, Names,
     PARALLEL_CHECK_RUNS_MIN, RUN_OUT_OF_RANGE, RunEntry,
@@ -89,7 +91,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 6;
+const VERSION: u32 = 7;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -250,12 +252,6 @@ impl<'a> Out<'a> {
         });
     }
 
-    fn u64s(&mut self, values: &[u64]) {
-        self.array(values, 8, |bytes, v| {
-            bytes.copy_from_slice(&v.to_le_bytes())
-        });
-    }
-
     fn events(&mut self, events: EventsRef<'_>) {
         fn put_pair(bytes: &mut [u8], &(seq, lsn): &(u64, u64)) {
             bytes[..8].copy_from_slice(&seq.to_le_bytes());
@@ -305,9 +301,28 @@ impl<'a> Out<'a> {
     fn names(&mut self, names: &Names) {
         self.u64(names.seed);
         self.u64(names.bytes.len() as u64);
-        self.raw(&names.bytes);
-        self.u32s(&names.ends);
-        self.u64s(&names.slots);
+        names.bytes.parts().for_each(|part| self.raw(part));
+        self.chunked(&names.ends, 4, |bytes, v| {
+            bytes.copy_from_slice(&v.to_le_bytes())
+        });
+        self.chunked(&names.slots, 8, |bytes, v| {
+            bytes.copy_from_slice(&v.to_le_bytes())
+        });
+    }
+
+    /// An array that a load reads in place: its count, zero bytes up to a file offset
+    /// that is a multiple of `ARRAYS_ALIGN`, then its items, `item_bytes` each.
+    fn chunked<T: Clone + InPlace>(
+        &mut self,
+        items: &Chunked<T>,
+        item_bytes: usize,
+        put: impl Fn(&mut [u8], &T),
+    ) {
+        self.u64(items.len() as u64);
+        self.align(ARRAYS_ALIGN);
+        for part in items.parts() {
+            self.items(part, item_bytes, &put);
+        }
     }
 
     /// Hands on the rest; returns the body's length and checksum, or the first error.
@@ -323,25 +338,18 @@ impl<'a> Out<'a> {
 /// A run entry: its fields, then two zero bytes.
 const RUN_BYTES: usize = 4 * 8 + 7 * 4 + 2 + 2;
 const _: () = assert!(RUN_BYTES == size_of::<RunEntry>());
-/// The run entries start at a file offset that is a multiple of this: a cache line,
-/// so that an entry read in place from the map spans one.
-const RUNS_ALIGN: usize = 64;
+/// The arrays a load reads in place (the run entries, the names' ends and slots)
+/// start at a file offset that is a multiple of this: a cache line, so that a run
+/// entry read in place from the map spans one.
+const ARRAYS_ALIGN: usize = 64;
 /// The bit of an event list's count that marks it dense.
 const DENSE: u64 = 1 << 63;
 const CALL_BYTES: usize = 8 + 8 + 4 + 4 + 1;
 
 fn encode_body(out: &mut Out<'_>, index: &Index) {
-    for names in [
-        &index.ids,
-        &index.skills,
-        &index.callers,
-        &index.channels,
-        &index.calls.callers,
-        &index.calls.tools,
-    ] {
+    for names in index.name_tables() {
         out.names(names);
     }
-    out.u64(index.runs.len() as u64);
     let put_run = |bytes: &mut [u8], run: &RunEntry| {
         let (lsns, rest) = bytes.split_at_mut(16);
         lsns[..8].copy_from_slice(&run.started_lsn.to_le_bytes());
@@ -364,10 +372,7 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
         }
         flags.copy_from_slice(&[run.status, run.flags, 0, 0]);
     };
-    out.align(RUNS_ALIGN);
-    for part in index.runs.parts() {
-        out.items(part, RUN_BYTES, &put_run);
-    }
+    out.chunked(&index.runs, RUN_BYTES, put_run);
     for list in [
         &index.id_run,
         &index.id_first_child,
@@ -572,17 +577,56 @@ impl<'a> Reader<'a> {
         self.take(n * item_bytes).map(drop)
     }
 
+    /// Passes over an array written by `Out::chunked`.
+    fn skip_chunked(&mut self, item_bytes: usize) -> Decoded<()> {
+        let n = self.count(item_bytes)?;
+        self.align(ARRAYS_ALIGN)?;
+        self.take(n * item_bytes).map(drop)
+    }
+
+    /// The `n` items of an array written by `Out::chunked`, its count already read:
+    /// each handed to `each` a block at a time, as the block is checksummed; read in
+    /// place from `view` where one is given and the machine and the alignment allow,
+    /// else decoded by `decode` and copied.
+    fn chunked<T: Clone + InPlace>(
+        &mut self,
+        view: Option<&Arc<ReadView>>,
+        n: usize,
+        decode: impl Fn(&[u8]) -> T,
+        mut each: impl FnMut(&T),
+    ) -> Decoded<Chunked<T>> {
+        self.align(ARRAYS_ALIGN)?;
+        let at = self.file_offset();
+        let item_bytes = size_of::<T>();
+        let in_place = view.filter(|view| {
+            let rest = view.get(at..).unwrap_or_default();
+            T::slice_in(&rest[..0]).is_some()
+        });
+        Ok(match in_place {
+            Some(view) => {
+                for block in self.blocks(n, item_bytes) {
+                    let items = T::slice_in(block).expect("aligned like the first");
+                    items.iter().for_each(&mut each);
+                }
+                Chunked::in_place(view, at, n).expect("the items cast")
+            }
+            None => self.items(n, item_bytes, |b| {
+                let item = decode(b);
+                each(&item);
+                item
+            }),
+        })
+    }
+
     /// Passes over what [`decode_head`] decodes, reading only the counts.
     fn skip_head(&mut self) -> Decoded<()> {
         for _names in 0..6 {
             self.u64()?;
             self.skip_array(1)?;
-            self.skip_array(4)?;
-            self.skip_array(8)?;
+            self.skip_chunked(4)?;
+            self.skip_chunked(8)?;
         }
-        let n_runs = self.count(RUN_BYTES)?;
-        self.align(RUNS_ALIGN)?;
-        self.take(n_runs * RUN_BYTES)?;
+        self.skip_chunked(RUN_BYTES)?;
         for _u32s in 0..5 {
             self.skip_array(4)?;
         }
@@ -668,18 +712,30 @@ impl<'a> Reader<'a> {
 
     /// A name table, and the verdict of [`Names::check_consistent`] on it, taken as
     /// each of its arrays is decoded rather than in passes of its own.
-    fn names(&mut self) -> Decoded<(Names, Decoded<()>)> {
+    /// With `view`, the table is read in place from it where it can be.
+    fn names(&mut self, view: Option<&Arc<ReadView>>) -> Decoded<(Names, Decoded<()>)> {
         let seed = self.u64()?;
         let n = self.count(1)?;
+        let at = self.file_offset();
         let mut check = NamesCheck::default();
-        let mut bytes = Vec::with_capacity(n);
-        self.blocks(n, 1).for_each(|block| {
+        let mut own = Vec::new();
+        for block in self.blocks(n, 1) {
             check.bytes(block);
-            bytes.extend_from_slice(block);
-        });
-        let ends = self.u32s_each(|end| check.end(end))?;
+            if view.is_none() {
+                own.extend_from_slice(block);
+            }
+        }
+        let bytes = match view {
+            Some(view) => Arena::in_view(view, at, n).expect("the bytes were taken"),
+            None => Arena::owned(own),
+        };
+        let n_ends = self.count(4)?;
+        let end_of = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
+        let ends = self.chunked(view, n_ends, end_of, |&end| check.end(end))?;
         check.start_slots();
-        let slots = self.ints_each(u64::from_le_bytes, |s| check.slot(s))?;
+        let n_slots = self.count(8)?;
+        let slot_of = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        let slots = self.chunked(view, n_slots, slot_of, |&s| check.slot(s))?;
         let names = Names {
             seed,
             bytes,
@@ -692,8 +748,12 @@ impl<'a> Reader<'a> {
 
     /// A name table; the first inconsistency found in it or in the tables before it is
     /// kept in `verdict`.
-    fn names_checked(&mut self, verdict: &mut Decoded<()>) -> Decoded<Names> {
-        let (names, check) = self.names()?;
+    fn names_checked(
+        &mut self,
+        view: Option<&Arc<ReadView>>,
+        verdict: &mut Decoded<()>,
+    ) -> Decoded<Names> {
+        let (names, check) = self.names(view)?;
         if verdict.is_ok() {
             *verdict = check;
         }
@@ -715,9 +775,9 @@ type Body = (Index, crc32fast::Hasher, Decoded<()>);
 /// Decodes the body of the checkpoint file `view` and checksums it as it goes; with
 /// `parallel`, its event lists, orphans and calls on a second thread while this one
 /// decodes the rest and checks it. The event lists stay in `view`, and with
-/// `runs_in_place` so does the run table where the machine and the view's alignment
-/// allow (else it is copied out).
-fn decode_body(view: &Arc<ReadView>, parallel: bool, runs_in_place: bool) -> Decoded<Body> {
+/// `in_place` so do the name tables and the run table, where the machine and the
+/// view's alignment allow (else they are copied out).
+fn decode_body(view: &Arc<ReadView>, parallel: bool, in_place: bool) -> Decoded<Body> {
     let bytes = &view[HEADER_BYTES..];
     // The event lists start where the arrays before them end: found by their counts.
     let mut skip = Reader::plain(bytes);
@@ -728,7 +788,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool, runs_in_place: bool) -> Dec
     // the event lists may still be decoding: the check needs only their number.
     let n_event_lists = usize::try_from(n_event_lists).unwrap_or(usize::MAX);
     let head_checked = || {
-        decode_head(view, head, n_event_lists, runs_in_place).map(|(index, crc, entries)| {
+        decode_head(view, head, n_event_lists, in_place).map(|(index, crc, entries)| {
             let check = entries.and_then(|()| index.check_runs_consistent(PARALLEL_CHECK_RUNS_MIN));
             (index, crc, check)
         })
@@ -793,43 +853,27 @@ fn decode_head(
     view: &Arc<ReadView>,
     bytes: &[u8],
     n_event_lists: usize,
-    runs_in_place: bool,
+    in_place: bool,
 ) -> Decoded<(Index, crc32fast::Hasher, Decoded<()>)> {
     let mut r = Reader::hashing(bytes);
     let mut index = Index::new();
+    let view = in_place.then_some(view);
     let mut names_checked = Ok(());
-    index.ids = r.names_checked(&mut names_checked)?;
-    index.skills = r.names_checked(&mut names_checked)?;
-    index.callers = r.names_checked(&mut names_checked)?;
-    index.channels = r.names_checked(&mut names_checked)?;
-    index.calls.callers = r.names_checked(&mut names_checked)?;
-    index.calls.tools = r.names_checked(&mut names_checked)?;
+    index.ids = r.names_checked(view, &mut names_checked)?;
+    index.skills = r.names_checked(view, &mut names_checked)?;
+    index.callers = r.names_checked(view, &mut names_checked)?;
+    index.channels = r.names_checked(view, &mut names_checked)?;
+    index.calls.callers = r.names_checked(view, &mut names_checked)?;
+    index.calls.tools = r.names_checked(view, &mut names_checked)?;
     let n_runs = r.count(RUN_BYTES)?;
     let bounds = index.run_bounds(n_runs, n_event_lists);
     let mut in_range = true;
     let mut n_live = 0u32;
-    r.align(RUNS_ALIGN)?;
-    let runs_at = r.file_offset();
-    let mut check = |entry: &RunEntry| {
+    let run_of = |b: &[u8]| run_from_le(b.try_into().expect("a run's bytes"));
+    index.runs = r.chunked(view, n_runs, run_of, |entry: &RunEntry| {
         in_range &= bounds.hold(entry) && entry.pad == [0; 2];
         n_live += u32::from(entry.is_alive());
-    };
-    let in_place = runs_in_place.then(|| view.get(runs_at..)).flatten();
-    index.runs = match in_place.and_then(|runs| RunEntry::slice_in(&runs[..0])) {
-        // Checked where they are, a block at a time, and used there.
-        Some(_) => {
-            for block in r.blocks(n_runs, RUN_BYTES) {
-                let entries = RunEntry::slice_in(block).expect("aligned like the first");
-                entries.iter().for_each(&mut check);
-            }
-            Chunked::in_place(view, runs_at, n_runs).expect("the entries cast")
-        }
-        None => r.items(n_runs, RUN_BYTES, |b| {
-            let entry = run_from_le(b.try_into().expect("a run's bytes"));
-            check(&entry);
-            entry
-        }),
-    };
+    })?;
     index.n_live = n_live;
     let mut ids_in_range = true;
     let mut run_or_none = |j: u32| ids_in_range &= bounds.run_or_none(j);
@@ -1143,7 +1187,10 @@ mod tests {
         }
         type Damage = fn(&mut Names);
         let damages: [(&str, Damage); 6] = [
-            ("ends out of order", |t| t.ends.swap(0, 2)),
+            ("ends out of order", |t| {
+                let (first, third) = (t.ends[0], t.ends[2]);
+                (t.ends[0], t.ends[2]) = (third, first);
+            }),
             ("a slot repeated", |t| {
                 let (at, copy) = (free(t), t.slots[used(t)]);
                 t.slots[at] = copy;
@@ -1156,8 +1203,11 @@ mod tests {
                 let at = used(t);
                 t.slots[at] = u64::MAX;
             }),
-            ("a name not UTF-8", |t| t.bytes[1] = 0xff),
-            ("a bad size", |t| t.slots.truncate(t.slots.len() - 1)),
+            ("a name not UTF-8", |t| t.bytes.own_mut()[1] = 0xff),
+            ("a bad size", |t| {
+                let n = t.slots.len() - 1;
+                t.slots = t.slots.iter().copied().take(n).collect();
+            }),
         ];
         for (what, damage) in damages {
             let mut bad = index.clone();
@@ -1213,6 +1263,14 @@ mod tests {
             CHUNK * RUN_BYTES,
             "one chunk copied"
         );
+        // The new id's bytes and end are the table's own; one chunk of slots copied.
+        let ids = &loaded.ids;
+        assert_eq!(
+            ids.bytes.in_place_bytes() + "run-new".len(),
+            ids.bytes.len()
+        );
+        assert_eq!(ids.ends.in_place_bytes(), 2 * CHUNK * 4);
+        assert_eq!(ids.slots.in_place_bytes(), (ids.slots.len() - CHUNK) * 8);
         assert!(loaded.runs[5].is_finished());
         assert_eq!(loaded.runs, built.runs);
         assert_eq!(loaded.check_consistent(), Ok(()));

@@ -58,6 +58,12 @@ impl InPlace for u32 {
     }
 }
 
+impl InPlace for u64 {
+    fn slice_in(bytes: &[u8]) -> Option<&[u64]> {
+        slice_of_le(bytes)
+    }
+}
+
 /// An event list's pairs are never read in place (a checkpoint stores them otherwise).
 impl InPlace for (u64, u64) {}
 
@@ -176,6 +182,18 @@ impl<T: Clone + InPlace> Chunked<T> {
             Some(&self.full[i >> CHUNK_SHIFT].items()[i % CHUNK])
         } else {
             self.tail.get(i - full_len)
+        }
+    }
+
+    /// The items of the chunk (or the tail) that holds item `i`, and the index of the
+    /// first of them.
+    #[inline]
+    pub(crate) fn part_at(&self, i: usize) -> (&[T], usize) {
+        let full_len = self.full_len();
+        if i < full_len {
+            (&self.full[i >> CHUNK_SHIFT].items()[..], i & !(CHUNK - 1))
+        } else {
+            (&self.tail[..], full_len)
         }
     }
 

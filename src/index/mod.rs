@@ -442,6 +442,18 @@ impl Index {
         self.runs.in_place_bytes()
     }
 
+    /// Bytes of the name tables read in place from the checkpoint's view of its file
+    /// (page cache, not heap; not in [`Index::heap_bytes_by_part`]).
+    pub fn loaded_name_bytes(&self) -> usize {
+        (self.name_tables())
+            .map(|names| {
+                names.bytes.in_place_bytes()
+                    + names.ends.in_place_bytes()
+                    + names.slots.in_place_bytes()
+            })
+            .sum()
+    }
+
     /// Heap bytes reserved by each part of the index (capacities times element sizes),
     /// for memory measurements. Hash-map and B-tree overheads of the orphans and the
     /// call index are not included; their elements are.
@@ -454,15 +466,15 @@ impl Index {
                 + lists.iter().map(u32s).sum::<usize>()
         }
         fn names(names: &Names) -> usize {
-            names.bytes.capacity() + u32s(&names.ends) + names.slots.capacity() * 8
+            names.bytes.heap_bytes() + names.ends.heap_bytes() + names.slots.heap_bytes()
         }
         vec![
             ("runs (64-byte entries)", self.runs.heap_bytes()),
-            ("run and parent ids: arena", self.ids.bytes.capacity()),
-            ("run and parent ids: ends", u32s(&self.ids.ends)),
+            ("run and parent ids: arena", self.ids.bytes.heap_bytes()),
+            ("run and parent ids: ends", self.ids.ends.heap_bytes()),
             (
                 "run and parent ids: hash slots",
-                self.ids.slots.capacity() * 8,
+                self.ids.slots.heap_bytes(),
             ),
             (
                 "id -> live run, id -> first child",
@@ -558,17 +570,20 @@ impl Index {
     /// Every name table of [`Index::check_consistent`]. A checkpoint's load checks
     /// each as it decodes it ([`names::NamesCheck`]).
     pub(crate) fn check_names_consistent(&self) -> std::result::Result<(), String> {
-        for names in [
+        self.name_tables().try_for_each(Names::check_consistent)
+    }
+
+    /// Every name table, in the order a checkpoint stores them.
+    pub(crate) fn name_tables(&self) -> impl Iterator<Item = &Names> {
+        [
             &self.ids,
             &self.skills,
             &self.callers,
             &self.channels,
             &self.calls.callers,
             &self.calls.tools,
-        ] {
-            names.check_consistent()?;
-        }
-        Ok(())
+        ]
+        .into_iter()
     }
 
     /// The part of [`Index::check_consistent`] that needs only what a checkpoint holds

@@ -10,6 +10,12 @@
 //! the arena, and looking up a new name in a table three quarters full passes about
 //! seven names before it finds a free slot.
 //!
+//! The ends and the slots are kept in chunks (`chunked.rs`), and the bytes in an
+//! `Arena` of two parts: a copy of the index shares them rather than copying them, and
+//! a table loaded from a checkpoint is read where the file's view has it, a chunk of
+//! slots or ends copied the first time it is written and new names' bytes appended to
+//! the arena's own part. A probe walks the slots a chunk at a time.
+//!
 //! # Invariants
 //! - Names are only ever added: a number, once given, names the same bytes for the
 //!   life of the index (a purged run's id stays interned).
@@ -23,6 +29,11 @@
 //! - Deliberately absent: removal. Names of purged runs stay until compaction.
 
 /// A number no name has.
+use std::sync::Arc;
+
+use super::chunked::Chunked;
+use crate::vfs::ReadView;
+
 const NO_NAME: u32 = u32::MAX;
 /// A slot holding no name.
 const EMPTY_SLOT: u64 = u64::MAX;
@@ -42,12 +53,97 @@ fn slot(hash: u64, number: u32) -> u64 {
 pub struct Names {
     pub(crate) seed: u64,
     /// Every name's bytes, back to back.
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) bytes: Arena,
     /// `ends[i]` is the offset just past name `i` in `bytes`.
-    pub(crate) ends: Vec<u32>,
+    pub(crate) ends: Chunked<u32>,
     /// Linear-probing table of name numbers, each tagged with its hash's high half
     /// (see [`slot`]); `EMPTY_SLOT` where free.
-    pub(crate) slots: Vec<u64>,
+    pub(crate) slots: Chunked<u64>,
+}
+
+/// The names' bytes: those a loaded checkpoint holds, read where its view has them,
+/// then the bytes of the names added since, of its own. No name spans the two: the
+/// loaded names end where the loaded bytes do.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Arena {
+    loaded: Option<Loaded>,
+    own: Vec<u8>,
+}
+
+/// Bytes `at..at + len` of a checkpoint's view.
+#[derive(Clone, Debug)]
+struct Loaded {
+    view: Arc<ReadView>,
+    at: usize,
+    len: usize,
+}
+
+impl Arena {
+    /// The `len` bytes of `view` from `at`, read there.
+    pub(crate) fn in_view(view: &Arc<ReadView>, at: usize, len: usize) -> Option<Arena> {
+        view.get(at..at.checked_add(len)?)?;
+        let loaded = Loaded {
+            view: Arc::clone(view),
+            at,
+            len,
+        };
+        Some(Arena {
+            loaded: Some(loaded),
+            own: Vec::new(),
+        })
+    }
+
+    /// Bytes of its own.
+    pub(crate) fn owned(own: Vec<u8>) -> Arena {
+        Arena { loaded: None, own }
+    }
+
+    fn loaded_len(&self) -> usize {
+        self.loaded.as_ref().map_or(0, |loaded| loaded.len)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.loaded_len() + self.own.len()
+    }
+
+    /// The bytes from `start` to `end`, which lie on one side of the loaded bytes' end.
+    #[inline]
+    fn get(&self, start: usize, end: usize) -> &[u8] {
+        match &self.loaded {
+            Some(loaded) if end <= loaded.len => &loaded.view[loaded.at + start..loaded.at + end],
+            _ => {
+                let split = self.loaded_len();
+                &self.own[start - split..end - split]
+            }
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.own.extend_from_slice(bytes);
+    }
+
+    /// The bytes, in at most two slices.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        let loaded =
+            (self.loaded.iter()).map(|loaded| &loaded.view[loaded.at..loaded.at + loaded.len]);
+        loaded.chain(std::iter::once(&self.own[..]))
+    }
+
+    /// Heap bytes (the loaded bytes are the view's, not the heap's).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.own.capacity()
+    }
+
+    /// Bytes read in place from a checkpoint's view.
+    pub(crate) fn in_place_bytes(&self) -> usize {
+        self.loaded_len()
+    }
+
+    /// The bytes of its own, for tests that damage them.
+    #[cfg(test)]
+    pub(crate) fn own_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.own
+    }
 }
 
 impl Default for Names {
@@ -137,9 +233,9 @@ impl Names {
     pub fn with_seed(seed: u64) -> Names {
         Names {
             seed,
-            bytes: Vec::new(),
-            ends: Vec::new(),
-            slots: Vec::new(),
+            bytes: Arena::default(),
+            ends: Chunked::new(),
+            slots: Chunked::new(),
         }
     }
 
@@ -150,14 +246,14 @@ impl Names {
 
     /// Whether no name was interned.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ends.len() == 0
     }
 
     /// The bytes of name `i`.
     pub fn name(&self, i: u32) -> &[u8] {
         let i = i as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.bytes[start..self.ends[i] as usize]
+        self.bytes.get(start, self.ends[i] as usize)
     }
 
     /// The slot holding `name`, whose hash is `hash`, or the free slot where it would go.
@@ -165,21 +261,24 @@ impl Names {
         debug_assert!(self.slots.len().is_power_of_two());
         let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
+        // A chunk of the table at a time: a probe rarely leaves the one it starts in.
         loop {
-            let s = self.slots[at];
-            if s == EMPTY_SLOT {
-                return Err(at);
+            let (part, first) = self.slots.part_at(at);
+            for (at, &s) in (at..).zip(&part[at - first..]) {
+                if s == EMPTY_SLOT {
+                    return Err(at);
+                }
+                if tag(s) == tag(hash) && self.name(s as u32) == name {
+                    return Ok(at);
+                }
             }
-            if tag(s) == tag(hash) && self.name(s as u32) == name {
-                return Ok(at);
-            }
-            at = (at + 1) & mask;
+            at = (first + part.len()) & mask;
         }
     }
 
     /// The number of `name`, if it was interned.
     pub fn find(&self, name: &str) -> Option<u32> {
-        if self.slots.is_empty() {
+        if self.slots.len() == 0 {
             return None;
         }
         let name = name.as_bytes();
@@ -200,7 +299,7 @@ impl Names {
                     .ok()
                     .filter(|&i| i != NO_NAME)
                     .expect("fewer than 2^32 - 1 names");
-                self.bytes.extend_from_slice(name);
+                self.bytes.push(name);
                 let end = u32::try_from(self.bytes.len()).expect("names fit in 4 GiB");
                 self.ends.push(end);
                 self.slots[at] = slot(hash, i);
@@ -211,23 +310,25 @@ impl Names {
 
     fn grow(&mut self) {
         let n_slots = (self.slots.len() * 2).max(16);
-        self.slots = vec![EMPTY_SLOT; n_slots];
+        // Filled as a plain vector, then cut into chunks.
+        let mut slots = vec![EMPTY_SLOT; n_slots];
         let mask = n_slots - 1;
         for i in 0..self.len() as u32 {
             let hash = hash(self.seed, self.name(i));
             let mut at = hash as usize & mask;
-            while self.slots[at] != EMPTY_SLOT {
+            while slots[at] != EMPTY_SLOT {
                 at = (at + 1) & mask;
             }
-            self.slots[at] = slot(hash, i);
+            slots[at] = slot(hash, i);
         }
+        self.slots = slots.into_iter().collect();
     }
 
     /// Checks what a decoded checkpoint must hold for lookups to stay in bounds and
     /// terminate (see the module invariants).
     pub fn check_consistent(&self) -> Result<(), String> {
         let mut check = NamesCheck::default();
-        check.bytes(&self.bytes);
+        self.bytes.parts().for_each(|part| check.bytes(part));
         self.ends.iter().for_each(|&end| check.end(end));
         check.start_slots();
         self.slots.iter().for_each(|&s| check.slot(s));
@@ -303,11 +404,11 @@ impl NamesCheck {
     pub(crate) fn finish(self, names: &Names) -> Result<(), String> {
         let n = names.len();
         debug_assert_eq!(n, self.n_names, "every end was fed");
-        let arena_ends = names.ends.last().map_or(0, |&e| e as usize) == names.bytes.len();
+        let arena_ends = self.last_end as usize == names.bytes.len();
         if !self.ends_rise || !arena_ends {
             return Err("name offsets out of order or past the arena".into());
         }
-        if !(names.slots.is_empty() && n == 0)
+        if !(names.slots.len() == 0 && n == 0)
             && (!names.slots.len().is_power_of_two() || n * 4 > names.slots.len() * 3)
         {
             return Err("a name table of a bad size".into());
