@@ -70,7 +70,6 @@
 
 use std::collections::HashMap;
 use std::mem::size_of;
-
 use std::path::Path;
 use std::sync::Arc;
 
@@ -598,10 +597,8 @@ impl<'a> Reader<'a> {
         self.align(ARRAYS_ALIGN)?;
         let at = self.file_offset();
         let item_bytes = size_of::<T>();
-        let in_place = view.filter(|view| {
-            let rest = view.get(at..).unwrap_or_default();
-            T::slice_in(&rest[..0]).is_some()
-        });
+        // Whether the machine and the alignment at `at` allow a cast, asked of no bytes.
+        let in_place = view.filter(|view| view.get(at..at).and_then(T::slice_in).is_some());
         Ok(match in_place {
             Some(view) => {
                 for block in self.blocks(n, item_bytes) {

@@ -129,6 +129,10 @@ impl<T: Clone + InPlace> Chunked<T> {
         self.full_len() + self.tail.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub(crate) fn push(&mut self, item: T) {
         self.tail.push(item);
         if self.tail.len() == CHUNK {
@@ -209,11 +213,9 @@ impl<T: Clone + InPlace> Chunked<T> {
     /// Heap bytes of the items (chunks shared with copies counted in full; chunks in
     /// place in a file's map not at all).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let n_own = (self.full.iter())
-            .filter(|chunk| matches!(chunk, Chunk::Own(_)))
-            .count();
         self.full.capacity() * std::mem::size_of::<Chunk<T>>()
-            + (n_own * CHUNK + self.tail.capacity()) * std::mem::size_of::<T>()
+            + (self.full_len() + self.tail.capacity()) * std::mem::size_of::<T>()
+            - self.in_place_bytes()
     }
 
     /// Bytes of the items read in place from a file's map.

@@ -28,12 +28,12 @@
 //!   cannot be predicted from outside the process (nor from a different store).
 //! - Deliberately absent: removal. Names of purged runs stay until compaction.
 
-/// A number no name has.
 use std::sync::Arc;
 
 use super::chunked::Chunked;
 use crate::vfs::ReadView;
 
+/// A number no name has.
 const NO_NAME: u32 = u32::MAX;
 /// A slot holding no name.
 const EMPTY_SLOT: u64 = u64::MAX;
@@ -246,7 +246,7 @@ impl Names {
 
     /// Whether no name was interned.
     pub fn is_empty(&self) -> bool {
-        self.ends.len() == 0
+        self.ends.is_empty()
     }
 
     /// The bytes of name `i`.
@@ -278,7 +278,7 @@ impl Names {
 
     /// The number of `name`, if it was interned.
     pub fn find(&self, name: &str) -> Option<u32> {
-        if self.slots.len() == 0 {
+        if self.slots.is_empty() {
             return None;
         }
         let name = name.as_bytes();
@@ -408,7 +408,7 @@ impl NamesCheck {
         if !self.ends_rise || !arena_ends {
             return Err("name offsets out of order or past the arena".into());
         }
-        if !(names.slots.len() == 0 && n == 0)
+        if !(names.slots.is_empty() && n == 0)
             && (!names.slots.len().is_power_of_two() || n * 4 > names.slots.len() * 3)
         {
             return Err("a name table of a bad size".into());
