@@ -16,8 +16,8 @@
 //!
 //! The body mirrors the index's flat layout, so loading is a bounds-checked copy of
 //! arrays rather than a decode; the event lists and (on a little-endian machine) the
-//! name tables and the run table are not even copied, but read where the file's view
-//! has them (`events.rs`, `names.rs`, `chunked.rs`). Every array is a `u64` element
+//! table of their places, the name tables and the run table are not even copied, but
+//! read where the file's view has them (`events.rs`, `names.rs`, `chunked.rs`). Every array is a `u64` element
 //! count followed by its elements. An array a load reads in place has zero bytes
 //! between its count and its elements, up to a file offset that is a multiple of 64
 //! ("aligned" below). A `Names` is `seed u64, bytes [u8], ends [u32] aligned, slots
@@ -32,7 +32,8 @@
 //!                                                        `RunEntry` as laid out)
 //! [u32]   id_run, id_first_child, by_time, by_finish, by_dry
 //! lists   by_skill, by_caller, by_channel: a count, then that many [u32]
-//! events  event_lists: a count, then that many event lists
+//! events  event_lists: aligned [place u64], the file offset of each list, then the
+//!         lists, each where its place says
 //! orphans a count, then that many (id u32, event list)
 //! calls   [ts i64, LSN u64, caller u32, tool u32, kind u8]        (25 bytes each)
 //! ```
@@ -76,7 +77,7 @@ use std::sync::Arc;
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::chunked::{Chunked, InPlace};
-use crate::index::events::{DENSE_HEAD_BYTES, EventVec, OFFSET_BYTES, PAIR_BYTES, Span, Stored};
+use crate::index::events::{DENSE_COUNT, EventVec, OFFSET_BYTES, PAIR_BYTES, Stored, stored_bytes};
 use crate::index::names::{Arena, NamesCheck};
 use crate::index::{
     CallEntry, Calls, EventLists, EventsRef, ID_OUT_OF_RANGE, Index, NameHashState, Names,
@@ -90,7 +91,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 7;
+const VERSION: u32 = 8;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -203,7 +204,7 @@ impl<'a> Out<'a> {
     /// Zero bytes up to the next file offset that is a multiple of `align` (the body
     /// starts at `HEADER_BYTES`).
     fn align(&mut self, align: usize) {
-        let at = HEADER_BYTES + self.len as usize + self.buf.len();
+        let at = self.file_offset();
         self.buf
             .resize(self.buf.len() + at.next_multiple_of(align) - at, 0);
     }
@@ -251,13 +252,20 @@ impl<'a> Out<'a> {
         });
     }
 
+    /// An event list, dense when it can be.
     fn events(&mut self, events: EventsRef<'_>) {
+        self.events_in(events, events.dense_form());
+    }
+
+    /// An event list, dense if `dense` is its dense form (see
+    /// [`EventsRef::dense_form`]).
+    fn events_in(&mut self, events: EventsRef<'_>, dense: Option<(u64, u64)>) {
         fn put_pair(bytes: &mut [u8], &(seq, lsn): &(u64, u64)) {
             bytes[..8].copy_from_slice(&seq.to_le_bytes());
             bytes[8..].copy_from_slice(&lsn.to_le_bytes());
         }
-        if let Some((first, base)) = events.dense_form() {
-            self.u64(events.len() as u64 | DENSE);
+        if let Some((first, base)) = dense {
+            self.u64(events.len() as u64 | DENSE_COUNT);
             self.u64(first);
             self.u64(base);
             let put_offset = |bytes: &mut [u8], &(_, lsn): &(u64, u64)| {
@@ -317,11 +325,27 @@ impl<'a> Out<'a> {
         item_bytes: usize,
         put: impl Fn(&mut [u8], &T),
     ) {
-        self.u64(items.len() as u64);
+        self.aligned(items.len(), items.parts(), item_bytes, put);
+    }
+
+    /// [`Out::chunked`] of the `n` items in `parts`.
+    fn aligned<'i, T: 'i>(
+        &mut self,
+        n: usize,
+        parts: impl Iterator<Item = &'i [T]>,
+        item_bytes: usize,
+        put: impl Fn(&mut [u8], &T),
+    ) {
+        self.u64(n as u64);
         self.align(ARRAYS_ALIGN);
-        for part in items.parts() {
+        for part in parts {
             self.items(part, item_bytes, &put);
         }
+    }
+
+    /// The file offset of the next byte.
+    fn file_offset(&self) -> usize {
+        HEADER_BYTES + self.len as usize + self.buf.len()
     }
 
     /// Hands on the rest; returns the body's length and checksum, or the first error.
@@ -341,8 +365,6 @@ const _: () = assert!(RUN_BYTES == size_of::<RunEntry>());
 /// start at a file offset that is a multiple of this: a cache line, so that a run
 /// entry read in place from the map spans one.
 const ARRAYS_ALIGN: usize = 64;
-/// The bit of an event list's count that marks it dense.
-const DENSE: u64 = 1 << 63;
 const CALL_BYTES: usize = 8 + 8 + 4 + 4 + 1;
 
 fn encode_body(out: &mut Out<'_>, index: &Index) {
@@ -387,10 +409,25 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
             out.u32s(list);
         }
     }
-    out.u64(index.event_lists.len() as u64);
-    for events in index.event_lists.iter() {
-        out.events(events);
+    // Where each event list is goes before the lists, for a load to read in place:
+    // so each list's form is found first, and from it its size.
+    let lists = &index.event_lists;
+    let forms: Vec<_> = lists.iter().map(|events| events.dense_form()).collect();
+    let mut at = (out.file_offset() + 8).next_multiple_of(ARRAYS_ALIGN) + 8 * forms.len();
+    let places: Vec<u64> = (lists.iter().zip(&forms))
+        .map(|(events, form)| {
+            let place = at as u64;
+            at += stored_bytes(events.len(), form.is_some());
+            place
+        })
+        .collect();
+    out.aligned(places.len(), [&places[..]].into_iter(), 8, |bytes, v| {
+        bytes.copy_from_slice(&v.to_le_bytes())
+    });
+    for (events, form) in lists.iter().zip(forms) {
+        out.events_in(events, form);
     }
+    debug_assert_eq!(out.file_offset(), at, "each list where its place says");
     // Sorted, so equal indexes give equal files.
     let mut orphans: Vec<_> = index.orphans.iter().collect();
     orphans.sort_unstable_by_key(|(id, _)| **id);
@@ -425,6 +462,8 @@ struct Reader<'a> {
     unhashed: usize,
     /// What was left at the start, so that `bytes` can be stepped back over.
     start: &'a [u8],
+    /// The file offset of `start`.
+    file_at: usize,
 }
 
 type Decoded<T> = std::result::Result<T, String>;
@@ -435,13 +474,19 @@ type Decoded<T> = std::result::Result<T, String>;
 const HASH_BLOCK_BYTES: usize = 64 << 10;
 
 impl<'a> Reader<'a> {
-    /// A reader of `bytes` that checksums them as it goes.
+    /// A reader of `bytes`, the body from its start, that checksums them as it goes.
     fn hashing(bytes: &'a [u8]) -> Reader<'a> {
+        Reader::hashing_at(bytes, HEADER_BYTES)
+    }
+
+    /// A reader of `bytes`, from file offset `file_at`, that checksums them as it goes.
+    fn hashing_at(bytes: &'a [u8], file_at: usize) -> Reader<'a> {
         Reader {
             bytes,
             crc: Some(crc32fast::Hasher::new()),
             unhashed: 0,
             start: bytes,
+            file_at,
         }
     }
 
@@ -484,10 +529,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The file offset of the next byte, for a reader made over the body from its
-    /// start.
+    /// The file offset of the next byte.
     fn file_offset(&self) -> usize {
-        HEADER_BYTES + self.start.len() - self.bytes.len()
+        self.file_at + self.start.len() - self.bytes.len()
     }
 
     /// Passes the zero bytes up to the next file offset that is a multiple of `align`
@@ -663,16 +707,15 @@ impl<'a> Reader<'a> {
         Ok(values)
     }
 
-    /// An event list as stored, and its bytes. Stored pairs are refused unless their
-    /// sequences strictly increase (checked here, while the list is in cache, rather
-    /// than in a second pass over every list); a dense list's sequences rise by
-    /// construction, and its LSNs must not overflow.
-    fn events_stored(&mut self) -> Decoded<(EventsRef<'a>, &'a [u8])> {
+    /// An event list as stored. Stored pairs are refused unless their sequences
+    /// strictly increase (checked here, while the list is in cache, rather than in a
+    /// second pass over every list); a dense list's sequences rise by construction,
+    /// and its LSNs must not overflow.
+    fn events_stored(&mut self) -> Decoded<EventsRef<'a>> {
         let word = self.u64()?;
-        let at = self.bytes;
-        if word & DENSE != 0 {
+        if word & DENSE_COUNT != 0 {
             let (first, base) = (self.u64()?, self.u64()?);
-            let n = self.fits(word & !DENSE, OFFSET_BYTES)?;
+            let n = self.fits(word & !DENSE_COUNT, OFFSET_BYTES)?;
             let in_range = n > 0
                 && first.checked_add(n as u64 - 1).is_some()
                 && base.checked_add(u64::from(u32::MAX)).is_some();
@@ -686,7 +729,7 @@ impl<'a> Reader<'a> {
                 base,
                 offsets,
             };
-            return Ok((EventsRef(stored), &at[..DENSE_HEAD_BYTES + offsets.len()]));
+            return Ok(EventsRef(stored));
         }
         let n = self.fits(word, PAIR_BYTES)?;
         let stored = &self.bytes[..n * PAIR_BYTES];
@@ -700,11 +743,11 @@ impl<'a> Reader<'a> {
                 last = Some(sequence);
             }
         }
-        Ok((EventsRef(Stored::Loaded(stored)), stored))
+        Ok(EventsRef(Stored::Loaded(stored)))
     }
 
     fn events(&mut self) -> Decoded<Vec<(u64, u64)>> {
-        Ok(self.events_stored()?.0.to_vec())
+        Ok(self.events_stored()?.to_vec())
     }
 
     /// A name table, and the verdict of [`Names::check_consistent`] on it, taken as
@@ -793,7 +836,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool, in_place: bool) -> Decoded<
     // Each part is checksummed by the thread that decodes it, a block at a time.
     let (head, tail) = if parallel {
         std::thread::scope(|scope| {
-            let tail = scope.spawn(|| decode_tail(tail, view));
+            let tail = scope.spawn(|| decode_tail(tail, view, in_place));
             let head = head_checked();
             let tail = tail
                 .join()
@@ -801,7 +844,7 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool, in_place: bool) -> Decoded<
             (head, tail)
         })
     } else {
-        (head_checked(), decode_tail(tail, view))
+        (head_checked(), decode_tail(tail, view, in_place))
     };
     let (mut index, mut crc, check) = head?;
     let (tail, tail_crc) = tail?;
@@ -907,19 +950,25 @@ struct Tail {
     calls: Calls,
 }
 
-/// Decodes the tail of the body of the checkpoint file `view`; and checksums it.
-fn decode_tail(bytes: &[u8], view: &Arc<ReadView>) -> Decoded<(Tail, crc32fast::Hasher)> {
-    let base = view.as_ptr() as usize;
-    let mut r = Reader::hashing(bytes);
+/// Decodes `bytes`, the tail of the body of the checkpoint file `view`, and checksums
+/// it. With `in_place`, the table of where each event list is stays in the view too,
+/// where the machine and the alignment allow.
+fn decode_tail(
+    bytes: &[u8],
+    view: &Arc<ReadView>,
+    in_place: bool,
+) -> Decoded<(Tail, crc32fast::Hasher)> {
+    let mut r = Reader::hashing_at(bytes, bytes.as_ptr() as usize - view.as_ptr() as usize);
     let n_lists = r.count(8)?;
-    let mut spans = Vec::with_capacity(n_lists);
-    for _ in 0..n_lists {
-        let (events, stored) = r.events_stored()?;
-        spans.push(Span::new(
-            stored.as_ptr() as usize - base,
-            events.len(),
-            matches!(events.0, Stored::Dense { .. }),
-        ));
+    let word_of = |b: &[u8]| u64_at(b, 0);
+    let places = r.chunked(in_place.then_some(view), n_lists, word_of, |_| ())?;
+    // Each list must be where the table says, whole and in order.
+    let mut n_loaded = 0;
+    for &place in places.iter() {
+        if place != r.file_offset() as u64 {
+            return Err("an event list not where the table of lists has it".into());
+        }
+        n_loaded += r.events_stored()?.len();
     }
     let n_orphans = r.count(4 + 8)?;
     let mut orphans = HashMap::default();
@@ -953,8 +1002,8 @@ fn decode_tail(bytes: &[u8], view: &Arc<ReadView>) -> Decoded<(Tail, crc32fast::
         return Err(format!("{} bytes after the body", r.bytes.len()));
     }
     let tail = Tail {
-        n_loaded: spans.iter().map(Span::len).sum(),
-        lists: EventLists::from_loaded(Arc::clone(view), &spans),
+        n_loaded,
+        lists: EventLists::from_loaded(Arc::clone(view), places),
         orphans,
         calls,
     };
@@ -1277,6 +1326,145 @@ mod tests {
         );
     }
 
+    /// A run started at each of `lsns`, with `n_events` events from sequence 1.
+    fn runs_with_events(lsns: std::ops::Range<u64>, n_events: u64) -> Vec<(Lsn, Record)> {
+        use crate::model::RunEvent;
+        let mut records = Vec::new();
+        for i in lsns {
+            let id = format!("run-{i}");
+            records.push((Lsn(i * 100), Record::RunStarted(Run::new(&*id, "s"))));
+            for sequence in 1..=n_events {
+                let event = RunEvent {
+                    run_id: id.clone(),
+                    sequence,
+                    ..RunEvent::default()
+                };
+                records.push((Lsn(i * 100 + sequence), Record::EventAppended(event)));
+            }
+        }
+        records
+    }
+
+    #[test]
+    fn loaded_event_lists_are_copied_where_they_change_and_answer_as_before() {
+        use crate::codec::Purge;
+        use crate::index::chunked::CHUNK;
+        use crate::model::{RunEvent, Timestamp};
+        let mut built = Index::new();
+        let n = 2 * CHUNK as u64 + 100;
+        for (lsn, record) in runs_with_events(0..n, 3) {
+            built.apply(lsn, &record);
+        }
+        let lsn = n * 100;
+        let coverage = Coverage {
+            covered: Lsn(lsn),
+            last_frame: Lsn(lsn - 97),
+            last_frame_crc: 7,
+        };
+        let bytes = encode(&built, coverage).unwrap();
+        let mut loaded = decode(&bytes).unwrap().index;
+        let places = |index: &Index| index.event_lists.places().in_place_bytes();
+        assert_eq!(
+            places(&loaded),
+            2 * CHUNK * 8,
+            "full chunks of places in place"
+        );
+        let list_bytes = n as usize * (8 + 16 + 3 * 4);
+        assert_eq!(loaded.loaded_event_bytes(), places(&loaded) + list_bytes);
+        assert_eq!(loaded.event_lists.heap_bytes().1, 0, "no list of its own");
+        // An event for an old run and for a new one; then the first run purged.
+        let event = |run_id: &str, sequence| {
+            Record::EventAppended(RunEvent {
+                run_id: run_id.into(),
+                sequence,
+                ..RunEvent::default()
+            })
+        };
+        let mut later = vec![(Lsn(lsn), event("run-5", 9))];
+        later.extend(runs_with_events(n..n + 1, 2));
+        later.push((Lsn(lsn + 200), event("run-5", 4)));
+        later.push((
+            Lsn(lsn + 300),
+            Record::Purge(Purge {
+                before: Timestamp::from_unix_nanos(i64::MAX),
+                purged_at: Timestamp::from_unix_nanos(i64::MAX),
+            }),
+        ));
+        let (purge, later) = later.split_last().unwrap();
+        for (lsn, record) in later {
+            assert!(built.apply(*lsn, record));
+            assert!(loaded.apply(*lsn, record));
+        }
+        assert_eq!(
+            loaded.events_of("run-5").to_vec(),
+            built.events_of("run-5").to_vec()
+        );
+        assert_eq!(loaded.events_of("run-5").len(), 5);
+        assert_eq!(places(&loaded), CHUNK * 8, "one chunk of places copied");
+        let loaded_lists = loaded.loaded_event_bytes() - places(&loaded);
+        assert_eq!(
+            loaded_lists,
+            list_bytes - (8 + 16 + 3 * 4),
+            "run-5's list copied"
+        );
+        assert_eq!(loaded.n_events(), built.n_events());
+        assert_eq!(loaded.check_consistent(), Ok(()));
+        assert_eq!(
+            encode(&loaded, coverage).unwrap(),
+            encode(&built, coverage).unwrap()
+        );
+        // Every run purged: each loaded list emptied by its place, none copied.
+        for index in [&mut built, &mut loaded] {
+            assert!(index.apply(purge.0, &purge.1));
+            assert_eq!(index.n_events(), 0);
+        }
+        assert_eq!(loaded.loaded_event_bytes(), 0);
+        assert_eq!(loaded.event_lists.heap_bytes().1, 0);
+        assert_eq!(
+            encode(&loaded, coverage).unwrap(),
+            encode(&built, coverage).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_whose_table_of_lists_misplaces_a_list_is_refused() {
+        let mut index = Index::new();
+        for (lsn, record) in runs_with_events(0..3, 2) {
+            index.apply(lsn, &record);
+        }
+        let coverage = Coverage {
+            covered: Lsn(300),
+            last_frame: Lsn(202),
+            last_frame_crc: 7,
+        };
+        let bytes = encode(&index, coverage).unwrap();
+        let places = decode(&bytes).unwrap().index.event_lists.places().clone();
+        let at = |i: usize| places[i] as usize;
+        // The table ends where the first list starts.
+        let table = at(0) - 3 * 8;
+        type Damage = fn(&mut [u64]);
+        let damages: [(&str, Damage); 3] = [
+            ("one byte on", |p| p[1] += 1),
+            ("two swapped", |p| p.swap(0, 1)),
+            ("marked copied", |p| p[2] |= 1 << 63),
+        ];
+        for (what, damage) in damages {
+            let mut words = [at(0), at(1), at(2)].map(|at| at as u64);
+            damage(&mut words);
+            let mut bad = bytes.clone();
+            for (i, word) in words.iter().enumerate() {
+                bad[table + 8 * i..table + 8 * i + 8].copy_from_slice(&word.to_le_bytes());
+            }
+            let crc = crc32fast::hash(&bad[COVERED_AT..]);
+            bad[CRC_AT..COVERED_AT].copy_from_slice(&crc.to_le_bytes());
+            let why = decode(&bad).expect_err(what);
+            assert!(
+                why.contains("not where the table of lists has it"),
+                "{what}: {why}"
+            );
+        }
+    }
+
     #[test]
     fn a_checkpoint_with_calls_out_of_order_or_twice_is_refused() {
         let mut index = Index::new();
@@ -1510,6 +1698,9 @@ mod tests {
             let in_place_bytes = if in_place { 28_672 * RUN_BYTES } else { 0 };
             assert_eq!(decoded.loaded_run_bytes(), in_place_bytes, "{case}");
             assert_eq!(decoded.runs, index.runs, "{case}");
+            // So is every full chunk of the event lists' places: 7 of 30 000.
+            let places = decoded.event_lists.places().in_place_bytes();
+            assert_eq!(places, if in_place { 28_672 * 8 } else { 0 }, "{case}");
             assert_eq!(encode(&decoded, coverage).unwrap(), bytes, "{case}");
         }
         assert_eq!(

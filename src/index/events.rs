@@ -5,19 +5,23 @@
 //!
 //! The lists a checkpoint holds stay where the checkpoint's read-only view of its file
 //! has them, as the file stores them (little-endian pairs, or for a run of consecutive
-//! sequences a dense list of 4-byte LSN offsets): loading a million runs' events
-//! copies nothing and allocates nothing for them, and a copy of the index (a periodic
-//! checkpoint takes one under the log's lock) shares the view. A list gets memory of its
-//! own the first time it changes: a vector, or past 4096 events shared chunks
-//! ([`EventVec`]), so a copy of the index never copies a long run whole either.
+//! sequences a dense list of 4-byte LSN offsets), and so does the table of where each
+//! list is (one `u64` per list, read in place on a little-endian machine): loading a
+//! million runs' events copies nothing and allocates nothing per list, and a copy of
+//! the index (a periodic checkpoint takes one under the log's lock) shares the view. A
+//! list gets memory of its own the first time it changes: a vector, or past 4096
+//! events shared chunks ([`EventVec`]), so a copy of the index never copies a long run
+//! whole either; its place in the table then names that copy, which copies the
+//! table's chunk of 4096 places once.
 //! [`EventsRef`] reads a list wherever it is.
 //!
 //! # Invariants
 //! - Every list is sorted by sequence, with no sequence twice (the index keeps this; a
 //!   checkpoint's pairs are checked as they are loaded, and a dense list's sequences
 //!   rise by one by construction).
-//! - A loaded span lies inside the view, whose file is never written once published
-//!   (a newer checkpoint replaces it by rename; the view keeps the old one readable).
+//! - A loaded list's place is where the load found a whole, well-formed list inside
+//!   the view, whose file is never written once published (a newer checkpoint
+//!   replaces it by rename; the view keeps the old one readable).
 
 use std::sync::Arc;
 
@@ -231,160 +235,173 @@ impl EventVec {
     }
 }
 
+/// Every run's event list, numbered.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventLists {
     /// The view of the checkpoint the loaded lists are in.
     loaded: Option<Arc<ReadView>>,
-    /// In shared chunks, so a copy of the index copies only the chunks it writes.
-    lists: Chunked<List>,
+    /// Per list the checkpoint held (lists `0..at.len()`): the file offset in
+    /// `loaded` of its count (see [`loaded_list`]), or, once it has changed,
+    /// `COPIED | k` for `copied[k]`. Read in place from the checkpoint too, so a
+    /// load allocates nothing per list.
+    at: Chunked<u64>,
+    /// The loaded lists that have changed since the load.
+    copied: Chunked<EventVec>,
+    /// The lists made since the load (all of them, in an index never loaded): list
+    /// `at.len() + k` is `made[k]`.
+    made: Chunked<EventVec>,
 }
 
-#[derive(Clone, Debug)]
-enum List {
-    Loaded(Span),
-    Own(EventVec),
+/// The bit of a list's place in [`EventLists::at`] that marks it copied; a file
+/// offset never has it.
+const COPIED: u64 = 1 << 63;
+
+impl super::chunked::InPlace for EventVec {}
+
+/// The bit of a stored list's count that marks it dense (see [`Stored::Dense`]).
+pub(crate) const DENSE_COUNT: u64 = 1 << 63;
+
+/// Bytes a stored list of `len` events takes, its count included.
+pub(crate) fn stored_bytes(len: usize, dense: bool) -> usize {
+    8 + if dense {
+        DENSE_HEAD_BYTES + len * OFFSET_BYTES
+    } else {
+        len * PAIR_BYTES
+    }
 }
 
-impl super::chunked::InPlace for List {}
-
-/// Where a loaded list is in its view: from byte `start`, its pairs, or for a dense
-/// list its first sequence and LSN base and then its offsets.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Span {
-    start: usize,
-    /// The number of events, with `DENSE_BIT` set for a dense list: two words, so a
-    /// list's entry stays 24 bytes (a million of them are made at every load).
-    len_and_form: usize,
-}
-
-const DENSE_BIT: usize = 1 << (usize::BITS - 1);
-const _: () = assert!(std::mem::size_of::<List>() == 24);
-
-impl Span {
-    pub(crate) fn new(start: usize, len: usize, dense: bool) -> Span {
-        assert!(len < DENSE_BIT, "a list shorter than the address space");
-        let form = if dense { DENSE_BIT } else { 0 };
-        Span {
-            start,
-            len_and_form: len | form,
+/// The list stored from byte `at` of `bytes`: its count, then its pairs or its dense
+/// form. Panics if the list does not fit; a checkpoint's load checks every list
+/// before it hands out its place.
+fn loaded_list(bytes: &[u8], at: usize) -> EventsRef<'_> {
+    let count = word_at(bytes, at);
+    let len = (count & !DENSE_COUNT) as usize;
+    let body = at + 8;
+    EventsRef(if count & DENSE_COUNT != 0 {
+        let offsets = body + DENSE_HEAD_BYTES;
+        Stored::Dense {
+            first: word_at(bytes, body),
+            base: word_at(bytes, body + 8),
+            offsets: &bytes[offsets..offsets + len * OFFSET_BYTES],
         }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len_and_form & !DENSE_BIT
-    }
-
-    fn is_dense(&self) -> bool {
-        self.len_and_form & DENSE_BIT != 0
-    }
-
-    /// Bytes of the list in the view.
-    pub(crate) fn bytes(&self) -> usize {
-        if self.is_dense() {
-            DENSE_HEAD_BYTES + self.len() * OFFSET_BYTES
-        } else {
-            self.len() * PAIR_BYTES
-        }
-    }
+    } else {
+        Stored::Loaded(&bytes[body..body + len * PAIR_BYTES])
+    })
 }
 
 impl EventLists {
-    /// Lists held by `view`: list `i` is where `spans[i]` says.
-    pub(crate) fn from_loaded(view: Arc<ReadView>, spans: &[Span]) -> EventLists {
-        let lists = (spans.iter())
-            .map(|&span| {
-                assert!(
-                    span.start + span.bytes() <= view.len(),
-                    "a loaded span lies inside the view"
-                );
-                List::Loaded(span)
-            })
-            .collect();
+    /// Lists held by `view`: list `i` is stored from file offset `at[i]`, each of which
+    /// the caller has checked holds a whole list inside the view.
+    pub(crate) fn from_loaded(view: Arc<ReadView>, at: Chunked<u64>) -> EventLists {
+        debug_assert!(at.iter().all(|&at| at & COPIED == 0));
         EventLists {
             loaded: Some(view),
-            lists,
+            at,
+            ..EventLists::default()
         }
     }
 
     /// The number of lists.
     pub(crate) fn len(&self) -> usize {
-        self.lists.len()
+        self.at.len() + self.made.len()
     }
 
     /// Adds a list; returns its number.
     pub(crate) fn push(&mut self, events: EventVec) -> u32 {
-        let at = u32::try_from(self.lists.len()).expect("fewer than 2^32 lists");
-        self.lists.push(List::Own(events));
+        let at = u32::try_from(self.len()).expect("fewer than 2^32 lists");
+        self.made.push(events);
         at
     }
 
     /// List `i`.
     pub(crate) fn get(&self, i: u32) -> EventsRef<'_> {
-        match &self.lists[i as usize] {
-            List::Loaded(span) => {
-                let view = self.loaded.as_ref().expect("loaded lists have a view");
-                let bytes = &view[span.start..span.start + span.bytes()];
-                EventsRef(if span.is_dense() {
-                    Stored::Dense {
-                        first: word_at(bytes, 0),
-                        base: word_at(bytes, 8),
-                        offsets: &bytes[DENSE_HEAD_BYTES..],
-                    }
-                } else {
-                    Stored::Loaded(bytes)
-                })
-            }
-            List::Own(events) => events.as_ref(),
+        let i = i as usize;
+        let Some(&at) = self.at.get(i) else {
+            return self.made[i - self.at.len()].as_ref();
+        };
+        if at & COPIED != 0 {
+            return self.copied[(at & !COPIED) as usize].as_ref();
         }
+        let view = self.loaded.as_ref().expect("loaded lists have a view");
+        loaded_list(view, at as usize)
     }
 
     /// List `i`, to change: a loaded list is first copied into memory of its own, with
     /// room for a few more events.
     pub(crate) fn get_mut(&mut self, i: u32) -> &mut EventVec {
-        if let List::Loaded(span) = self.lists[i as usize] {
-            let len = span.len();
+        let i = i as usize;
+        let Some(&at) = self.at.get(i) else {
+            let n_loaded = self.at.len();
+            return &mut self.made[i - n_loaded];
+        };
+        let k = if at & COPIED != 0 {
+            (at & !COPIED) as usize
+        } else {
+            let loaded = self.get(i as u32);
+            let len = loaded.len();
             let mut events = Vec::with_capacity(len + (len / 4).max(4));
-            events.extend(self.get(i).iter());
-            self.lists[i as usize] = List::Own(EventVec::from(events));
-        }
-        match &mut self.lists[i as usize] {
-            List::Own(events) => events,
-            List::Loaded(_) => unreachable!("made its own above"),
-        }
+            events.extend(loaded.iter());
+            self.copy(i, EventVec::from(events))
+        };
+        &mut self.copied[k]
+    }
+
+    /// Puts `events` in place of loaded list `i`; returns its place in `copied`.
+    fn copy(&mut self, i: usize, events: EventVec) -> usize {
+        let k = self.copied.len();
+        self.copied.push(events);
+        self.at[i] = COPIED | k as u64;
+        k
     }
 
     /// Empties list `i`; returns how many events it held.
     pub(crate) fn clear(&mut self, i: u32) -> usize {
-        let list = std::mem::replace(&mut self.lists[i as usize], List::Own(EventVec::default()));
-        match list {
-            List::Loaded(span) => span.len(),
-            List::Own(events) => events.len(),
+        let len = self.get(i).len();
+        match self.at.get(i as usize) {
+            Some(&at) if at & COPIED == 0 => {
+                self.copy(i as usize, EventVec::default());
+            }
+            _ => *self.get_mut(i) = EventVec::default(),
         }
+        len
     }
 
     /// Every list, in number order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = EventsRef<'_>> {
-        (0..self.lists.len() as u32).map(|i| self.get(i))
+        (0..self.len() as u32).map(|i| self.get(i))
     }
 
-    /// Heap bytes of the list headers, and of the events in vectors of their own
+    /// Heap bytes of the tables of lists, and of the events in vectors of their own
     /// (loaded lists are in the checkpoint's pages: see [`EventLists::loaded_bytes`]).
     pub(crate) fn heap_bytes(&self) -> (usize, usize) {
-        let own: usize = (self.lists.iter())
-            .map(|list| match list {
-                List::Loaded(_) => 0,
-                List::Own(events) => events.heap_bytes(),
-            })
+        let own = (self.copied.iter().chain(self.made.iter()))
+            .map(EventVec::heap_bytes)
             .sum();
-        (self.lists.heap_bytes(), own)
+        let tables = self.at.heap_bytes() + self.copied.heap_bytes() + self.made.heap_bytes();
+        (tables, own)
+    }
+
+    /// Where each loaded list is, or `COPIED | k` for one since copied.
+    #[cfg(test)]
+    pub(crate) fn places(&self) -> &Chunked<u64> {
+        &self.at
+    }
+
+    /// Bytes of the loaded lists and of the table of their places, in the
+    /// checkpoint's view.
+    pub(crate) fn loaded_bytes(&self) -> usize {
+        self.at.in_place_bytes() + self.loaded_list_bytes()
     }
 
     /// Bytes of the loaded lists, in the checkpoint's view.
-    pub(crate) fn loaded_bytes(&self) -> usize {
-        (self.lists.iter())
-            .map(|list| match list {
-                List::Loaded(span) => span.bytes(),
-                List::Own(_) => 0,
+    fn loaded_list_bytes(&self) -> usize {
+        (self.at.iter())
+            .filter(|&&at| at & COPIED == 0)
+            .map(|&at| {
+                let view = self.loaded.as_ref().expect("loaded lists have a view");
+                let events = loaded_list(view, at as usize);
+                let dense = matches!(events.0, Stored::Dense { .. });
+                stored_bytes(events.len(), dense)
             })
             .sum()
     }
@@ -394,17 +411,20 @@ impl EventLists {
 mod tests {
     use super::*;
 
-    fn view_of(pairs: &[(u64, u64)], skip: usize) -> Arc<ReadView> {
+    /// A view of `skip` bytes of something else, then `lists` stored as pairs, and
+    /// where each list is.
+    fn view_of(lists: &[&[(u64, u64)]], skip: usize) -> (Arc<ReadView>, Chunked<u64>) {
         let mut bytes = vec![0xee; skip];
-        for (seq, lsn) in pairs {
-            bytes.extend_from_slice(&seq.to_le_bytes());
-            bytes.extend_from_slice(&lsn.to_le_bytes());
+        let mut at = Chunked::new();
+        for pairs in lists {
+            at.push(bytes.len() as u64);
+            bytes.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
+            for (seq, lsn) in pairs.iter() {
+                bytes.extend_from_slice(&seq.to_le_bytes());
+                bytes.extend_from_slice(&lsn.to_le_bytes());
+            }
         }
-        Arc::new(ReadView::Owned(bytes))
-    }
-
-    fn pairs(start: usize, len: usize) -> Span {
-        Span::new(start, len, false)
+        (Arc::new(ReadView::Owned(bytes)), at)
     }
 
     fn all(lists: &EventLists) -> Vec<Events> {
@@ -414,8 +434,8 @@ mod tests {
     #[test]
     fn loaded_lists_read_back_and_change_on_a_copy_of_their_own() {
         // Three lists after 5 bytes of something else: two pairs, none, one.
-        let view = view_of(&[(1, 10), (2, 20), (5, 50)], 5);
-        let mut lists = EventLists::from_loaded(view, &[pairs(5, 2), pairs(37, 0), pairs(37, 1)]);
+        let (view, at) = view_of(&[&[(1, 10), (2, 20)], &[], &[(5, 50)]], 5);
+        let mut lists = EventLists::from_loaded(view, at);
         lists.push(vec![(7, 70)].into());
         assert_eq!(lists.len(), 4);
         assert_eq!(
@@ -440,18 +460,26 @@ mod tests {
             7 * PAIR_BYTES,
             "two own lists: room for 6 and 1"
         );
-        assert_eq!(lists.loaded_bytes(), PAIR_BYTES);
+        assert_eq!(
+            lists.loaded_bytes(),
+            8 + 8 + PAIR_BYTES,
+            "two counts, a pair"
+        );
         assert_eq!(lists.clear(2), 1);
         assert_eq!(lists.clear(0), 3);
-        assert!(lists.get(2).is_empty());
+        assert_eq!(lists.clear(3), 1);
+        assert_eq!(lists.clear(1), 0);
+        assert!(lists.iter().all(|events| events.is_empty()));
+        assert_eq!(lists.loaded_bytes(), 0);
         assert_eq!(copy.get(2).to_vec(), [(5, 50)]);
+        assert_eq!(copy.get(3).to_vec(), [(7, 70)]);
     }
 
     #[test]
     fn a_loaded_list_answers_as_its_own_vector_would() {
         let pairs: Events = (0..50).map(|i| (3 * i + 1, 100 + i)).collect();
-        let view = view_of(&pairs, 3);
-        let lists = EventLists::from_loaded(view, &[self::pairs(3, pairs.len())]);
+        let (view, at) = view_of(&[&pairs], 3);
+        let lists = EventLists::from_loaded(view, at);
         for events in [lists.get(0), EventsRef(Stored::Own(&pairs))] {
             assert_eq!(events.len(), 50);
             assert_eq!(events.last(), Some((148, 149)));
@@ -476,14 +504,15 @@ mod tests {
         let own = EventsRef(Stored::Own(&pairs));
         assert_eq!(own.dense_form(), Some((7, base)));
         let mut bytes = vec![0xee; 5];
+        bytes.extend_from_slice(&(pairs.len() as u64 | DENSE_COUNT).to_le_bytes());
         bytes.extend_from_slice(&7u64.to_le_bytes());
         bytes.extend_from_slice(&base.to_le_bytes());
         for &(_, lsn) in &pairs {
             bytes.extend_from_slice(&((lsn - base) as u32).to_le_bytes());
         }
-        let span = Span::new(5, pairs.len(), true);
-        assert_eq!(span.bytes(), bytes.len() - 5);
-        let mut lists = EventLists::from_loaded(Arc::new(ReadView::Owned(bytes)), &[span]);
+        assert_eq!(stored_bytes(pairs.len(), true), bytes.len() - 5);
+        let at = [5].into_iter().collect();
+        let mut lists = EventLists::from_loaded(Arc::new(ReadView::Owned(bytes)), at);
         let dense = lists.get(0);
         assert!(matches!(dense.0, Stored::Dense { .. }));
         assert_eq!(dense.to_vec(), pairs);
@@ -493,7 +522,7 @@ mod tests {
             assert_eq!(dense.holds(sequence), (7..=57).contains(&sequence));
             assert_eq!(dense.search(sequence), own.search(sequence));
         }
-        assert_eq!(lists.loaded_bytes(), 16 + 51 * 4);
+        assert_eq!(lists.loaded_bytes(), 8 + 16 + 51 * 4);
         assert!(lists.get_mut(0).insert(58, 5));
         assert_eq!(lists.get(0).len(), 52);
         assert_eq!(lists.get(0).get(50), Some((57, base + u64::from(u32::MAX))));
