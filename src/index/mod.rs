@@ -54,6 +54,9 @@ pub mod names;
 mod ordered;
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::codec::{Lsn, Record, RecordKind};
 use crate::error::{Error, Result};
@@ -71,9 +74,36 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RunIdx(pub u32);
 
-/// Runs from which the consistency check walks the per-skill, caller and channel
-/// lists on a second thread, beside the finish and dry-run orders.
+/// Runs from which the consistency check walks each run list in two halves on two
+/// threads.
 pub(crate) const PARALLEL_CHECK_RUNS_MIN: usize = 100_000;
+
+/// Half `half` (0 or 1) of `0..n`.
+fn half_of(n: usize, half: usize) -> Range<usize> {
+    [0..n / 2, n / 2..n][half].clone()
+}
+
+/// `a()` and `b()`, on two threads when `parallel`.
+fn on_two<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> std::result::Result<A, String>,
+    b: impl FnOnce() -> std::result::Result<B, String> + Send,
+) -> (
+    std::result::Result<A, String>,
+    std::result::Result<B, String>,
+) {
+    if !parallel {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let b = scope.spawn(b);
+        let a = a();
+        let b = b
+            .join()
+            .unwrap_or_else(|_| Err("the check's second thread panicked".into()));
+        (a, b)
+    })
+}
 
 /// An LSN that is not there (a run not finished yet).
 pub(crate) const NO_LSN: u64 = u64::MAX;
@@ -603,12 +633,47 @@ impl Index {
         // Each run's place in `by_time`, which holds the live runs in start order: a
         // per-skill, caller or channel list is in start order exactly when the places
         // of its runs rise. Looking places up in this table, rather than start times in
-        // the run table, touches a sixteenth of the memory. The same walk checks the
-        // start order itself and counts the live dry runs.
-        let mut place = vec![NONE; n_runs];
-        let mut last = None;
+        // the run table, touches a sixteenth of the memory. The walk of the start order
+        // fills it, checks the order itself and counts the live dry runs.
+        //
+        // Each walk is cut in two halves, run on two threads at scale; the second half
+        // starts from the key of the first's last item, so the two check it whole.
+        let parallel = n_runs >= parallel_from;
+        let place: Vec<AtomicU32> = std::iter::repeat_with(|| AtomicU32::new(NONE))
+            .take(n_runs)
+            .collect();
+        let run_orders = |half: usize| {
+            let n_live_dry = self.check_start_order(half, &place)?;
+            self.check_finish_order(half).map(|()| n_live_dry)
+        };
+        let (first, second) = on_two(parallel, || run_orders(0), || run_orders(1));
+        let n_live_dry = first? + second?;
+        if self.by_time.len() != self.n_live as usize {
+            return Err("the start order does not hold every live run".into());
+        }
+        let (first, second) = on_two(
+            parallel,
+            || self.check_key_lists(0, &place),
+            || self.check_key_lists(1, &place),
+        );
+        first.and(second)?;
+        self.check_dry_order(n_live_dry)
+    }
+
+    /// Half `half` (0 or 1) of the walk of the start order: each run in range, live,
+    /// after the one before it; each one's place recorded in `place`. Returns the
+    /// live dry runs counted.
+    fn check_start_order(
+        &self,
+        half: usize,
+        place: &[AtomicU32],
+    ) -> std::result::Result<usize, String> {
+        let key_of = |j: u32| self.runs.get(j as usize).map(|e| (e.started_at, j));
+        let range = half_of(self.by_time.len(), half);
+        let mut last = (range.start.checked_sub(1)).and_then(|at| key_of(self.by_time[at]));
         let mut n_live_dry = 0;
-        for (at, &j) in self.by_time.iter().enumerate() {
+        for at in range {
+            let j = self.by_time[at];
             let entry = match self.runs.get(j as usize) {
                 Some(entry) if entry.is_alive() => entry,
                 Some(_) => return Err("a run in the start order that is not live".into()),
@@ -619,53 +684,70 @@ impl Index {
                 return Err("a list out of order".into());
             }
             last = key;
-            place[j as usize] = at as u32;
+            place[j as usize].store(at as u32, Relaxed);
             n_live_dry += usize::from(entry.status == DRY_RUN);
         }
-        if self.by_time.len() != self.n_live as usize {
-            return Err("the start order does not hold every live run".into());
-        }
-        // The per-skill, caller and channel lists: their walks jump about memory, so at
-        // scale they run on a second thread beside the rest.
-        let key_lists = || {
-            for list in [&self.by_skill, &self.by_caller, &self.by_channel]
-                .into_iter()
-                .flatten()
-            {
-                let mut last = None;
-                for &j in list {
-                    let at = *place
-                        .get(j as usize)
-                        .ok_or("a run number past the run table")?;
-                    if at == NONE {
-                        return Err("a list naming a run that is not live".into());
-                    }
-                    if last >= Some(at) {
-                        return Err("a list out of order".into());
-                    }
-                    last = Some(at);
-                }
+        Ok(n_live_dry)
+    }
+
+    /// Half `half` of the walk of the finish order: each run in range, after the one
+    /// before it.
+    fn check_finish_order(&self, half: usize) -> std::result::Result<(), String> {
+        let key_of = |j: u32| self.runs.get(j as usize).map(|e| (e.finished_at, j));
+        let range = half_of(self.by_finish.len(), half);
+        let mut last = (range.start.checked_sub(1)).and_then(|at| key_of(self.by_finish[at]));
+        for &j in &self.by_finish[range] {
+            let key = Some(key_of(j).ok_or("a run number past the run table")?);
+            if last >= key {
+                return Err("a list out of order".into());
             }
-            Ok(())
-        };
-        let (helper, rest) = if n_runs >= parallel_from {
-            std::thread::scope(|scope| {
-                let helper = scope.spawn(key_lists);
-                let rest = self.check_finish_and_dry_orders();
-                let helper = helper
-                    .join()
-                    .unwrap_or_else(|_| Err("the check's second thread panicked".into()));
-                (helper, rest)
-            })
-        } else {
-            (key_lists(), self.check_finish_and_dry_orders())
-        };
-        rest.and(helper)?;
-        let live_dry = |&j: &u32| {
-            let entry = &self.runs[j as usize];
-            entry.is_alive() && entry.status == DRY_RUN
-        };
-        if n_live_dry != self.by_dry.len() || !self.by_dry.iter().all(live_dry) {
+            last = key;
+        }
+        Ok(())
+    }
+
+    /// Half `half` of each per-skill, caller and channel list: each run live, after
+    /// the one before it in the start order (by its place there, from `place`).
+    fn check_key_lists(&self, half: usize, place: &[AtomicU32]) -> std::result::Result<(), String> {
+        let place_of = |j: u32| place.get(j as usize).map(|at| at.load(Relaxed));
+        let lists = [&self.by_skill, &self.by_caller, &self.by_channel];
+        for list in lists.into_iter().flatten() {
+            let range = half_of(list.len(), half);
+            let mut last = (range.start.checked_sub(1))
+                .and_then(|i| place_of(list[i]))
+                .filter(|&at| at != NONE);
+            for &j in &list[range] {
+                let at = place_of(j).ok_or("a run number past the run table")?;
+                if at == NONE {
+                    return Err("a list naming a run that is not live".into());
+                }
+                if last >= Some(at) {
+                    return Err("a list out of order".into());
+                }
+                last = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    /// The dry-run list: exactly the `n_live_dry` live dry runs, in start order.
+    fn check_dry_order(&self, n_live_dry: usize) -> std::result::Result<(), String> {
+        let mut last = None;
+        for &j in &self.by_dry {
+            let entry = self
+                .runs
+                .get(j as usize)
+                .ok_or("a run number past the run table")?;
+            if !(entry.is_alive() && entry.status == DRY_RUN) {
+                return Err("the dry-run list disagrees with the runs".into());
+            }
+            let key = Some((entry.started_at, j));
+            if last >= key {
+                return Err("a list out of order".into());
+            }
+            last = key;
+        }
+        if n_live_dry != self.by_dry.len() {
             return Err("the dry-run list disagrees with the runs".into());
         }
         Ok(())
@@ -721,34 +803,6 @@ impl Index {
             || !self.id_first_child.iter().all(|&j| bounds.run_or_none(j))
         {
             return Err(ID_OUT_OF_RANGE.into());
-        }
-        Ok(())
-    }
-
-    /// The finish and dry-run orders: the part of [`Index::check_consistent`] that
-    /// walks the run table beside the per-key lists (the start order is checked with
-    /// the places).
-    fn check_finish_and_dry_orders(&self) -> std::result::Result<(), String> {
-        let n_runs = self.runs.len();
-        let in_range = |j: &u32| (*j as usize) < n_runs;
-        if !(self.by_finish.iter().all(in_range) && self.by_dry.iter().all(in_range)) {
-            return Err("a run number past the run table".into());
-        }
-        // One run-table read per item, the previous key carried over. The start order
-        // is checked with the places.
-        let sorted = |list: &[u32], key: fn(&RunEntry) -> i64| {
-            let mut last = None;
-            list.iter().all(|&j| {
-                let at = Some((key(&self.runs[j as usize]), j));
-                let rises = last < at;
-                last = at;
-                rises
-            })
-        };
-        let all_sorted =
-            sorted(&self.by_finish, |e| e.finished_at) && sorted(&self.by_dry, |e| e.started_at);
-        if !all_sorted {
-            return Err("a list out of order".into());
         }
         Ok(())
     }
@@ -1416,6 +1470,15 @@ mod tests {
             run.started_at = Timestamp::from_unix_nanos(i as i64);
             index.apply(Lsn(i as u64 * 10), &Record::RunStarted(run));
         }
+        // Each walk is cut in two halves: the damage below is at the cut or across it.
+        for (i, at) in [(0, 3), (1, 1), (2, 2), (3, 4)] {
+            let finish = crate::codec::RunFinished {
+                run_id: format!("r{i}"),
+                stats: crate::model::RunStats::default(),
+                finished_at: Timestamp::from_unix_nanos(at),
+            };
+            index.apply(Lsn(100 + i), &Record::RunFinished(finish));
+        }
         for parallel_from in [0, usize::MAX] {
             assert_eq!(index.check_consistent_from(parallel_from), Ok(()));
             let mut swapped = index.clone();
@@ -1454,6 +1517,21 @@ mod tests {
             unsorted.by_time.swap(1, 2);
             assert_eq!(
                 unsorted.check_consistent_from(parallel_from),
+                Err("a list out of order".to_owned())
+            );
+            let mut unfinished = index.clone();
+            unfinished.by_finish.swap(1, 2);
+            assert_eq!(
+                unfinished.check_consistent_from(parallel_from),
+                Err("a list out of order".to_owned())
+            );
+            let mut twice = index.clone();
+            twice.by_time[2] = twice.by_time[1];
+            twice
+                .by_time
+                .sort_by_key(|&j| twice.runs[j as usize].started_at);
+            assert_eq!(
+                twice.check_consistent_from(parallel_from),
                 Err("a list out of order".to_owned())
             );
         }
