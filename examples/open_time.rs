@@ -14,7 +14,9 @@
 //! get_run` times `get_run` of random ids on the store just opened, then again;
 //! `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
 //! taking the crc32 of all of it on one thread: what any load that checks every byte
-//! pays before it decodes anything.
+//! pays before it decodes anything. `open_time <dir> <n_runs> first_write` times the
+//! first five `start_run` calls after an open with the checkpoint (the first copies
+//! the loaded tables it changes); it writes to the store, so give it a copy.
 
 use std::path::Path;
 use std::time::Instant;
@@ -22,8 +24,9 @@ use std::time::Instant;
 #[path = "../benches/common/query_store.rs"]
 mod query_store;
 
-use auditlog::AuditLog;
+use auditlog::model::Run;
 use auditlog::vfs::Vfs;
+use auditlog::{AuditLog, Storage};
 use query_store::{build, config, get_run_percentiles};
 
 fn segment_bytes(dir: &Path) -> u64 {
@@ -132,6 +135,20 @@ fn main() {
         Some("floor") => {
             for _ in 0..5 {
                 checksum_floor(&ckpt);
+            }
+            return;
+        }
+        Some("first_write") => {
+            let log = AuditLog::open(config(dir)).unwrap();
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            for i in 0..5 {
+                let run = Run::new(format!("first-write-{nanos}-{i}"), "skill-0");
+                let started = Instant::now();
+                log.start_run(&run).unwrap();
+                println!("start_run {i} after open: {:.1?}", started.elapsed());
             }
             return;
         }

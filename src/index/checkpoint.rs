@@ -16,8 +16,9 @@
 //!
 //! The body mirrors the index's flat layout, so loading is a bounds-checked copy of
 //! arrays rather than a decode; the event lists and (on a little-endian machine) the
-//! table of their places, the name tables and the run table are not even copied, but
-//! read where the file's view has them (`events.rs`, `names.rs`, `chunked.rs`). Every array is a `u64` element
+//! table of their places, the name tables, the run table, the per-id tables and the
+//! run lists are not even copied, but read where the file's view has them
+//! (`events.rs`, `names.rs`, `chunked.rs`, `flat.rs`). Every array is a `u64` element
 //! count followed by its elements. An array a load reads in place has zero bytes
 //! between its count and its elements, up to a file offset that is a multiple of 64
 //! ("aligned" below). A `Names` is `seed u64, bytes [u8], ends [u32] aligned, slots
@@ -30,8 +31,8 @@
 //!          id u32, parent u32, next_sibling u32, skill u32, caller u32, channel u32,
 //!          events u32, status u8, flags u8, zero u8 u8]          (64 bytes each:
 //!                                                        `RunEntry` as laid out)
-//! [u32]   id_run, id_first_child, by_time, by_finish, by_dry
-//! lists   by_skill, by_caller, by_channel: a count, then that many [u32]
+//! [u32]   aligned: id_run, id_first_child, by_time, by_finish, by_dry
+//! lists   by_skill, by_caller, by_channel: a count, then that many aligned [u32]
 //! events  event_lists: aligned [place u64], the file offset of each list, then the
 //!         lists, each where its place says
 //! orphans a count, then that many (id u32, event list)
@@ -78,6 +79,7 @@ use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::chunked::{Chunked, InPlace};
 use crate::index::events::{DENSE_COUNT, EventVec, OFFSET_BYTES, PAIR_BYTES, Stored, stored_bytes};
+use crate::index::flat::Flat;
 use crate::index::names::{Arena, NamesCheck};
 use crate::index::{
     CallEntry, Calls, EventLists, EventsRef, ID_OUT_OF_RANGE, Index, NameHashState, Names,
@@ -91,7 +93,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 8;
+const VERSION: u32 = 9;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -225,14 +227,6 @@ impl<'a> Out<'a> {
         self.buf.clear();
     }
 
-    /// An array: its count, then its items, `item_bytes` each, written by `put` into
-    /// room made for a chunk of them at a time (plain stores, where appending value by
-    /// value checked the capacity every time).
-    fn array<T>(&mut self, items: &[T], item_bytes: usize, put: impl Fn(&mut [u8], &T)) {
-        self.u64(items.len() as u64);
-        self.items(items, item_bytes, &put);
-    }
-
     /// The items of an array whose count is already written.
     fn items<T>(&mut self, items: &[T], item_bytes: usize, put: &impl Fn(&mut [u8], &T)) {
         for chunk in items.chunks(CHUNK_BYTES / item_bytes) {
@@ -246,8 +240,9 @@ impl<'a> Out<'a> {
         }
     }
 
+    /// An array of `u32`s that a load reads in place (see [`Out::chunked`]).
     fn u32s(&mut self, values: &[u32]) {
-        self.array(values, 4, |bytes, v| {
+        self.aligned(values.len(), [values].into_iter(), 4, |bytes, v| {
             bytes.copy_from_slice(&v.to_le_bytes())
         });
     }
@@ -394,13 +389,10 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
         flags.copy_from_slice(&[run.status, run.flags, 0, 0]);
     };
     out.chunked(&index.runs, RUN_BYTES, put_run);
-    for list in [
-        &index.id_run,
-        &index.id_first_child,
-        &index.by_time,
-        &index.by_finish,
-        &index.by_dry,
-    ] {
+    let put_u32 = |bytes: &mut [u8], v: &u32| bytes.copy_from_slice(&v.to_le_bytes());
+    out.chunked(&index.id_run, 4, put_u32);
+    out.chunked(&index.id_first_child, 4, put_u32);
+    for list in [&index.by_time, &index.by_finish, &index.by_dry] {
         out.u32s(list);
     }
     for lists in [&index.by_skill, &index.by_caller, &index.by_channel] {
@@ -639,6 +631,8 @@ impl<'a> Reader<'a> {
         mut each: impl FnMut(&T),
     ) -> Decoded<Chunked<T>> {
         self.align(ARRAYS_ALIGN)?;
+        // The count was checked before the padding: checked again after it.
+        let n = self.fits(n as u64, size_of::<T>())?;
         let at = self.file_offset();
         let item_bytes = size_of::<T>();
         // Whether the machine and the alignment at `at` allow a cast, asked of no bytes.
@@ -669,42 +663,40 @@ impl<'a> Reader<'a> {
         }
         self.skip_chunked(RUN_BYTES)?;
         for _u32s in 0..5 {
-            self.skip_array(4)?;
+            self.skip_chunked(4)?;
         }
         for _lists in 0..3 {
             for _ in 0..self.count(8)? {
-                self.skip_array(4)?;
+                self.skip_chunked(4)?;
             }
         }
         Ok(())
     }
 
-    fn u32s(&mut self) -> Decoded<Vec<u32>> {
-        self.u32s_each(|_| ())
-    }
-
-    /// An array of `u32`s, each also handed to `each` as it is decoded.
-    fn u32s_each(&mut self, each: impl FnMut(u32)) -> Decoded<Vec<u32>> {
-        self.ints_each(u32::from_le_bytes, each)
-    }
-
-    /// An array of little-endian integers of `N` bytes, each also handed to `each` as
-    /// it is decoded (a block at a time, plain stores into the vector).
-    fn ints_each<T: Copy, const N: usize>(
+    /// An array of `u32`s written by `Out::u32s`: each handed to `each` a block at a
+    /// time, as the block is checksummed; read in place from `view` where one is given
+    /// and the machine and the alignment allow, else copied.
+    fn u32s(
         &mut self,
-        from_le: impl Fn([u8; N]) -> T,
-        mut each: impl FnMut(T),
-    ) -> Decoded<Vec<T>> {
-        let n = self.count(N)?;
-        let mut values = Vec::with_capacity(n);
-        for block in self.blocks(n, N) {
-            values.extend(block.chunks_exact(N).map(|b| {
-                let value = from_le(b.try_into().expect("N bytes"));
-                each(value);
-                value
-            }));
+        view: Option<&Arc<ReadView>>,
+        mut each: impl FnMut(u32),
+    ) -> Decoded<Flat<u32>> {
+        let n = self.count(4)?;
+        self.align(ARRAYS_ALIGN)?;
+        // The count was checked before the padding: checked again after it.
+        let n = self.fits(n as u64, 4)?;
+        let at = self.file_offset();
+        let in_place = view.and_then(|view| Flat::in_place(view, at, n));
+        let mut own = Vec::with_capacity(if in_place.is_some() { 0 } else { n });
+        for block in self.blocks(n, 4) {
+            let values = block.chunks_exact(4).map(|b| u32_at(b, 0));
+            if in_place.is_some() {
+                values.for_each(&mut each);
+            } else {
+                own.extend(values.inspect(|&v| each(v)));
+            }
         }
-        Ok(values)
+        Ok(in_place.unwrap_or(Flat::Own(own)))
     }
 
     /// An event list as stored. Stored pairs are refused unless their sequences
@@ -801,9 +793,9 @@ impl<'a> Reader<'a> {
     }
 
     /// A count of lists, each of which takes at least 8 bytes.
-    fn lists(&mut self) -> Decoded<Vec<Vec<u32>>> {
+    fn lists(&mut self, view: Option<&Arc<ReadView>>) -> Decoded<Vec<Flat<u32>>> {
         let n = self.count(8)?;
-        (0..n).map(|_| self.u32s()).collect()
+        (0..n).map(|_| self.u32s(view, drop)).collect()
     }
 }
 
@@ -917,14 +909,17 @@ fn decode_head(
     index.n_live = n_live;
     let mut ids_in_range = true;
     let mut run_or_none = |j: u32| ids_in_range &= bounds.run_or_none(j);
-    index.id_run = r.u32s_each(&mut run_or_none)?;
-    index.id_first_child = r.u32s_each(&mut run_or_none)?;
-    index.by_time = r.u32s()?;
-    index.by_finish = r.u32s()?;
-    index.by_dry = r.u32s()?;
-    index.by_skill = r.lists()?;
-    index.by_caller = r.lists()?;
-    index.by_channel = r.lists()?;
+    let u32_of = |b: &[u8]| u32_at(b, 0);
+    let n_ids = r.count(4)?;
+    index.id_run = r.chunked(view, n_ids, u32_of, |&j| run_or_none(j))?;
+    let n_ids = r.count(4)?;
+    index.id_first_child = r.chunked(view, n_ids, u32_of, |&j| run_or_none(j))?;
+    index.by_time = r.u32s(view, drop)?;
+    index.by_finish = r.u32s(view, drop)?;
+    index.by_dry = r.u32s(view, drop)?;
+    index.by_skill = r.lists(view)?;
+    index.by_caller = r.lists(view)?;
+    index.by_channel = r.lists(view)?;
     debug_assert!(r.bytes.is_empty(), "the head ends where skipping it did");
     let entries = if let Err(why) = names_checked {
         Err(why)
@@ -1290,6 +1285,8 @@ mod tests {
         let bytes = encode(&built, coverage).unwrap();
         let mut loaded = decode(&bytes).unwrap().index;
         assert_eq!(loaded.loaded_run_bytes(), 2 * CHUNK * RUN_BYTES);
+        assert_eq!(loaded.by_time.in_place_bytes(), n * 4);
+        assert_eq!(loaded.id_run.in_place_bytes(), 2 * CHUNK * 4);
         // A run of the first chunk finished, a new one started: in both indexes.
         let finish = Record::RunFinished(RunFinished {
             run_id: "run-5".into(),
@@ -1317,6 +1314,10 @@ mod tests {
         );
         assert_eq!(ids.ends.in_place_bytes(), 2 * CHUNK * 4);
         assert_eq!(ids.slots.in_place_bytes(), (ids.slots.len() - CHUNK) * 8);
+        // The start order was copied out to take the new run; its id went to the
+        // per-id tables' own tails.
+        assert_eq!(loaded.by_time.in_place_bytes(), 0);
+        assert_eq!(loaded.id_run.in_place_bytes(), 2 * CHUNK * 4);
         assert!(loaded.runs[5].is_finished());
         assert_eq!(loaded.runs, built.runs);
         assert_eq!(loaded.check_consistent(), Ok(()));
@@ -1463,6 +1464,28 @@ mod tests {
                 "{what}: {why}"
             );
         }
+    }
+
+    #[test]
+    fn an_aligned_array_whose_count_fits_only_with_its_padding_is_refused() {
+        // A count, then 24 zero bytes up to file offset 64, then 40 bytes: 16 items of
+        // 4 bytes would fit in what follows the count, but only 10 after the padding.
+        let bytes = [&16u64.to_le_bytes()[..], &[0; 64]].concat();
+        let fits_after = |n: u64| {
+            let mut bytes = bytes.clone();
+            bytes[..8].copy_from_slice(&n.to_le_bytes());
+            let mut r = Reader::hashing_at(&bytes, 32);
+            let flat = r.u32s(None, drop).map(|items| items.len());
+            let mut r = Reader::hashing_at(&bytes, 32);
+            let n = r.count(4).unwrap();
+            let chunked = r.chunked(None, n, |b| u32_at(b, 0), |_| ());
+            let chunked = chunked.map(|items: Chunked<u32>| items.len());
+            assert_eq!(flat, chunked);
+            flat
+        };
+        assert_eq!(fits_after(10), Ok(10));
+        assert!(fits_after(11).is_err());
+        assert!(fits_after(16).is_err(), "refused, not a panic");
     }
 
     #[test]
@@ -1698,6 +1721,17 @@ mod tests {
             let in_place_bytes = if in_place { 28_672 * RUN_BYTES } else { 0 };
             assert_eq!(decoded.loaded_run_bytes(), in_place_bytes, "{case}");
             assert_eq!(decoded.runs, index.runs, "{case}");
+            // So are the run lists, and every full chunk of the per-id tables.
+            let lists = [&index.by_skill, &index.by_caller, &index.by_channel];
+            let n_listed = (lists.into_iter().flatten().map(|list| list.len()))
+                .chain([&index.by_time, &index.by_finish, &index.by_dry].map(|l| l.len()))
+                .sum::<usize>();
+            let run_lists = if in_place {
+                2 * 28_672 * 4 + n_listed * 4
+            } else {
+                0
+            };
+            assert_eq!(decoded.loaded_run_list_bytes(), run_lists, "{case}");
             // So is every full chunk of the event lists' places: 7 of 30 000.
             let places = decoded.event_lists.places().in_place_bytes();
             assert_eq!(places, if in_place { 28_672 * 8 } else { 0 }, "{case}");

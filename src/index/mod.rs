@@ -48,6 +48,7 @@
 pub mod checkpoint;
 mod chunked;
 mod events;
+mod flat;
 mod keys;
 mod live;
 pub mod names;
@@ -65,6 +66,7 @@ use crate::model::{OutcomeKind, Status, Timestamp};
 use chunked::Chunked;
 pub use events::EventsRef;
 pub(crate) use events::{EventLists, EventVec};
+use flat::Flat;
 use names::NameHashState;
 pub use names::Names;
 use ordered::OrderedMap;
@@ -347,9 +349,9 @@ pub struct Index {
     /// Run ids and parent ids.
     pub(crate) ids: Names,
     /// Per id: the live run with that id, or `NONE`.
-    pub(crate) id_run: Vec<u32>,
+    pub(crate) id_run: Chunked<u32>,
     /// Per id: the newest live run whose parent it is, or `NONE`.
-    pub(crate) id_first_child: Vec<u32>,
+    pub(crate) id_first_child: Chunked<u32>,
     /// The number of live runs.
     pub(crate) n_live: u32,
     /// `(sequence, LSN)` lists, sorted by sequence, of the runs that have events.
@@ -360,16 +362,16 @@ pub struct Index {
     pub(crate) callers: Names,
     pub(crate) channels: Names,
     /// Live runs by `(started_at, RunIdx)`.
-    pub(crate) by_time: Vec<u32>,
+    pub(crate) by_time: Flat<u32>,
     /// Per interned skill, caller and channel: live runs by `(started_at, RunIdx)`.
-    pub(crate) by_skill: Vec<Vec<u32>>,
-    pub(crate) by_caller: Vec<Vec<u32>>,
-    pub(crate) by_channel: Vec<Vec<u32>>,
+    pub(crate) by_skill: Vec<Flat<u32>>,
+    pub(crate) by_caller: Vec<Flat<u32>>,
+    pub(crate) by_channel: Vec<Flat<u32>>,
     /// Live finished runs by `(finished_at, RunIdx)`.
-    pub(crate) by_finish: Vec<u32>,
+    pub(crate) by_finish: Flat<u32>,
     /// Live dry runs by `(started_at, RunIdx)`: a count that leaves dry runs out (the
     /// default filter) subtracts these instead of checking every candidate's status.
-    pub(crate) by_dry: Vec<u32>,
+    pub(crate) by_dry: Flat<u32>,
     pub(crate) calls: Calls,
     pub(crate) n_events: u64,
     /// The id of the last event applied: a run's events mostly arrive together, so
@@ -377,10 +379,10 @@ pub struct Index {
     last_event_id: u32,
 }
 
-fn list_for(lists: &mut Vec<Vec<u32>>, id: u32) -> &mut Vec<u32> {
+fn list_for(lists: &mut Vec<Flat<u32>>, id: u32) -> &mut Flat<u32> {
     let id = id as usize;
     if lists.len() <= id {
-        lists.resize_with(id + 1, Vec::new);
+        lists.resize_with(id + 1, Flat::default);
     }
     &mut lists[id]
 }
@@ -472,6 +474,19 @@ impl Index {
         self.runs.in_place_bytes()
     }
 
+    /// Bytes of the per-id tables and the run lists read in place from the
+    /// checkpoint's view of its file (page cache, not heap; not in
+    /// [`Index::heap_bytes_by_part`]).
+    pub fn loaded_run_list_bytes(&self) -> usize {
+        let per_id = [&self.id_run, &self.id_first_child].map(Chunked::in_place_bytes);
+        let flat = [&self.by_time, &self.by_finish, &self.by_dry];
+        let lists = [&self.by_skill, &self.by_caller, &self.by_channel];
+        (flat.into_iter().chain(lists.into_iter().flatten()))
+            .map(Flat::in_place_bytes)
+            .chain(per_id)
+            .sum()
+    }
+
     /// Bytes of the name tables read in place from the checkpoint's view of its file
     /// (page cache, not heap; not in [`Index::heap_bytes_by_part`]).
     pub fn loaded_name_bytes(&self) -> usize {
@@ -488,11 +503,11 @@ impl Index {
     /// for memory measurements. Hash-map and B-tree overheads of the orphans and the
     /// call index are not included; their elements are.
     pub fn heap_bytes_by_part(&self) -> Vec<(&'static str, usize)> {
-        fn u32s(list: &Vec<u32>) -> usize {
-            list.capacity() * 4
+        fn u32s(list: &Flat<u32>) -> usize {
+            list.heap_bytes()
         }
-        fn lists(lists: &Vec<Vec<u32>>) -> usize {
-            lists.capacity() * std::mem::size_of::<Vec<u32>>()
+        fn lists(lists: &Vec<Flat<u32>>) -> usize {
+            lists.capacity() * std::mem::size_of::<Flat<u32>>()
                 + lists.iter().map(u32s).sum::<usize>()
         }
         fn names(names: &Names) -> usize {
@@ -508,7 +523,7 @@ impl Index {
             ),
             (
                 "id -> live run, id -> first child",
-                u32s(&self.id_run) + u32s(&self.id_first_child),
+                self.id_run.heap_bytes() + self.id_first_child.heap_bytes(),
             ),
             (
                 "skill, caller, channel names",
@@ -540,18 +555,18 @@ impl Index {
     }
 
     /// Inserts `idx` into a list sorted by `key`, pushing when it belongs at the end.
-    fn insert_sorted(list: &mut Vec<u32>, idx: u32, key: impl Fn(u32) -> (i64, u32)) {
+    fn insert_sorted(list: &mut Flat<u32>, idx: u32, key: impl Fn(u32) -> (i64, u32)) {
         let new = key(idx);
         match list.last() {
             Some(&last) if key(last) > new => {
                 let at = list.partition_point(|&j| key(j) < new);
-                list.insert(at, idx);
+                list.to_mut().insert(at, idx);
             }
-            _ => list.push(idx),
+            _ => list.to_mut().push(idx),
         }
     }
 
-    fn remove_sorted(list: &mut Vec<u32>, idx: u32, key: impl Fn(u32) -> (i64, u32)) {
+    fn remove_sorted(list: &mut Flat<u32>, idx: u32, key: impl Fn(u32) -> (i64, u32)) {
         let old = key(idx);
         let at = list.partition_point(|&j| key(j) < old);
         assert_eq!(
@@ -559,7 +574,7 @@ impl Index {
             Some(&idx),
             "a live run is in each of its lists"
         );
-        list.remove(at);
+        list.to_mut().remove(at);
     }
 
     /// The live run with id `run_id`.
@@ -733,7 +748,7 @@ impl Index {
     /// The dry-run list: exactly the `n_live_dry` live dry runs, in start order.
     fn check_dry_order(&self, n_live_dry: usize) -> std::result::Result<(), String> {
         let mut last = None;
-        for &j in &self.by_dry {
+        for &j in self.by_dry.iter() {
             let entry = self
                 .runs
                 .get(j as usize)
@@ -1134,7 +1149,7 @@ impl Index {
         if n == 0 {
             return 0;
         }
-        let purged: Vec<u32> = self.by_time.drain(..n).collect();
+        let purged: Vec<u32> = self.by_time.to_mut().drain(..n).collect();
         let runs = &self.runs;
         let keep = |j: &u32| runs[*j as usize].started_at >= before;
         for lists in [
@@ -1145,12 +1160,18 @@ impl Index {
             for list in lists.iter_mut() {
                 // Every list is sorted by started_at, so the purged runs are a prefix.
                 let cut = list.partition_point(|j| !keep(j));
-                list.drain(..cut);
+                if cut > 0 {
+                    list.to_mut().drain(..cut);
+                }
             }
         }
-        self.by_finish.retain(keep);
+        if !self.by_finish.iter().all(keep) {
+            self.by_finish.to_mut().retain(keep);
+        }
         let cut = self.by_dry.partition_point(|j| !keep(j));
-        self.by_dry.drain(..cut);
+        if cut > 0 {
+            self.by_dry.to_mut().drain(..cut);
+        }
         for &idx in &purged {
             let entry = &mut self.runs[idx as usize];
             if entry.events != NONE {
@@ -1164,8 +1185,8 @@ impl Index {
         self.n_live -= purged.len() as u32;
         // The purged runs are the oldest of every child list; relinking the survivors
         // oldest first leaves each list newest first.
-        self.id_first_child.fill(NONE);
-        for &idx in &self.by_time {
+        self.id_first_child = std::iter::repeat_n(NONE, self.ids.len()).collect();
+        for &idx in self.by_time.iter() {
             let entry = &mut self.runs[idx as usize];
             if entry.parent != NONE {
                 entry.next_sibling = self.id_first_child[entry.parent as usize];
@@ -1238,8 +1259,8 @@ impl Index {
     /// The slice, sorted by `(started_at, RunIdx)`, of the most selective list that
     /// holds every run `select` can match, bounded to `since..until`.
     fn candidates(&self, select: &Resolved) -> &[u32] {
-        fn pick(lists: &[Vec<u32>], id: Option<u32>) -> Option<&[u32]> {
-            id.map(|id| lists.get(id as usize).map_or(&[][..], Vec::as_slice))
+        fn pick(lists: &[Flat<u32>], id: Option<u32>) -> Option<&[u32]> {
+            id.map(|id| lists.get(id as usize).map_or(&[][..], |list| &list[..]))
         }
         let mut best: &[u32] = &self.by_time;
         for list in [
@@ -1482,54 +1503,53 @@ mod tests {
         for parallel_from in [0, usize::MAX] {
             assert_eq!(index.check_consistent_from(parallel_from), Ok(()));
             let mut swapped = index.clone();
-            swapped.by_caller[0].swap(0, 1);
+            swapped.by_caller[0].to_mut().swap(0, 1);
             assert_eq!(
                 swapped.check_consistent_from(parallel_from),
                 Err("a list out of order".to_owned())
             );
             let mut past = index.clone();
-            past.by_caller[0].push(99);
+            past.by_caller[0].to_mut().push(99);
             assert_eq!(
                 past.check_consistent_from(parallel_from),
                 Err("a run number past the run table".to_owned())
             );
             let mut dead = index.clone();
             dead.runs[3].flags &= !FLAG_ALIVE;
-            dead.by_time.retain(|&j| j != 3);
+            dead.by_time.to_mut().retain(|&j| j != 3);
             dead.n_live -= 1;
             assert_eq!(
                 dead.check_consistent_from(parallel_from),
                 Err("a list naming a run that is not live".to_owned())
             );
             let mut missing = index.clone();
-            missing.by_time.retain(|&j| j != 3);
+            missing.by_time.to_mut().retain(|&j| j != 3);
             assert_eq!(
                 missing.check_consistent_from(parallel_from),
                 Err("the start order does not hold every live run".to_owned())
             );
             let mut not_dry = index.clone();
-            not_dry.by_dry.push(0);
+            not_dry.by_dry.to_mut().push(0);
             assert_eq!(
                 not_dry.check_consistent_from(parallel_from),
                 Err("the dry-run list disagrees with the runs".to_owned())
             );
             let mut unsorted = index.clone();
-            unsorted.by_time.swap(1, 2);
+            unsorted.by_time.to_mut().swap(1, 2);
             assert_eq!(
                 unsorted.check_consistent_from(parallel_from),
                 Err("a list out of order".to_owned())
             );
             let mut unfinished = index.clone();
-            unfinished.by_finish.swap(1, 2);
+            unfinished.by_finish.to_mut().swap(1, 2);
             assert_eq!(
                 unfinished.check_consistent_from(parallel_from),
                 Err("a list out of order".to_owned())
             );
             let mut twice = index.clone();
-            twice.by_time[2] = twice.by_time[1];
-            twice
-                .by_time
-                .sort_by_key(|&j| twice.runs[j as usize].started_at);
+            let by_time = twice.by_time.to_mut();
+            by_time[2] = by_time[1];
+            by_time.sort_by_key(|&j| twice.runs[j as usize].started_at);
             assert_eq!(
                 twice.check_consistent_from(parallel_from),
                 Err("a list out of order".to_owned())
