@@ -86,10 +86,11 @@ fn copy_index(dir: &Path) {
         .unwrap()
         .expect("a checkpoint");
     println!(
-        "read in place from the checkpoint: event lists {} bytes, run table {} bytes, name tables {} bytes",
+        "read in place from the checkpoint: event lists and their places {} bytes, run table {} bytes, name tables {} bytes, per-id tables and run lists {} bytes",
         loaded.index.loaded_event_bytes(),
         loaded.index.loaded_run_bytes(),
-        loaded.index.loaded_name_bytes()
+        loaded.index.loaded_name_bytes(),
+        loaded.index.loaded_run_list_bytes()
     );
     for _ in 0..5 {
         let started = Instant::now();
