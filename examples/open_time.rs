@@ -15,8 +15,8 @@
 //! `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
 //! taking the crc32 of all of it on one thread: what any load that checks every byte
 //! pays before it decodes anything. `open_time <dir> <n_runs> first_write` times the
-//! first five `start_run` calls after an open with the checkpoint (the first copies
-//! the loaded tables it changes); it writes to the store, so give it a copy.
+//! first five `start_run` calls after an open with the checkpoint, then the next
+//! 10 000 together; it writes to the store, so give it a copy.
 
 use std::path::Path;
 use std::time::Instant;
@@ -145,12 +145,18 @@ fn main() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos();
-            for i in 0..5 {
+            let start = |i: u32| {
                 let run = Run::new(format!("first-write-{nanos}-{i}"), "skill-0");
-                let started = Instant::now();
                 log.start_run(&run).unwrap();
+            };
+            for i in 0..5 {
+                let started = Instant::now();
+                start(i);
                 println!("start_run {i} after open: {:.1?}", started.elapsed());
             }
+            let started = Instant::now();
+            (5..10_005).for_each(start);
+            println!("the next 10 000: {:.2?} each", started.elapsed() / 10_000);
             return;
         }
         Some("get_run") => {

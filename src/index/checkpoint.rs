@@ -240,9 +240,10 @@ impl<'a> Out<'a> {
         }
     }
 
-    /// An array of `u32`s that a load reads in place (see [`Out::chunked`]).
-    fn u32s(&mut self, values: &[u32]) {
-        self.aligned(values.len(), [values].into_iter(), 4, |bytes, v| {
+    /// A run list, which a load reads in place (see [`Out::chunked`]).
+    fn u32s(&mut self, values: &Flat<u32>) {
+        let parts = values.parts();
+        self.aligned(parts.len(), parts.slices().into_iter(), 4, |bytes, v| {
             bytes.copy_from_slice(&v.to_le_bytes())
         });
     }
@@ -1314,9 +1315,10 @@ mod tests {
         );
         assert_eq!(ids.ends.in_place_bytes(), 2 * CHUNK * 4);
         assert_eq!(ids.slots.in_place_bytes(), (ids.slots.len() - CHUNK) * 8);
-        // The start order was copied out to take the new run; its id went to the
-        // per-id tables' own tails.
-        assert_eq!(loaded.by_time.in_place_bytes(), 0);
+        // The new run went after the start order's loaded part, its id to the per-id
+        // tables' own tails: neither was copied.
+        assert_eq!(loaded.by_time.in_place_bytes(), n * 4);
+        assert_eq!(loaded.by_time.heap_bytes(), 4 * 4, "room for four runs");
         assert_eq!(loaded.id_run.in_place_bytes(), 2 * CHUNK * 4);
         assert!(loaded.runs[5].is_finished());
         assert_eq!(loaded.runs, built.runs);
@@ -1486,6 +1488,80 @@ mod tests {
         assert_eq!(fits_after(10), Ok(10));
         assert!(fits_after(11).is_err());
         assert!(fits_after(16).is_err(), "refused, not a panic");
+    }
+
+    #[test]
+    fn loaded_run_lists_take_new_runs_after_them_and_are_copied_on_other_changes() {
+        use crate::codec::{Purge, RunFinished};
+        use crate::index::RunSelect;
+        use crate::model::{RunStats, Status, Timestamp};
+        let at = |nanos: i64| Timestamp::from_unix_nanos(nanos);
+        let start = |id: &str, started_at: i64| {
+            let mut run = Run::new(id, format!("skill-{}", started_at % 3));
+            run.started_at = at(started_at);
+            Record::RunStarted(run)
+        };
+        let mut built = Index::new();
+        for i in 0..300 {
+            built.apply(
+                Lsn(i * 100),
+                &start(&format!("run-{i}"), 1000 + i as i64 * 10),
+            );
+        }
+        let coverage = Coverage {
+            covered: Lsn(30_000),
+            last_frame: Lsn(29_900),
+            last_frame_crc: 7,
+        };
+        let mut loaded = decode(&encode(&built, coverage).unwrap()).unwrap().index;
+        let in_place = |index: &Index| index.by_time.in_place_bytes();
+        assert_eq!(in_place(&loaded), 300 * 4);
+        let finish = Record::RunFinished(RunFinished {
+            run_id: "run-7".into(),
+            stats: RunStats {
+                status: Status::Ok,
+                ..RunStats::default()
+            },
+            finished_at: at(9999),
+        });
+        let purge = Record::Purge(Purge {
+            before: at(1500),
+            purged_at: at(10_000),
+        });
+        // The newest run, a finish, a run older than the newest, a purge; after each,
+        // whether the start order is still read in place.
+        let steps = [
+            (start("new", 5000), true),
+            (finish, true),
+            (start("late", 1005), false),
+            (purge, false),
+        ];
+        for (i, (record, still_in_place)) in steps.iter().enumerate() {
+            let lsn = Lsn(30_000 + i as u64 * 100);
+            assert!(built.apply(lsn, record));
+            assert!(loaded.apply(lsn, record));
+            assert_eq!(in_place(&loaded) > 0, *still_in_place, "step {i}");
+            assert_eq!(loaded.check_consistent(), Ok(()), "step {i}");
+            assert_eq!(
+                encode(&loaded, coverage).unwrap(),
+                encode(&built, coverage).unwrap(),
+                "step {i}"
+            );
+        }
+        let select = RunSelect {
+            skill_id: Some("skill-1"),
+            ..RunSelect::default()
+        };
+        let (built_select, loaded_select) = (built.resolve(&select), loaded.resolve(&select));
+        let newest = |index: &Index, select| {
+            (index.runs_newest_first(select))
+                .map(|entry| entry.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            newest(&loaded, loaded_select.as_ref().unwrap()),
+            newest(&built, built_select.as_ref().unwrap())
+        );
     }
 
     #[test]

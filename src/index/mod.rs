@@ -66,7 +66,7 @@ use crate::model::{OutcomeKind, Status, Timestamp};
 use chunked::Chunked;
 pub use events::EventsRef;
 pub(crate) use events::{EventLists, EventVec};
-use flat::Flat;
+use flat::{Flat, Parts};
 use names::NameHashState;
 pub use names::Names;
 use ordered::OrderedMap;
@@ -562,7 +562,7 @@ impl Index {
                 let at = list.partition_point(|&j| key(j) < new);
                 list.to_mut().insert(at, idx);
             }
-            _ => list.to_mut().push(idx),
+            _ => list.push(idx),
         }
     }
 
@@ -570,7 +570,7 @@ impl Index {
         let old = key(idx);
         let at = list.partition_point(|&j| key(j) < old);
         assert_eq!(
-            list.get(at),
+            list.parts().get(at),
             Some(&idx),
             "a live run is in each of its lists"
         );
@@ -711,7 +711,7 @@ impl Index {
         let key_of = |j: u32| self.runs.get(j as usize).map(|e| (e.finished_at, j));
         let range = half_of(self.by_finish.len(), half);
         let mut last = (range.start.checked_sub(1)).and_then(|at| key_of(self.by_finish[at]));
-        for &j in &self.by_finish[range] {
+        for &j in self.by_finish.parts().range(range).iter() {
             let key = Some(key_of(j).ok_or("a run number past the run table")?);
             if last >= key {
                 return Err("a list out of order".into());
@@ -731,7 +731,7 @@ impl Index {
             let mut last = (range.start.checked_sub(1))
                 .and_then(|i| place_of(list[i]))
                 .filter(|&at| at != NONE);
-            for &j in &list[range] {
+            for &j in list.parts().range(range).iter() {
                 let at = place_of(j).ok_or("a run number past the run table")?;
                 if at == NONE {
                     return Err("a list naming a run that is not live".into());
@@ -1258,11 +1258,11 @@ impl Index {
 
     /// The slice, sorted by `(started_at, RunIdx)`, of the most selective list that
     /// holds every run `select` can match, bounded to `since..until`.
-    fn candidates(&self, select: &Resolved) -> &[u32] {
-        fn pick(lists: &[Flat<u32>], id: Option<u32>) -> Option<&[u32]> {
-            id.map(|id| lists.get(id as usize).map_or(&[][..], |list| &list[..]))
+    fn candidates(&self, select: &Resolved) -> Parts<'_, u32> {
+        fn pick(lists: &[Flat<u32>], id: Option<u32>) -> Option<Parts<'_, u32>> {
+            id.map(|id| lists.get(id as usize).map_or(Parts::EMPTY, Flat::parts))
         }
-        let mut best: &[u32] = &self.by_time;
+        let mut best = self.by_time.parts();
         for list in [
             pick(&self.by_skill, select.skill),
             pick(&self.by_caller, select.caller),
@@ -1277,7 +1277,7 @@ impl Index {
         }
         let start = best.partition_point(|&j| self.runs[j as usize].started_at < select.since);
         let end = best.partition_point(|&j| self.runs[j as usize].started_at <= select.last);
-        &best[start..end.max(start)]
+        best.range(start..end.max(start))
     }
 
     /// Matching runs, newest first (started_at descending, later start first on ties).
@@ -1319,7 +1319,11 @@ impl Index {
     /// The count of the default filter (dry runs left out) and at most one name:
     /// the candidates less the dry runs among them, when there are fewer dry runs in
     /// the time bounds than candidates. `None` when the shortcut does not apply.
-    fn count_leaving_out_dry_runs(&self, select: &Resolved, candidates: &[u32]) -> Option<u64> {
+    fn count_leaving_out_dry_runs(
+        &self,
+        select: &Resolved,
+        candidates: Parts<'_, u32>,
+    ) -> Option<u64> {
         let names = [select.skill, select.caller, select.channel];
         let applies = select.status.is_none()
             && !select.top_level_only
@@ -1335,7 +1339,7 @@ impl Index {
         let end = self
             .by_dry
             .partition_point(|&j| runs[j as usize].started_at <= select.last);
-        let dry = &self.by_dry[start..end.max(start)];
+        let dry = self.by_dry.parts().range(start..end.max(start));
         if dry.len() >= candidates.len() {
             return None;
         }
@@ -1369,9 +1373,7 @@ impl Index {
         let end = self
             .by_finish
             .partition_point(|&j| self.runs[j as usize].finished_at < cutoff.unix_nanos());
-        self.by_finish[..end]
-            .iter()
-            .map(|&j| &self.runs[j as usize])
+        (self.by_finish.parts().range(0..end).iter()).map(|&j| &self.runs[j as usize])
     }
 
     /// The latest `started_at` of a skill's runs whose status passes `counts`.
