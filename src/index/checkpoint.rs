@@ -1158,14 +1158,20 @@ mod tests {
     use crate::codec::Record;
     use crate::model::Run;
 
+    /// The coverage of a log whose last frame is at `last_frame` and which ends at
+    /// `covered`.
+    fn covering(last_frame: u64, covered: u64) -> Coverage {
+        Coverage {
+            covered: Lsn(covered),
+            last_frame: Lsn(last_frame),
+            last_frame_crc: 7,
+        }
+    }
+
     fn sample() -> (Index, Coverage) {
         let mut index = Index::new();
         index.apply(Lsn(0), &Record::RunStarted(Run::new("r", "s")));
-        let coverage = Coverage {
-            covered: Lsn(100),
-            last_frame: Lsn(0),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(0, 100);
         (index, coverage)
     }
 
@@ -1278,11 +1284,7 @@ mod tests {
             built.apply(Lsn(i as u64 * 100), &Record::RunStarted(run));
         }
         let lsn = n as u64 * 100;
-        let coverage = Coverage {
-            covered: Lsn(lsn),
-            last_frame: Lsn(lsn - 100),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(lsn - 100, lsn);
         let bytes = encode(&built, coverage).unwrap();
         let mut loaded = decode(&bytes).unwrap().index;
         assert_eq!(loaded.loaded_run_bytes(), 2 * CHUNK * RUN_BYTES);
@@ -1359,11 +1361,7 @@ mod tests {
             built.apply(lsn, &record);
         }
         let lsn = n * 100;
-        let coverage = Coverage {
-            covered: Lsn(lsn),
-            last_frame: Lsn(lsn - 97),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(lsn - 97, lsn);
         let bytes = encode(&built, coverage).unwrap();
         let mut loaded = decode(&bytes).unwrap().index;
         let places = |index: &Index| index.event_lists.places().in_place_bytes();
@@ -1435,11 +1433,7 @@ mod tests {
         for (lsn, record) in runs_with_events(0..3, 2) {
             index.apply(lsn, &record);
         }
-        let coverage = Coverage {
-            covered: Lsn(300),
-            last_frame: Lsn(202),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(202, 300);
         let bytes = encode(&index, coverage).unwrap();
         let places = decode(&bytes).unwrap().index.event_lists.places().clone();
         let at = |i: usize| places[i] as usize;
@@ -1508,11 +1502,7 @@ mod tests {
                 &start(&format!("run-{i}"), 1000 + i as i64 * 10),
             );
         }
-        let coverage = Coverage {
-            covered: Lsn(30_000),
-            last_frame: Lsn(29_900),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(29_900, 30_000);
         let mut loaded = decode(&encode(&built, coverage).unwrap()).unwrap().index;
         let in_place = |index: &Index| index.by_time.in_place_bytes();
         assert_eq!(in_place(&loaded), 300 * 4);
@@ -1730,11 +1720,7 @@ mod tests {
             };
             apply(&mut index, &Record::EventAppended(event));
         }
-        let coverage = Coverage {
-            covered: Lsn(lsn),
-            last_frame: Lsn(lsn - 100),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(lsn - 100, lsn);
         let bytes = encode(&index, coverage).unwrap();
         assert!(bytes.len() > 3 * CHUNK_BYTES, "{} bytes", bytes.len());
         let loaded = decode(&bytes).unwrap();
@@ -1775,11 +1761,7 @@ mod tests {
                 lsn += 100;
             }
         }
-        let coverage = Coverage {
-            covered: Lsn(lsn),
-            last_frame: Lsn(lsn - 100),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(lsn - 100, lsn);
         let bytes = encode(&index, coverage).unwrap();
         assert!(bytes.len() >= PARALLEL_DECODE_BYTES_MIN);
         let view = Arc::new(ReadView::Owned(bytes.clone()));
@@ -1833,11 +1815,7 @@ mod tests {
             };
             index.apply(Lsn(sequence * 100), &Record::EventAppended(event));
         }
-        let coverage = Coverage {
-            covered: Lsn((n_events + 1) * 100),
-            last_frame: Lsn(n_events * 100),
-            last_frame_crc: 7,
-        };
+        let coverage = covering(n_events * 100, (n_events + 1) * 100);
         let bytes = encode(&index, coverage).unwrap();
         assert!(bytes.len() >= PARALLEL_DECODE_BYTES_MIN);
         assert_eq!(decode(&bytes).unwrap().index.n_events(), n_events);
