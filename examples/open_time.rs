@@ -11,6 +11,7 @@
 //! it five times with its checkpoint (for profiling the checkpoint's load);
 //! `open_time <dir> <n_runs> copy` times five copies of the index its checkpoint loads
 //! (what a periodic checkpoint takes under the log's lock); `open_time <dir> <n_runs>
+//! write` times five writes of that index's checkpoint into /dev/shm; `open_time <dir> <n_runs>
 //! get_run` times `get_run` of random ids on the store just opened, then again;
 //! `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
 //! taking the crc32 of all of it on one thread: what any load that checks every byte
@@ -81,6 +82,29 @@ fn open_once(dir: &Path, what: &str, log_bytes: u64) {
 
 /// Times copies of the index loaded from the checkpoint: what a periodic checkpoint
 /// holds the log's lock for (besides syncing the journal), and the copy's drop.
+/// Times writing the checkpoint of the index loaded from `dir`'s checkpoint into a
+/// scratch directory under /dev/shm (tmpfs: the encoding, checksum and copy, no disk).
+fn write_index(dir: &Path) {
+    let loaded = auditlog::index::checkpoint::load(&auditlog::vfs::OsVfs, dir)
+        .unwrap()
+        .expect("a checkpoint");
+    let scratch = tempfile::tempdir_in("/dev/shm").unwrap();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let bytes = auditlog::index::checkpoint::write(
+            &auditlog::vfs::OsVfs,
+            scratch.path(),
+            &loaded.index,
+            loaded.coverage,
+        )
+        .unwrap();
+        println!(
+            "checkpoint written: {bytes} bytes in {:.1?}",
+            started.elapsed()
+        );
+    }
+}
+
 fn copy_index(dir: &Path) {
     let loaded = auditlog::index::checkpoint::load(&auditlog::vfs::OsVfs, dir)
         .unwrap()
@@ -131,6 +155,10 @@ fn main() {
         }
         Some("copy") => {
             copy_index(dir);
+            return;
+        }
+        Some("write") => {
+            write_index(dir);
             return;
         }
         Some("floor") => {

@@ -33,10 +33,12 @@
 //!                                                        `RunEntry` as laid out)
 //! [u32]   aligned: id_run, id_first_child, by_time, by_finish, by_dry
 //! lists   by_skill, by_caller, by_channel: a count, then that many aligned [u32]
-//! events  event_lists: aligned [place u64], the file offset of each list, then the
-//!         lists, each where its place says
+//! events  event_lists: a count, then that many event lists
 //! orphans a count, then that many (id u32, event list)
 //! calls   [ts i64, LSN u64, caller u32, tool u32, kind u8]        (25 bytes each)
+//! places  zero bytes to an aligned offset, then per event list its file offset
+//!         (u64), the count the event lists': last, so a load finds it from the end
+//!         of the file and checks each list is where it says as it walks them
 //! ```
 //! An event list is its count of events, then either `[(sequence u64, LSN u64)]`, or,
 //! when the count's top bit is set, a dense list: the first sequence (u64) and an LSN
@@ -78,7 +80,7 @@ use std::sync::Arc;
 use crate::codec::{Frame, Lsn};
 use crate::error::{Error, Result};
 use crate::index::chunked::{Chunked, InPlace};
-use crate::index::events::{DENSE_COUNT, EventVec, OFFSET_BYTES, PAIR_BYTES, Stored, stored_bytes};
+use crate::index::events::{DENSE_COUNT, EventVec, OFFSET_BYTES, PAIR_BYTES, Stored};
 use crate::index::flat::Flat;
 use crate::index::names::{Arena, NamesCheck};
 use crate::index::{
@@ -93,7 +95,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 9;
+const VERSION: u32 = 10;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
@@ -402,25 +404,13 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
             out.u32s(list);
         }
     }
-    // Where each event list is goes before the lists, for a load to read in place:
-    // so each list's form is found first, and from it its size.
     let lists = &index.event_lists;
-    let forms: Vec<_> = lists.iter().map(|events| events.dense_form()).collect();
-    let mut at = (out.file_offset() + 8).next_multiple_of(ARRAYS_ALIGN) + 8 * forms.len();
-    let places: Vec<u64> = (lists.iter().zip(&forms))
-        .map(|(events, form)| {
-            let place = at as u64;
-            at += stored_bytes(events.len(), form.is_some());
-            place
-        })
-        .collect();
-    out.aligned(places.len(), [&places[..]].into_iter(), 8, |bytes, v| {
-        bytes.copy_from_slice(&v.to_le_bytes())
-    });
-    for (events, form) in lists.iter().zip(forms) {
-        out.events_in(events, form);
+    out.u64(lists.len() as u64);
+    let mut places = Vec::with_capacity(lists.len());
+    for events in lists.iter() {
+        places.push(out.file_offset() as u64);
+        out.events(events);
     }
-    debug_assert_eq!(out.file_offset(), at, "each list where its place says");
     // Sorted, so equal indexes give equal files.
     let mut orphans: Vec<_> = index.orphans.iter().collect();
     orphans.sort_unstable_by_key(|(id, _)| **id);
@@ -439,6 +429,12 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
         out.bytes(&[call.kind]);
         out.spill_if_full();
     }
+    // Last, where a load finds it from the end of the file before it walks the lists:
+    // where each event list is, aligned, its count the lists'.
+    out.align(ARRAYS_ALIGN);
+    out.items(&places, 8, &|bytes: &mut [u8], v: &u64| {
+        bytes.copy_from_slice(&v.to_le_bytes())
+    });
 }
 
 /// Reads a body front to back, refusing any count larger than the bytes left.
@@ -955,9 +951,9 @@ fn decode_tail(
     in_place: bool,
 ) -> Decoded<(Tail, crc32fast::Hasher)> {
     let mut r = Reader::hashing_at(bytes, bytes.as_ptr() as usize - view.as_ptr() as usize);
-    let n_lists = r.count(8)?;
-    let word_of = |b: &[u8]| u64_at(b, 0);
-    let places = r.chunked(in_place.then_some(view), n_lists, word_of, |_| ())?;
+    // Each list takes 8 bytes or more, and its place 8.
+    let n_lists = r.count(16)?;
+    let places = places_at_end(view, n_lists, in_place)?;
     // Each list must be where the table says, whole and in order.
     let mut n_loaded = 0;
     for &place in places.iter() {
@@ -994,9 +990,12 @@ fn decode_tail(
             calls.insert(key, entry);
         }
     }
-    if !r.bytes.is_empty() {
+    // The table of places, read above, is checksummed as it is passed.
+    r.align(ARRAYS_ALIGN)?;
+    if r.bytes.len() != n_lists * 8 {
         return Err(format!("{} bytes after the body", r.bytes.len()));
     }
+    r.blocks(n_lists, 8).for_each(drop);
     let tail = Tail {
         n_loaded,
         lists: EventLists::from_loaded(Arc::clone(view), places),
@@ -1004,6 +1003,21 @@ fn decode_tail(
         calls,
     };
     Ok((tail, r.checksum()))
+}
+
+/// The table of where each of `n_lists` event lists is: the last `8 * n_lists` bytes
+/// of `view`, which must start at an aligned offset. Read in place with `in_place`
+/// where the machine allows, else copied; not checksummed here (the body's reader
+/// passes over it last).
+fn places_at_end(view: &Arc<ReadView>, n_lists: usize, in_place: bool) -> Decoded<Chunked<u64>> {
+    let at = view.len() - n_lists * 8;
+    if at % ARRAYS_ALIGN != 0 {
+        return Err("the table of event lists out of place".into());
+    }
+    let places = in_place
+        .then(|| Chunked::in_place(view, at, n_lists))
+        .flatten();
+    Ok(places.unwrap_or_else(|| view[at..].chunks_exact(8).map(|b| u64_at(b, 0)).collect()))
 }
 
 /// Encodes the checkpoint of `index`, handing its bytes to `write` with their offset
@@ -1437,8 +1451,8 @@ mod tests {
         let bytes = encode(&index, coverage).unwrap();
         let places = decode(&bytes).unwrap().index.event_lists.places().clone();
         let at = |i: usize| places[i] as usize;
-        // The table ends where the first list starts.
-        let table = at(0) - 3 * 8;
+        // The table ends the file.
+        let table = bytes.len() - 3 * 8;
         type Damage = fn(&mut [u64]);
         let damages: [(&str, Damage); 3] = [
             ("one byte on", |p| p[1] += 1),
@@ -1563,11 +1577,15 @@ mod tests {
         let coverage = sample().1;
         let bytes = encode(&index, coverage).unwrap();
         assert!(decode(&bytes).is_ok());
-        // The body ends with the two calls; swap them, then copy the first over the
-        // second, each time with the checksum made to match.
-        let (first, second) = (bytes.len() - 2 * CALL_BYTES, bytes.len() - CALL_BYTES);
+        // The body holds the two calls just before the table of event lists; swap
+        // them, then copy the first over the second, each time with the checksum made
+        // to match.
+        let (&(ts, lsn), _) = index.calls.by_time.iter().next().unwrap();
+        let key = [ts.to_le_bytes(), lsn.to_le_bytes()].concat();
+        let first = (bytes.windows(16).rposition(|w| w == key)).unwrap();
+        let second = first + CALL_BYTES;
         let mut swapped = bytes.clone();
-        swapped[first..].rotate_left(CALL_BYTES);
+        swapped[first..second + CALL_BYTES].rotate_left(CALL_BYTES);
         let mut twice = bytes.clone();
         twice.copy_within(first..second, second);
         for mut bad in [swapped, twice] {

@@ -262,7 +262,7 @@ impl super::chunked::InPlace for EventVec {}
 pub(crate) const DENSE_COUNT: u64 = 1 << 63;
 
 /// Bytes a stored list of `len` events takes, its count included.
-pub(crate) fn stored_bytes(len: usize, dense: bool) -> usize {
+fn stored_bytes(len: usize, dense: bool) -> usize {
     8 + if dense {
         DENSE_HEAD_BYTES + len * OFFSET_BYTES
     } else {
@@ -316,9 +316,14 @@ impl EventLists {
     /// List `i`.
     pub(crate) fn get(&self, i: u32) -> EventsRef<'_> {
         let i = i as usize;
-        let Some(&at) = self.at.get(i) else {
-            return self.made[i - self.at.len()].as_ref();
-        };
+        match self.at.get(i) {
+            Some(&at) => self.loaded_or_copied(at),
+            None => self.made[i - self.at.len()].as_ref(),
+        }
+    }
+
+    /// The loaded list whose place is `at`.
+    fn loaded_or_copied(&self, at: u64) -> EventsRef<'_> {
         if at & COPIED != 0 {
             return self.copied[(at & !COPIED) as usize].as_ref();
         }
@@ -366,9 +371,11 @@ impl EventLists {
         len
     }
 
-    /// Every list, in number order.
+    /// Every list, in number order (a chunk of places at a time, not looked up one by
+    /// one).
     pub(crate) fn iter(&self) -> impl Iterator<Item = EventsRef<'_>> {
-        (0..self.len() as u32).map(|i| self.get(i))
+        let loaded = self.at.iter().map(|&at| self.loaded_or_copied(at));
+        loaded.chain(self.made.iter().map(EventVec::as_ref))
     }
 
     /// Heap bytes of the tables of lists, and of the events in vectors of their own
