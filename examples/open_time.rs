@@ -11,7 +11,9 @@
 //! it five times with its checkpoint (for profiling the checkpoint's load);
 //! `open_time <dir> <n_runs> copy` times five copies of the index its checkpoint loads
 //! (what a periodic checkpoint takes under the log's lock); `open_time <dir> <n_runs>
-//! write` times five writes of that index's checkpoint into /dev/shm; `open_time <dir> <n_runs>
+//! write [<parent dir>]` times five writes of that index's checkpoint into a scratch
+//! directory (under /dev/shm by default), then maps and checksums the file written;
+//! `open_time <dir> <n_runs>
 //! get_run` times `get_run` of random ids on the store just opened, then again;
 //! `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
 //! taking the crc32 of all of it on one thread: what any load that checks every byte
@@ -83,12 +85,13 @@ fn open_once(dir: &Path, what: &str, log_bytes: u64) {
 /// Times copies of the index loaded from the checkpoint: what a periodic checkpoint
 /// holds the log's lock for (besides syncing the journal), and the copy's drop.
 /// Times writing the checkpoint of the index loaded from `dir`'s checkpoint into a
-/// scratch directory under /dev/shm (tmpfs: the encoding, checksum and copy, no disk).
-fn write_index(dir: &Path) {
+/// scratch directory under `parent` (by default /dev/shm: the encoding, checksum and
+/// copy, no disk), then mapping and checksumming the file just written.
+fn write_index(dir: &Path, parent: &str) {
     let loaded = auditlog::index::checkpoint::load(&auditlog::vfs::OsVfs, dir)
         .unwrap()
         .expect("a checkpoint");
-    let scratch = tempfile::tempdir_in("/dev/shm").unwrap();
+    let scratch = tempfile::tempdir_in(parent).unwrap();
     for _ in 0..5 {
         let started = Instant::now();
         let bytes = auditlog::index::checkpoint::write(
@@ -102,6 +105,9 @@ fn write_index(dir: &Path) {
             "checkpoint written: {bytes} bytes in {:.1?}",
             started.elapsed()
         );
+    }
+    for _ in 0..3 {
+        checksum_floor(&scratch.path().join("index.ckpt"));
     }
 }
 
@@ -158,7 +164,7 @@ fn main() {
             return;
         }
         Some("write") => {
-            write_index(dir);
+            write_index(dir, args.next().as_deref().unwrap_or("/dev/shm"));
             return;
         }
         Some("floor") => {
