@@ -264,9 +264,7 @@ impl<'a> Out<'a> {
     /// A run list, which a load reads in place (see [`Out::chunked`]).
     fn u32s(&mut self, values: &Flat<u32>) {
         let parts = values.parts();
-        self.aligned(parts.len(), parts.slices().into_iter(), 4, |bytes, v| {
-            bytes.copy_from_slice(&v.to_le_bytes())
-        });
+        self.aligned(parts.len(), parts.slices().into_iter(), 4, put_u32);
     }
 
     /// An event list, dense when it can be.
@@ -325,13 +323,11 @@ impl<'a> Out<'a> {
     fn names(&mut self, names: &Names) {
         self.u64(names.seed);
         self.u64(names.bytes.len() as u64);
-        names.bytes.parts().for_each(|part| self.raw(part));
-        self.chunked(&names.ends, 4, |bytes, v| {
-            bytes.copy_from_slice(&v.to_le_bytes())
-        });
-        self.chunked(&names.slots, 8, |bytes, v| {
-            bytes.copy_from_slice(&v.to_le_bytes())
-        });
+        for part in names.bytes.parts().slices() {
+            self.raw(part);
+        }
+        self.chunked(&names.ends, 4, put_u32);
+        self.chunked(&names.slots, 8, put_u64);
     }
 
     /// An array that a load reads in place: its count, zero bytes up to a file offset
@@ -375,6 +371,16 @@ impl<'a> Out<'a> {
     }
 }
 
+/// Writes `v` into its room in an array, little-endian.
+fn put_u32(bytes: &mut [u8], v: &u32) {
+    bytes.copy_from_slice(&v.to_le_bytes());
+}
+
+/// Writes `v` into its room in an array, little-endian.
+fn put_u64(bytes: &mut [u8], v: &u64) {
+    bytes.copy_from_slice(&v.to_le_bytes());
+}
+
 /// A run entry: its fields, then two zero bytes.
 const RUN_BYTES: usize = 4 * 8 + 7 * 4 + 2 + 2;
 const _: () = assert!(RUN_BYTES == size_of::<RunEntry>());
@@ -411,7 +417,6 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
         flags.copy_from_slice(&[run.status, run.flags, 0, 0]);
     };
     out.chunked(&index.runs, RUN_BYTES, put_run);
-    let put_u32 = |bytes: &mut [u8], v: &u32| bytes.copy_from_slice(&v.to_le_bytes());
     out.chunked(&index.id_run, 4, put_u32);
     out.chunked(&index.id_first_child, 4, put_u32);
     for list in [&index.by_time, &index.by_finish, &index.by_dry] {
@@ -451,9 +456,7 @@ fn encode_body(out: &mut Out<'_>, index: &Index) {
     // Last, where a load finds it from the end of the file before it walks the lists:
     // where each event list is, aligned, its count the lists'.
     out.align(ARRAYS_ALIGN);
-    out.items(&places, 8, &|bytes: &mut [u8], v: &u64| {
-        bytes.copy_from_slice(&v.to_le_bytes())
-    });
+    out.items(&places, 8, &put_u64);
 }
 
 /// Reads a body front to back, refusing any count larger than the bytes left.
@@ -646,11 +649,8 @@ impl<'a> Reader<'a> {
         decode: impl Fn(&[u8]) -> T,
         mut each: impl FnMut(&T),
     ) -> Decoded<Chunked<T>> {
-        self.align(ARRAYS_ALIGN)?;
-        // The count was checked before the padding: checked again after it.
-        let n = self.fits(n as u64, size_of::<T>())?;
-        let at = self.file_offset();
         let item_bytes = size_of::<T>();
+        let at = self.aligned_items_at(n, item_bytes)?;
         // Whether the machine and the alignment at `at` allow a cast, asked of no bytes.
         let in_place = view.filter(|view| view.get(at..at).and_then(T::slice_in).is_some());
         Ok(match in_place {
@@ -698,21 +698,32 @@ impl<'a> Reader<'a> {
         mut each: impl FnMut(u32),
     ) -> Decoded<Flat<u32>> {
         let n = self.count(4)?;
-        self.align(ARRAYS_ALIGN)?;
-        // The count was checked before the padding: checked again after it.
-        let n = self.fits(n as u64, 4)?;
-        let at = self.file_offset();
-        let in_place = view.and_then(|view| Flat::in_place(view, at, n));
-        let mut own = Vec::with_capacity(if in_place.is_some() { 0 } else { n });
-        for block in self.blocks(n, 4) {
-            let values = block.chunks_exact(4).map(|b| u32_at(b, 0));
-            if in_place.is_some() {
-                values.for_each(&mut each);
-            } else {
-                own.extend(values.inspect(|&v| each(v)));
+        let at = self.aligned_items_at(n, 4)?;
+        let mut decode = |b: &[u8]| {
+            let v = u32_at(b, 0);
+            each(v);
+            v
+        };
+        Ok(match view.and_then(|view| Flat::in_place(view, at, n)) {
+            Some(flat) => {
+                for block in self.blocks(n, 4) {
+                    for b in block.chunks_exact(4) {
+                        decode(b);
+                    }
+                }
+                flat
             }
-        }
-        Ok(in_place.unwrap_or(Flat::Own(own)))
+            None => Flat::Own(self.items(n, 4, decode)),
+        })
+    }
+
+    /// Passes the padding before the `n` items of `item_bytes` each of an array written
+    /// by `Out::aligned`, its count already read: checked again here, since it was
+    /// checked before the padding. Returns the file offset of the first item.
+    fn aligned_items_at(&mut self, n: usize, item_bytes: usize) -> Decoded<usize> {
+        self.align(ARRAYS_ALIGN)?;
+        self.fits(n as u64, item_bytes)?;
+        Ok(self.file_offset())
     }
 
     /// An event list as stored. Stored pairs are refused unless their sequences
@@ -774,8 +785,8 @@ impl<'a> Reader<'a> {
             }
         }
         let bytes = match view {
-            Some(view) => Arena::in_view(view, at, n).expect("the bytes were taken"),
-            None => Arena::owned(own),
+            Some(view) => Arena::in_place(view, at, n).expect("the bytes were taken"),
+            None => Arena::Own(own),
         };
         let n_ends = self.count(4)?;
         let end_of = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
@@ -1284,7 +1295,7 @@ mod tests {
                 let at = used(t);
                 t.slots[at] = u64::MAX;
             }),
-            ("a name not UTF-8", |t| t.bytes.own_mut()[1] = 0xff),
+            ("a name not UTF-8", |t| t.bytes.to_mut()[1] = 0xff),
             ("a bad size", |t| {
                 let n = t.slots.len() - 1;
                 t.slots = t.slots.iter().copied().take(n).collect();

@@ -52,6 +52,13 @@ where
     <[T]>::ref_from_bytes(bytes).ok()
 }
 
+/// Bytes read in place are the bytes.
+impl InPlace for u8 {
+    fn slice_in(bytes: &[u8]) -> Option<&[u8]> {
+        Some(bytes)
+    }
+}
+
 impl InPlace for u32 {
     fn slice_in(bytes: &[u8]) -> Option<&[u32]> {
         slice_of_le(bytes)

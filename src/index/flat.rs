@@ -1,8 +1,10 @@
-//! A sorted run list of the index, read in place from a checkpoint: the start,
-//! finish and dry-run orders and the per-skill, caller and channel lists.
+//! An array of the index read in place from a checkpoint, then grown at its end: the
+//! sorted run lists (the start, finish and dry-run orders and the per-skill, caller
+//! and channel lists) and each name table's bytes (`names::Arena`).
 //!
-//! Where it sits: fields of [`super::Index`]; made by a checkpoint's load
-//! (`checkpoint.rs`), read by the queries as [`Parts`], written by `apply`.
+//! Where it sits: fields of [`super::Index`] and [`super::Names`]; made by a
+//! checkpoint's load (`checkpoint.rs`), read by the queries as [`Parts`] and by the
+//! name tables a name at a time ([`Flat::run`]), written by `apply`.
 //!
 //! A loaded list stays a view of the checkpoint's pages, and runs added at its end
 //! (a new run is usually the newest) go to a vector of its own after it: a load of a
@@ -91,8 +93,24 @@ impl<T: Copy + InPlace> Flat<T> {
     /// Adds `item` at the end, without copying a loaded part.
     pub(crate) fn push(&mut self, item: T) {
         match self {
-            Flat::Own(items) => items.push(item),
-            Flat::InPlace { more, .. } => more.push(item),
+            Flat::Own(own) | Flat::InPlace { more: own, .. } => own.push(item),
+        }
+    }
+
+    /// Adds `items` at the end, without copying a loaded part.
+    pub(crate) fn extend_from_slice(&mut self, items: &[T]) {
+        match self {
+            Flat::Own(own) | Flat::InPlace { more: own, .. } => own.extend_from_slice(items),
+        }
+    }
+
+    /// The items in `range`, which lies on one side of the loaded part's end.
+    #[inline]
+    pub(crate) fn run(&self, range: Range<usize>) -> &[T] {
+        let Parts { head, tail } = self.parts();
+        match range.start.checked_sub(head.len()) {
+            Some(start) => &tail[start..range.end - head.len()],
+            None => &head[range],
         }
     }
 

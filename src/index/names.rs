@@ -28,10 +28,8 @@
 //!   cannot be predicted from outside the process (nor from a different store).
 //! - Deliberately absent: removal. Names of purged runs stay until compaction.
 
-use std::sync::Arc;
-
 use super::chunked::Chunked;
-use crate::vfs::ReadView;
+use super::flat::Flat;
 
 /// A number no name has.
 const NO_NAME: u32 = u32::MAX;
@@ -64,87 +62,7 @@ pub struct Names {
 /// The names' bytes: those a loaded checkpoint holds, read where its view has them,
 /// then the bytes of the names added since, of its own. No name spans the two: the
 /// loaded names end where the loaded bytes do.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Arena {
-    loaded: Option<Loaded>,
-    own: Vec<u8>,
-}
-
-/// Bytes `at..at + len` of a checkpoint's view.
-#[derive(Clone, Debug)]
-struct Loaded {
-    view: Arc<ReadView>,
-    at: usize,
-    len: usize,
-}
-
-impl Arena {
-    /// The `len` bytes of `view` from `at`, read there.
-    pub(crate) fn in_view(view: &Arc<ReadView>, at: usize, len: usize) -> Option<Arena> {
-        view.get(at..at.checked_add(len)?)?;
-        let loaded = Loaded {
-            view: Arc::clone(view),
-            at,
-            len,
-        };
-        Some(Arena {
-            loaded: Some(loaded),
-            own: Vec::new(),
-        })
-    }
-
-    /// Bytes of its own.
-    pub(crate) fn owned(own: Vec<u8>) -> Arena {
-        Arena { loaded: None, own }
-    }
-
-    fn loaded_len(&self) -> usize {
-        self.loaded.as_ref().map_or(0, |loaded| loaded.len)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.loaded_len() + self.own.len()
-    }
-
-    /// The bytes from `start` to `end`, which lie on one side of the loaded bytes' end.
-    #[inline]
-    fn get(&self, start: usize, end: usize) -> &[u8] {
-        match &self.loaded {
-            Some(loaded) if end <= loaded.len => &loaded.view[loaded.at + start..loaded.at + end],
-            _ => {
-                let split = self.loaded_len();
-                &self.own[start - split..end - split]
-            }
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        self.own.extend_from_slice(bytes);
-    }
-
-    /// The bytes, in at most two slices.
-    pub(crate) fn parts(&self) -> impl Iterator<Item = &[u8]> {
-        let loaded =
-            (self.loaded.iter()).map(|loaded| &loaded.view[loaded.at..loaded.at + loaded.len]);
-        loaded.chain(std::iter::once(&self.own[..]))
-    }
-
-    /// Heap bytes (the loaded bytes are the view's, not the heap's).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.own.capacity()
-    }
-
-    /// Bytes read in place from a checkpoint's view.
-    pub(crate) fn in_place_bytes(&self) -> usize {
-        self.loaded_len()
-    }
-
-    /// The bytes of its own, for tests that damage them.
-    #[cfg(test)]
-    pub(crate) fn own_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.own
-    }
-}
+pub(crate) type Arena = Flat<u8>;
 
 impl Default for Names {
     fn default() -> Names {
@@ -253,7 +171,7 @@ impl Names {
     pub fn name(&self, i: u32) -> &[u8] {
         let i = i as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.bytes.get(start, self.ends[i] as usize)
+        self.bytes.run(start..self.ends[i] as usize)
     }
 
     /// The slot holding `name`, whose hash is `hash`, or the free slot where it would go.
@@ -299,7 +217,7 @@ impl Names {
                     .ok()
                     .filter(|&i| i != NO_NAME)
                     .expect("fewer than 2^32 - 1 names");
-                self.bytes.push(name);
+                self.bytes.extend_from_slice(name);
                 let end = u32::try_from(self.bytes.len()).expect("names fit in 4 GiB");
                 self.ends.push(end);
                 self.slots[at] = slot(hash, i);
@@ -328,7 +246,9 @@ impl Names {
     /// terminate (see the module invariants).
     pub fn check_consistent(&self) -> Result<(), String> {
         let mut check = NamesCheck::default();
-        self.bytes.parts().for_each(|part| check.bytes(part));
+        for part in self.bytes.parts().slices() {
+            check.bytes(part);
+        }
         self.ends.iter().for_each(|&end| check.end(end));
         check.start_slots();
         self.slots.iter().for_each(|&s| check.slot(s));
