@@ -171,6 +171,8 @@ impl RecoveryReport {
 #[derive(Debug)]
 pub struct SealedSegment {
     pub path: PathBuf,
+    /// What every frame is checked against, from the header: taken once, not per read.
+    ctx: FrameContext,
     pub header: SegmentHeader,
     view: ReadView,
     /// Dense segments: file offset ranges of verified frames; for an unscanned
@@ -236,13 +238,8 @@ impl SealedSegment {
                 CorruptionKind::BadLength(0),
             ));
         };
-        let frame = decode_frame(
-            &self.view[offset as usize..],
-            &self.header.frame_context(),
-            lsn,
-            payload_max,
-        )
-        .map_err(|e| corrupt(offset, frame_error_kind(e)))?;
+        let frame = decode_frame(&self.view[offset as usize..], &self.ctx, lsn, payload_max)
+            .map_err(|e| corrupt(offset, frame_error_kind(e)))?;
         Ok((frame, offset))
     }
 
@@ -253,9 +250,8 @@ impl SealedSegment {
         payload_max: usize,
         mut visit: impl FnMut(Frame<'a>) -> Result<()>,
     ) -> Result<()> {
-        let ctx = self.header.frame_context();
         let decode = |at: u64, lsn: Lsn| {
-            decode_frame(&self.view[at as usize..], &ctx, lsn, payload_max).map_err(|e| {
+            decode_frame(&self.view[at as usize..], &self.ctx, lsn, payload_max).map_err(|e| {
                 Error::Corrupt {
                     segment: self.path.clone(),
                     offset: at,
@@ -406,6 +402,7 @@ impl Journal {
                 // Written whole and synced before it became visible: never cut.
                 let segment = SealedSegment {
                     path,
+                    ctx: header.frame_context(),
                     header,
                     view,
                     extents: Vec::new(),
@@ -437,6 +434,7 @@ impl Journal {
             };
             let segment = SealedSegment {
                 path,
+                ctx: header.frame_context(),
                 header,
                 view,
                 extents,
@@ -962,6 +960,7 @@ impl Journal {
         // the rename, so reads switch now. Both files hold every live record.
         let segment = SealedSegment {
             path: old.path.clone(),
+            ctx: new.header.frame_context(),
             header: new.header,
             view: new.view,
             extents: Vec::new(),
@@ -1464,6 +1463,7 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
     };
     Ok(SealedSegment {
         path,
+        ctx: active.ctx,
         header: active.header,
         view,
         extents,
