@@ -131,3 +131,39 @@ fn a_producer_that_finds_the_ring_full_waits_for_the_consumer() {
         ]],
     );
 }
+
+#[test]
+fn words_consumed_are_given_back_in_steps() {
+    // 8 words given back 4 at a time: 2-word records, four of them to fill it. The
+    // producer's fifth and sixth claims must wait until the consumer has given back
+    // what it consumed, which it does after two records or on finding the ring empty.
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.max_branches = 100_000;
+    builder.check(|| {
+        let ring = Arc::new(Ring::with_capacity(64).releasing_every(4));
+        let producer = {
+            let ring = Arc::clone(&ring);
+            loom::thread::spawn(move || {
+                for i in 0..6u8 {
+                    push(&ring, 1, &[i; 8]);
+                }
+            })
+        };
+        let mut out = Vec::new();
+        let mut seen = 0u8;
+        while seen < 6 {
+            match ring.pop_into(&mut out) {
+                Some(tag) => {
+                    assert_eq!((tag, &out[..]), (1, &[seen; 8][..]), "record {seen}");
+                    seen += 1;
+                }
+                None => loom::thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(ring.pop_into(&mut out), None);
+        assert_eq!(ring.len(), 0);
+        assert!(ring.is_all_zero(), "every consumed word is zeroed");
+    });
+}

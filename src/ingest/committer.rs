@@ -353,6 +353,7 @@ impl Committer {
                 }
             }
         }
+        queue.release(shard);
         counters.taken.fetch_add(n_taken as u64, Ordering::Relaxed);
         n_taken
     }

@@ -324,6 +324,13 @@ impl IngestQueue {
         }
     }
 
+    /// Gives the room of every record taken from `shard` back to its producers (taking
+    /// gives it back only in larger steps, or when the shard is found empty).
+    /// Committer only.
+    pub fn release(&self, shard: usize) {
+        self.rings[shard].release();
+    }
+
     /// Whether no slow-path cell or budget is in use.
     #[cfg(test)]
     pub fn slow_path_idle(&self) -> bool {

@@ -164,3 +164,61 @@ proptest! {
         prop_assert!(ring.is_all_zero());
     }
 }
+
+#[test]
+fn consumed_words_are_given_back_in_steps_and_whenever_the_ring_is_found_empty() {
+    // 512 words: the consumer gives back 32 at a time. Records of 8 bytes take 2 words.
+    let ring = Ring::with_capacity(4096);
+    for i in 0..20u8 {
+        assert!(push(&ring, 1, &[&[i; 8]]));
+    }
+    for i in 0..15u8 {
+        assert_eq!(pop(&ring), Some((1, vec![i; 8])));
+    }
+    // 30 words consumed: still counted, and still closed to producers.
+    assert_eq!((ring.len(), ring.len_bytes()), (20, 320));
+    assert_eq!(pop(&ring), Some((1, vec![15; 8])));
+    assert_eq!(
+        (ring.len(), ring.len_bytes()),
+        (4, 64),
+        "32 words given back"
+    );
+    assert_eq!(pop(&ring), Some((1, vec![16; 8])));
+    assert_eq!(ring.len(), 4);
+    ring.release();
+    assert_eq!(ring.len(), 3);
+    while pop(&ring).is_some() {}
+    assert_eq!(
+        (ring.len(), ring.len_bytes()),
+        (0, 0),
+        "found empty: all given back"
+    );
+    assert!(ring.is_all_zero());
+}
+
+#[test]
+fn a_producer_waits_for_words_given_back_not_merely_consumed() {
+    // 16 words, given back 8 at a time: eight 2-word records fill it.
+    let ring = Ring::with_capacity(128).releasing_every(8);
+    for i in 0..8u8 {
+        assert!(push(&ring, 1, &[&[i; 8]]));
+    }
+    assert!(!push(&ring, 1, &[&[8; 8]]));
+    for i in 0..3u8 {
+        assert_eq!(pop(&ring), Some((1, vec![i; 8])));
+        assert!(
+            !push(&ring, 1, &[&[8; 8]]),
+            "6 words consumed, none given back"
+        );
+    }
+    assert_eq!(pop(&ring), Some((1, vec![3; 8])));
+    for i in 8..12u8 {
+        assert!(push(&ring, 1, &[&[i; 8]]), "8 words given back");
+    }
+    assert!(!push(&ring, 1, &[&[12; 8]]));
+    for i in 4..12u8 {
+        assert_eq!(pop(&ring), Some((1, vec![i; 8])));
+    }
+    assert_eq!(pop(&ring), None);
+    assert!(ring.is_all_zero());
+}
