@@ -36,6 +36,12 @@ pub(crate) trait Sequenced {
     fn order(&self) -> Order<'_>;
 }
 
+impl<T: Sequenced> Sequenced for Box<T> {
+    fn order(&self) -> Order<'_> {
+        (**self).order()
+    }
+}
+
 impl Sequenced for Record {
     fn order(&self) -> Order<'_> {
         match self {
