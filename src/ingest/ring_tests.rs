@@ -175,7 +175,7 @@ fn consumed_words_are_given_back_in_steps_and_whenever_the_ring_is_found_empty()
     for i in 0..15u8 {
         assert_eq!(pop(&ring), Some((1, vec![i; 8])));
     }
-    // 30 words consumed: still counted, and still closed to producers.
+    // 30 words consumed, not yet given back: the ring still counts them.
     assert_eq!((ring.len(), ring.len_bytes()), (20, 320));
     assert_eq!(pop(&ring), Some((1, vec![15; 8])));
     assert_eq!(
