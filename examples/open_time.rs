@@ -13,9 +13,8 @@
 //! (what a periodic checkpoint takes under the log's lock); `open_time <dir> <n_runs>
 //! write [<parent dir>]` times five writes of that index's checkpoint into a scratch
 //! directory (under /dev/shm by default), then maps and checksums the file written;
-//! `open_time <dir> <n_runs>
-//! get_run` times `get_run` of random ids on the store just opened, then again;
-//! `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
+//! `open_time <dir> <n_runs> get_run` times `get_run` of random ids on the store just
+//! opened, then again; `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
 //! taking the crc32 of all of it on one thread: what any load that checks every byte
 //! pays before it decodes anything. `open_time <dir> <n_runs> first_write` times the
 //! first five `start_run` calls after an open with the checkpoint, then the next
@@ -82,8 +81,6 @@ fn open_once(dir: &Path, what: &str, log_bytes: u64) {
     log.close().unwrap();
 }
 
-/// Times copies of the index loaded from the checkpoint: what a periodic checkpoint
-/// holds the log's lock for (besides syncing the journal), and the copy's drop.
 /// Times writing the checkpoint of the index loaded from `dir`'s checkpoint into a
 /// scratch directory under `parent` (by default /dev/shm: the encoding, checksum and
 /// copy, no disk), then mapping and checksumming the file just written.
@@ -111,6 +108,8 @@ fn write_index(dir: &Path, parent: &str) {
     }
 }
 
+/// Times copies of the index loaded from the checkpoint: what a periodic checkpoint
+/// holds the log's lock for (besides syncing the journal), and the copy's drop.
 fn copy_index(dir: &Path) {
     let loaded = auditlog::index::checkpoint::load(&auditlog::vfs::OsVfs, dir)
         .unwrap()

@@ -267,19 +267,13 @@ impl<'a> Out<'a> {
         self.aligned(parts.len(), parts.slices().into_iter(), 4, put_u32);
     }
 
-    /// An event list, dense when it can be.
+    /// An event list, dense when it can be (see [`EventsRef::dense_form`]).
     fn events(&mut self, events: EventsRef<'_>) {
-        self.events_in(events, events.dense_form());
-    }
-
-    /// An event list, dense if `dense` is its dense form (see
-    /// [`EventsRef::dense_form`]).
-    fn events_in(&mut self, events: EventsRef<'_>, dense: Option<(u64, u64)>) {
         fn put_pair(bytes: &mut [u8], &(seq, lsn): &(u64, u64)) {
             bytes[..8].copy_from_slice(&seq.to_le_bytes());
             bytes[8..].copy_from_slice(&lsn.to_le_bytes());
         }
-        if let Some((first, base)) = dense {
+        if let Some((first, base)) = events.dense_form() {
             self.u64(events.len() as u64 | DENSE_COUNT);
             self.u64(first);
             self.u64(base);

@@ -687,8 +687,7 @@ impl Index {
         let range = half_of(self.by_time.len(), half);
         let mut last = (range.start.checked_sub(1)).and_then(|at| key_of(self.by_time[at]));
         let mut n_live_dry = 0;
-        for at in range {
-            let j = self.by_time[at];
+        for (at, &j) in range.clone().zip(self.by_time.parts().range(range).iter()) {
             let entry = match self.runs.get(j as usize) {
                 Some(entry) if entry.is_alive() => entry,
                 Some(_) => return Err("a run in the start order that is not live".into()),
@@ -1185,7 +1184,7 @@ impl Index {
         self.n_live -= purged.len() as u32;
         // The purged runs are the oldest of every child list; relinking the survivors
         // oldest first leaves each list newest first.
-        self.id_first_child = std::iter::repeat_n(NONE, self.ids.len()).collect();
+        self.id_first_child = std::iter::repeat_n(NONE, self.id_first_child.len()).collect();
         for &idx in self.by_time.iter() {
             let entry = &mut self.runs[idx as usize];
             if entry.parent != NONE {
