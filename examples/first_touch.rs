@@ -3,9 +3,11 @@
 //! fresh read-only maps of the files (the first touch of a page takes a page fault) or
 //! with a positioned read (`pread`, no map).
 //!
-//! `cargo run --release --example first_touch -- <store dir> map|pread|mapped` prints
-//! the p50, p99 and max; `mapped` reads the same offsets through the maps twice and
-//! times the second pass, when every page read is mapped. Run each mode in its own
+//! `cargo run --release --example first_touch -- <store dir>
+//! map|pread|mapped|populated` prints the p50, p99 and max; `mapped` reads the same
+//! offsets through the maps twice and times the second pass, when every page read is
+//! mapped; `populated` faults every page of the maps in first (`MADV_POPULATE_READ`,
+//! as the engine's warmer does) and times one pass. Run each mode in its own
 //! process, so the maps are fresh; read the files once first (`cat <dir>/*.seg >
 //! /dev/null`) so every mode finds them in the page cache.
 
@@ -18,7 +20,7 @@ const READ_BYTES: usize = 300;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(dir), Some(mode)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: first_touch <store dir> map|pread");
+        eprintln!("usage: first_touch <store dir> map|pread|mapped|populated");
         std::process::exit(2);
     };
     let mut files: Vec<(std::fs::File, u64)> = std::fs::read_dir(dir)
@@ -39,6 +41,12 @@ fn main() {
         // SAFETY: the store is not written while this runs, and the maps are only read.
         .map(|(file, _)| unsafe { memmap2::Mmap::map(file) }.expect("map a segment"))
         .collect();
+    if mode == "populated" {
+        for map in &maps {
+            map.advise(memmap2::Advice::PopulateRead)
+                .expect("MADV_POPULATE_READ");
+        }
+    }
     let passes = if mode == "mapped" { 2 } else { 1 };
     let mut buf = [0u8; READ_BYTES];
     let mut checksum = 0u64;
@@ -58,12 +66,12 @@ fn main() {
                     files[i].0.read_exact_at(&mut buf, offset).expect("pread");
                     checksum += u64::from(buf[0]) + u64::from(buf[READ_BYTES - 1]);
                 }
-                "map" | "mapped" => {
+                "map" | "mapped" | "populated" => {
                     let bytes = &maps[i][offset as usize..offset as usize + READ_BYTES];
                     checksum += u64::from(bytes[0]) + u64::from(bytes[READ_BYTES - 1]);
                 }
                 other => {
-                    eprintln!("unknown mode `{other}`: map, pread or mapped");
+                    eprintln!("unknown mode `{other}`: map, pread, mapped or populated");
                     std::process::exit(2);
                 }
             }

@@ -14,7 +14,8 @@
 //! write [<parent dir>]` times five writes of that index's checkpoint into a scratch
 //! directory (under /dev/shm by default), then maps and checksums the file written;
 //! `open_time <dir> <n_runs> get_run` times `get_run` of random ids on the store just
-//! opened, then again; `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
+//! opened, then again, then says when the warmer was done; `open_time <dir> <n_runs>
+//! warm` times the open and the warming of the segments after it; `open_time <dir> <n_runs> floor` times, five times, mapping the checkpoint file and
 //! taking the crc32 of all of it on one thread: what any load that checks every byte
 //! pays before it decodes anything. `open_time <dir> <n_runs> first_write` times the
 //! first five `start_run` calls after an open with the checkpoint, then the next
@@ -192,10 +193,26 @@ fn main() {
             println!("the next 10 000: {:.2?} each", started.elapsed() / 10_000);
             return;
         }
+        Some("warm") => {
+            let opened = Instant::now();
+            let log = AuditLog::open(config(dir)).unwrap();
+            let open = opened.elapsed();
+            while log.is_warming() {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            println!("open {open:.1?}; warm {:.1?} after open", opened.elapsed());
+            return;
+        }
         Some("get_run") => {
+            let opened = Instant::now();
             let log = AuditLog::open(config(dir)).unwrap();
             get_run_percentiles(&log, n_runs, " (opened with the checkpoint, cold maps)");
+            println!("still warming: {}", log.is_warming());
             get_run_percentiles(&log, n_runs, " (the same again)");
+            while log.is_warming() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            println!("warm {:.0?} after open", opened.elapsed());
             return;
         }
         _ => {}

@@ -88,6 +88,13 @@ pub struct Config {
     /// and it only changes first reads; a long-running process reaches the same state
     /// as its queries touch the log.
     pub prefault_segments: bool,
+    /// Fault the sealed segments found at open into the process on a thread of their
+    /// own (`auditlog-warmer`, newest segment first), and meanwhile read the parts not
+    /// yet faulted in with positioned reads: a read just after an open then costs about
+    /// 1 µs more, not a 4 µs page fault. On by default; it keeps the files of at most
+    /// `limits::WARM_SEGMENTS_MAX` segments open and takes about 0.16 s of CPU per GB
+    /// of segments in the background after open. Moot with `prefault_segments`.
+    pub warm_segments: bool,
     /// Told about every segment sealed by a roll or by close, with its path, size and
     /// SHA-256, so a shipper can move sealed segments off the machine.
     pub on_segment_sealed: Option<SealHook>,
@@ -109,6 +116,7 @@ impl Config {
             retention: Retention::default(),
             verify_all_at_open: false,
             prefault_segments: false,
+            warm_segments: true,
             on_segment_sealed: None,
         }
     }
@@ -177,6 +185,12 @@ impl Config {
     /// Sets whether open maps every page of the sealed segments in at once.
     pub fn prefault_segments(mut self, prefault: bool) -> Config {
         self.prefault_segments = prefault;
+        self
+    }
+
+    /// Sets whether the sealed segments found at open are faulted in in the background.
+    pub fn warm_segments(mut self, warm: bool) -> Config {
+        self.warm_segments = warm;
         self
     }
 

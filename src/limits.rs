@@ -18,6 +18,17 @@ pub const RECORD_BYTES_MAX_CEILING: usize = 16 << 20;
 /// The smallest record limit a config may set.
 pub const RECORD_BYTES_MAX_FLOOR: usize = 256;
 
+/// What the warmer faults in at a time, and what one bit of a segment's warmth
+/// covers: 2 MiB, a few hundred µs of faulting.
+pub const WARM_CHUNK_BYTES: u64 = 2 << 20;
+/// The most segments found at open that are warmed (the newest), each keeping its
+/// file open meanwhile: 256 descriptors. Older ones are read through their maps from
+/// the first read, as without warming.
+pub const WARM_SEGMENTS_MAX: usize = 256;
+/// The most bytes of segments found at open that are warmed (the newest): 8 GiB, 128
+/// default segments. Warming a segment not in the page cache reads it from disk.
+pub const WARM_BYTES_MAX: u64 = 8 << 30;
+
 /// Default segment size: 64 MiB.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 /// The smallest segment a config may ask for (tests use small segments to roll often).
@@ -175,6 +186,10 @@ const _: () = {
             <= SEGMENT_BYTES_MIN
     );
     assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+    // A warm chunk is whole pages, and a segment's warmth is at most 512 bits.
+    assert!(WARM_CHUNK_BYTES % 4096 == 0);
+    assert!(SEGMENT_BYTES_MAX / WARM_CHUNK_BYTES <= 512);
+    assert!(WARM_BYTES_MAX >= SEGMENT_BYTES_MAX && WARM_SEGMENTS_MAX >= 1);
     assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
     assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
     assert!(QUERY_PAGE_DEFAULT > 0 && QUERY_PAGE_DEFAULT <= QUERY_PAGE_MAX);

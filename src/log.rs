@@ -41,6 +41,7 @@ use crate::follow::{Follow, Followers, Subscription};
 use crate::index::checkpoint::{self, CheckpointUse, Coverage};
 use crate::index::{Index, RunSelect};
 use crate::model::Timestamp;
+use crate::segment::warm::Warmer;
 use crate::segment::{self, Journal, JournalOptions, JournalStats, RecoveryReport, ScanFrom};
 use crate::vfs::Vfs;
 
@@ -52,6 +53,8 @@ pub struct AuditLog {
     checkpoint_use: CheckpointUse,
     /// The background compaction worker, when the config asks for one.
     worker: Mutex<Option<Worker>>,
+    /// The thread faulting in the segments found at open, until it is done.
+    warmer: Mutex<Option<Warmer>>,
 }
 
 /// What the handle and the compaction worker share.
@@ -214,6 +217,7 @@ impl AuditLog {
         if config.prefault_segments {
             journal.prefault_sealed();
         }
+        let warmer = Warmer::start(journal.to_warm());
         // Anything the checkpoint on disk does not cover makes the next close write one.
         let (n_since_checkpoint, next_checkpoint_at) = match checkpoint_use {
             CheckpointUse::Loaded { covered } => (
@@ -253,6 +257,7 @@ impl AuditLog {
             report,
             checkpoint_use,
             worker: Mutex::new(worker),
+            warmer: Mutex::new(warmer),
         })
     }
 
@@ -289,6 +294,14 @@ impl AuditLog {
     /// What recovery found when the store was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
+    }
+
+    /// Whether the segments found at open are still being faulted in (see
+    /// `Config::warm_segments`). Reads meanwhile answer the same, a little slower.
+    pub fn is_warming(&self) -> bool {
+        lock_unpoisoned(&self.warmer)
+            .as_ref()
+            .is_some_and(|warmer| !warmer.is_finished())
     }
 
     /// Whether open used an index checkpoint, and if not, why.
@@ -494,6 +507,9 @@ impl AuditLog {
         // Stop the worker first: it takes the state lock, and may be mid-pass.
         if let Some(worker) = lock_unpoisoned(&self.worker).take() {
             worker.stop();
+        }
+        if let Some(warmer) = lock_unpoisoned(&self.warmer).take() {
+            warmer.stop();
         }
         let mut state = self.lock();
         if state.journal.is_none() {
@@ -733,6 +749,7 @@ fn journal_options(config: &Config) -> JournalOptions {
         record_bytes_max: config.record_bytes_max,
         strict: config.recovery == RecoveryMode::Strict,
         on_sealed: config.on_segment_sealed.clone(),
+        warm_at_open: config.warm_segments && !config.prefault_segments,
     }
 }
 

@@ -239,6 +239,14 @@ pub fn decode_frame<'a>(
     })
 }
 
+/// The length in bytes, header included, that the frame header at the start of
+/// `bytes` claims, unchecked; `None` if `bytes` is shorter than a header. It says how
+/// much to read before [`decode_frame`] can check the frame.
+pub fn claimed_frame_bytes(bytes: &[u8]) -> Option<u64> {
+    let len = bytes.get(LEN_AT..LSN_AT)?;
+    Some(FRAME_HEADER_BYTES + u64::from(u32::from_le_bytes(len.try_into().expect("4 bytes"))))
+}
+
 /// The frame at the start of `bytes` that [`decode_frame`] verified at `lsn` before:
 /// its length and kind are read again, not checked again.
 ///

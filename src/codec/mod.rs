@@ -28,7 +28,8 @@ pub(crate) mod frame_probe {
 
 pub(crate) use decode::Decode;
 pub use frame::{
-    Frame, FrameContext, FrameError, decode_frame, encode_frame, frame_payload, reread_verified,
+    Frame, FrameContext, FrameError, claimed_frame_bytes, decode_frame, encode_frame,
+    frame_payload, reread_verified,
 };
 pub(crate) use record::{CallRef, EncodedRecord};
 pub use record::{DropReport, Purge, Record, RecordKind, RunFinished};

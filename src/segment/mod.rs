@@ -8,7 +8,9 @@
 //! last segment is *active*: preallocated to the segment size, appended to with
 //! positioned writes, and synced as the durability mode says. When the next frame does
 //! not fit, the active segment is *sealed* (truncated to its frames and synced) and a
-//! new one is created. Sealed segments are read through read-only memory maps.
+//! new one is created. Sealed segments are read through read-only memory maps; the
+//! parts of the maps of segments found at open that this process has not faulted in
+//! yet are read with positioned reads while a thread faults them in (`warm`).
 //!
 //! # Invariants
 //! - LSNs only grow; a segment's base LSN is the end LSN of the segment before it.
@@ -34,26 +36,32 @@ pub mod header;
 pub mod hook;
 pub mod recovery;
 pub mod sparse;
+pub mod warm;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::codec::{
-    Decode, Frame, FrameContext, FrameError, Lsn, Record, RecordKind, SegmentId, decode_frame,
-    frame_payload, reread_verified,
+    Decode, Frame, FrameContext, FrameError, Lsn, Record, RecordKind, SegmentId,
+    claimed_frame_bytes, decode_frame, frame_payload, reread_verified,
 };
 use crate::error::{CorruptionKind, Error, Result};
-use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::limits::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, WARM_BYTES_MAX, WARM_SEGMENTS_MAX};
 use crate::model::Run;
 use crate::vfs::{DirLock, ReadView, Vfs, VfsFile, publish_file};
 use header::SegmentHeader;
 use hook::{SealHook, SealedSegmentInfo};
 use recovery::{Damage, Role, SegmentScan, scan_segment, scan_segment_from};
 use sparse::{Rewritten, SparseTable, scan_sparse};
+use warm::Warmth;
+
+/// Bytes a positioned read of a frame in a cold part of a sealed segment reads at
+/// first: most frames fit, and the rest take a second read of their whole length.
+const COLD_READ_BYTES: usize = 1024;
 
 /// The name of the lock file inside a store directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -122,6 +130,10 @@ pub struct JournalOptions {
     pub strict: bool,
     /// Told about every segment sealed by a roll or by close (see `hook`).
     pub on_sealed: Option<SealHook>,
+    /// Keep the files of the segments found at open, so reads of the parts of their
+    /// maps not faulted in yet can be positioned reads while a `warm::Warmer` faults
+    /// them in (see `Config::warm_segments`).
+    pub warm_at_open: bool,
 }
 
 /// A damaged range found at open, with the file it is in.
@@ -183,6 +195,9 @@ pub struct SealedSegment {
     /// Whether every frame was verified at open (false when some were below
     /// `scan_from`).
     scanned: bool,
+    /// For a segment found at open: which parts of its map this process has faulted
+    /// in, and its file to read the rest from meanwhile (see `warm`).
+    warmth: Option<Warmth>,
 }
 
 impl SealedSegment {
@@ -241,6 +256,86 @@ impl SealedSegment {
         let frame = decode_frame(&self.view[offset as usize..], &self.ctx, lsn, payload_max)
             .map_err(|e| corrupt(offset, frame_error_kind(e)))?;
         Ok((frame, offset))
+    }
+
+    /// Calls `f` with the frame with this LSN, verified, and its file offset; an error
+    /// as [`SealedSegment::read_frame`] gives one. A frame in a part of the map this
+    /// process has not faulted in yet is read with a positioned read instead, while
+    /// the warmer faults that part in (see `warm`).
+    pub fn with_frame<T>(
+        &self,
+        lsn: Lsn,
+        payload_max: usize,
+        f: impl FnOnce(Frame<'_>, u64) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(warmth) = self.warmth.as_ref().filter(|w| !w.is_all_warm()) {
+            if let Some(offset) = self.offset_of(lsn).filter(|&at| self.is_cold(warmth, at)) {
+                return self.with_cold_frame(warmth, lsn, offset, payload_max, f);
+            }
+        }
+        let (frame, offset) = self.read_frame(lsn, payload_max)?;
+        f(frame, offset)
+    }
+
+    /// [`SealedSegment::with_frame`] for a frame at `offset` in a cold part of the map:
+    /// a positioned read. Kept out of line, so the reads of a warm map stay small.
+    #[cold]
+    #[inline(never)]
+    fn with_cold_frame<T>(
+        &self,
+        warmth: &Warmth,
+        lsn: Lsn,
+        offset: u64,
+        payload_max: usize,
+        f: impl FnOnce(Frame<'_>, u64) -> Result<T>,
+    ) -> Result<T> {
+        let read = |buf: &mut [u8]| {
+            warmth
+                .file()
+                .read_exact_at(buf, offset)
+                .map_err(|e| Error::io("read segment", &self.path, e))
+        };
+        // Most frames fit `inline`; the length a header claims says whether to read
+        // more. A claim `decode_frame` refuses anyway is left to it to report.
+        let room = self.len_bytes().saturating_sub(offset);
+        let mut inline = [0u8; COLD_READ_BYTES];
+        let n_inline = COLD_READ_BYTES.min(room as usize);
+        read(&mut inline[..n_inline])?;
+        let mut heap = Vec::new();
+        let bytes = match claimed_frame_bytes(&inline[..n_inline]) {
+            Some(len)
+                if len > n_inline as u64
+                    && len <= room
+                    && len <= FRAME_HEADER_BYTES + payload_max as u64 =>
+            {
+                heap.resize(len as usize, 0);
+                read(&mut heap)?;
+                &heap[..]
+            }
+            _ => &inline[..n_inline],
+        };
+        let frame =
+            decode_frame(bytes, &self.ctx, lsn, payload_max).map_err(|e| Error::Corrupt {
+                segment: self.path.clone(),
+                offset,
+                kind: frame_error_kind(e),
+            })?;
+        f(frame, offset)
+    }
+
+    /// Whether some of the frame at `offset` is in a chunk of the map not faulted in.
+    #[inline(never)]
+    fn is_cold(&self, warmth: &Warmth, offset: u64) -> bool {
+        let header = offset..offset + FRAME_HEADER_BYTES;
+        if !warmth.is_warm(header.clone()) {
+            return true;
+        }
+        // The header is mapped: the length it claims says where the frame ends.
+        let claimed = self
+            .view
+            .get(header.start as usize..header.end as usize)
+            .and_then(claimed_frame_bytes);
+        claimed.is_some_and(|len| !warmth.is_warm(offset..offset.saturating_add(len)))
     }
 
     /// Calls `visit` for every verified frame with LSN ≥ `from`, in LSN order.
@@ -386,17 +481,26 @@ impl Journal {
         let mut sealed = BTreeMap::new();
         let mut max_segment_id = SegmentId(0);
         let mut next_base = Lsn(0);
-        for ScannedSegment {
-            path,
-            file,
-            view,
-            header,
-            role,
-            scan,
-            sparse,
-            scanned,
-        } in scanned
+        // The newest segments are warmed: they hold the runs most likely asked for.
+        let warm_from = match options.warm_at_open {
+            true => first_to_warm(scanned.iter().map(|s| s.view.len() as u64)),
+            false => usize::MAX,
+        };
+        for (
+            segment_idx,
+            ScannedSegment {
+                path,
+                file,
+                view,
+                header,
+                role,
+                scan,
+                sparse,
+                scanned,
+            },
+        ) in scanned.into_iter().enumerate()
         {
+            let warm = segment_idx >= warm_from;
             max_segment_id = max_segment_id.max(header.segment_id);
             if let Some(table) = sparse {
                 // Written whole and synced before it became visible: never cut.
@@ -404,6 +508,7 @@ impl Journal {
                     path,
                     ctx: header.frame_context(),
                     header,
+                    warmth: warmth_for(file, &view, warm),
                     view,
                     extents: Vec::new(),
                     sparse: Some(table),
@@ -436,6 +541,7 @@ impl Journal {
                 path,
                 ctx: header.frame_context(),
                 header,
+                warmth: warmth_for(file, &view, warm),
                 view,
                 extents,
                 sparse: None,
@@ -798,19 +904,19 @@ impl Journal {
                 .file
                 .read_exact_at(&mut header, offset)
                 .map_err(|e| Error::io("read segment", &active.path, e))?;
-            let payload_len =
-                u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+            let claimed = claimed_frame_bytes(&header).expect("a whole header");
+            let payload_len = claimed - FRAME_HEADER_BYTES;
             if payload_len == 0
-                || payload_len > max
-                || offset + FRAME_HEADER_BYTES + payload_len as u64 > active.written_offset
+                || payload_len > max as u64
+                || offset + claimed > active.written_offset
             {
                 return Err(not_a_frame(
                     &active.path,
                     offset,
-                    CorruptionKind::BadLength(payload_len as u64),
+                    CorruptionKind::BadLength(payload_len),
                 ));
             }
-            let mut bytes = vec![0u8; FRAME_HEADER_BYTES as usize + payload_len];
+            let mut bytes = vec![0u8; claimed as usize];
             active
                 .file
                 .read_exact_at(&mut bytes, offset)
@@ -826,8 +932,7 @@ impl Journal {
                 kind: CorruptionKind::BadLength(0),
             });
         };
-        let (frame, offset) = segment.read_frame(lsn, max)?;
-        f(frame, &segment.path, offset)
+        segment.with_frame(lsn, max, |frame, offset| f(frame, &segment.path, offset))
     }
 
     /// Calls `visit` for every verified frame with LSN ≥ `from` that was handed to the
@@ -883,6 +988,17 @@ impl Journal {
                 break;
             }
         }
+    }
+
+    /// The sealed segments open gave warmth to and not all warm yet, newest first: what
+    /// a `warm::Warmer` is to fault in.
+    pub fn to_warm(&self) -> Vec<Weak<SealedSegment>> {
+        self.sealed
+            .values()
+            .rev()
+            .filter(|s| s.warmth.as_ref().is_some_and(|w| !w.is_all_warm()))
+            .map(Arc::downgrade)
+            .collect()
     }
 
     /// Counters of the journal's work.
@@ -966,6 +1082,7 @@ impl Journal {
             extents: Vec::new(),
             sparse: Some(new.table),
             scanned: true,
+            warmth: None,
         };
         self.sealed
             .insert(segment.header.base_lsn, Arc::new(segment));
@@ -1437,6 +1554,28 @@ fn announce_sealed(hook: Option<&SealHook>, segment: &SealedSegment) {
 }
 
 /// Truncates a fully written active segment to its frames, syncs it and maps it.
+/// The index of the oldest of the segments (of these sizes, oldest first) that open
+/// warms: the newest ones, at most `WARM_SEGMENTS_MAX` of them and `WARM_BYTES_MAX`.
+fn first_to_warm(sizes: impl DoubleEndedIterator<Item = u64> + ExactSizeIterator) -> usize {
+    let n = sizes.len();
+    let mut bytes = 0u64;
+    let n_warmed = sizes
+        .rev()
+        .take(WARM_SEGMENTS_MAX)
+        .take_while(|&len| {
+            bytes += len;
+            bytes <= WARM_BYTES_MAX
+        })
+        .count();
+    n - n_warmed
+}
+
+/// The warmth of a segment found at open, when it is to be warmed and is mapped (a
+/// copy in memory has nothing to fault in).
+fn warmth_for(file: Box<dyn VfsFile>, view: &ReadView, warm: bool) -> Option<Warmth> {
+    (warm && matches!(view, ReadView::Mapped(_))).then(|| Warmth::new(file, view.len() as u64))
+}
+
 fn seal(active: ActiveSegment) -> Result<SealedSegment> {
     debug_assert!(active.pending.is_empty(), "seal follows a sync");
     // No map of the file may outlive the cut below.
@@ -1469,12 +1608,25 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
         extents,
         sparse: None,
         scanned: true,
+        warmth: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_warms_the_newest_segments_within_both_bounds() {
+        let gib = 1u64 << 30;
+        assert_eq!(first_to_warm([gib, gib, gib].into_iter()), 0);
+        assert_eq!(first_to_warm(std::iter::empty()), 0);
+        let many = vec![16 << 20; WARM_SEGMENTS_MAX + 10];
+        assert_eq!(first_to_warm(many.into_iter()), 10);
+        let n_fit = (WARM_BYTES_MAX / gib) as usize;
+        let big = vec![gib; n_fit + 3];
+        assert_eq!(first_to_warm(big.into_iter()), 3);
+    }
 
     #[test]
     fn segment_names_sort_by_lsn_and_parse_back() {

@@ -18,6 +18,9 @@ pub struct FaultPlan {
     pub space_left_bytes: AtomicU64,
     /// When set, every `write_all_at` fails with an I/O error.
     pub fail_writes: AtomicBool,
+    /// When set, every `read_exact_at` fails with an I/O error (reads through a map
+    /// are not the layer's to fail).
+    pub fail_reads: AtomicBool,
     /// When set, every `sync_data`, `sync_all` and `sync_dir` fails with an I/O error.
     pub fail_syncs: AtomicBool,
     /// Called before every `write_all_at`, on the writing thread: tests use it to hold
@@ -149,6 +152,9 @@ impl<V: Vfs> Vfs for FaultyVfs<V> {
 
 impl VfsFile for FaultyFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if self.plan.fail_reads.load(Ordering::SeqCst) {
+            return Err(io::Error::other("read failed (injected)"));
+        }
         self.inner.read_exact_at(buf, offset)
     }
 

@@ -157,6 +157,20 @@ impl ReadView {
             ReadView::Owned(_) => Ok(()),
         }
     }
+
+    /// Maps the pages of `bytes` into the process now, as `prefault` does for all.
+    pub fn prefault_range(&self, bytes: std::ops::Range<usize>) -> std::io::Result<()> {
+        debug_assert!(bytes.start <= bytes.end && bytes.end <= self.len());
+        match self {
+            #[cfg(target_os = "linux")]
+            ReadView::Mapped(map) => {
+                map.advise_range(memmap2::Advice::PopulateRead, bytes.start, bytes.len())
+            }
+            #[cfg(not(target_os = "linux"))]
+            ReadView::Mapped(_) => Err(std::io::Error::from(std::io::ErrorKind::Unsupported)),
+            ReadView::Owned(_) => Ok(()),
+        }
+    }
 }
 
 impl Deref for ReadView {
