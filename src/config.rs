@@ -90,10 +90,14 @@ pub struct Config {
     pub prefault_segments: bool,
     /// Fault the sealed segments found at open into the process on a thread of their
     /// own (`auditlog-warmer`, newest segment first), and meanwhile read the parts not
-    /// yet faulted in with positioned reads: a read just after an open then costs about
-    /// 1 µs more, not a 4 µs page fault. On by default; it keeps the files of at most
-    /// `limits::WARM_SEGMENTS_MAX` segments open and takes about 0.16 s of CPU per GB
-    /// of segments in the background after open. Moot with `prefault_segments`.
+    /// yet faulted in with positioned reads: a first read just after an open then costs
+    /// about 1 µs more rather than a 4 µs page fault. On by default. It warms at most
+    /// `limits::WARM_SEGMENTS_MAX` segments and `limits::WARM_BYTES_MAX` bytes, keeps
+    /// their files open until they are warm, keeps its thread busy for 6–160 ms per GB
+    /// of segments after open (measured in docs/benchmarks.md; longer where they must
+    /// be read from disk), and maps them into the process, as queries reading them
+    /// would. Moot with
+    /// `prefault_segments`.
     pub warm_segments: bool,
     /// Told about every segment sealed by a roll or by close, with its path, size and
     /// SHA-256, so a shipper can move sealed segments off the machine.

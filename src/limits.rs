@@ -22,7 +22,7 @@ pub const RECORD_BYTES_MAX_FLOOR: usize = 256;
 /// covers: 2 MiB, a few hundred µs of faulting.
 pub const WARM_CHUNK_BYTES: u64 = 2 << 20;
 /// The most segments found at open that are warmed (the newest), each keeping its
-/// file open meanwhile: 256 descriptors. Older ones are read through their maps from
+/// file open until it is warm: 256 descriptors. Older ones are read through their maps from
 /// the first read, as without warming.
 pub const WARM_SEGMENTS_MAX: usize = 256;
 /// The most bytes of segments found at open that are warmed (the newest): 8 GiB, 128

@@ -289,10 +289,13 @@ impl SealedSegment {
         payload_max: usize,
         f: impl FnOnce(Frame<'_>, u64) -> Result<T>,
     ) -> Result<T> {
+        let Some(file) = warmth.file() else {
+            // Warmed since the caller looked: the map holds the frame.
+            let (frame, offset) = self.read_frame(lsn, payload_max)?;
+            return f(frame, offset);
+        };
         let read = |buf: &mut [u8]| {
-            warmth
-                .file()
-                .read_exact_at(buf, offset)
+            file.read_exact_at(buf, offset)
                 .map_err(|e| Error::io("read segment", &self.path, e))
         };
         // Most frames fit `inline`; the length a header claims says whether to read

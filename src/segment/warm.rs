@@ -19,12 +19,14 @@
 //!   kernel later unmaps only costs a fault again.
 //! - The warmer holds the segments weakly: a segment compaction replaced or removed is
 //!   passed over, and no file or map outlives its segment for longer than one chunk.
+//! - A segment's file is closed once every chunk is warm: reads then use only the map.
 //! - The warmer is stopped and joined before the journal closes.
-//! - At most `WARM_SEGMENTS_MAX` segments keep their file open for this.
+//! - At most `WARM_SEGMENTS_MAX` segments keep their file open for this, and only
+//!   until they are warm.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 
 use super::SealedSegment;
@@ -35,7 +37,8 @@ use crate::vfs::{ReadView, VfsFile};
 /// bit per chunk of the map that does.
 #[derive(Debug)]
 pub struct Warmth {
-    file: Box<dyn VfsFile>,
+    /// Taken away (closed) once every chunk is warm.
+    file: Mutex<Option<Arc<dyn VfsFile>>>,
     warm: Box<[AtomicU64]>,
     n_chunks: usize,
     /// Set once every bit is: reads then look at nothing else.
@@ -50,16 +53,28 @@ impl Warmth {
             .map(|_| AtomicU64::new(0))
             .collect();
         Warmth {
-            file,
+            file: Mutex::new(Some(Arc::from(file))),
             warm,
             n_chunks,
             all_warm: AtomicBool::new(false),
         }
     }
 
-    /// The file, for positioned reads.
-    pub fn file(&self) -> &dyn VfsFile {
-        &*self.file
+    /// The file, for positioned reads; `None` once every chunk is warm and it was
+    /// closed (the map then holds every byte).
+    pub fn file(&self) -> Option<Arc<dyn VfsFile>> {
+        self.file_slot().clone()
+    }
+
+    /// Closes the file, once every chunk is warm.
+    fn close_file(&self) {
+        debug_assert!(self.is_all_warm());
+        self.file_slot().take();
+    }
+
+    fn file_slot(&self) -> MutexGuard<'_, Option<Arc<dyn VfsFile>>> {
+        // Nothing is ever left half-done under this lock.
+        self.file.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether every chunk that `bytes` (file offsets) touches is mapped in.
@@ -125,6 +140,7 @@ fn warm_segment(segment: &Weak<SealedSegment>, stop: &AtomicBool) {
             return;
         };
         if chunk >= warmth.n_chunks {
+            warmth.close_file();
             return;
         }
         let start = chunk as u64 * WARM_CHUNK_BYTES;
@@ -337,6 +353,7 @@ mod tests {
         }
         warmer.stop();
         assert!(sealed_warmth(&journal).is_all_warm());
+        assert!(sealed_warmth(&journal).file().is_none(), "closed once warm");
         assert!(journal.to_warm().is_empty());
         plan.fail_reads.store(true, SeqCst);
         for (i, &lsn) in lsns.iter().enumerate() {
@@ -350,6 +367,19 @@ mod tests {
         let warmer = Warmer::start(journal.to_warm()).expect("something to warm");
         drop(journal);
         warmer.stop();
+    }
+
+    #[test]
+    fn a_read_that_finds_the_file_closed_reads_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, lsns, _) = store(dir.path());
+        let (journal, plan) = reopen(dir.path());
+        // As when the warmer finishes between a read's look at the bits and its read.
+        sealed_warmth(&journal).file_slot().take();
+        plan.fail_reads.store(true, SeqCst);
+        for (i, &lsn) in lsns.iter().enumerate() {
+            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
+        }
     }
 
     #[test]
