@@ -151,6 +151,17 @@ fn warm_segment(segment: &Weak<SealedSegment>, stop: &AtomicBool) {
     }
 }
 
+/// Marks `segments` warm without faulting them in and closes their files: from then
+/// on they are read through their maps, a page fault at each first touch.
+fn give_up(segments: &[Weak<SealedSegment>]) {
+    for segment in segments.iter().filter_map(Weak::upgrade) {
+        if let Some(warmth) = &segment.warmth {
+            warmth.set_all_warm();
+            warmth.close_file();
+        }
+    }
+}
+
 /// The thread that warms the segments found at open.
 #[derive(Debug)]
 pub struct Warmer {
@@ -160,23 +171,30 @@ pub struct Warmer {
 
 impl Warmer {
     /// Starts warming `segments`, in the order given; `None` when there is nothing to
-    /// warm or the thread cannot be started (reads then go on as they are: positioned
-    /// reads of the cold chunks).
+    /// warm, or when the thread cannot be started: the segments are then marked warm
+    /// and their files closed, so reads go through the maps and fault as they would
+    /// without warming.
     pub fn start(segments: Vec<Weak<SealedSegment>>) -> Option<Warmer> {
         if segments.is_empty() {
             return None;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
+        let to_warm = segments.clone();
+        let spawned = std::thread::Builder::new()
             .name("auditlog-warmer".into())
             .spawn(move || {
-                for segment in &segments {
+                for segment in &to_warm {
                     warm_segment(segment, &stopped);
                 }
-            })
-            .ok()?;
-        Some(Warmer { stop, thread })
+            });
+        match spawned {
+            Ok(thread) => Some(Warmer { stop, thread }),
+            Err(_) => {
+                give_up(&segments);
+                None
+            }
+        }
     }
 
     /// Whether every segment it was given is warm (or gone).
@@ -367,6 +385,20 @@ mod tests {
         let warmer = Warmer::start(journal.to_warm()).expect("something to warm");
         drop(journal);
         warmer.stop();
+    }
+
+    #[test]
+    fn segments_given_up_on_are_read_through_their_maps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, lsns, _) = store(dir.path());
+        let (journal, plan) = reopen(dir.path());
+        give_up(&journal.to_warm());
+        assert!(journal.to_warm().is_empty());
+        assert!(sealed_warmth(&journal).file().is_none());
+        plan.fail_reads.store(true, SeqCst);
+        for (i, &lsn) in lsns.iter().enumerate() {
+            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
+        }
     }
 
     #[test]
