@@ -318,6 +318,13 @@ mod tests {
         (journal, plan)
     }
 
+    /// Every record reads back as written.
+    fn assert_reads_all(journal: &Journal, records: &[Record], lsns: &[Lsn]) {
+        for (i, &lsn) in lsns.iter().enumerate() {
+            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
+        }
+    }
+
     fn sealed_warmth(journal: &Journal) -> &Warmth {
         let segment = journal.sealed_segments().next().expect("a sealed segment");
         segment.warmth.as_ref().expect("found at open, so warmed")
@@ -333,9 +340,7 @@ mod tests {
             longest > super::super::COLD_READ_BYTES as u64,
             "some frames take two reads"
         );
-        for (i, &lsn) in lsns.iter().enumerate() {
-            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
-        }
+        assert_reads_all(&journal, &records, &lsns);
 
         // Every chunk cold: each read is a positioned read, so each fails.
         plan.fail_reads.store(true, SeqCst);
@@ -353,9 +358,7 @@ mod tests {
             }
         }
         plan.fail_reads.store(false, SeqCst);
-        for (i, &lsn) in lsns.iter().enumerate() {
-            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
-        }
+        assert_reads_all(&journal, &records, &lsns);
     }
 
     #[test]
@@ -374,9 +377,7 @@ mod tests {
         assert!(sealed_warmth(&journal).file().is_none(), "closed once warm");
         assert!(journal.to_warm().is_empty());
         plan.fail_reads.store(true, SeqCst);
-        for (i, &lsn) in lsns.iter().enumerate() {
-            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
-        }
+        assert_reads_all(&journal, &records, &lsns);
 
         journal.close().unwrap();
 
@@ -396,9 +397,7 @@ mod tests {
         assert!(journal.to_warm().is_empty());
         assert!(sealed_warmth(&journal).file().is_none());
         plan.fail_reads.store(true, SeqCst);
-        for (i, &lsn) in lsns.iter().enumerate() {
-            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
-        }
+        assert_reads_all(&journal, &records, &lsns);
     }
 
     #[test]
@@ -409,9 +408,7 @@ mod tests {
         // As when the warmer finishes between a read's look at the bits and its read.
         sealed_warmth(&journal).file_slot().take();
         plan.fail_reads.store(true, SeqCst);
-        for (i, &lsn) in lsns.iter().enumerate() {
-            assert_eq!(journal.read(lsn).unwrap(), records[i], "record {i}");
-        }
+        assert_reads_all(&journal, &records, &lsns);
     }
 
     #[test]
