@@ -289,33 +289,16 @@ impl SealedSegment {
         payload_max: usize,
         f: impl FnOnce(Frame<'_>, u64) -> Result<T>,
     ) -> Result<T> {
-        let Some(file) = warmth.file() else {
+        let mut inline = [0u8; COLD_READ_BYTES];
+        let mut heap = Vec::new();
+        let cached = match warmth.file() {
+            Some(file) => self.read_cached(&*file, offset, payload_max, &mut inline, &mut heap)?,
             // Warmed since the caller looked: the map holds the frame.
+            None => None,
+        };
+        let Some(bytes) = cached else {
             let (frame, offset) = self.read_frame(lsn, payload_max)?;
             return f(frame, offset);
-        };
-        let read = |buf: &mut [u8]| {
-            file.read_exact_at(buf, offset)
-                .map_err(|e| Error::io("read segment", &self.path, e))
-        };
-        // Most frames fit `inline`; the length a header claims says whether to read
-        // more. A claim `decode_frame` refuses anyway is left to it to report.
-        let room = self.len_bytes().saturating_sub(offset);
-        let mut inline = [0u8; COLD_READ_BYTES];
-        let n_inline = COLD_READ_BYTES.min(room as usize);
-        read(&mut inline[..n_inline])?;
-        let mut heap = Vec::new();
-        let bytes = match claimed_frame_bytes(&inline[..n_inline]) {
-            Some(len)
-                if len > n_inline as u64
-                    && len <= room
-                    && len <= FRAME_HEADER_BYTES + payload_max as u64 =>
-            {
-                heap.resize(len as usize, 0);
-                read(&mut heap)?;
-                &heap[..]
-            }
-            _ => &inline[..n_inline],
         };
         let frame =
             decode_frame(bytes, &self.ctx, lsn, payload_max).map_err(|e| Error::Corrupt {
@@ -324,6 +307,42 @@ impl SealedSegment {
                 kind: frame_error_kind(e),
             })?;
         f(frame, offset)
+    }
+
+    /// The bytes of the frame at `offset`, read from `file` into `inline` (or `heap`,
+    /// for a frame longer than `inline`), if they are all in the page cache; `None`
+    /// if not. From disk, a positioned read would read just these bytes, where a fault
+    /// on the map reads the pages around them too.
+    fn read_cached<'b>(
+        &self,
+        file: &dyn VfsFile,
+        offset: u64,
+        payload_max: usize,
+        inline: &'b mut [u8; COLD_READ_BYTES],
+        heap: &'b mut Vec<u8>,
+    ) -> Result<Option<&'b [u8]>> {
+        let read = |buf: &mut [u8]| {
+            file.read_exact_cached_at(buf, offset)
+                .map_err(|e| Error::io("read segment", &self.path, e))
+        };
+        // Most frames fit `inline`; the length a header claims says whether to read
+        // more. A claim `decode_frame` refuses anyway is left to it to report.
+        let room = self.len_bytes().saturating_sub(offset);
+        let n_inline = COLD_READ_BYTES.min(room as usize);
+        if !read(&mut inline[..n_inline])? {
+            return Ok(None);
+        }
+        match claimed_frame_bytes(&inline[..n_inline]) {
+            Some(len)
+                if len > n_inline as u64
+                    && len <= room
+                    && len <= FRAME_HEADER_BYTES + payload_max as u64 =>
+            {
+                heap.resize(len as usize, 0);
+                Ok(read(heap)?.then_some(&heap[..]))
+            }
+            _ => Ok(Some(&inline[..n_inline])),
+        }
     }
 
     /// Whether some of the frame at `offset` is in a chunk of the map not faulted in.

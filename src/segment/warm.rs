@@ -14,9 +14,12 @@
 //!
 //! # Invariants
 //! - A chunk's bit is set only after the whole chunk was faulted in (or touched page
-//!   by page where the kernel refuses `MADV_POPULATE_READ`). A bit only says which path
-//!   is cheaper: both read the same immutable bytes of a sealed file, so a page the
-//!   kernel later unmaps only costs a fault again.
+//!   by page where the kernel refuses `MADV_POPULATE_READ`), or when the warmer gave
+//!   up on its segment: one not all in the page cache when its turn comes (`cachestat`,
+//!   which takes no lock of the process's maps) is left to be faulted in by the reads,
+//!   so warming reads nothing from disk where the kernel can tell. A bit only says which path is cheaper: both read the same
+//!   immutable bytes of a sealed file, so a page the kernel later unmaps only costs a
+//!   fault again.
 //! - The warmer holds the segments weakly: a segment compaction replaced or removed is
 //!   passed over, and no file or map outlives its segment for longer than one chunk.
 //! - A segment's file is closed once every chunk is warm: reads then use only the map.
@@ -125,8 +128,22 @@ fn fault_in(view: &ReadView, bytes: Range<usize>) {
     std::hint::black_box(sum);
 }
 
-/// Faults every chunk of `segment` in, in order, unless `stop` is set first.
+/// Faults every chunk of `segment` in, in order, unless `stop` is set first, if the
+/// whole segment is in the page cache. One that is not is given up on at once: it is
+/// read through its map, as without warming. Faulting in what is not cached would read
+/// it from disk, and the faults of a query's reads, each reading the pages around it,
+/// serve a cold page cache better than reads of a few bytes; while pages are being
+/// read in, faulting them in also held up the process's other threads (a `get_run`
+/// took 100–230 ms, docs/benchmarks.md).
 fn warm_segment(segment: &Weak<SealedSegment>, stop: &AtomicBool) {
+    let whole_cached = segment.upgrade().is_some_and(|segment| {
+        let file = segment.warmth.as_ref().and_then(Warmth::file);
+        file.is_some_and(|file| file.is_cached(0, segment.len_bytes()).unwrap_or(false))
+    });
+    if !whole_cached {
+        give_up(std::slice::from_ref(segment));
+        return;
+    }
     let mut chunk = 0;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -389,6 +406,22 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_not_all_in_the_page_cache_is_given_up_on_not_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, lsns, _) = store(dir.path());
+        let (journal, plan) = reopen(dir.path());
+        plan.uncached.store(true, SeqCst);
+        let warmer = Warmer::start(journal.to_warm()).expect("something to warm");
+        while !warmer.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        warmer.stop();
+        assert!(sealed_warmth(&journal).is_all_warm());
+        assert!(sealed_warmth(&journal).file().is_none());
+        assert_reads_all(&journal, &records, &lsns);
+    }
+
+    #[test]
     fn segments_given_up_on_are_read_through_their_maps() {
         let dir = tempfile::tempdir().unwrap();
         let (records, lsns, _) = store(dir.path());
@@ -397,6 +430,16 @@ mod tests {
         assert!(journal.to_warm().is_empty());
         assert!(sealed_warmth(&journal).file().is_none());
         plan.fail_reads.store(true, SeqCst);
+        assert_reads_all(&journal, &records, &lsns);
+    }
+
+    #[test]
+    fn a_cold_frame_not_in_the_page_cache_is_read_through_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, lsns, _) = store(dir.path());
+        let (journal, plan) = reopen(dir.path());
+        plan.uncached.store(true, SeqCst);
+        assert!(!sealed_warmth(&journal).is_all_warm());
         assert_reads_all(&journal, &records, &lsns);
     }
 

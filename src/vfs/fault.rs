@@ -21,6 +21,8 @@ pub struct FaultPlan {
     /// When set, every `read_exact_at` fails with an I/O error (reads through a map
     /// are not the layer's to fail).
     pub fail_reads: AtomicBool,
+    /// When set, `read_exact_cached_at` and `is_cached` find nothing in the page cache.
+    pub uncached: AtomicBool,
     /// When set, every `sync_data`, `sync_all` and `sync_dir` fails with an I/O error.
     pub fail_syncs: AtomicBool,
     /// Called before every `write_all_at`, on the writing thread: tests use it to hold
@@ -156,6 +158,23 @@ impl VfsFile for FaultyFile {
             return Err(io::Error::other("read failed (injected)"));
         }
         self.inner.read_exact_at(buf, offset)
+    }
+
+    fn read_exact_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+        if self.plan.fail_reads.load(Ordering::SeqCst) {
+            return Err(io::Error::other("read failed (injected)"));
+        }
+        if self.plan.uncached.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.inner.read_exact_cached_at(buf, offset)
+    }
+
+    fn is_cached(&self, offset: u64, len: u64) -> io::Result<bool> {
+        if self.plan.uncached.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.inner.is_cached(offset, len)
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {

@@ -54,6 +54,19 @@ pub trait Vfs: Send + Sync + Debug + 'static {
 pub trait VfsFile: Send + Sync + Debug {
     /// Fills `buf` from `offset`; an error if the file ends first.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Fills `buf` from `offset` if every byte of it is in the page cache, without
+    /// waiting for the disk: `Ok(false)` when some of it is not (`buf` then holds
+    /// nothing to rely on), so the caller can read it another way. A layer with no page
+    /// cache of its own reads as `read_exact_at` does.
+    fn read_exact_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+        self.read_exact_at(buf, offset).map(|()| true)
+    }
+    /// Whether every page of `len` bytes from `offset` is in the page cache, so that
+    /// reading or faulting them in waits for no disk. A layer with no page cache of its
+    /// own, or a kernel that cannot tell, says yes.
+    fn is_cached(&self, _offset: u64, _len: u64) -> io::Result<bool> {
+        Ok(true)
+    }
     /// Writes all of `buf` at `offset`.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Reserves `len` bytes of disk for the file so later writes below `len` cannot

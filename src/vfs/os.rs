@@ -1,7 +1,9 @@
 //! The real file system.
 //!
 //! The only file with `unsafe` in this module: mapping a file read-only, and on Linux
-//! the `sync_file_range` call that starts writeback early.
+//! the `sync_file_range` call that starts writeback early, the `cachestat` call that
+//! asks how much of a file's range is in the page cache, and the `preadv2` call that
+//! reads only what is in it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -109,6 +111,98 @@ impl VfsFile for OsFile {
         self.0.read_exact_at(buf, offset)
     }
 
+    #[cfg(target_os = "linux")]
+    fn read_exact_cached_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let fd = self.0.as_raw_fd();
+        debug_assert!(fd >= 0);
+        while !buf.is_empty() {
+            let Ok(at) = i64::try_from(offset) else {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            };
+            let iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            // SAFETY: `fd` is the open descriptor this `File` owns for the whole call;
+            // `iov` names `buf`, which this call borrows mutably, and its length, so
+            // the kernel writes only into `buf`.
+            let n = unsafe { libc::preadv2(fd, &iov, 1, at, libc::RWF_NOWAIT) };
+            match n {
+                0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                n if n > 0 => {
+                    let n = n as usize;
+                    debug_assert!(n <= buf.len());
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                _ => {
+                    let error = io::Error::last_os_error();
+                    match error.raw_os_error() {
+                        // Not all in the page cache, or a kernel without the flag.
+                        Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS) => {
+                            return Ok(false);
+                        }
+                        Some(libc::EINTR) => {}
+                        _ => return Err(error),
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn is_cached(&self, offset: u64, len: u64) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        /// `struct cachestat_range` of `<linux/mman.h>`.
+        #[repr(C)]
+        struct Range {
+            off: u64,
+            len: u64,
+        }
+        /// `struct cachestat` of `<linux/mman.h>`.
+        #[repr(C)]
+        #[derive(Default)]
+        struct Stat {
+            nr_cache: u64,
+            nr_dirty: u64,
+            nr_writeback: u64,
+            nr_evicted: u64,
+            nr_recently_evicted: u64,
+        }
+        /// The number of `cachestat` (Linux 6.5), the same on every architecture.
+        const SYS_CACHESTAT: libc::c_long = 451;
+        if len == 0 {
+            return Ok(true);
+        }
+        let fd = self.0.as_raw_fd();
+        debug_assert!(fd >= 0);
+        let range = Range { off: offset, len };
+        let mut stat = Stat::default();
+        // SAFETY: `fd` is the open descriptor this `File` owns for the whole call;
+        // `range` and `stat` are live values laid out as the kernel's structs, which
+        // it reads and fills respectively, and nothing else.
+        let rc = unsafe {
+            libc::syscall(
+                SYS_CACHESTAT,
+                fd,
+                &range as *const Range,
+                &mut stat as *mut Stat,
+                0u32,
+            )
+        };
+        if rc == 0 {
+            return Ok(stat.nr_cache >= len.div_ceil(4096));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            // A kernel before 6.5 cannot tell: take the range as cached.
+            Some(libc::ENOSYS) => Ok(true),
+            _ => Err(error),
+        }
+    }
+
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
     }
@@ -174,5 +268,35 @@ impl VfsFile for OsFile {
         // The map is shared and the page cache is one: bytes written to the file after
         // the map was made show through it, up to the length it was made with.
         self.map_readonly().map(Some)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_just_written_are_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = OsVfs.create_new(&dir.path().join("f")).unwrap();
+        file.write_all_at(&vec![7u8; 64 << 10], 0).unwrap();
+        assert!(file.is_cached(0, 64 << 10).unwrap());
+        assert!(file.is_cached(4096, 100).unwrap());
+    }
+
+    #[test]
+    fn a_cached_read_reads_what_the_page_cache_holds_and_stops_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = OsVfs.create_new(&dir.path().join("f")).unwrap();
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        file.write_all_at(&bytes, 0).unwrap();
+        let mut buf = vec![0u8; 3000];
+        assert!(file.read_exact_cached_at(&mut buf, 5000).unwrap());
+        assert_eq!(buf, bytes[5000..8000]);
+        let past_the_end = file.read_exact_cached_at(&mut buf, 9000);
+        assert_eq!(
+            past_the_end.unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 }
