@@ -93,10 +93,10 @@ pub struct Config {
     /// yet faulted in with positioned reads: a first read just after an open then costs
     /// about 1 µs more rather than a 4 µs page fault. On by default. It warms at most
     /// `limits::WARM_SEGMENTS_MAX` segments and `limits::WARM_BYTES_MAX` bytes, keeps
-    /// their files open until they are warm, keeps its thread busy for 6–160 ms per GB
-    /// of segments after open (measured in docs/benchmarks.md; longer where they must
-    /// be read from disk), and maps them into the process, as queries reading them
-    /// would. Moot with
+    /// their files open until they are warm, keeps its thread busy for 6–50 ms per GB
+    /// of segments after open (measured in docs/benchmarks.md), and maps them into the
+    /// process, as queries reading them would. It reads nothing from disk: a segment
+    /// not all in the page cache is read through its map, as without warming. Moot with
     /// `prefault_segments`.
     pub warm_segments: bool,
     /// Told about every segment sealed by a roll or by close, with its path, size and
