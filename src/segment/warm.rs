@@ -335,6 +335,28 @@ mod tests {
         (journal, plan)
     }
 
+    /// A store made by [`store`] and reopened by [`reopen`], every chunk cold.
+    fn reopened_store() -> (
+        tempfile::TempDir,
+        Vec<Record>,
+        Vec<Lsn>,
+        Journal,
+        Arc<FaultPlan>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, lsns, _) = store(dir.path());
+        let (journal, plan) = reopen(dir.path());
+        (dir, records, lsns, journal, plan)
+    }
+
+    /// Waits for `warmer` to be done with every segment, then joins it.
+    fn finish(warmer: Warmer) {
+        while !warmer.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        warmer.stop();
+    }
+
     /// Every record reads back as written.
     fn assert_reads_all(journal: &Journal, records: &[Record], lsns: &[Lsn]) {
         for (i, &lsn) in lsns.iter().enumerate() {
@@ -380,16 +402,11 @@ mod tests {
 
     #[test]
     fn the_warmer_warms_every_segment_found_at_open_and_reads_then_use_the_map() {
-        let dir = tempfile::tempdir().unwrap();
-        let (records, lsns, _) = store(dir.path());
-        let (journal, plan) = reopen(dir.path());
+        let (dir, records, lsns, journal, plan) = reopened_store();
         let to_warm = journal.to_warm();
         assert_eq!(to_warm.len(), journal.sealed_segments().count());
         let warmer = Warmer::start(to_warm).expect("something to warm");
-        while !warmer.is_finished() {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        warmer.stop();
+        finish(warmer);
         assert!(sealed_warmth(&journal).is_all_warm());
         assert!(sealed_warmth(&journal).file().is_none(), "closed once warm");
         assert!(journal.to_warm().is_empty());
@@ -407,15 +424,10 @@ mod tests {
 
     #[test]
     fn a_segment_not_all_in_the_page_cache_is_given_up_on_not_read_from_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let (records, lsns, _) = store(dir.path());
-        let (journal, plan) = reopen(dir.path());
+        let (_dir, records, lsns, journal, plan) = reopened_store();
         plan.uncached.store(true, SeqCst);
         let warmer = Warmer::start(journal.to_warm()).expect("something to warm");
-        while !warmer.is_finished() {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        warmer.stop();
+        finish(warmer);
         assert!(sealed_warmth(&journal).is_all_warm());
         assert!(sealed_warmth(&journal).file().is_none());
         assert_reads_all(&journal, &records, &lsns);
@@ -423,9 +435,7 @@ mod tests {
 
     #[test]
     fn segments_given_up_on_are_read_through_their_maps() {
-        let dir = tempfile::tempdir().unwrap();
-        let (records, lsns, _) = store(dir.path());
-        let (journal, plan) = reopen(dir.path());
+        let (_dir, records, lsns, journal, plan) = reopened_store();
         give_up(&journal.to_warm());
         assert!(journal.to_warm().is_empty());
         assert!(sealed_warmth(&journal).file().is_none());
@@ -435,9 +445,7 @@ mod tests {
 
     #[test]
     fn a_cold_frame_not_in_the_page_cache_is_read_through_the_map() {
-        let dir = tempfile::tempdir().unwrap();
-        let (records, lsns, _) = store(dir.path());
-        let (journal, plan) = reopen(dir.path());
+        let (_dir, records, lsns, journal, plan) = reopened_store();
         plan.uncached.store(true, SeqCst);
         assert!(!sealed_warmth(&journal).is_all_warm());
         assert_reads_all(&journal, &records, &lsns);
@@ -445,9 +453,7 @@ mod tests {
 
     #[test]
     fn a_read_that_finds_the_file_closed_reads_the_map() {
-        let dir = tempfile::tempdir().unwrap();
-        let (records, lsns, _) = store(dir.path());
-        let (journal, plan) = reopen(dir.path());
+        let (_dir, records, lsns, journal, plan) = reopened_store();
         // As when the warmer finishes between a read's look at the bits and its read.
         sealed_warmth(&journal).file_slot().take();
         plan.fail_reads.store(true, SeqCst);
