@@ -22,11 +22,11 @@ pub const RECORD_BYTES_MAX_FLOOR: usize = 256;
 /// covers: 2 MiB, a few hundred µs of faulting.
 pub const WARM_CHUNK_BYTES: u64 = 2 << 20;
 /// The most segments found at open that are warmed (the newest), each keeping its
-/// file open until it is warm: 256 descriptors. Older ones are read through their maps from
-/// the first read, as without warming.
+/// file open until it is warm: 256 descriptors. Older ones are read through their maps
+/// from the first read, as without warming.
 pub const WARM_SEGMENTS_MAX: usize = 256;
 /// The most bytes of segments found at open that are warmed (the newest): 8 GiB, 128
-/// default segments. Warming a segment not in the page cache reads it from disk.
+/// default segments, all of them mapped into the process once warm.
 pub const WARM_BYTES_MAX: u64 = 8 << 30;
 
 /// Default segment size: 64 MiB.

@@ -1575,7 +1575,6 @@ fn announce_sealed(hook: Option<&SealHook>, segment: &SealedSegment) {
     }
 }
 
-/// Truncates a fully written active segment to its frames, syncs it and maps it.
 /// The index of the oldest of the segments (of these sizes, oldest first) that open
 /// warms: the newest ones, at most `WARM_SEGMENTS_MAX` of them and `WARM_BYTES_MAX`.
 fn first_to_warm(sizes: impl DoubleEndedIterator<Item = u64> + ExactSizeIterator) -> usize {
@@ -1598,6 +1597,7 @@ fn warmth_for(file: Box<dyn VfsFile>, view: &ReadView, warm: bool) -> Option<War
     (warm && matches!(view, ReadView::Mapped(_))).then(|| Warmth::new(file, view.len() as u64))
 }
 
+/// Truncates a fully written active segment to its frames, syncs it and maps it.
 fn seal(active: ActiveSegment) -> Result<SealedSegment> {
     debug_assert!(active.pending.is_empty(), "seal follows a sync");
     // No map of the file may outlive the cut below.

@@ -14,15 +14,16 @@
 //!
 //! # Invariants
 //! - A chunk's bit is set only after the whole chunk was faulted in (or touched page
-//!   by page where the kernel refuses `MADV_POPULATE_READ`), or when the warmer gave
-//!   up on its segment: one not all in the page cache when its turn comes (`cachestat`,
-//!   which takes no lock of the process's maps) is left to be faulted in by the reads,
-//!   so warming reads nothing from disk where the kernel can tell. A bit only says which path is cheaper: both read the same
-//!   immutable bytes of a sealed file, so a page the kernel later unmaps only costs a
-//!   fault again.
+//!   by page where the kernel refuses `MADV_POPULATE_READ`). A bit only says which
+//!   path is cheaper: both read the same immutable bytes of a sealed file, so a page
+//!   the kernel later unmaps only costs a fault again.
+//! - A segment is finished (marked all warm, its file closed, read only through its
+//!   map from then on) once every chunk is warm, or at once when the warmer gives it
+//!   up: one not all in the page cache when its turn comes (`cachestat`, which takes
+//!   no lock of the process's maps) is left to be faulted in by the reads, so warming
+//!   reads nothing from disk where the kernel can tell.
 //! - The warmer holds the segments weakly: a segment compaction replaced or removed is
 //!   passed over, and no file or map outlives its segment for longer than one chunk.
-//! - A segment's file is closed once every chunk is warm: reads then use only the map.
 //! - The warmer is stopped and joined before the journal closes.
 //! - At most `WARM_SEGMENTS_MAX` segments keep their file open for this, and only
 //!   until they are warm.
@@ -40,11 +41,11 @@ use crate::vfs::{ReadView, VfsFile};
 /// bit per chunk of the map that does.
 #[derive(Debug)]
 pub struct Warmth {
-    /// Taken away (closed) once every chunk is warm.
+    /// Taken away (closed) by [`Warmth::finish`].
     file: Mutex<Option<Arc<dyn VfsFile>>>,
     warm: Box<[AtomicU64]>,
     n_chunks: usize,
-    /// Set once every bit is: reads then look at nothing else.
+    /// Set by [`Warmth::finish`]: reads then look at nothing else.
     all_warm: AtomicBool,
 }
 
@@ -63,15 +64,15 @@ impl Warmth {
         }
     }
 
-    /// The file, for positioned reads; `None` once every chunk is warm and it was
-    /// closed (the map then holds every byte).
+    /// The file, for positioned reads; `None` once [`Warmth::finish`] closed it.
     pub fn file(&self) -> Option<Arc<dyn VfsFile>> {
         self.file_slot().clone()
     }
 
-    /// Closes the file, once every chunk is warm.
-    fn close_file(&self) {
-        debug_assert!(self.is_all_warm());
+    /// Marks the whole map warm and closes the file: when every chunk was faulted in,
+    /// or when the segment was given up on. Reads from then on go through the map.
+    pub fn finish(&self) {
+        self.all_warm.store(true, Ordering::Relaxed);
         self.file_slot().take();
     }
 
@@ -93,7 +94,7 @@ impl Warmth {
         })
     }
 
-    /// Whether every chunk is mapped in.
+    /// Whether [`Warmth::finish`] was called.
     pub fn is_all_warm(&self) -> bool {
         self.all_warm.load(Ordering::Relaxed)
     }
@@ -102,16 +103,6 @@ impl Warmth {
     fn set_warm(&self, chunk: usize) {
         debug_assert!(chunk < self.n_chunks);
         self.warm[chunk / 64].fetch_or(1 << (chunk % 64), Ordering::Relaxed);
-        let all = (0..self.n_chunks)
-            .all(|chunk| self.warm[chunk / 64].load(Ordering::Relaxed) & (1 << (chunk % 64)) != 0);
-        if all {
-            self.all_warm.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Marks every chunk mapped in (after the whole map was faulted in at once).
-    pub fn set_all_warm(&self) {
-        (0..self.n_chunks).for_each(|chunk| self.set_warm(chunk));
     }
 }
 
@@ -157,7 +148,7 @@ fn warm_segment(segment: &Weak<SealedSegment>, stop: &AtomicBool) {
             return;
         };
         if chunk >= warmth.n_chunks {
-            warmth.close_file();
+            warmth.finish();
             return;
         }
         let start = chunk as u64 * WARM_CHUNK_BYTES;
@@ -173,8 +164,7 @@ fn warm_segment(segment: &Weak<SealedSegment>, stop: &AtomicBool) {
 fn give_up(segments: &[Weak<SealedSegment>]) {
     for segment in segments.iter().filter_map(Weak::upgrade) {
         if let Some(warmth) = &segment.warmth {
-            warmth.set_all_warm();
-            warmth.close_file();
+            warmth.finish();
         }
     }
 }
@@ -262,7 +252,7 @@ mod tests {
         warmth.set_warm(3);
         assert!(warmth.is_warm(3 * c..3 * c + 10));
         assert!(!warmth.is_warm(2 * c..3 * c));
-        warmth.set_all_warm();
+        warmth.finish();
         assert!(warmth.is_all_warm());
     }
 

@@ -162,13 +162,7 @@ impl ReadView {
     /// later first read of a page costs no page fault. Only a hint: a kernel without it
     /// (before Linux 5.14) or another platform does nothing, and the error says why.
     pub fn prefault(&self) -> std::io::Result<()> {
-        match self {
-            #[cfg(target_os = "linux")]
-            ReadView::Mapped(map) => map.advise(memmap2::Advice::PopulateRead),
-            #[cfg(not(target_os = "linux"))]
-            ReadView::Mapped(_) => Ok(()),
-            ReadView::Owned(_) => Ok(()),
-        }
+        self.prefault_range(0..self.len())
     }
 
     /// Maps the pages of `bytes` into the process now, as `prefault` does for all.

@@ -193,7 +193,9 @@ impl VfsFile for OsFile {
             )
         };
         if rc == 0 {
-            return Ok(stat.nr_cache >= len.div_ceil(4096));
+            // Every page the range touches, a partial one at either end included.
+            let n_pages = (offset + len).div_ceil(4096) - offset / 4096;
+            return Ok(stat.nr_cache >= n_pages);
         }
         let error = io::Error::last_os_error();
         match error.raw_os_error() {
