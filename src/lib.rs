@@ -27,6 +27,7 @@ mod error;
 #[cfg(feature = "export")]
 pub mod export;
 pub mod follow;
+mod hint;
 pub mod index;
 pub mod ingest;
 pub mod limits;

@@ -579,7 +579,11 @@ impl Index {
 
     /// The live run with id `run_id`.
     fn live_run(&self, run_id: &str) -> Option<u32> {
-        let id = self.ids.find(run_id)?;
+        let id = self.ids.find_then(run_id, |id| {
+            if let Some(idx) = self.id_run.get(id as usize) {
+                crate::hint::prefetch(idx);
+            }
+        })?;
         let idx = self.id_run[id as usize];
         (idx != NONE).then_some(idx)
     }

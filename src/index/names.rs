@@ -175,7 +175,9 @@ impl Names {
     }
 
     /// The slot holding `name`, whose hash is `hash`, or the free slot where it would go.
-    fn slot_of(&self, hash: u64, name: &[u8]) -> Result<usize, usize> {
+    /// `candidate` is called with the number of each name whose hash tag matches,
+    /// before its bytes are compared.
+    fn slot_of(&self, hash: u64, name: &[u8], candidate: impl Fn(u32)) -> Result<usize, usize> {
         debug_assert!(self.slots.len().is_power_of_two());
         let mask = self.slots.len() - 1;
         let mut at = hash as usize & mask;
@@ -186,8 +188,11 @@ impl Names {
                 if s == EMPTY_SLOT {
                     return Err(at);
                 }
-                if tag(s) == tag(hash) && self.name(s as u32) == name {
-                    return Ok(at);
+                if tag(s) == tag(hash) {
+                    candidate(s as u32);
+                    if self.name(s as u32) == name {
+                        return Ok(at);
+                    }
                 }
             }
             at = (first + part.len()) & mask;
@@ -196,11 +201,21 @@ impl Names {
 
     /// The number of `name`, if it was interned.
     pub fn find(&self, name: &str) -> Option<u32> {
+        self.find_then(name, |_| ())
+    }
+
+    /// [`Names::find`], calling `candidate` with the number of each name that may be
+    /// `name` before its bytes are compared: a caller about to look the number up
+    /// elsewhere can start loading that memory while the bytes load (almost always
+    /// the first candidate is the name).
+    #[inline]
+    pub fn find_then(&self, name: &str, candidate: impl Fn(u32)) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }
         let name = name.as_bytes();
-        (self.slot_of(hash(self.seed, name), name).ok()).map(|at| self.slots[at] as u32)
+        let at = self.slot_of(hash(self.seed, name), name, candidate).ok()?;
+        Some(self.slots[at] as u32)
     }
 
     /// The number of `name`, interning it if it is new.
@@ -210,7 +225,7 @@ impl Names {
         }
         let name = name.as_bytes();
         let hash = hash(self.seed, name);
-        match self.slot_of(hash, name) {
+        match self.slot_of(hash, name, |_| ()) {
             Ok(at) => self.slots[at] as u32,
             Err(at) => {
                 let i = u32::try_from(self.len())

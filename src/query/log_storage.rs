@@ -23,6 +23,36 @@ fn read_run(journal: &Journal, entry: &RunEntry, run: &mut Run) -> Result<()> {
     Ok(())
 }
 
+/// Starts loading the frames `read_run` will read for `entry` (see
+/// [`Journal::prefetch_frame`]).
+fn prefetch_run(journal: &Journal, entry: &RunEntry) {
+    journal.prefetch_frame(entry.started_lsn());
+    if let Some(lsn) = entry.finished_lsn() {
+        journal.prefetch_frame(lsn);
+    }
+}
+
+/// Calls `read` on each of `items` in turn, each time having had `prefetch` start
+/// loading what the next one needs: a record read then waits for memory while the
+/// one before it is decoded, not after.
+fn read_ahead<T>(
+    items: impl Iterator<Item = T>,
+    prefetch: impl Fn(&T),
+    mut read: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    let mut items = items.peekable();
+    if let Some(first) = items.peek() {
+        prefetch(first);
+    }
+    while let Some(item) = items.next() {
+        if let Some(next) = items.peek() {
+            prefetch(next);
+        }
+        read(item)?;
+    }
+    Ok(())
+}
+
 /// Reads back at most `limit` runs.
 fn read_runs<'a>(
     journal: &Journal,
@@ -31,9 +61,11 @@ fn read_runs<'a>(
 ) -> Result<Vec<Run>> {
     let most = entries.size_hint().1.map_or(limit, |n| n.min(limit));
     let mut runs = Vec::with_capacity(most);
-    for entry in entries.take(limit) {
-        read_run(journal, entry, push_default(&mut runs))?;
-    }
+    read_ahead(
+        entries.take(limit),
+        |entry| prefetch_run(journal, entry),
+        |entry| read_run(journal, entry, push_default(&mut runs)),
+    )?;
     Ok(runs)
 }
 
@@ -143,8 +175,10 @@ impl Storage for AuditLog {
     fn get_run(&self, run_id: &str) -> Result<Run> {
         let state = self.lock();
         let journal = journal_of(&state)?;
+        let entry = state.index.lookup(run_id)?;
+        prefetch_run(journal, entry);
         let mut run = Run::default();
-        read_run(journal, state.index.lookup(run_id)?, &mut run)?;
+        read_run(journal, entry, &mut run)?;
         Ok(run)
     }
 
@@ -153,9 +187,11 @@ impl Storage for AuditLog {
         let journal = journal_of(&state)?;
         let events = state.index.events_of(run_id);
         let mut read = Vec::with_capacity(events.len());
-        for (_, lsn) in events.iter() {
-            journal.read_into(Lsn(lsn), push_default(&mut read))?;
-        }
+        read_ahead(
+            events.iter(),
+            |&(_, lsn)| journal.prefetch_frame(Lsn(lsn)),
+            |(_, lsn)| journal.read_into(Lsn(lsn), push_default(&mut read)),
+        )?;
         Ok(read)
     }
 
@@ -301,12 +337,14 @@ impl Storage for AuditLog {
         let journal = journal_of(&state)?;
         let limit = clamp_limit(limit);
         let mut calls = Vec::with_capacity(limit);
-        for lsn in (state.index.calls_newest_first(&call_select(filter)))
+        let lsns = (state.index.calls_newest_first(&call_select(filter)))
             .skip(clamp_offset(offset))
-            .take(limit)
-        {
-            calls.push(journal.read_as(lsn)?);
-        }
+            .take(limit);
+        read_ahead(
+            lsns,
+            |&lsn| journal.prefetch_frame(lsn),
+            |lsn| journal.read_as(lsn).map(|call| calls.push(call)),
+        )?;
         Ok(calls)
     }
 

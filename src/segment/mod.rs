@@ -851,6 +851,28 @@ impl Journal {
         self.decode_frame_with(lsn, |frame| frame.record())
     }
 
+    /// Asks the CPU to start loading the first bytes of the frame at `lsn` from a
+    /// mapped segment, so that reading it later, or several frames in turn, waits for
+    /// memory once instead of once per frame. A hint: it reads nothing and fails for
+    /// nothing (an LSN it cannot place, a frame not in a map, a page not present).
+    pub(crate) fn prefetch_frame(&self, lsn: Lsn) {
+        let active = &self.active;
+        if lsn >= active.header.base_lsn {
+            let offset = (lsn.0 - active.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES);
+            if let Some(view) = active
+                .view
+                .as_ref()
+                .filter(|_| offset < active.written_offset)
+            {
+                prefetch_at(view, offset);
+            }
+        } else if let Some((_, segment)) = self.sealed.range(..=lsn).next_back() {
+            if let Some(offset) = segment.offset_of(lsn) {
+                prefetch_at(&segment.view, offset);
+            }
+        }
+    }
+
     /// Reads and verifies the record at `lsn`, which must be a `T`.
     pub(crate) fn read_as<T: Decode>(&self, lsn: Lsn) -> Result<T> {
         self.decode_frame_with(lsn, |frame| frame.decode_as())
@@ -1634,6 +1656,21 @@ fn seal(active: ActiveSegment) -> Result<SealedSegment> {
     })
 }
 
+/// Prefetches the two cache lines from `offset` in `bytes` (a frame header and what
+/// follows it), if `offset` is inside them.
+#[inline]
+fn prefetch_at(bytes: &[u8], offset: u64) {
+    const LINE: usize = 64;
+    let Ok(offset) = usize::try_from(offset) else {
+        return;
+    };
+    for at in [offset, offset.saturating_add(LINE)] {
+        if let Some(byte) = bytes.get(at) {
+            crate::hint::prefetch(byte);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1648,6 +1685,15 @@ mod tests {
         let n_fit = (WARM_BYTES_MAX / gib) as usize;
         let big = vec![gib; n_fit + 3];
         assert_eq!(first_to_warm(big.into_iter()), 3);
+    }
+
+    #[test]
+    fn a_prefetch_outside_the_bytes_is_ignored() {
+        let bytes = [0u8; 100];
+        for offset in [0, 36, 99, 100, 4096, u64::MAX - 10, u64::MAX] {
+            prefetch_at(&bytes, offset);
+        }
+        prefetch_at(&[], 0);
     }
 
     #[test]
