@@ -25,6 +25,7 @@ use std::path::Path;
 use std::time::Instant;
 
 #[path = "../benches/common/query_store.rs"]
+#[allow(dead_code)]
 mod query_store;
 
 use auditlog::model::Run;

@@ -13,7 +13,9 @@
 //!   `logs` and `get_run` gave once, which allocates and copies what the query must
 //!   hand back and nothing more: the floor under the query.
 //!
-//! Prints the mean time per iteration (default 300 000 iterations).
+//! Prints the mean time per iteration (default 300 000 iterations). With
+//! `AUDITLOG_BENCH_CONCURRENT_RUNS=<k>` a store it builds is written as `k` runs
+//! recorded at once (one run's records `k` records apart), as a server writes them.
 
 #[path = "../benches/common/query_store.rs"]
 #[allow(dead_code)]
@@ -23,7 +25,18 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use auditlog::{AuditLog, RunFilter, Storage};
-use query_store::{build, config, run_id};
+use query_store::{build_interleaved, config, run_id};
+
+/// How many runs the store is written as recording at once:
+/// `$AUDITLOG_BENCH_CONCURRENT_RUNS`, default 1 (each run's records together).
+fn concurrent_runs() -> u64 {
+    std::env::var("AUDITLOG_BENCH_CONCURRENT_RUNS")
+        .ok()
+        .map_or(1, |v| {
+            v.parse()
+                .expect("AUDITLOG_BENCH_CONCURRENT_RUNS is a number")
+        })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,7 +50,7 @@ fn main() {
         .map_or(300_000, |s| s.parse().expect("a number"));
     let dir = std::path::Path::new(dir);
     if !dir.exists() {
-        build(dir, n);
+        build_interleaved(dir, n, concurrent_runs());
     }
     let log = AuditLog::open(config(dir)).unwrap();
     let newest = RunFilter::default();

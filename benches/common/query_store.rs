@@ -28,61 +28,91 @@ pub fn run_id(i: u64) -> String {
 
 /// Writes `n_runs` runs with their events and finishes into a new store in `dir`.
 pub fn build(dir: &Path, n_runs: u64) {
+    build_interleaved(dir, n_runs, 1);
+}
+
+/// [`build`], with the runs written `width` at a time as [`for_each_batch_interleaved`]
+/// orders them.
+pub fn build_interleaved(dir: &Path, n_runs: u64, width: u64) {
     let log = AuditLog::open(config(dir)).unwrap();
-    for_each_batch(n_runs, |batch| {
+    for_each_batch_interleaved(n_runs, width, |batch| {
         log.append_batch(batch).unwrap();
     });
     log.close().unwrap();
 }
 
 /// Hands the records of `n_runs` runs to `apply` in batches of about 4000, in the
-/// order `build` writes them (so other stores can be loaded with the same records).
-pub fn for_each_batch(n_runs: u64, mut apply: impl FnMut(&[Record])) {
+/// order `build` writes them (so other stores can be loaded with the same records):
+/// each run's start, events and finish together.
+pub fn for_each_batch(n_runs: u64, apply: impl FnMut(&[Record])) {
+    for_each_batch_interleaved(n_runs, 1, apply);
+}
+
+/// [`for_each_batch`] for runs that are recorded `width` at once, as a server runs
+/// them: the starts of `width` runs, then the first event of each, then the second,
+/// and so on, then their finishes; so one run's records lie `width` records apart.
+pub fn for_each_batch_interleaved(n_runs: u64, width: u64, mut apply: impl FnMut(&[Record])) {
+    let width = width.max(1);
     let mut batch = Vec::with_capacity(4096);
-    for i in 0..n_runs {
-        let id = run_id(i);
-        batch.push(Record::RunStarted(Run {
-            id: id.clone(),
-            skill_id: format!("skill-{}", i % 20),
-            caller_id: format!("caller-{}", i % 1000),
-            channel_id: format!("channel-{}", i % 50),
-            started_at: Timestamp::from_unix_millis(1_700_000_000_000 + i as i64),
-            // Chains of 8: a depth-8 walk from every 8th run.
-            parent_run_id: if i % 8 == 0 {
-                String::new()
-            } else {
-                run_id(i - 1)
-            },
-            ..Run::default()
-        }));
-        for seq in 1..=N_EVENTS {
-            let mut event = RunEvent {
-                run_id: id.clone(),
-                sequence: seq,
-                event_type: "step".into(),
-                ..RunEvent::default()
-            };
-            event.payload.insert("text".into(), "x".repeat(40).into());
-            batch.push(Record::EventAppended(event));
-        }
-        batch.push(Record::RunFinished(RunFinished {
-            run_id: id,
-            stats: RunStats {
-                status: if i % 10 == 0 {
-                    Status::DryRun
-                } else {
-                    Status::Ok
-                },
-                ..RunStats::default()
-            },
-            finished_at: Timestamp::from_unix_millis(1_700_000_001_000 + i as i64),
-        }));
-        if batch.len() >= 4000 {
-            apply(&batch);
-            batch.clear();
+    for first in (0..n_runs).step_by(width as usize) {
+        let mut runs: Vec<_> = (first..n_runs.min(first + width))
+            .map(|i| run_records(i).into_iter())
+            .collect();
+        for _ in 0..N_EVENTS + 2 {
+            batch.extend(
+                runs.iter_mut()
+                    .map(|run| run.next().expect("every run has them")),
+            );
+            if batch.len() >= 4000 {
+                apply(&batch);
+                batch.clear();
+            }
         }
     }
     apply(&batch);
+}
+
+/// Run `i`'s records: its start, its events in sequence order and its finish.
+fn run_records(i: u64) -> Vec<Record> {
+    let id = run_id(i);
+    let mut records = Vec::with_capacity(N_EVENTS as usize + 2);
+    records.push(Record::RunStarted(Run {
+        id: id.clone(),
+        skill_id: format!("skill-{}", i % 20),
+        caller_id: format!("caller-{}", i % 1000),
+        channel_id: format!("channel-{}", i % 50),
+        started_at: Timestamp::from_unix_millis(1_700_000_000_000 + i as i64),
+        // Chains of 8: a depth-8 walk from every 8th run.
+        parent_run_id: if i % 8 == 0 {
+            String::new()
+        } else {
+            run_id(i - 1)
+        },
+        ..Run::default()
+    }));
+    for seq in 1..=N_EVENTS {
+        let mut event = RunEvent {
+            run_id: id.clone(),
+            sequence: seq,
+            event_type: "step".into(),
+            ..RunEvent::default()
+        };
+        event.payload.insert("text".into(), "x".repeat(40).into());
+        records.push(Record::EventAppended(event));
+    }
+    records.push(Record::RunFinished(RunFinished {
+        run_id: id,
+        stats: RunStats {
+            status: if i % 10 == 0 {
+                Status::DryRun
+            } else {
+                Status::Ok
+            },
+            ..RunStats::default()
+        },
+        finished_at: Timestamp::from_unix_millis(1_700_000_001_000 + i as i64),
+    }));
+    records
 }
 
 /// Times `get_run` of 100 000 ids drawn at random from `n` runs and prints the p50,

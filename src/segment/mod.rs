@@ -35,10 +35,10 @@
 pub mod header;
 pub mod hook;
 pub mod recovery;
+mod sealed_set;
 pub mod sparse;
 pub mod warm;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,7 @@ use crate::vfs::{DirLock, ReadView, Vfs, VfsFile, publish_file};
 use header::SegmentHeader;
 use hook::{SealHook, SealedSegmentInfo};
 use recovery::{Damage, Role, SegmentScan, scan_segment, scan_segment_from};
+use sealed_set::SealedSegments;
 use sparse::{Rewritten, SparseTable, scan_sparse};
 use warm::Warmth;
 
@@ -446,7 +447,7 @@ pub struct Journal {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
     options: JournalOptions,
-    sealed: BTreeMap<Lsn, Arc<SealedSegment>>,
+    sealed: SealedSegments,
     active: ActiveSegment,
     next_segment_id: SegmentId,
     durable_lsn: Lsn,
@@ -500,7 +501,7 @@ impl Journal {
                 .map_err(|e| Error::io("remove leftover temporary", path, e))?;
         }
 
-        let mut sealed = BTreeMap::new();
+        let mut sealed = SealedSegments::default();
         let mut max_segment_id = SegmentId(0);
         let mut next_base = Lsn(0);
         // The newest segments are warmed: they hold the runs most likely asked for.
@@ -537,7 +538,7 @@ impl Journal {
                     scanned: true,
                 };
                 next_base = segment.end_lsn();
-                sealed.insert(segment.header.base_lsn, Arc::new(segment));
+                sealed.insert(Arc::new(segment));
                 continue;
             }
             let SegmentScan {
@@ -579,7 +580,7 @@ impl Journal {
                     .map_err(|e| Error::io("sync store directory", dir, e))?;
                 continue;
             }
-            sealed.insert(segment.header.base_lsn, Arc::new(segment));
+            sealed.insert(Arc::new(segment));
         }
 
         let next_segment_id = SegmentId(max_segment_id.0 + 1);
@@ -815,8 +816,7 @@ impl Journal {
         match seal(old) {
             Ok(segment) => {
                 announce_sealed(self.options.on_sealed.as_ref(), &segment);
-                self.sealed
-                    .insert(segment.header.base_lsn, Arc::new(segment));
+                self.sealed.insert(Arc::new(segment));
                 Ok(())
             }
             Err(error) => Err(self.poison(error)),
@@ -866,7 +866,7 @@ impl Journal {
             {
                 prefetch_at(view, offset);
             }
-        } else if let Some((_, segment)) = self.sealed.range(..=lsn).next_back() {
+        } else if let Some(segment) = self.sealed.holding(lsn) {
             if let Some(offset) = segment.offset_of(lsn) {
                 prefetch_at(&segment.view, offset);
             }
@@ -969,7 +969,7 @@ impl Journal {
                 .map_err(|e| not_a_frame(&active.path, offset, frame_error_kind(e)))?;
             return f(frame, &active.path, offset);
         }
-        let Some((_, segment)) = self.sealed.range(..=lsn).next_back() else {
+        let Some(segment) = self.sealed.holding(lsn) else {
             return Err(Error::Corrupt {
                 segment: self.dir.clone(),
                 offset: lsn.0,
@@ -1088,7 +1088,7 @@ impl Journal {
     /// Whether `segment` is still the journal's segment at its base LSN.
     fn is_current(&self, segment: &Arc<SealedSegment>) -> bool {
         self.sealed
-            .get(&segment.header.base_lsn)
+            .get(segment.header.base_lsn)
             .is_some_and(|s| Arc::ptr_eq(s, segment))
     }
 
@@ -1128,8 +1128,7 @@ impl Journal {
             scanned: true,
             warmth: None,
         };
-        self.sealed
-            .insert(segment.header.base_lsn, Arc::new(segment));
+        self.sealed.insert(Arc::new(segment));
         Ok(())
     }
 
@@ -1142,13 +1141,13 @@ impl Journal {
             "one compaction at a time removes a segment"
         );
         assert!(
-            self.sealed.keys().next_back() != Some(&old.header.base_lsn),
+            self.sealed.last_base() != Some(old.header.base_lsn),
             "the newest sealed segment is rewritten, never removed"
         );
         self.vfs
             .remove_file(&old.path)
             .map_err(|e| Error::io("remove compacted segment", &old.path, e))?;
-        self.sealed.remove(&old.header.base_lsn);
+        self.sealed.remove(old.header.base_lsn);
         Ok(())
     }
 
