@@ -83,8 +83,9 @@ pub struct Metrics {
     pub queue_bytes: u64,
     /// Bytes the queue's rings hold, every shard together.
     pub queue_capacity_bytes: u64,
-    /// The most ring bytes in use (every shard) the committer has seen when taking a
-    /// batch.
+    /// The most ring bytes in use (every shard) the committer has seen: the bytes one
+    /// batch took, or, while batches stop at their limit, the bytes in use when the
+    /// next one starts.
     pub queue_high_water_bytes: u64,
     /// The last error the log returned, if any.
     pub last_error: Option<String>,

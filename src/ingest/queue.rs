@@ -324,6 +324,18 @@ impl IngestQueue {
         }
     }
 
+    /// The position of the committer in `shard`, for
+    /// [`IngestQueue::bytes_consumed_since`]. Committer only.
+    pub fn consumed_mark(&self, shard: usize) -> u64 {
+        self.rings[shard].consumed_mark()
+    }
+
+    /// Ring bytes of `shard` taken since `mark` (headers and padding included).
+    /// Committer only.
+    pub fn bytes_consumed_since(&self, shard: usize, mark: u64) -> u64 {
+        self.rings[shard].bytes_consumed_since(mark)
+    }
+
     /// Gives the room of every record taken from `shard` back to its producers (taking
     /// gives it back only in larger steps, or when the shard is found empty).
     /// Committer only.

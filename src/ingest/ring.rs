@@ -276,6 +276,20 @@ impl Ring {
         }
     }
 
+    /// The consumer's position, for [`Ring::bytes_consumed_since`]. Consumer only: it
+    /// reads the consumer's own counter, no line a producer writes.
+    pub fn consumed_mark(&self) -> u64 {
+        self.consumed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes consumed since `mark` (headers and padding included), counted as at most
+    /// the ring's size: records claimed while the consumer was taking the others can
+    /// make what it took more than the ring held at once. Consumer only.
+    pub fn bytes_consumed_since(&self, mark: u64) -> u64 {
+        let words = Cursor(self.consumed.load(Ordering::Relaxed)).words_since(Cursor(mark));
+        (words * 8).min(self.capacity_bytes() as u64)
+    }
+
     /// Gives every word consumed so far back to the producers. Consumer only.
     pub fn release(&self) {
         let consumed = self.consumed.load(Ordering::Relaxed);

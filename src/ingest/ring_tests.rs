@@ -51,6 +51,25 @@ fn records_come_out_in_order_with_their_tags_and_the_ring_is_zero_after() {
 }
 
 #[test]
+fn the_consumer_counts_the_bytes_it_took_at_most_a_ring_at_a_time() {
+    let ring = Ring::with_capacity(128); // 16 words
+    let mark = ring.consumed_mark();
+    assert_eq!(ring.bytes_consumed_since(mark), 0);
+    assert!(push(&ring, 1, &[b"hello world"])); // header and 2 words
+    assert!(push(&ring, 1, &[&[]])); // a header alone
+    assert!(pop(&ring).is_some());
+    assert_eq!(ring.bytes_consumed_since(mark), 24);
+    assert!(pop(&ring).is_some());
+    assert_eq!(ring.bytes_consumed_since(mark), 32);
+    // Laps of a ring taken since the mark count as one ring.
+    for _ in 0..40 {
+        assert!(push(&ring, 1, &[&[1u8; 8]]));
+        assert!(pop(&ring).is_some());
+    }
+    assert_eq!(ring.bytes_consumed_since(mark), 128);
+}
+
+#[test]
 fn a_full_ring_refuses_until_the_consumer_frees_room() {
     let ring = Ring::with_capacity(128); // 16 words
     let mut n = 0;
