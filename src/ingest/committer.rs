@@ -318,11 +318,12 @@ impl Committer {
     /// batch takes is what was waiting, counted from its own cursors; only while it is
     /// behind does it read the bytes in use from the producers' claim counters, since
     /// reading one pulls its cache line away from the producer, whose next claim then
-    /// waits for it (a tenth of a microsecond on a record call's tail here).
+    /// waits for it (up to a tenth of a microsecond on a record call's p99 here, see
+    /// docs/benchmarks.md).
     fn take_batch(&mut self, max: usize) -> usize {
-        let high_water = &self.shared.counters.high_water;
         if self.behind {
-            high_water.fetch_max(self.shared.queue.len_bytes(), Ordering::Relaxed);
+            let in_use = self.shared.queue.len_bytes();
+            (self.shared.counters.high_water).fetch_max(in_use, Ordering::Relaxed);
         }
         let n_shards = self.shared.queue.shards();
         let first = self.next_shard;
@@ -337,8 +338,7 @@ impl Committer {
             n_taken += n;
             bytes_taken += bytes;
         }
-        let high_water = &self.shared.counters.high_water;
-        high_water.fetch_max(bytes_taken, Ordering::Relaxed);
+        (self.shared.counters.high_water).fetch_max(bytes_taken, Ordering::Relaxed);
         self.behind = n_taken == max;
         n_taken
     }
