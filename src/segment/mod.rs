@@ -429,6 +429,11 @@ impl ActiveSegment {
     fn lsn_at(&self, offset: u64) -> Lsn {
         Lsn(self.header.base_lsn.0 + (offset - SEGMENT_HEADER_BYTES))
     }
+
+    /// The file offset a frame with LSN `lsn` (at or above the base) would start at.
+    fn offset_of(&self, lsn: Lsn) -> u64 {
+        (lsn.0 - self.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES)
+    }
 }
 
 /// Counters of the journal's work, for metrics and benchmarks.
@@ -858,7 +863,7 @@ impl Journal {
     pub(crate) fn prefetch_frame(&self, lsn: Lsn) {
         let active = &self.active;
         if lsn >= active.header.base_lsn {
-            let offset = (lsn.0 - active.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES);
+            let offset = active.offset_of(lsn);
             if let Some(view) = active
                 .view
                 .as_ref()
@@ -920,7 +925,7 @@ impl Journal {
         };
         if lsn >= self.active.header.base_lsn {
             let active = &self.active;
-            let offset = (lsn.0 - active.header.base_lsn.0).saturating_add(SEGMENT_HEADER_BYTES);
+            let offset = active.offset_of(lsn);
             if offset >= active.end_offset() {
                 return Err(not_a_frame(
                     &active.path,
