@@ -150,9 +150,12 @@ fn timer_overhead(n: u64) {
 /// CPU seconds the committer thread has used so far (Linux `/proc`, 10 ms ticks): its
 /// cost per record, independent of how much of a core the shared machine gave it.
 fn committer_cpu_s() -> Option<f64> {
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path();
-        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        // Another thread may end between the listing and this read: skip it.
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
         if comm.trim() != "auditlog-commit" {
             continue;
         }
@@ -356,6 +359,26 @@ fn sustained_calls(n: u64) {
     println!("sustained calls, 2 producers, time-stamped at the call: {written}");
 }
 
+/// A recorder left idle for `seconds`: the CPU its committer spends polling an empty
+/// queue, in milliseconds per second.
+fn idle(seconds: u64) {
+    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Drop);
+    // The thread names itself once it runs: wait for that.
+    let before = (0..1000)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            committer_cpu_s()
+        })
+        .expect("the committer thread is listed");
+    std::thread::sleep(Duration::from_secs(seconds));
+    let spent = committer_cpu_s().unwrap_or(f64::NAN) - before;
+    println!(
+        "idle for {seconds} s: committer cpu={spent:.2}s = {:.1} ms per second",
+        spent * 1e3 / seconds as f64
+    );
+    recorder.close(Duration::from_secs(10));
+}
+
 /// Flushes and closes `recorder`, started at `start`; says what was written, how fast,
 /// and what the committer spent per record.
 fn close_and_summarize(recorder: &Recorder, start: Instant) -> String {
@@ -416,7 +439,9 @@ fn main() {
     // `sustained` only the sustained run without durability (for profiling), or with
     // `calls` only the two-producer run of time-stamped calls, with `runs` only the
     // run of whole runs (`runs <rate>`: paced, with the drop policy), or with `spin` a
-    // timer-free loop for profiling that also prints a call's cost without a timer.
+    // timer-free loop for profiling that also prints a call's cost without a timer, or with
+    // `idle` (the first argument then in seconds) what the committer spends with nothing
+    // to do.
     if let Some(mode) = std::env::args().nth(2) {
         if mode == "calls" {
             sustained_calls(n_samples);
@@ -427,6 +452,8 @@ fn main() {
             }
         } else if mode == "spin" {
             spin_paced(n_samples);
+        } else if mode == "idle" {
+            idle(n_samples);
         } else if mode == "sustained" {
             sustained(
                 "None/block",
