@@ -98,6 +98,10 @@ pub const INGEST_SLOW_PATH_RECORDS_MAX: usize = 4096;
 pub const INGEST_BATCH_MAX: usize = 1024;
 /// Events of one run waiting for an earlier sequence are held at most this long.
 pub const INGEST_REORDER_WINDOW_MS_DEFAULT: u64 = 5;
+/// The longest the committer parks when it finds little or nothing to take. Each wake
+/// costs it some microseconds of CPU, so this sets what an idle recorder spends
+/// (docs/benchmarks.md); it is also about the longest a record waits to be written.
+pub const INGEST_IDLE_PARK_US_DEFAULT: u64 = 1000;
 /// Most events the committer holds back for sequence order, over all runs.
 pub const INGEST_REORDER_HELD_MAX: usize = 65_536;
 /// Most runs whose next sequence the committer remembers.

@@ -10,6 +10,9 @@
 //! - Producers never wake it: it polls, parking for a short, adaptive timeout when
 //!   idle (`PARK_MIN` doubling up to the configured `idle_park`). Only `flush` and
 //!   `close`, which may block anyway, unpark it.
+//! - It parks at most a tenth of the group-commit interval, and while it holds events
+//!   or finishes waiting for a record before them, at most a tenth of
+//!   `reorder_window`: a long idle park delays neither syncs nor releases by more.
 //! - Every record it takes is settled exactly once: written, or counted as a drop by
 //!   reason (oversized, rejected, I/O failure).
 //! - A flush ticket is completed only after every record accepted before the ticket was
@@ -50,6 +53,28 @@ enum Early {
 
 /// The shortest idle park.
 const PARK_MIN: Duration = Duration::from_micros(50);
+
+/// The longest the committer parks: `idle_park`, and under group commit at most a tenth
+/// of the interval, so data is synced within about 1.1 intervals of being recorded.
+fn park_max(idle_park: Duration, durability: Durability) -> Duration {
+    let park = match durability {
+        Durability::GroupCommit { interval_ms } => {
+            idle_park.min(Duration::from_millis(interval_ms) / 10)
+        }
+        Durability::None | Durability::EveryBatch => idle_park,
+    };
+    park.max(PARK_MIN)
+}
+
+/// `park`, or a tenth of the reorder window if shorter while records wait for their
+/// window to end, so they are released at most a tenth of a window late.
+fn while_waiting(park: Duration, waiting: bool, reorder_window: Duration) -> Duration {
+    if waiting {
+        park.min(reorder_window / 10).max(PARK_MIN)
+    } else {
+        park
+    }
+}
 
 /// Spare record buffers kept for reuse, and the largest payload buffer kept.
 const SPARE_MAX: usize = limits::INGEST_SPARE_RECORDS_MAX;
@@ -279,7 +304,7 @@ impl Committer {
 
     /// The thread's body: runs until closed and drained.
     pub fn run(mut self) -> Committer {
-        let idle_park_max = self.shared.config.idle_park.max(PARK_MIN);
+        let idle_park_max = self.park_max();
         let mut park = PARK_MIN;
         loop {
             let closing = self.shared.closed.load(Ordering::Acquire);
@@ -298,10 +323,10 @@ impl Committer {
             // batches and the queue's cache lines are not pulled back and forth per
             // record between producer and committer cores.
             if n_taken == 0 {
-                std::thread::park_timeout(park);
+                std::thread::park_timeout(self.while_waiting(park));
                 park = (park * 2).min(idle_park_max);
             } else if n_taken < limits::INGEST_BATCH_MAX / 4 {
-                std::thread::park_timeout(idle_park_max);
+                std::thread::park_timeout(self.while_waiting(idle_park_max));
                 park = PARK_MIN;
             } else {
                 park = PARK_MIN;
@@ -309,6 +334,17 @@ impl Committer {
         }
         self.finish();
         self
+    }
+
+    /// The longest park (see [`park_max`]).
+    fn park_max(&self) -> Duration {
+        park_max(self.shared.config.idle_park, self.shared.durability)
+    }
+
+    /// `park`, shortened while held events or early finishes wait for their window.
+    fn while_waiting(&self, park: Duration) -> Duration {
+        let waiting = self.reorder.is_holding() || !self.early_finishes.is_empty();
+        while_waiting(park, waiting, self.shared.config.reorder_window)
     }
 
     /// Pops up to `max` records into the ordered buffer from the shards in turn,
@@ -574,5 +610,34 @@ impl Committer {
         state.error = result.err();
         state.stopped = true;
         signal.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_park_is_the_configured_one_unless_group_commit_is_sooner() {
+        assert_eq!(park_max(MS, Durability::None), MS);
+        assert_eq!(park_max(MS, Durability::EveryBatch), MS);
+        let every_2ms = Durability::GroupCommit { interval_ms: 2 };
+        assert_eq!(park_max(MS, every_2ms), MS / 5);
+        let every_100ms = Durability::GroupCommit { interval_ms: 100 };
+        assert_eq!(park_max(MS, every_100ms), MS);
+        let every_0ms = Durability::GroupCommit { interval_ms: 0 };
+        assert_eq!(park_max(MS, every_0ms), PARK_MIN);
+        assert_eq!(park_max(Duration::ZERO, Durability::None), PARK_MIN);
+    }
+
+    #[test]
+    fn records_waiting_for_their_window_shorten_the_park() {
+        let window = 5 * MS;
+        assert_eq!(while_waiting(MS, false, window), MS);
+        assert_eq!(while_waiting(MS, true, window), MS / 2);
+        assert_eq!(while_waiting(MS / 4, true, window), MS / 4);
+        assert_eq!(while_waiting(MS, true, Duration::ZERO), PARK_MIN);
     }
 }

@@ -99,6 +99,11 @@ impl<T: Sequenced> Reorder<T> {
         self.n_held
     }
 
+    /// Whether any event is held.
+    pub fn is_holding(&self) -> bool {
+        self.n_held > 0
+    }
+
     /// Where the run `run_id` is in `runs`, if it is remembered.
     fn find(&mut self, run_id: &str) -> Option<usize> {
         let last = self.last_run_idx;
