@@ -49,6 +49,7 @@
 //!   (see `committer.rs`).
 
 mod committer;
+mod copy;
 mod metrics;
 mod queue;
 mod reorder;

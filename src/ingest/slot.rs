@@ -236,10 +236,8 @@ impl Sink for SliceSink<'_> {
     #[inline]
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
         let end = self.pos.checked_add(bytes.len()).ok_or(Refused)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(Refused)?
-            .copy_from_slice(bytes);
+        let dest = self.buf.get_mut(self.pos..end).ok_or(Refused)?;
+        super::copy::copy_short(dest, bytes);
         self.pos = end;
         Ok(())
     }

@@ -120,7 +120,7 @@ impl Out<'_> {
             Ok(len) if len < 32 => self.byte(0xa0 | len),
             _ => self.str_len(v.len()),
         }
-        self.0.extend_from_slice(v);
+        super::copy::extend_short(self.0, v);
     }
     /// The header of a string of 32 bytes or more.
     #[cold]
