@@ -102,6 +102,8 @@ pub const INGEST_REORDER_WINDOW_MS_DEFAULT: u64 = 5;
 /// costs it some microseconds of CPU, so this sets what an idle recorder spends
 /// (docs/benchmarks.md); it is also about the longest a record waits to be written.
 pub const INGEST_IDLE_PARK_US_DEFAULT: u64 = 1000;
+/// The longest idle park a recorder accepts: 1 s.
+pub const INGEST_IDLE_PARK_US_MAX: u64 = 1_000_000;
 /// Most events the committer holds back for sequence order, over all runs.
 pub const INGEST_REORDER_HELD_MAX: usize = 65_536;
 /// Most runs whose next sequence the committer remembers.
@@ -216,6 +218,7 @@ const _: () = {
     assert!(INGEST_SPARE_RECORDS_MAX >= INGEST_BATCH_MAX);
     // A transcoded event's fields fit the slot's u16 count.
     assert!(INGEST_TRANSCODE_FIELDS_MAX <= u16::MAX as usize);
+    assert!(INGEST_IDLE_PARK_US_DEFAULT <= INGEST_IDLE_PARK_US_MAX);
     // Early writeback starts well before a segment is full.
     assert!(SEGMENT_WRITEBACK_BYTES < SEGMENT_BYTES_DEFAULT);
 };

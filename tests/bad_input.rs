@@ -1,8 +1,8 @@
 //! Bad input gets a clear error and loses nothing: oversized records, invalid UTF-8
 //! read back from disk, duplicate run ids and sequences, finishing an unknown run,
 //! empty ids, timestamps at the ends of the representable range, a read-only store
-//! directory and a foreign file in it, reads at LSNs where no frame starts. (A store
-//! already locked: `log_lock.rs`.)
+//! directory and a foreign file in it, reads at LSNs where no frame starts, an ingest
+//! configuration out of bounds. (A store already locked: `log_lock.rs`.)
 
 mod common;
 
@@ -446,4 +446,41 @@ fn a_read_only_store_directory_is_a_clear_error_and_can_still_be_verified() {
         3,
         "nothing was lost"
     );
+}
+
+#[test]
+fn an_ingest_config_out_of_bounds_is_refused_with_what_is_wrong() {
+    use auditlog::IngestConfig;
+    use std::time::Duration;
+
+    let cases = [
+        (
+            IngestConfig::default().idle_park(Duration::from_secs(2)),
+            "idle_park",
+        ),
+        (
+            IngestConfig::default().reorder_window(Duration::from_secs(61)),
+            "reorder_window",
+        ),
+        (
+            IngestConfig {
+                inline_bytes: 0,
+                ..IngestConfig::default()
+            },
+            "inline_bytes",
+        ),
+        (IngestConfig::default().queue_bytes(1), "queue"),
+    ];
+    for (config, field) in cases {
+        match config.validate() {
+            Err(Error::InvalidConfig(why)) => assert!(why.contains(field), "{field}: {why}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let longest = IngestConfig::default().idle_park(Duration::from_secs(1));
+    assert!(
+        longest.validate().is_ok(),
+        "1 s is the longest park allowed"
+    );
+    assert!(IngestConfig::default().validate().is_ok());
 }

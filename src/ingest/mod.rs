@@ -249,7 +249,8 @@ impl IngestConfig {
                 limits::INGEST_SHARDS_MAX
             ));
         }
-        if self.reorder_window > Duration::from_secs(60) || self.idle_park > Duration::from_secs(1)
+        if self.reorder_window > Duration::from_secs(60)
+            || self.idle_park > Duration::from_micros(limits::INGEST_IDLE_PARK_US_MAX)
         {
             return invalid(format!(
                 "ingest reorder_window {:?} (max 60 s) or idle_park {:?} (max 1 s) too long",
