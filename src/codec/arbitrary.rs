@@ -203,3 +203,80 @@ pub(crate) fn damaged_payload() -> impl Strategy<Value = (Record, Vec<u8>)> {
         (record, bytes)
     })
 }
+
+/// How a payload's map is rearranged: its entries put in another order, and maybe one
+/// left out, one given twice, or a key of no field added. A map value (a finish's
+/// stats) is rearranged the same way.
+#[derive(Clone, Debug)]
+pub(crate) struct Rearrange {
+    /// Sort keys for the entries, by position.
+    order: Vec<u32>,
+    left_out: Option<usize>,
+    twice: Option<usize>,
+    unknown_key: bool,
+}
+
+impl Rearrange {
+    /// Whether the map keeps every entry once and nothing else: only its order changes.
+    pub(crate) fn keeps_the_entries(&self) -> bool {
+        self.left_out.is_none() && self.twice.is_none() && !self.unknown_key
+    }
+}
+
+/// A record and its payload with the payload's map rearranged.
+pub(crate) fn rearranged_payload() -> impl Strategy<Value = (Record, Rearrange, Vec<u8>)> {
+    let rearrange = (
+        prop::collection::vec(any::<u32>(), 24),
+        prop::option::weighted(0.2, any::<usize>()),
+        prop::option::weighted(0.2, any::<usize>()),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(order, left_out, twice, unknown_key)| Rearrange {
+            order,
+            left_out,
+            twice,
+            unknown_key,
+        });
+    (record(), rearrange).prop_map(|(record, how)| {
+        let bytes = rearranged(&payload(&record), &how);
+        (record, how, bytes)
+    })
+}
+
+/// The map at the start of `bytes`, rearranged as `how` says.
+fn rearranged(bytes: &[u8], how: &Rearrange) -> Vec<u8> {
+    let mut map = crate::codec::msgpack::MsgpackMap::new(bytes).expect("a payload is a map");
+    let mut entries = Vec::new();
+    while let Some(key) = map.next_key().expect("a key") {
+        let value = map.raw().expect("a value").bytes();
+        let value = if key == b"stats" {
+            rearranged(value, how)
+        } else {
+            value.to_vec()
+        };
+        entries.push((key.to_vec(), value));
+    }
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&entry_idx| how.order[entry_idx % how.order.len()]);
+    let mut entries: Vec<_> = order.into_iter().map(|i| entries[i].clone()).collect();
+    if let (Some(at), false) = (how.left_out, entries.is_empty()) {
+        entries.remove(at % entries.len());
+    }
+    if let (Some(at), false) = (how.twice, entries.is_empty()) {
+        let entry = entries[at % entries.len()].clone();
+        entries.push(entry);
+    }
+    if how.unknown_key {
+        entries.push((b"no_such_field".to_vec(), vec![0xc0]));
+    }
+    let mut out = Vec::new();
+    let n = u32::try_from(entries.len()).expect("a few entries");
+    rmp::encode::write_map_len(&mut out, n).expect("into a Vec");
+    for (key, value) in entries {
+        let len = u32::try_from(key.len()).expect("a short key");
+        rmp::encode::write_str_len(&mut out, len).expect("into a Vec");
+        out.extend_from_slice(&key);
+        out.extend_from_slice(&value);
+    }
+    out
+}

@@ -284,7 +284,7 @@ fn outcome(view: OutcomeView<'_>) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::arbitrary::{damaged_payload, payload, record};
+    use crate::codec::arbitrary::{damaged_payload, payload, rearranged_payload, record};
     use crate::codec::{Purge, RecordKind};
     use crate::limits::VALUE_DEPTH_MAX;
     use crate::model::{Timestamp, Value};
@@ -382,6 +382,20 @@ mod tests {
             let hand = read_record(record.kind(), &bytes);
             prop_assert!(hand.is_some(), "the hand-written reader left {record:?} to serde");
             prop_assert!(same(hand.as_ref().unwrap(), &record));
+            agrees_with_serde(record.kind(), &bytes)?;
+        }
+
+        /// The hand-written readers walk a map in the encoder's order first and in
+        /// any order after; both must read what serde reads.
+        #[test]
+        fn payloads_with_their_keys_rearranged_are_read_as_serde_reads_them(
+            (record, how, bytes) in rearranged_payload(),
+        ) {
+            if how.keeps_the_entries() {
+                let hand = read_record(record.kind(), &bytes);
+                prop_assert!(hand.is_some(), "the hand-written reader left {record:?} to serde");
+                prop_assert!(same(hand.as_ref().unwrap(), &record));
+            }
             agrees_with_serde(record.kind(), &bytes)?;
         }
 

@@ -28,7 +28,7 @@ use crate::model::{OutcomeKind, Status, Timestamp};
 /// The readers a record walker calls for every field (`str_raw`, `raw`, `u64`,
 /// `timestamp` and what they call) are `#[inline(always)]`: left to the compiler they
 /// stayed calls, which cost a log replay without a checkpoint about 5%.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct MsgpackMap<'a> {
     bytes: &'a [u8],
     n_left: usize,
@@ -118,6 +118,19 @@ impl<'a> MsgpackMap<'a> {
         }
         self.n_left -= 1;
         self.str_bytes().map(Some)
+    }
+
+    /// Moves past the next key if it is `name`; `None` (the map left where it was read
+    /// to) if it is another or there is none.
+    #[inline(always)]
+    pub(crate) fn key_is(&mut self, name: &[u8]) -> Option<()> {
+        (self.next_key()?? == name).then_some(())
+    }
+
+    /// Whether the next key is `name`, without moving past it.
+    #[inline]
+    pub(crate) fn next_key_is(&self, name: &[u8]) -> bool {
+        self.clone().key_is(name).is_some()
     }
 
     /// Reads the map value at the current position with `read`, which must read all
@@ -399,6 +412,12 @@ impl<'a> Str<'a> {
 pub(crate) struct Raw<'a>(&'a [u8]);
 
 impl<'a> Raw<'a> {
+    /// The value's bytes, as they are in the payload.
+    #[cfg(test)]
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.0
+    }
+
     /// Reads the value with `read`, which must read all of it.
     fn read<T>(self, read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>) -> Option<T> {
         let mut value = MsgpackMap {

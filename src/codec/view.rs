@@ -53,6 +53,11 @@ impl<'a> RunView<'a> {
     /// Reads the entries of a run's map.
     #[inline]
     pub(crate) fn read(map: &mut MsgpackMap<'a>) -> Option<Self> {
+        in_order_or(map, Self::read_in_order, Self::read_any_order)
+    }
+
+    /// Reads the entries of a run's map, in whatever order.
+    fn read_any_order(map: &mut MsgpackMap<'a>) -> Option<Self> {
         let mut view = RunView::default();
         while let Some(name) = map.next_key()? {
             match name {
@@ -83,6 +88,90 @@ impl<'a> RunView<'a> {
     }
 }
 
+/// Reads `map` with `in_order` (a walker for the keys in the encoder's order) from a
+/// copy of it, or, if that refuses, with `general` from where `map` was: a record read
+/// back is almost always in the encoder's order, but any order of the same keys is the
+/// same record.
+#[inline(always)]
+fn in_order_or<'a, T>(
+    map: &mut MsgpackMap<'a>,
+    in_order: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
+    general: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
+) -> Option<T> {
+    let mut ahead = map.clone();
+    match in_order(&mut ahead) {
+        Some(view) => {
+            *map = ahead;
+            Some(view)
+        }
+        None => general(map),
+    }
+}
+
+impl<'a> RunView<'a> {
+    /// Reads a run's map whose keys come in the order the encoder writes them (the
+    /// model's field order), each once, `finished_at` only if set: one comparison per
+    /// key, where the general reader finds each key among all of them. `None` at the
+    /// first difference (another order, a missing or unknown key, a value of another
+    /// type), and the caller reads the map the general way.
+    fn read_in_order(map: &mut MsgpackMap<'a>) -> Option<Self> {
+        map.key_is(b"id")?;
+        let id = map.str_raw()?;
+        map.key_is(b"skill_id")?;
+        let skill_id = map.str_raw()?;
+        map.key_is(b"caller_id")?;
+        let caller_id = map.str_raw()?;
+        map.key_is(b"channel_id")?;
+        let channel_id = map.str_raw()?;
+        map.key_is(b"inputs")?;
+        let inputs = map.raw()?;
+        map.key_is(b"started_at")?;
+        let started_at = map.timestamp()?;
+        let finished_at = if map.next_key_is(b"finished_at") {
+            map.key_is(b"finished_at")?;
+            Some(map.nullable(MsgpackMap::timestamp)?)
+        } else {
+            None
+        };
+        map.key_is(b"status")?;
+        let status = map.status()?;
+        map.key_is(b"output")?;
+        let output = map.str_raw()?;
+        map.key_is(b"error")?;
+        let error = map.str_raw()?;
+        map.key_is(b"tool_calls_count")?;
+        let tool_calls_count = map.u64()?;
+        map.key_is(b"runtime_seconds")?;
+        let runtime_seconds = map.f64()?;
+        map.key_is(b"parent_run_id")?;
+        let parent_run_id = map.str_raw()?;
+        map.key_is(b"total_input_tokens")?;
+        let total_input_tokens = map.u64()?;
+        map.key_is(b"total_output_tokens")?;
+        let total_output_tokens = map.u64()?;
+        map.key_is(b"total_thinking_tokens")?;
+        let total_thinking_tokens = map.u64()?;
+        map.next_key()?.is_none().then_some(RunView {
+            id: Some(id),
+            skill_id: Some(skill_id),
+            caller_id: Some(caller_id),
+            channel_id: Some(channel_id),
+            inputs: Some(inputs),
+            started_at: Some(started_at),
+            finished_at,
+            status: Some(status),
+            output: Some(output),
+            error: Some(error),
+            tool_calls_count: Some(tool_calls_count),
+            runtime_seconds: Some(runtime_seconds),
+            parent_run_id: Some(parent_run_id),
+            total_input_tokens: Some(total_input_tokens),
+            total_output_tokens: Some(total_output_tokens),
+            total_thinking_tokens: Some(total_thinking_tokens),
+        })
+    }
+}
+
 /// The stats of a `RunFinished` payload (a [`RunStats`](crate::model::RunStats)).
 #[derive(Debug, Default)]
 pub(crate) struct StatsView<'a> {
@@ -100,6 +189,42 @@ impl<'a> StatsView<'a> {
     /// Reads the entries of a stats map.
     #[inline]
     pub(crate) fn read(map: &mut MsgpackMap<'a>) -> Option<Self> {
+        in_order_or(map, Self::read_in_order, Self::read_any_order)
+    }
+
+    /// Reads a stats map whose keys come in the order the encoder writes them, as
+    /// [`RunView`]'s does.
+    fn read_in_order(map: &mut MsgpackMap<'a>) -> Option<Self> {
+        map.key_is(b"status")?;
+        let status = map.status()?;
+        map.key_is(b"output")?;
+        let output = map.str_raw()?;
+        map.key_is(b"error")?;
+        let error = map.str_raw()?;
+        map.key_is(b"tool_calls")?;
+        let tool_calls = map.u64()?;
+        map.key_is(b"runtime_seconds")?;
+        let runtime_seconds = map.f64()?;
+        map.key_is(b"input_tokens")?;
+        let input_tokens = map.u64()?;
+        map.key_is(b"output_tokens")?;
+        let output_tokens = map.u64()?;
+        map.key_is(b"thinking_tokens")?;
+        let thinking_tokens = map.u64()?;
+        map.next_key()?.is_none().then_some(StatsView {
+            status: Some(status),
+            output: Some(output),
+            error: Some(error),
+            tool_calls: Some(tool_calls),
+            runtime_seconds: Some(runtime_seconds),
+            input_tokens: Some(input_tokens),
+            output_tokens: Some(output_tokens),
+            thinking_tokens: Some(thinking_tokens),
+        })
+    }
+
+    /// Reads the entries of a stats map, in whatever order.
+    fn read_any_order(map: &mut MsgpackMap<'a>) -> Option<Self> {
         let mut view = StatsView::default();
         while let Some(name) = map.next_key()? {
             match name {
