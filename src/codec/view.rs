@@ -108,6 +108,21 @@ fn in_order_or<'a, T>(
     }
 }
 
+/// For a key the encoder leaves out when it has no value: `Some(None)` if the next key
+/// is not `name`, else the value `read` reads after it (`None` if it does not read).
+#[inline(always)]
+fn if_next<'a, T>(
+    map: &mut MsgpackMap<'a>,
+    name: &[u8],
+    read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    if !map.next_key_is(name) {
+        return Some(None);
+    }
+    map.key_is(name)?;
+    read(map).map(Some)
+}
+
 impl<'a> RunView<'a> {
     /// Reads a run's map whose keys come in the order the encoder writes them (the
     /// model's field order), each once, `finished_at` only if set: one comparison per
@@ -127,12 +142,9 @@ impl<'a> RunView<'a> {
         let inputs = map.raw()?;
         map.key_is(b"started_at")?;
         let started_at = map.timestamp()?;
-        let finished_at = if map.next_key_is(b"finished_at") {
-            map.key_is(b"finished_at")?;
-            Some(map.nullable(MsgpackMap::timestamp)?)
-        } else {
-            None
-        };
+        let finished_at = if_next(map, b"finished_at", |map| {
+            map.nullable(MsgpackMap::timestamp)
+        })?;
         map.key_is(b"status")?;
         let status = map.status()?;
         map.key_is(b"output")?;
@@ -322,6 +334,52 @@ impl<'a> CallView<'a> {
     /// Reads the entries of a call event's map.
     #[inline]
     pub(crate) fn read(map: &mut MsgpackMap<'a>) -> Option<Self> {
+        in_order_or(map, Self::read_in_order, Self::read_any_order)
+    }
+
+    /// Reads a call event's map whose keys come in the order the encoder writes them,
+    /// as [`RunView`]'s does; the outcome's own map is read the general way.
+    fn read_in_order(map: &mut MsgpackMap<'a>) -> Option<Self> {
+        map.key_is(b"ts")?;
+        let ts = map.timestamp()?;
+        map.key_is(b"call_id")?;
+        let call_id = map.str_raw()?;
+        map.key_is(b"tool_id")?;
+        let tool_id = map.str_raw()?;
+        let caller_id = if_next(map, b"caller_id", |map| map.nullable(MsgpackMap::str_raw))?;
+        map.key_is(b"granted_capabilities")?;
+        let granted_capabilities = map.raw()?;
+        map.key_is(b"duration_ms")?;
+        let duration_ms = map.u64()?;
+        map.key_is(b"outcome")?;
+        let outcome = map.with_map(OutcomeView::read)?;
+        map.key_is(b"tier")?;
+        let tier = map.str_raw()?;
+        map.key_is(b"dry_run")?;
+        let dry_run = map.bool()?;
+        map.key_is(b"schema_version")?;
+        let schema_version = map.u32()?;
+        map.key_is(b"secrets_resolved")?;
+        let secrets_resolved = map.bool()?;
+        let cursor_page = if_next(map, b"cursor_page", |map| map.nullable(MsgpackMap::u32))?;
+        map.next_key()?.is_none().then_some(CallView {
+            ts: Some(ts),
+            call_id: Some(call_id),
+            tool_id: Some(tool_id),
+            caller_id,
+            granted_capabilities: Some(granted_capabilities),
+            duration_ms: Some(duration_ms),
+            outcome: Some(outcome),
+            tier: Some(tier),
+            dry_run: Some(dry_run),
+            schema_version: Some(schema_version),
+            secrets_resolved: Some(secrets_resolved),
+            cursor_page,
+        })
+    }
+
+    /// Reads the entries of a call event's map, in whatever order.
+    fn read_any_order(map: &mut MsgpackMap<'a>) -> Option<Self> {
         let mut view = CallView::default();
         while let Some(name) = map.next_key()? {
             match name {
