@@ -23,6 +23,10 @@
 //! - A walker reads one map and leaves the bytes after it to its caller: the decoder
 //!   refuses trailing bytes, the index does not look at them.
 //! - Nothing here allocates and nothing recurses (see `codec::msgpack`).
+//! - The walkers of a run, its stats and a call event first expect each key in the
+//!   order the encoder writes them (one comparison per key) and, at the first
+//!   difference, walk the map again from its start in whatever order: the two answer
+//!   alike (proptested with rearranged maps in `codec::decode`).
 
 use crate::codec::msgpack::{MsgpackMap, Raw, Str, first_time};
 use crate::model::{OutcomeKind, Status, Timestamp};
