@@ -127,12 +127,6 @@ impl<'a> MsgpackMap<'a> {
         (self.next_key()?? == name).then_some(())
     }
 
-    /// Whether the next key is `name`, without moving past it.
-    #[inline]
-    pub(crate) fn next_key_is(&self, name: &[u8]) -> bool {
-        self.clone().key_is(name).is_some()
-    }
-
     /// Reads the map value at the current position with `read`, which must read all
     /// of its entries, and moves past it.
     #[inline]

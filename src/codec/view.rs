@@ -120,10 +120,11 @@ fn if_next<'a, T>(
     name: &[u8],
     read: impl FnOnce(&mut MsgpackMap<'a>) -> Option<T>,
 ) -> Option<Option<T>> {
-    if !map.next_key_is(name) {
+    let mut ahead = map.clone();
+    if ahead.key_is(name).is_none() {
         return Some(None);
     }
-    map.key_is(name)?;
+    *map = ahead;
     read(map).map(Some)
 }
 
