@@ -16,6 +16,7 @@
 //! - A run's finish releases everything held for it first, and forgets the run.
 //! - Records that are not events pass straight through, in order.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -176,17 +177,19 @@ impl<T: Sequenced> Reorder<T> {
                     // Late (its gap was skipped) or a duplicate: written as it comes; the
                     // log does not hide it.
                     out.push(record);
-                } else {
-                    if let Some((earlier, _)) = run.held.insert(seq, (record, now)) {
-                        // Two events with one sequence: the first goes out, the second
-                        // keeps its place.
-                        out.push(earlier);
-                        self.n_held -= 1;
-                    }
+                } else if let Entry::Vacant(slot) = run.held.entry(seq) {
+                    slot.insert((record, now));
                     self.n_held += 1;
                     if self.n_held > limits::INGEST_REORDER_HELD_MAX {
                         self.release_all(out);
                     }
+                } else {
+                    // A second event with a held sequence: the gap is given up on. The
+                    // held events up to that sequence go out in order, the first with it
+                    // among them, then the second (which the log then refuses).
+                    self.n_held -= release_through(run, seq, out);
+                    out.push(record);
+                    self.n_held -= release_consecutive(run, out);
                 }
             }
             Order::Finish { run_id } => {
@@ -240,14 +243,25 @@ fn release_consecutive<T>(run: &mut RunOrder<T>, out: &mut Vec<T>) -> usize {
     n
 }
 
-/// Releases every held event of a run in order, skipping gaps; returns how many.
-fn release_held<T>(run: &mut RunOrder<T>, out: &mut Vec<T>) -> usize {
-    let n = run.held.len();
-    while let Some((seq, (record, _))) = run.held.pop_first() {
-        out.push(record);
+/// Releases the held events of a run up to sequence `last`, in order, skipping gaps;
+/// returns how many.
+fn release_through<T>(run: &mut RunOrder<T>, last: u64, out: &mut Vec<T>) -> usize {
+    let mut n = 0;
+    while let Some(entry) = run.held.first_entry() {
+        if *entry.key() > last {
+            break;
+        }
+        let seq = *entry.key();
+        out.push(entry.remove().0);
         run.next_seq = seq + 1;
+        n += 1;
     }
     n
+}
+
+/// Releases every held event of a run in order, skipping gaps; returns how many.
+fn release_held<T>(run: &mut RunOrder<T>, out: &mut Vec<T>) -> usize {
+    release_through(run, u64::MAX, out)
 }
 
 #[cfg(test)]
@@ -367,6 +381,23 @@ mod tests {
         r.push(ev("run-7", 2), now, &mut out);
         assert_eq!(seqs(&out), owned(&[("new", 1), ("held", 1), ("held", 2)]));
         assert_eq!(r.n_held(), 1);
+    }
+
+    #[test]
+    fn a_second_event_with_a_held_sequence_goes_out_after_the_events_before_it() {
+        let mut r = Reorder::new(Duration::from_secs(60));
+        let now = Instant::now();
+        let mut out = Vec::new();
+        // Behind the gap at 1: 2, 3 and 5 wait. A second 3 gives the gap up: 2, the
+        // first 3 and then the second go out, in that order; 5 still waits for 4.
+        for record in [ev("a", 2), ev("a", 3), ev("a", 5), ev("a", 3)] {
+            r.push(record, now, &mut out);
+        }
+        assert_eq!(seqs(&out), owned(&[("a", 2), ("a", 3), ("a", 3)]));
+        assert_eq!(r.n_held(), 1);
+        r.push(ev("a", 4), now, &mut out);
+        assert_eq!(seqs(&out)[3..], owned(&[("a", 4), ("a", 5)]));
+        assert_eq!(r.n_held(), 0);
     }
 
     #[test]
