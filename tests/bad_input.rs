@@ -13,7 +13,9 @@ use std::process::Command;
 use std::sync::RwLock;
 
 use auditlog::model::{CallEvent, Outcome, Payload, Run, RunEvent, RunStats, Status, Timestamp};
-use auditlog::{AuditLog, Config, CorruptionKind, Error, Lsn, RecoveryMode, RunFilter, Storage};
+use auditlog::{
+    AuditLog, Config, CorruptionKind, Error, Lsn, Record, RecoveryMode, RunFilter, Storage,
+};
 use common::segment_files;
 
 /// The read-only test runs chattr(1); a forked child shares this process's open file
@@ -115,6 +117,71 @@ fn duplicate_run_ids_and_sequences_are_refused_and_the_originals_kept() {
         "step number 2",
         "and after reopen"
     );
+}
+
+#[test]
+fn a_finish_whose_status_is_not_terminal_is_refused_and_the_run_stays_running() {
+    let _turn = shared_turn();
+    let dir = tempfile::tempdir().unwrap();
+    store_with_a_run(dir.path());
+    let log = AuditLog::open(config(dir.path())).unwrap();
+    let before = n_records(&log);
+    let running = RunStats {
+        status: Status::Running,
+        ..RunStats::default()
+    };
+    let err = log.finish_run("r1", &running).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("not terminal"), "{err}");
+    assert_eq!(n_records(&log), before, "nothing was written");
+
+    // Written unchecked, it is in the log but not in the index, now and after a reopen.
+    let finish = Record::RunFinished(auditlog::codec::RunFinished {
+        run_id: "r1".into(),
+        stats: running,
+        finished_at: Timestamp::from_unix_millis(9_000),
+    });
+    log.append_batch(std::slice::from_ref(&finish)).unwrap();
+    assert_eq!(n_records(&log), before + 1);
+    assert_eq!(log.get_run("r1").unwrap().finished_at, None);
+    log.close().unwrap();
+    let log = AuditLog::open(config(dir.path())).unwrap();
+    assert_eq!(log.get_run("r1").unwrap().finished_at, None, "after reopen");
+}
+
+#[test]
+fn an_event_with_sequence_0_is_refused_through_every_write_path() {
+    let _turn = shared_turn();
+    let dir = tempfile::tempdir().unwrap();
+    store_with_a_run(dir.path());
+    let log = AuditLog::open(config(dir.path())).unwrap();
+    let before = n_records(&log);
+    let err = log
+        .append_log(&step("r1", 0, "before the first"))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("sequence 1"), "{err}");
+    let zero = Record::EventAppended(step("r1", 0, "before the first"));
+    assert!(matches!(
+        log.append_each(std::slice::from_ref(&zero))[0],
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(n_records(&log), before, "nothing was written");
+
+    // Written unchecked, it is in the log but not in the index, now and after a reopen.
+    log.append_batch(std::slice::from_ref(&zero)).unwrap();
+    let sequences = |log: &AuditLog| -> Vec<u64> {
+        log.list_logs_by_run("r1")
+            .unwrap()
+            .iter()
+            .map(|event| event.sequence)
+            .collect()
+    };
+    let indexed = sequences(&log);
+    assert!(!indexed.contains(&0), "{indexed:?}");
+    log.close().unwrap();
+    let log = AuditLog::open(config(dir.path())).unwrap();
+    assert_eq!(sequences(&log), indexed, "after reopen");
 }
 
 #[test]

@@ -31,8 +31,8 @@
 //!
 //! # Invariants
 //! - Applying is deterministic and never fails: a record the query API would refuse (a
-//!   duplicate run id, a duplicate sequence, a finish for an unknown run, a payload
-//!   that does not decode) is ignored, so replaying a log always rebuilds the same
+//!   duplicate run id, a duplicate sequence or sequence 0, a finish for an unknown run
+//!   or with a status that is not terminal, a payload that does not decode) is ignored, so replaying a log always rebuilds the same
 //!   index, whoever wrote it.
 //! - Every list holds exactly the live runs that belong in it, sorted by its key; every
 //!   child list holds exactly the live runs with that parent id, newest first.
@@ -405,6 +405,27 @@ pub fn check_run_id(what: &str, id: &str) -> Result<()> {
         return Err(Error::InvalidInput(format!(
             "{what} is {} bytes long, more than the limit of {ID_BYTES_MAX}",
             id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an event's sequence: a run's first is 1 (SPEC §2.3), so 0 is refused.
+pub fn check_sequence(sequence: u64) -> Result<()> {
+    if sequence == 0 {
+        return Err(Error::InvalidInput(
+            "event sequence is 0; a run's first event is sequence 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a finish's status: `finish_run` sets a terminal one (SPEC §3.3), so
+/// `running` is refused.
+pub fn check_terminal(status: Status) -> Result<()> {
+    if !status.is_terminal() {
+        return Err(Error::InvalidInput(format!(
+            "a run cannot finish with status {status}: it is not terminal"
         )));
     }
     Ok(())
@@ -832,7 +853,7 @@ impl Index {
     pub fn check(&self, record: &Record) -> Result<()> {
         match record {
             Record::RunStarted(run) => self.check_start(&run.id),
-            Record::RunFinished(finish) => self.check_finish(&finish.run_id),
+            Record::RunFinished(finish) => self.check_finish(&finish.run_id, finish.stats.status),
             Record::EventAppended(event) => self.check_event(&event.run_id, event.sequence),
             Record::CallRecorded(call) => check_call(&call.call_id, &call.tool_id),
             Record::Purge(_) | Record::DropReport(_) => Ok(()),
@@ -848,7 +869,8 @@ impl Index {
                 self.check_start(keys::start(payload).ok_or_else(undecodable)?.id)
             }
             RecordKind::RunFinished => {
-                self.check_finish(keys::finish(payload).ok_or_else(undecodable)?.run_id)
+                let key = keys::finish(payload).ok_or_else(undecodable)?;
+                self.check_finish(key.run_id, key.stats.status)
             }
             RecordKind::EventAppended => {
                 let key = keys::event(payload).ok_or_else(undecodable)?;
@@ -875,14 +897,17 @@ impl Index {
         Ok(())
     }
 
-    /// Refuses a finish for a run that is not live.
-    pub fn check_finish(&self, run_id: &str) -> Result<()> {
+    /// Refuses a finish whose status is not terminal, or for a run that is not live.
+    pub fn check_finish(&self, run_id: &str, status: Status) -> Result<()> {
+        check_terminal(status)?;
         self.lookup(run_id).map(|_| ())
     }
 
-    /// Refuses an event with an empty run id or a sequence its run already holds.
+    /// Refuses an event with an empty run id, sequence 0 (a run's first is 1) or a
+    /// sequence its run already holds.
     pub fn check_event(&self, run_id: &str, sequence: u64) -> Result<()> {
         check_run_id("event run id", run_id)?;
+        check_sequence(sequence)?;
         if self.events_of(run_id).holds(sequence) {
             return Err(Error::Duplicate {
                 what: "run event",
@@ -1055,6 +1080,9 @@ impl Index {
     }
 
     fn apply_finish(&mut self, lsn: Lsn, run_id: &str, status: Status, at: Timestamp) -> bool {
+        if check_terminal(status).is_err() {
+            return false;
+        }
         let Some(idx) = self.live_run(run_id) else {
             return false;
         };
@@ -1096,7 +1124,7 @@ impl Index {
     }
 
     pub(crate) fn apply_event(&mut self, lsn: Lsn, run_id: &str, sequence: u64) -> bool {
-        if check_run_id("event run id", run_id).is_err() {
+        if check_run_id("event run id", run_id).is_err() || check_sequence(sequence).is_err() {
             return false;
         }
         let id = self.event_run_id(run_id);
@@ -1500,7 +1528,10 @@ mod tests {
         for (i, at) in [(0, 3), (1, 1), (2, 2), (3, 4)] {
             let finish = crate::codec::RunFinished {
                 run_id: format!("r{i}"),
-                stats: crate::model::RunStats::default(),
+                stats: crate::model::RunStats {
+                    status: Status::Ok,
+                    ..crate::model::RunStats::default()
+                },
                 finished_at: Timestamp::from_unix_nanos(at),
             };
             index.apply(Lsn(100 + i), &Record::RunFinished(finish));

@@ -137,7 +137,7 @@ impl AuditLog {
     ) -> Result<()> {
         let mut state = self.lock();
         journal_of(&state)?;
-        state.index.check_finish(run_id)?;
+        state.index.check_finish(run_id, stats.status)?;
         let record = Record::RunFinished(RunFinished {
             run_id: run_id.to_owned(),
             stats: stats.clone(),

@@ -96,12 +96,15 @@ pub trait Storage {
     fn start_run(&self, run: &Run) -> Result<()>;
 
     /// Sets the terminal state and `finished_at = now` (§3.3). An unknown id is
-    /// [`Error::NotFound`](crate::Error::NotFound); a second call wins over the first.
+    /// [`Error::NotFound`](crate::Error::NotFound); a status that is not terminal
+    /// (`running`) is [`Error::InvalidInput`](crate::Error::InvalidInput); a second call
+    /// wins over the first.
     fn finish_run(&self, run_id: &str, stats: &RunStats) -> Result<()>;
 
     /// Stores one event (§3.4). A sequence its run already holds is
-    /// [`Error::Duplicate`](crate::Error::Duplicate) and the original is kept; events of
-    /// a run never started are kept.
+    /// [`Error::Duplicate`](crate::Error::Duplicate) and the original is kept; sequence 0
+    /// is [`Error::InvalidInput`](crate::Error::InvalidInput) (a run's first is 1,
+    /// §2.3); events of a run never started are kept.
     fn append_log(&self, event: &RunEvent) -> Result<()>;
 
     /// The run, or [`Error::NotFound`](crate::Error::NotFound) (§3.5).

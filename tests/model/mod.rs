@@ -151,6 +151,9 @@ pub enum Answer {
     Calls(Vec<CallEvent>),
     NotFound,
     Duplicate,
+    /// Refused as invalid input (an event with sequence 0, a finish whose status is
+    /// not terminal).
+    Invalid,
 }
 
 pub fn answer<T>(result: Result<T, Error>, ok: impl FnOnce(T) -> Answer) -> Answer {
@@ -158,6 +161,7 @@ pub fn answer<T>(result: Result<T, Error>, ok: impl FnOnce(T) -> Answer) -> Answ
         Ok(value) => ok(value),
         Err(Error::NotFound { .. }) => Answer::NotFound,
         Err(Error::Duplicate { .. }) => Answer::Duplicate,
+        Err(Error::InvalidInput(_)) => Answer::Invalid,
         Err(other) => panic!("unexpected error: {other}"),
     }
 }
@@ -221,6 +225,7 @@ impl Model {
                 self.runs.insert(run.id.clone(), (self.n_started, run));
                 Answer::Unit
             }
+            Op::Finish { status, .. } if !status.is_terminal() => Answer::Invalid,
             Op::Finish { id, status, at: t } => match self.runs.get_mut(IDS[*id]) {
                 None => Answer::NotFound,
                 Some((_, run)) => {
@@ -230,6 +235,9 @@ impl Model {
             },
             Op::Append { .. } => {
                 let event = event_of(op);
+                if event.sequence == 0 {
+                    return Answer::Invalid;
+                }
                 let events = self.events.entry(event.run_id.clone()).or_default();
                 if events.contains_key(&event.sequence) {
                     return Answer::Duplicate;

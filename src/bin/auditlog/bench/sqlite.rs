@@ -449,6 +449,11 @@ impl Storage for SqliteStorage {
     }
 
     fn finish_run(&self, run_id: &str, stats: &RunStats) -> Result<()> {
+        if !stats.status.is_terminal() {
+            return Err(Error::InvalidInput(
+                "a finish status is not terminal".into(),
+            ));
+        }
         let n = update_finish(&self.lock(), run_id, stats, Timestamp::now())
             .map_err(self.fail("finish run"))?;
         if n == 0 {
@@ -463,6 +468,9 @@ impl Storage for SqliteStorage {
     fn append_log(&self, event: &RunEvent) -> Result<()> {
         if event.run_id.is_empty() {
             return Err(Error::InvalidInput("event run id is empty".into()));
+        }
+        if event.sequence == 0 {
+            return Err(Error::InvalidInput("event sequence is 0".into()));
         }
         match insert_event(&self.lock(), event) {
             Err(e) if is_constraint(&e) => Err(Error::Duplicate {
