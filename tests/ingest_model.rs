@@ -1,0 +1,488 @@
+//! Differential test of the recorder: random sequences of record calls from one
+//! producer (run starts, events, finishes and call events, valid and not, through the
+//! borrowed calls and as owned records, with fields that take the inline path and
+//! fields that take the slow path: strings past the inline size, nested JSON, repeated
+//! keys, more fields than the transcoder takes)
+//! against the same records appended one at a time to a second log, checked against its
+//! index as the recorder's committer checks them (`AuditLog::append_each`).
+//!
+//! What the recorder's log holds must be what the direct log accepted, each run's and
+//! each call's records in the same order. Every record the direct log refused, and every
+//! one the recording call refused itself, must be counted under the reason the log gave
+//! (oversized or rejected), in the close report and in the log's in-band drop reports.
+//! Nothing else may be dropped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditlog::codec::RunFinished;
+use auditlog::ingest::{Backpressure, DropCounts, EventRef, FieldValue, RunRef};
+use auditlog::model::{
+    CALL_EVENT_SCHEMA_VERSION, CallEvent, DropReason, Outcome, RunStats, Status, Timestamp,
+};
+use auditlog::{
+    AuditLog, Config, Durability, Error, IngestConfig, Lsn, Record, Recorded, Recorder,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// The largest record either log takes: small, so long fields make some oversized.
+const RECORD_BYTES_MAX: usize = 4096;
+
+/// Run ids a start may name: three valid ones, then an empty one and one over the
+/// length limit, which every call refuses.
+fn run_ids() -> [String; 5] {
+    [
+        "run-a".into(),
+        "run-b".into(),
+        "run-ü-中".into(),
+        String::new(),
+        "r".repeat(auditlog::limits::ID_BYTES_MAX + 1),
+    ]
+}
+/// A run no start names: its events and finishes are always refused.
+const NEVER_STARTED: &str = "run-never";
+const CALL_IDS: [&str; 4] = ["call-1", "call-2", "call-ü", ""];
+/// Tool ids: the empty one is refused by the log, after the call has taken it.
+const TOOL_IDS: [&str; 2] = ["ref:echo.say", ""];
+const KEYS: [&str; 5] = [
+    "tool",
+    "ok",
+    "n",
+    "ключ",
+    "a-key-of-exactly-thirty-two-bytes",
+];
+const EVENT_TYPES: [&str; 3] = ["step", "tool_call", "a custom type"];
+
+#[derive(Clone)]
+enum FieldOwned {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(String),
+    Json(Value),
+}
+
+/// Strings shown by their length and first characters, so a failing case stays
+/// readable.
+impl std::fmt::Debug for FieldOwned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldOwned::Str(v) if v.len() > 16 => {
+                let head: String = v.chars().take(4).collect();
+                write!(f, "Str({head:?}.. {} bytes)", v.len())
+            }
+            other => write!(f, "{:?}", other.as_ref()),
+        }
+    }
+}
+
+impl FieldOwned {
+    fn as_ref(&self) -> FieldValue<'_> {
+        match self {
+            FieldOwned::Null => FieldValue::Null,
+            FieldOwned::Bool(v) => FieldValue::Bool(*v),
+            FieldOwned::I64(v) => FieldValue::I64(*v),
+            FieldOwned::U64(v) => FieldValue::U64(*v),
+            FieldOwned::F64(v) => FieldValue::F64(*v),
+            FieldOwned::Str(v) => FieldValue::Str(v),
+            FieldOwned::Json(v) => FieldValue::Json(v),
+        }
+    }
+}
+
+/// Which sequence an event takes, from the highest this producer has recorded for
+/// its run: the next one, that one again, or 0 (which every call refuses).
+#[derive(Copy, Clone, Debug)]
+enum Seq {
+    Next,
+    Repeat,
+    Zero,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// `owned`: recorded as an owned `Record` through `Recorder::record`, else through
+    /// the borrowed call of its kind.
+    Start {
+        run: usize,
+        inputs: Vec<(usize, FieldOwned)>,
+        child: bool,
+        owned: bool,
+    },
+    /// `run` past the run ids is [`NEVER_STARTED`].
+    Event {
+        run: usize,
+        seq: Seq,
+        event_type: usize,
+        fields: Vec<(usize, FieldOwned)>,
+        owned: bool,
+    },
+    Finish {
+        run: usize,
+        status: Status,
+        error: String,
+        owned: bool,
+    },
+    Call {
+        call: usize,
+        tool: usize,
+        outcome: Outcome,
+        caller_id: Option<String>,
+        owned: bool,
+    },
+}
+
+fn field_value() -> impl Strategy<Value = FieldOwned> + Clone {
+    // Lengths around the copy sizes of the slot encoder (8, 16, 32) and past the
+    // inline size (512) and the record limit.
+    let text = prop::sample::select(vec![0usize, 1, 7, 8, 9, 16, 31, 33, 300, 600, 5000])
+        .prop_flat_map(|len| prop::collection::vec(any::<char>(), len))
+        .prop_map(|chars| chars.into_iter().collect::<String>());
+    let json = prop_oneof![
+        Just(json!(null)),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z]{0,12}".prop_map(|s| json!(s)),
+        Just(json!({"args": [1, "two", {"three": 3.5}]})),
+        Just(json!([])),
+    ];
+    prop_oneof![
+        Just(FieldOwned::Null),
+        any::<bool>().prop_map(FieldOwned::Bool),
+        any::<i64>().prop_map(FieldOwned::I64),
+        any::<u64>().prop_map(FieldOwned::U64),
+        prop::sample::select(vec![0.0, -0.5, 3.25, 1e300, f64::MIN_POSITIVE])
+            .prop_map(FieldOwned::F64),
+        text.prop_map(FieldOwned::Str),
+        json.prop_map(FieldOwned::Json),
+    ]
+}
+
+fn fields() -> impl Strategy<Value = Vec<(usize, FieldOwned)>> {
+    let field = (0..KEYS.len(), field_value());
+    prop_oneof![
+        8 => prop::collection::vec(field.clone(), 0..6),
+        // More fields than the transcoder sorts in place.
+        1 => prop::collection::vec(field, 33..36),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let n_runs = run_ids().len();
+    let status = prop::sample::select(Status::ALL.to_vec());
+    let seq = prop_oneof![6 => Just(Seq::Next), 1 => Just(Seq::Repeat), 1 => Just(Seq::Zero)];
+    let outcome = prop_oneof![
+        Just(Outcome::Success),
+        "[a-z]{0,40}".prop_map(|message| Outcome::InvalidArgs { message }),
+        prop::collection::vec("[a-z]{1,8}", 0..3)
+            .prop_map(|missing| Outcome::CapabilityDenied { missing }),
+    ];
+    prop_oneof![
+        2 => (0..n_runs, fields(), any::<bool>(), any::<bool>()).prop_map(
+            |(run, inputs, child, owned)| Op::Start { run, inputs, child, owned }
+        ),
+        6 => (0..=n_runs, seq, 0..EVENT_TYPES.len(), fields(), any::<bool>()).prop_map(
+            |(run, seq, event_type, fields, owned)| Op::Event {
+                run,
+                seq,
+                event_type,
+                fields,
+                owned
+            }
+        ),
+        2 => (
+            0..=n_runs,
+            status,
+            prop::sample::select(vec![0usize, 10, 5000]),
+            any::<bool>()
+        )
+            .prop_map(|(run, status, error_len, owned)| Op::Finish {
+                run,
+                status,
+                error: "e".repeat(error_len),
+                owned
+            }),
+        2 => (
+            0..CALL_IDS.len(),
+            prop_oneof![4 => Just(0), 1 => Just(1)],
+            outcome,
+            prop::option::of("[a-z]{1,10}"),
+            any::<bool>()
+        )
+            .prop_map(|(call, tool, outcome, caller_id, owned)| Op::Call {
+                call,
+                tool,
+                outcome,
+                caller_id,
+                owned
+            }),
+    ]
+}
+
+fn at(n: usize) -> Timestamp {
+    Timestamp::from_unix_millis(1_700_000_000_000 + n as i64)
+}
+
+fn open(dir: &std::path::Path) -> AuditLog {
+    let config = Config::new(dir)
+        .durability(Durability::None)
+        .record_bytes_max(RECORD_BYTES_MAX);
+    AuditLog::open(config).expect("open a log")
+}
+
+/// Appends one record as the recorder's committer does: checked against the index.
+fn append_checked(log: &AuditLog, record: &Record) -> auditlog::Result<Lsn> {
+    let mut results = log.append_each(std::slice::from_ref(record));
+    results.pop().expect("one result per record")
+}
+
+/// The reason the recorder is expected to count for a record the log refuses.
+fn reason_for(error: &Error) -> DropReason {
+    match error {
+        Error::RecordTooLarge { .. } => DropReason::Oversized,
+        _ => DropReason::Rejected,
+    }
+}
+
+fn count(counts: &mut DropCounts, reason: DropReason) {
+    match reason {
+        DropReason::QueueFull => counts.queue_full += 1,
+        DropReason::Oversized => counts.oversized += 1,
+        DropReason::AfterShutdown => counts.after_shutdown += 1,
+        DropReason::Rejected => counts.rejected += 1,
+        DropReason::IoFailure => counts.io_failure += 1,
+    }
+}
+
+/// The borrowed fields a record call takes.
+fn borrowed(fields: &[(usize, FieldOwned)]) -> Vec<(&'static str, FieldValue<'_>)> {
+    fields
+        .iter()
+        .map(|(key, value)| (KEYS[*key], value.as_ref()))
+        .collect()
+}
+
+/// What the producer knows between calls.
+#[derive(Default)]
+struct Producer {
+    /// The highest sequence recorded for each run id.
+    last_seq: BTreeMap<String, u64>,
+    /// Runs whose start the direct log took.
+    started: HashSet<String>,
+}
+
+impl Producer {
+    /// Makes the call `op` describes; returns what the recorder said and the record
+    /// the call stands for.
+    fn call(&mut self, recorder: &Recorder, n: usize, op: &Op) -> (Recorded, Record) {
+        let runs = run_ids();
+        let run_id = |run: usize| runs.get(run).map_or(NEVER_STARTED, String::as_str);
+        match op {
+            Op::Start {
+                run,
+                inputs,
+                child,
+                owned,
+            } => {
+                let inputs = borrowed(inputs);
+                let run = RunRef {
+                    id: run_id(*run),
+                    skill_id: "summarize",
+                    caller_id: "alice",
+                    channel_id: "web",
+                    parent_run_id: if *child { &runs[0] } else { "" },
+                    inputs: &inputs,
+                    started_at: at(n),
+                };
+                let record = Record::RunStarted(run.to_owned_run());
+                let recorded = match owned {
+                    true => recorder.record(&record),
+                    false => recorder.record_run_started(&run),
+                };
+                (recorded, record)
+            }
+            Op::Event {
+                run,
+                seq,
+                event_type,
+                fields,
+                owned,
+            } => {
+                let run_id = run_id(*run);
+                let last = self.last_seq.entry(run_id.to_owned()).or_default();
+                let sequence = match seq {
+                    Seq::Next => *last + 1,
+                    Seq::Repeat => (*last).max(1),
+                    Seq::Zero => 0,
+                };
+                *last = (*last).max(sequence);
+                let fields = borrowed(fields);
+                let event = EventRef {
+                    run_id,
+                    sequence,
+                    event_type: EVENT_TYPES[*event_type],
+                    fields: &fields,
+                    created_at: at(n),
+                };
+                let record = Record::EventAppended(event.to_owned_event());
+                let recorded = match owned {
+                    true => recorder.record(&record),
+                    false => recorder.record_event(&event),
+                };
+                (recorded, record)
+            }
+            Op::Finish {
+                run,
+                status,
+                error,
+                owned,
+            } => {
+                // A finish recorded before its run's start may be held until the start
+                // comes, and then written; the direct log would have refused it. Only
+                // runs already started, or never to be, are finished here.
+                let run_id = match run_id(*run) {
+                    id if self.started.contains(id) => id,
+                    _ => NEVER_STARTED,
+                };
+                let stats = RunStats {
+                    status: *status,
+                    error: error.clone(),
+                    tool_calls: n as u64,
+                    ..RunStats::default()
+                };
+                let record = Record::RunFinished(RunFinished {
+                    run_id: run_id.to_owned(),
+                    stats: stats.clone(),
+                    finished_at: at(n),
+                });
+                let recorded = match owned {
+                    true => recorder.record(&record),
+                    false => recorder.record_run_finished(run_id, &stats, at(n)),
+                };
+                (recorded, record)
+            }
+            Op::Call {
+                call,
+                tool,
+                outcome,
+                caller_id,
+                owned,
+            } => {
+                let call = CallEvent {
+                    ts: at(n),
+                    call_id: CALL_IDS[*call].to_owned(),
+                    tool_id: TOOL_IDS[*tool].into(),
+                    caller_id: caller_id.clone(),
+                    granted_capabilities: vec!["net".into()],
+                    duration_ms: n as u64,
+                    outcome: outcome.clone(),
+                    tier: "hot".into(),
+                    dry_run: n % 2 == 0,
+                    schema_version: CALL_EVENT_SCHEMA_VERSION,
+                    secrets_resolved: false,
+                    cursor_page: (n % 3 == 0).then_some(n as u32),
+                };
+                let recorded = match owned {
+                    true => recorder.record(&Record::CallRecorded(call.clone())),
+                    false => recorder.record_call(&call),
+                };
+                (recorded, Record::CallRecorded(call))
+            }
+        }
+    }
+}
+
+/// The records of `log` grouped by the run or call they belong to, each group in log
+/// order, and the drops its in-band reports count.
+fn grouped(log: &AuditLog) -> (BTreeMap<String, Vec<Record>>, DropCounts) {
+    let mut groups: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    let mut reported = DropCounts::default();
+    for (_, record) in log.records_from(Lsn(0)).expect("read the log") {
+        let key = match &record {
+            Record::RunStarted(run) => format!("run {}", run.id),
+            Record::EventAppended(event) => format!("run {}", event.run_id),
+            Record::RunFinished(finish) => format!("run {}", finish.run_id),
+            Record::CallRecorded(call) => format!("call {}", call.call_id),
+            Record::DropReport(report) => {
+                for _ in 0..report.n_dropped {
+                    count(&mut reported, report.reason);
+                }
+                continue;
+            }
+            Record::Purge(_) => panic!("nothing purges here: {record:?}"),
+        };
+        groups.entry(key).or_default().push(record);
+    }
+    (groups, reported)
+}
+
+fn check(ops: &[Op]) -> Result<(), TestCaseError> {
+    let recorder_dir = tempfile::tempdir().expect("tempdir");
+    let direct_dir = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(open(recorder_dir.path()));
+    let direct = open(direct_dir.path());
+    let config = IngestConfig::default().backpressure(Backpressure::Block);
+    let recorder = Recorder::start(Arc::clone(&log), config).expect("start a recorder");
+
+    let mut producer = Producer::default();
+    let mut expected = DropCounts::default();
+    for (n, op) in ops.iter().enumerate() {
+        let (recorded, record) = producer.call(&recorder, n, op);
+        match recorded {
+            Recorded::Dropped(reason) => {
+                // A call refuses only what the log would refuse too.
+                prop_assert!(
+                    append_checked(&direct, &record).is_err(),
+                    "refused at the call ({reason:?}), taken by the log: {record:?}"
+                );
+                count(&mut expected, reason);
+            }
+            Recorded::Accepted => match append_checked(&direct, &record) {
+                Ok(_) => {
+                    if let Record::RunStarted(run) = &record {
+                        producer.started.insert(run.id.clone());
+                    }
+                }
+                Err(error) => count(&mut expected, reason_for(&error)),
+            },
+        }
+    }
+
+    let report = recorder.close(Duration::from_secs(60));
+    prop_assert!(report.completed, "close did not complete: {report:?}");
+    prop_assert_eq!(report.unflushed, 0);
+    prop_assert_eq!(&report.dropped, &expected);
+    let (written, reported) = grouped(&log);
+    let (accepted, none_reported) = grouped(&direct);
+    prop_assert_eq!(none_reported, DropCounts::default());
+    prop_assert_eq!(reported, expected);
+    if written != accepted {
+        let outline = |groups: &BTreeMap<String, Vec<Record>>| -> Vec<String> {
+            let each = |r: &Record| match r {
+                Record::EventAppended(event) => format!("event {}", event.sequence),
+                other => format!("{:?}", other.kind()),
+            };
+            let group = |(key, records): (&String, &Vec<Record>)| {
+                format!("{key}: {:?}", records.iter().map(each).collect::<Vec<_>>())
+            };
+            groups.iter().map(group).collect()
+        };
+        prop_assert_eq!(outline(&written), outline(&accepted), "in outline");
+        prop_assert!(false, "the same outline, different contents");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_recorder_writes_what_the_log_accepts_and_counts_the_rest(
+        ops in prop::collection::vec(op(), 1..48)
+    ) {
+        check(&ops)?;
+    }
+}
