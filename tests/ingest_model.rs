@@ -1,5 +1,5 @@
 //! Differential test of the recorder: random sequences of record calls from one
-//! producer (run starts, events, finishes and call events, valid and not, through the
+//! producer, and from two at once on ids of their own (run starts, events, finishes and call events, valid and not, through the
 //! borrowed calls and as owned records, with fields that take the inline path and
 //! fields that take the slow path: strings past the inline size, nested JSON, repeated
 //! keys, more fields than the transcoder takes)
@@ -31,18 +31,21 @@ use serde_json::{Value, json};
 const RECORD_BYTES_MAX: usize = 4096;
 
 /// Run ids a start may name: three valid ones, then an empty one and one over the
-/// length limit, which every call refuses.
-fn run_ids() -> [String; 5] {
+/// length limit, which every call refuses. Each producer has its own, after `prefix`.
+fn run_ids(prefix: &str) -> [String; 5] {
     [
-        "run-a".into(),
-        "run-b".into(),
-        "run-ü-中".into(),
+        format!("{prefix}run-a"),
+        format!("{prefix}run-b"),
+        format!("{prefix}run-ü-中"),
         String::new(),
         "r".repeat(auditlog::limits::ID_BYTES_MAX + 1),
     ]
 }
-/// A run no start names: its events and finishes are always refused.
+const N_RUN_IDS: usize = 5;
+/// A run no start names (after the producer's prefix): its events and finishes are
+/// always refused.
 const NEVER_STARTED: &str = "run-never";
+/// Call ids, after the producer's prefix but for the empty one.
 const CALL_IDS: [&str; 4] = ["call-1", "call-2", "call-ü", ""];
 /// Tool ids: the empty one is refused by the log, after the call has taken it.
 const TOOL_IDS: [&str; 2] = ["ref:echo.say", ""];
@@ -113,7 +116,7 @@ enum Op {
         child: bool,
         owned: bool,
     },
-    /// `run` past the run ids is [`NEVER_STARTED`].
+    /// `run` past the run ids is the producer's [`NEVER_STARTED`].
     Event {
         run: usize,
         seq: Seq,
@@ -171,7 +174,7 @@ fn fields() -> impl Strategy<Value = Vec<(usize, FieldOwned)>> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let n_runs = run_ids().len();
+    let n_runs = N_RUN_IDS;
     let status = prop::sample::select(Status::ALL.to_vec());
     let seq = prop_oneof![6 => Just(Seq::Next), 1 => Just(Seq::Repeat), 1 => Just(Seq::Zero)];
     let outcome = prop_oneof![
@@ -247,14 +250,14 @@ fn reason_for(error: &Error) -> DropReason {
     }
 }
 
-fn count(counts: &mut DropCounts, reason: DropReason) {
-    match reason {
-        DropReason::QueueFull => counts.queue_full += 1,
-        DropReason::Oversized => counts.oversized += 1,
-        DropReason::AfterShutdown => counts.after_shutdown += 1,
-        DropReason::Rejected => counts.rejected += 1,
-        DropReason::IoFailure => counts.io_failure += 1,
-    }
+fn add(counts: &mut DropCounts, reason: DropReason, n: u64) {
+    *match reason {
+        DropReason::QueueFull => &mut counts.queue_full,
+        DropReason::Oversized => &mut counts.oversized,
+        DropReason::AfterShutdown => &mut counts.after_shutdown,
+        DropReason::Rejected => &mut counts.rejected,
+        DropReason::IoFailure => &mut counts.io_failure,
+    } += n;
 }
 
 /// The borrowed fields a record call takes.
@@ -265,9 +268,12 @@ fn borrowed(fields: &[(usize, FieldOwned)]) -> Vec<(&'static str, FieldValue<'_>
         .collect()
 }
 
-/// What the producer knows between calls.
-#[derive(Default)]
+/// One thread making record calls. Producers share no run or call id, so what the
+/// direct log decides for one never depends on how the threads interleave.
 struct Producer {
+    runs: [String; N_RUN_IDS],
+    never_started: String,
+    prefix: String,
     /// The highest sequence recorded for each run id.
     last_seq: BTreeMap<String, u64>,
     /// Runs whose start the direct log took.
@@ -275,11 +281,55 @@ struct Producer {
 }
 
 impl Producer {
+    fn new(prefix: String) -> Producer {
+        Producer {
+            runs: run_ids(&prefix),
+            never_started: format!("{prefix}{NEVER_STARTED}"),
+            prefix,
+            last_seq: BTreeMap::new(),
+            started: HashSet::new(),
+        }
+    }
+
+    /// Makes every call of `ops`, each record also appended to `direct`; returns the
+    /// drops the recorder should count for them.
+    fn run(
+        &mut self,
+        recorder: &Recorder,
+        direct: &AuditLog,
+        ops: &[Op],
+    ) -> Result<DropCounts, TestCaseError> {
+        let mut expected = DropCounts::default();
+        for (n, op) in ops.iter().enumerate() {
+            let (recorded, record) = self.call(recorder, n, op);
+            match recorded {
+                Recorded::Dropped(reason) => {
+                    // A call refuses only what the log would refuse too.
+                    prop_assert!(
+                        append_checked(direct, &record).is_err(),
+                        "refused at the call ({reason:?}), taken by the log: {record:?}"
+                    );
+                    add(&mut expected, reason, 1);
+                }
+                Recorded::Accepted => match append_checked(direct, &record) {
+                    Ok(_) => {
+                        if let Record::RunStarted(run) = &record {
+                            self.started.insert(run.id.clone());
+                        }
+                    }
+                    Err(error) => add(&mut expected, reason_for(&error), 1),
+                },
+            }
+        }
+        Ok(expected)
+    }
+
     /// Makes the call `op` describes; returns what the recorder said and the record
     /// the call stands for.
     fn call(&mut self, recorder: &Recorder, n: usize, op: &Op) -> (Recorded, Record) {
-        let runs = run_ids();
-        let run_id = |run: usize| runs.get(run).map_or(NEVER_STARTED, String::as_str);
+        let runs = &self.runs;
+        let never_started = self.never_started.as_str();
+        let run_id = |run: usize| runs.get(run).map_or(never_started, String::as_str);
         match op {
             Op::Start {
                 run,
@@ -345,7 +395,7 @@ impl Producer {
                 // runs already started, or never to be, are finished here.
                 let run_id = match run_id(*run) {
                     id if self.started.contains(id) => id,
-                    _ => NEVER_STARTED,
+                    _ => never_started,
                 };
                 let stats = RunStats {
                     status: *status,
@@ -373,7 +423,10 @@ impl Producer {
             } => {
                 let call = CallEvent {
                     ts: at(n),
-                    call_id: CALL_IDS[*call].to_owned(),
+                    call_id: match CALL_IDS[*call] {
+                        "" => String::new(),
+                        id => format!("{}{id}", self.prefix),
+                    },
                     tool_id: TOOL_IDS[*tool].into(),
                     caller_id: caller_id.clone(),
                     granted_capabilities: vec!["net".into()],
@@ -407,9 +460,7 @@ fn grouped(log: &AuditLog) -> (BTreeMap<String, Vec<Record>>, DropCounts) {
             Record::RunFinished(finish) => format!("run {}", finish.run_id),
             Record::CallRecorded(call) => format!("call {}", call.call_id),
             Record::DropReport(report) => {
-                for _ in 0..report.n_dropped {
-                    count(&mut reported, report.reason);
-                }
+                add(&mut reported, report.reason, report.n_dropped);
                 continue;
             }
             Record::Purge(_) => panic!("nothing purges here: {record:?}"),
@@ -419,35 +470,34 @@ fn grouped(log: &AuditLog) -> (BTreeMap<String, Vec<Record>>, DropCounts) {
     (groups, reported)
 }
 
-fn check(ops: &[Op]) -> Result<(), TestCaseError> {
+/// Runs each producer's calls on a thread of its own, all at once, then compares the
+/// two logs.
+fn check(ops_by_producer: &[Vec<Op>]) -> Result<(), TestCaseError> {
     let recorder_dir = tempfile::tempdir().expect("tempdir");
     let direct_dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(open(recorder_dir.path()));
     let direct = open(direct_dir.path());
-    let config = IngestConfig::default().backpressure(Backpressure::Block);
+    let config = IngestConfig::default()
+        .backpressure(Backpressure::Block)
+        .shards(ops_by_producer.len());
     let recorder = Recorder::start(Arc::clone(&log), config).expect("start a recorder");
 
-    let mut producer = Producer::default();
+    let counted = std::thread::scope(|scope| {
+        let threads: Vec<_> = (ops_by_producer.iter().enumerate())
+            .map(|(i, ops)| {
+                let (recorder, direct) = (&recorder, &direct);
+                scope.spawn(move || Producer::new(format!("p{i}-")).run(recorder, direct, ops))
+            })
+            .collect();
+        let joined = threads
+            .into_iter()
+            .map(|thread| thread.join().expect("a producer"));
+        joined.collect::<Result<Vec<DropCounts>, TestCaseError>>()
+    })?;
     let mut expected = DropCounts::default();
-    for (n, op) in ops.iter().enumerate() {
-        let (recorded, record) = producer.call(&recorder, n, op);
-        match recorded {
-            Recorded::Dropped(reason) => {
-                // A call refuses only what the log would refuse too.
-                prop_assert!(
-                    append_checked(&direct, &record).is_err(),
-                    "refused at the call ({reason:?}), taken by the log: {record:?}"
-                );
-                count(&mut expected, reason);
-            }
-            Recorded::Accepted => match append_checked(&direct, &record) {
-                Ok(_) => {
-                    if let Record::RunStarted(run) = &record {
-                        producer.started.insert(run.id.clone());
-                    }
-                }
-                Err(error) => count(&mut expected, reason_for(&error)),
-            },
+    for counts in counted {
+        for reason in DropReason::ALL {
+            add(&mut expected, reason, counts.get(reason));
         }
     }
 
@@ -482,6 +532,13 @@ proptest! {
     #[test]
     fn the_recorder_writes_what_the_log_accepts_and_counts_the_rest(
         ops in prop::collection::vec(op(), 1..48)
+    ) {
+        check(&[ops])?;
+    }
+
+    #[test]
+    fn so_it_does_with_two_producers_at_once(
+        ops in prop::collection::vec(prop::collection::vec(op(), 1..48), 2)
     ) {
         check(&ops)?;
     }
