@@ -507,6 +507,11 @@ fn check(ops_by_producer: &[Vec<Op>]) -> Result<(), TestCaseError> {
     prop_assert_eq!(&report.dropped, &expected);
     let (written, reported) = grouped(&log);
     let (accepted, none_reported) = grouped(&direct);
+    // Every call is written or counted, once.
+    let n_calls: usize = ops_by_producer.iter().map(Vec::len).sum();
+    let n_accepted: usize = accepted.values().map(Vec::len).sum();
+    prop_assert_eq!(report.written, n_accepted as u64);
+    prop_assert_eq!(report.written + report.dropped.total(), n_calls as u64);
     prop_assert_eq!(none_reported, DropCounts::default());
     prop_assert_eq!(reported, expected);
     if written != accepted {
