@@ -59,6 +59,22 @@ fn n_records(log: &AuditLog) -> usize {
     log.records_from(Lsn(0)).unwrap().len()
 }
 
+/// The shared turn, and a store with one run and three events, closed and opened again:
+/// its directory, the log and how many records it holds.
+fn opened_store_with_a_run() -> (
+    std::sync::RwLockReadGuard<'static, ()>,
+    tempfile::TempDir,
+    AuditLog,
+    usize,
+) {
+    let turn = shared_turn();
+    let dir = tempfile::tempdir().unwrap();
+    store_with_a_run(dir.path());
+    let log = AuditLog::open(config(dir.path())).unwrap();
+    let before = n_records(&log);
+    (turn, dir, log, before)
+}
+
 /// A store with one run and three events, closed.
 fn store_with_a_run(dir: &Path) {
     let log = AuditLog::open(config(dir)).unwrap();
@@ -72,11 +88,7 @@ fn store_with_a_run(dir: &Path) {
 
 #[test]
 fn an_oversized_event_is_refused_and_the_run_is_untouched() {
-    let _turn = shared_turn();
-    let dir = tempfile::tempdir().unwrap();
-    store_with_a_run(dir.path());
-    let log = AuditLog::open(config(dir.path())).unwrap();
-    let before = n_records(&log);
+    let (_turn, _dir, log, before) = opened_store_with_a_run();
     let err = log
         .append_log(&step("r1", 4, &"x".repeat(100 << 10)))
         .unwrap_err();
@@ -90,11 +102,7 @@ fn an_oversized_event_is_refused_and_the_run_is_untouched() {
 
 #[test]
 fn duplicate_run_ids_and_sequences_are_refused_and_the_originals_kept() {
-    let _turn = shared_turn();
-    let dir = tempfile::tempdir().unwrap();
-    store_with_a_run(dir.path());
-    let log = AuditLog::open(config(dir.path())).unwrap();
-    let before = n_records(&log);
+    let (_turn, dir, log, before) = opened_store_with_a_run();
     let mut imposter = run("r1", 9_999);
     imposter.skill_id = "other".into();
     let err = log.start_run(&imposter).unwrap_err();
@@ -121,11 +129,7 @@ fn duplicate_run_ids_and_sequences_are_refused_and_the_originals_kept() {
 
 #[test]
 fn a_finish_whose_status_is_not_terminal_is_refused_and_the_run_stays_running() {
-    let _turn = shared_turn();
-    let dir = tempfile::tempdir().unwrap();
-    store_with_a_run(dir.path());
-    let log = AuditLog::open(config(dir.path())).unwrap();
-    let before = n_records(&log);
+    let (_turn, dir, log, before) = opened_store_with_a_run();
     let running = RunStats {
         status: Status::Running,
         ..RunStats::default()
@@ -151,11 +155,7 @@ fn a_finish_whose_status_is_not_terminal_is_refused_and_the_run_stays_running() 
 
 #[test]
 fn an_event_with_sequence_0_is_refused_through_every_write_path() {
-    let _turn = shared_turn();
-    let dir = tempfile::tempdir().unwrap();
-    store_with_a_run(dir.path());
-    let log = AuditLog::open(config(dir.path())).unwrap();
-    let before = n_records(&log);
+    let (_turn, dir, log, before) = opened_store_with_a_run();
     let err = log
         .append_log(&step("r1", 0, "before the first"))
         .unwrap_err();
@@ -186,11 +186,7 @@ fn an_event_with_sequence_0_is_refused_through_every_write_path() {
 
 #[test]
 fn finishing_an_unknown_run_is_not_found_and_writes_nothing() {
-    let _turn = shared_turn();
-    let dir = tempfile::tempdir().unwrap();
-    store_with_a_run(dir.path());
-    let log = AuditLog::open(config(dir.path())).unwrap();
-    let before = n_records(&log);
+    let (_turn, _dir, log, before) = opened_store_with_a_run();
     let stats = RunStats {
         status: Status::Ok,
         ..RunStats::default()
@@ -203,11 +199,7 @@ fn finishing_an_unknown_run_is_not_found_and_writes_nothing() {
 
 #[test]
 fn empty_ids_are_refused_with_nothing_written() {
-    let _turn = shared_turn();
-    let dir = tempfile::tempdir().unwrap();
-    store_with_a_run(dir.path());
-    let log = AuditLog::open(config(dir.path())).unwrap();
-    let before = n_records(&log);
+    let (_turn, _dir, log, before) = opened_store_with_a_run();
     assert!(matches!(
         log.start_run(&run("", 1)),
         Err(Error::InvalidInput(_))
