@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog::codec::RunFinished;
-use auditlog::ingest::{Backpressure, DropCounts, EventRef, FieldValue, RunRef};
+use auditlog::ingest::{Backpressure, CloseReport, DropCounts, EventRef, FieldValue, RunRef};
 use auditlog::model::{
     CALL_EVENT_SCHEMA_VERSION, CallEvent, DropReason, Outcome, RunStats, Status, Timestamp,
 };
@@ -471,8 +471,8 @@ fn grouped(log: &AuditLog) -> (BTreeMap<String, Vec<Record>>, DropCounts) {
 }
 
 /// Runs each producer's calls on a thread of its own, all at once, then compares the
-/// two logs.
-fn check(ops_by_producer: &[Vec<Op>]) -> Result<(), TestCaseError> {
+/// two logs. Returns the close report and the calls that took the slow path.
+fn check(ops_by_producer: &[Vec<Op>]) -> Result<(CloseReport, u64), TestCaseError> {
     let recorder_dir = tempfile::tempdir().expect("tempdir");
     let direct_dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(open(recorder_dir.path()));
@@ -528,7 +528,89 @@ fn check(ops_by_producer: &[Vec<Op>]) -> Result<(), TestCaseError> {
         prop_assert_eq!(outline(&written), outline(&accepted), "in outline");
         prop_assert!(false, "the same outline, different contents");
     }
-    Ok(())
+    Ok((report, recorder.metrics().slow_path))
+}
+
+/// One field of each kind, with the given string's length.
+fn one_of_each(text_len: usize) -> Vec<(usize, FieldOwned)> {
+    vec![
+        (0, FieldOwned::Null),
+        (1, FieldOwned::Bool(true)),
+        (2, FieldOwned::I64(-7)),
+        (3, FieldOwned::U64(7)),
+        (4, FieldOwned::F64(0.5)),
+        (0, FieldOwned::Str("s".repeat(text_len))),
+        (1, FieldOwned::Json(json!(3))),
+    ]
+}
+
+/// The paths the generated cases are meant to reach, each taken at least once by a
+/// fixed case: so the model's check is known to cover them.
+#[test]
+fn a_fixed_case_takes_every_path_and_every_refusal() {
+    let start = |run, owned| Op::Start {
+        run,
+        inputs: one_of_each(3),
+        child: false,
+        owned,
+    };
+    let event = |run, seq, fields, owned| Op::Event {
+        run,
+        seq,
+        event_type: 0,
+        fields,
+        owned,
+    };
+    let finish = |run, status| Op::Finish {
+        run,
+        status,
+        error: String::new(),
+        owned: false,
+    };
+    let call = |call, tool| Op::Call {
+        call,
+        tool,
+        outcome: Outcome::Success,
+        caller_id: None,
+        owned: false,
+    };
+    let nested = vec![(0, FieldOwned::Json(json!({"a": [1]})))];
+    let many: Vec<_> = (0..34)
+        .map(|i| (i % KEYS.len(), FieldOwned::U64(i as u64)))
+        .collect();
+    let ops = vec![
+        start(0, false),
+        start(1, true),
+        start(0, false),                               // refused: a duplicate
+        start(3, false),                               // refused at the call: empty id
+        event(0, Seq::Next, one_of_each(8), false),    // inline
+        event(0, Seq::Next, one_of_each(600), false),  // slow: past the inline size
+        event(0, Seq::Next, nested, true),             // slow: nested JSON, owned
+        event(0, Seq::Next, many, false),              // more fields than transcoded
+        event(0, Seq::Repeat, Vec::new(), false),      // refused: a duplicate sequence
+        event(0, Seq::Next, one_of_each(5000), false), // slow, and oversized
+        event(0, Seq::Zero, Vec::new(), false),        // refused at the call: sequence 0
+        event(5, Seq::Next, Vec::new(), false),        // kept: a run never started
+        finish(0, Status::Running),                    // refused at the call
+        finish(0, Status::Ok),
+        event(0, Seq::Next, Vec::new(), false), // after the finish: held
+        event(0, Seq::Next, Vec::new(), false), // held
+        event(0, Seq::Repeat, Vec::new(), false), // refused: a second held sequence
+        finish(2, Status::Error),               // refused: never started
+        call(0, 0),
+        call(0, 0), // kept: call ids may repeat
+        call(1, 1), // refused: an empty tool id
+        call(3, 0), // refused at the call: empty id
+    ];
+    let (report, slow_path) = check(&[ops]).expect("the logs agree");
+    assert_eq!(report.written, 12, "{report:?}");
+    let dropped = DropCounts {
+        oversized: 1,
+        rejected: 9,
+        ..DropCounts::default()
+    };
+    assert_eq!(report.dropped, dropped);
+    assert!(slow_path >= 3, "the slow path taken {slow_path} times");
 }
 
 proptest! {
