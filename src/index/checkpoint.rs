@@ -95,7 +95,7 @@ pub const CHECKPOINT_FILE_NAME: &str = "index.ckpt";
 pub const CHECKPOINT_TMP_FILE_NAME: &str = "index.ckpt.tmp";
 
 const MAGIC: [u8; 8] = *b"ALIDXCK\0";
-const VERSION: u32 = 10;
+const VERSION: u32 = 11;
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + MAGIC.len();
 const CRC_AT: usize = VERSION_AT + size_of::<u32>();
