@@ -1,10 +1,15 @@
 //! Differential test of the recorder: random sequences of record calls from one
-//! producer, and from two at once on ids of their own (run starts, events, finishes and call events, valid and not, through the
-//! borrowed calls and as owned records, with fields that take the inline path and
-//! fields that take the slow path: strings past the inline size, nested JSON, repeated
-//! keys, more fields than the transcoder takes)
-//! against the same records appended one at a time to a second log, checked against its
-//! index as the recorder's committer checks them (`AuditLog::append_each`).
+//! producer, and from two at once on ids of their own, against the same records
+//! appended one at a time to a second log, checked against its index as the recorder's
+//! committer checks them (`AuditLog::append_each`). The calls are run starts, events,
+//! finishes and call events, valid and not, through the borrowed calls and as owned
+//! records, with fields that take the inline path and fields that take the slow path
+//! (strings past the inline size, nested JSON, repeated keys, more fields than the
+//! transcoder takes).
+//!
+//! The recorder blocks when its queues are full, or (a third test) drops, with queues
+//! small enough that most cases fill them: a call dropped for want of room is counted
+//! and never reaches the log.
 //!
 //! What the recorder's log holds must be what the direct log accepted, each run's and
 //! each call's records in the same order. Every record the direct log refused, and every
@@ -303,6 +308,10 @@ impl Producer {
         for (n, op) in ops.iter().enumerate() {
             let (recorded, record) = self.call(recorder, n, op);
             match recorded {
+                // Not taken for want of room: the log never sees it.
+                Recorded::Dropped(DropReason::QueueFull) => {
+                    add(&mut expected, DropReason::QueueFull, 1);
+                }
                 Recorded::Dropped(reason) => {
                     // A call refuses only what the log would refuse too.
                     prop_assert!(
@@ -470,16 +479,31 @@ fn grouped(log: &AuditLog) -> (BTreeMap<String, Vec<Record>>, DropCounts) {
     (groups, reported)
 }
 
-/// Runs each producer's calls on a thread of its own, all at once, then compares the
-/// two logs. Returns the close report and the calls that took the slow path.
-fn check(ops_by_producer: &[Vec<Op>]) -> Result<(CloseReport, u64), TestCaseError> {
+/// A recorder that never drops for want of room.
+fn blocking() -> IngestConfig {
+    IngestConfig::default().backpressure(Backpressure::Block)
+}
+
+/// A recorder that drops when its queues are full, with rings of 4 KiB and a slow path
+/// of 8 KiB: a burst of calls fills them.
+fn dropping() -> IngestConfig {
+    IngestConfig::default()
+        .queue_bytes(auditlog::limits::INGEST_QUEUE_BYTES_MIN)
+        .slow_path_bytes(8 << 10)
+}
+
+/// Runs each producer's calls on a thread of its own, all at once, through a recorder
+/// made with `config`, then compares the two logs. Returns the close report and the
+/// calls that took the slow path.
+fn check(
+    ops_by_producer: &[Vec<Op>],
+    config: IngestConfig,
+) -> Result<(CloseReport, u64), TestCaseError> {
     let recorder_dir = tempfile::tempdir().expect("tempdir");
     let direct_dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(open(recorder_dir.path()));
     let direct = open(direct_dir.path());
-    let config = IngestConfig::default()
-        .backpressure(Backpressure::Block)
-        .shards(ops_by_producer.len());
+    let config = config.shards(ops_by_producer.len());
     let recorder = Recorder::start(Arc::clone(&log), config).expect("start a recorder");
 
     let counted = std::thread::scope(|scope| {
@@ -602,7 +626,7 @@ fn a_fixed_case_takes_every_path_and_every_refusal() {
         call(1, 1), // refused: an empty tool id
         call(3, 0), // refused at the call: empty id
     ];
-    let (report, slow_path) = check(&[ops]).expect("the logs agree");
+    let (report, slow_path) = check(&[ops], blocking()).expect("the logs agree");
     assert_eq!(report.written, 12, "{report:?}");
     let dropped = DropCounts {
         oversized: 1,
@@ -620,13 +644,20 @@ proptest! {
     fn the_recorder_writes_what_the_log_accepts_and_counts_the_rest(
         ops in prop::collection::vec(op(), 1..48)
     ) {
-        check(&[ops])?;
+        check(&[ops], blocking())?;
     }
 
     #[test]
     fn so_it_does_with_two_producers_at_once(
         ops in prop::collection::vec(prop::collection::vec(op(), 1..48), 2)
     ) {
-        check(&ops)?;
+        check(&ops, blocking())?;
+    }
+
+    #[test]
+    fn so_it_does_when_full_queues_drop_calls(
+        ops in prop::collection::vec(prop::collection::vec(op(), 1..48), 1..=2)
+    ) {
+        check(&ops, dropping())?;
     }
 }
