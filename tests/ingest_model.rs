@@ -11,8 +11,9 @@
 //! small enough that most cases fill them: a call dropped for want of room is counted
 //! and never reaches the log.
 //!
-//! What the recorder's log holds must be what the direct log accepted, each run's and
-//! each call's records in the same order. Every record the direct log refused, and every
+//! What the recorder's log holds must be what the direct log accepted, in the same
+//! order within each run's events and finishes, each run's starts and each call id's
+//! calls (see [`grouped`] for why a start may move against events). Every record the direct log refused, and every
 //! one the recording call refused itself, must be counted under the reason the log gave
 //! (oversized or rejected), in the close report and in the log's in-band drop reports.
 //! Nothing else may be dropped.
@@ -457,14 +458,19 @@ impl Producer {
     }
 }
 
-/// The records of `log` grouped by the run or call they belong to, each group in log
-/// order, and the drops its in-band reports count.
+/// The records of `log` grouped, each group in log order: a run's starts, a run's
+/// events and finishes, a call id's calls. Also the drops its in-band reports count.
+///
+/// A run's starts are apart from its events: events behind a gap in their sequence
+/// (left by a dropped call) wait in the recorder up to `reorder_window`, while a start
+/// recorded after them goes straight through. Events keep their order among
+/// themselves, and a finish lets every held event of its run out before it.
 fn grouped(log: &AuditLog) -> (BTreeMap<String, Vec<Record>>, DropCounts) {
     let mut groups: BTreeMap<String, Vec<Record>> = BTreeMap::new();
     let mut reported = DropCounts::default();
     for (_, record) in log.records_from(Lsn(0)).expect("read the log") {
         let key = match &record {
-            Record::RunStarted(run) => format!("run {}", run.id),
+            Record::RunStarted(run) => format!("start of {}", run.id),
             Record::EventAppended(event) => format!("run {}", event.run_id),
             Record::RunFinished(finish) => format!("run {}", finish.run_id),
             Record::CallRecorded(call) => format!("call {}", call.call_id),

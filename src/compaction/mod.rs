@@ -1,7 +1,7 @@
 //! Compaction and retention: giving back the space of purged records.
 //!
 //! Where it sits: beside the flow, below the handle. A pure [`policy`] turns segment
-//! statistics into a choice; the [`worker`] carries it out (on demand through
+//! statistics into a choice; the worker (`worker.rs`) carries it out (on demand through
 //! `AuditLog::compact`, or on its own thread every `Config::compaction_interval_ms`,
 //! together with the [`Retention`](crate::Retention) policy).
 //!
