@@ -13,10 +13,11 @@
 //!
 //! What the recorder's log holds must be what the direct log accepted, in the same
 //! order within each run's events and finishes, each run's starts and each call id's
-//! calls (see [`grouped`] for why a start may move against events). Every record the direct log refused, and every
-//! one the recording call refused itself, must be counted under the reason the log gave
-//! (oversized or rejected), in the close report and in the log's in-band drop reports.
-//! Nothing else may be dropped.
+//! calls (see [`grouped`] for why a start may move against events). Every record the
+//! direct log refused, and every one the recording call refused itself, must be
+//! counted under the reason the log gave (oversized or rejected), in the close report
+//! and in the log's in-band drop reports. Nothing else may be dropped, and every call
+//! is written or counted once.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -48,8 +49,8 @@ fn run_ids(prefix: &str) -> [String; 5] {
     ]
 }
 const N_RUN_IDS: usize = 5;
-/// A run no start names (after the producer's prefix): its events and finishes are
-/// always refused.
+/// A run no start names (after the producer's prefix): its finishes are always
+/// refused, its events kept (SPEC §3.4).
 const NEVER_STARTED: &str = "run-never";
 /// Call ids, after the producer's prefix but for the empty one.
 const CALL_IDS: [&str; 4] = ["call-1", "call-2", "call-ü", ""];
@@ -60,7 +61,7 @@ const KEYS: [&str; 5] = [
     "ok",
     "n",
     "ключ",
-    "a-key-of-exactly-thirty-two-bytes",
+    "a-key-of-exactly-32-bytes-length",
 ];
 const EVENT_TYPES: [&str; 3] = ["step", "tool_call", "a custom type"];
 
@@ -112,10 +113,10 @@ enum Seq {
     Zero,
 }
 
+/// One record call. With `owned`, the record is made first and recorded through
+/// `Recorder::record`; else through the borrowed call of its kind.
 #[derive(Clone, Debug)]
 enum Op {
-    /// `owned`: recorded as an owned `Record` through `Recorder::record`, else through
-    /// the borrowed call of its kind.
     Start {
         run: usize,
         inputs: Vec<(usize, FieldOwned)>,
@@ -180,7 +181,6 @@ fn fields() -> impl Strategy<Value = Vec<(usize, FieldOwned)>> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let n_runs = N_RUN_IDS;
     let status = prop::sample::select(Status::ALL.to_vec());
     let seq = prop_oneof![6 => Just(Seq::Next), 1 => Just(Seq::Repeat), 1 => Just(Seq::Zero)];
     let outcome = prop_oneof![
@@ -190,10 +190,10 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|missing| Outcome::CapabilityDenied { missing }),
     ];
     prop_oneof![
-        2 => (0..n_runs, fields(), any::<bool>(), any::<bool>()).prop_map(
+        2 => (0..N_RUN_IDS, fields(), any::<bool>(), any::<bool>()).prop_map(
             |(run, inputs, child, owned)| Op::Start { run, inputs, child, owned }
         ),
-        6 => (0..=n_runs, seq, 0..EVENT_TYPES.len(), fields(), any::<bool>()).prop_map(
+        6 => (0..=N_RUN_IDS, seq, 0..EVENT_TYPES.len(), fields(), any::<bool>()).prop_map(
             |(run, seq, event_type, fields, owned)| Op::Event {
                 run,
                 seq,
@@ -203,7 +203,7 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         2 => (
-            0..=n_runs,
+            0..=N_RUN_IDS,
             status,
             prop::sample::select(vec![0usize, 10, 5000]),
             any::<bool>()

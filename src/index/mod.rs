@@ -32,8 +32,8 @@
 //! # Invariants
 //! - Applying is deterministic and never fails: a record the query API would refuse (a
 //!   duplicate run id, a duplicate sequence or sequence 0, a finish for an unknown run
-//!   or with a status that is not terminal, a payload that does not decode) is ignored, so replaying a log always rebuilds the same
-//!   index, whoever wrote it.
+//!   or with a status that is not terminal, a payload that does not decode) is
+//!   ignored, so replaying a log always rebuilds the same index, whoever wrote it.
 //! - Every list holds exactly the live runs that belong in it, sorted by its key; every
 //!   child list holds exactly the live runs with that parent id, newest first.
 //! - A purged run is gone from every structure; its slot in `runs` and its interned id
