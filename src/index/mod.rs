@@ -411,7 +411,7 @@ pub fn check_run_id(what: &str, id: &str) -> Result<()> {
 }
 
 /// Checks an event's sequence: a run's first is 1 (SPEC §2.3), so 0 is refused.
-pub fn check_sequence(sequence: u64) -> Result<()> {
+fn check_sequence(sequence: u64) -> Result<()> {
     if sequence == 0 {
         return Err(Error::InvalidInput(
             "event sequence is 0; a run's first event is sequence 1".into(),
@@ -422,7 +422,7 @@ pub fn check_sequence(sequence: u64) -> Result<()> {
 
 /// Checks a finish's status: `finish_run` sets a terminal one (SPEC §3.3), so
 /// `running` is refused.
-pub fn check_terminal(status: Status) -> Result<()> {
+fn check_terminal(status: Status) -> Result<()> {
     if !status.is_terminal() {
         return Err(Error::InvalidInput(format!(
             "a run cannot finish with status {status}: it is not terminal"
