@@ -10,6 +10,13 @@ mod sync {
 
     /// No pages to advise in a model.
     pub(crate) fn advise_huge_pages(_addr: usize, _len: usize) {}
+
+    /// loom's atomics are not plain memory: the model writes claims through the word
+    /// writer, with relaxed stores, which order with the publish the same way.
+    #[allow(clippy::mut_from_ref, reason = "the signature of the real one")]
+    pub(crate) unsafe fn bytes_mut(_words: &[AtomicU64], _len: usize) -> &mut [u8] {
+        unimplemented!("the model writes claims a word at a time")
+    }
 }
 
 #[allow(dead_code)]

@@ -2,8 +2,9 @@
 //! under 32 bytes, and for those a call to the C library's copy (chosen at run time,
 //! entered through the PLT) costs more than the bytes.
 //!
-//! Where it sits: under the producer's encoder (`slot.rs`, into the thread's scratch
-//! buffer) and the committer's transcoder (`transcode.rs`, into the payload buffer).
+//! Where it sits: under the producer's encoder (`slot.rs`, into the bytes a record
+//! claimed in the ring) and the committer's transcoder (`transcode.rs`, into the payload
+//! buffer).
 //!
 //! # Invariants
 //! - The bytes written are exactly `src`'s, at exactly `src.len()` positions; a copy

@@ -1,9 +1,9 @@
 //! Lock-free ingest: the record path a dispatch server calls on its hot path.
 //!
 //! Where it sits: in front of [`AuditLog`]. Producers call `Recorder::record_*` from any
-//! thread; those calls encode the borrowed fields into a per-thread scratch buffer
-//! (layout in `slot.rs`), claim that many bytes in a preallocated ring (`ring.rs`; one
-//! per producer shard, wrapped by `queue.rs`) and copy them in, then return. One
+//! thread; those calls work out the length of the borrowed fields' encoding (layout in
+//! `slot.rs`), claim that many bytes in a preallocated ring (`ring.rs`; one per producer
+//! shard, wrapped by `queue.rs`) and encode straight into them, then return. One
 //! committer thread (`committer.rs`) drains the rings in batches, writes each record's
 //! msgpack payload straight from its bytes (`transcode.rs`; run starts and finishes are
 //! decoded into records and encoded), restores each run's sequence order
@@ -13,7 +13,7 @@
 //! (`metrics.rs`). This is the only module of the crate that owns a thread.
 //!
 //! ```text
-//! record_*() ─encode─▶ claim (one CAS) ─copy─▶ publish (release store) ─▶ committer: copy out ─▶ transcode ─▶ reorder ─▶ append_encoded ─▶ sync
+//! record_*() ─length─▶ claim (one CAS) ─encode─▶ publish (release store) ─▶ committer: copy out ─▶ transcode ─▶ reorder ─▶ append_encoded ─▶ sync
 //!   (any thread, no alloc, no syscall, no lock)                     (one thread, batches ≤ 1024, parks 50–200 µs)
 //! ```
 //!
@@ -63,6 +63,25 @@ mod transcode;
 /// with loom's instead, to model-check it.
 mod sync {
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// The first `len` bytes of `words`, to write in place.
+    ///
+    /// # Safety
+    /// Nothing else may read or write `words` while the slice lives, and `len` must be
+    /// at most `8 * words.len()`.
+    #[inline(always)]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the words are interior-mutable; exclusive use is the caller's promise"
+    )]
+    pub(crate) unsafe fn bytes_mut(words: &[AtomicU64], len: usize) -> &mut [u8] {
+        debug_assert!(len <= 8 * words.len());
+        // SAFETY: an `AtomicU64` has the size and alignment of a `u64` and holds it in
+        // an `UnsafeCell`, so its bytes may be written through a pointer made from a
+        // shared reference; the pointer is the whole slice's, and `len` stays inside
+        // it. The caller promises that no other access overlaps the slice's life.
+        unsafe { std::slice::from_raw_parts_mut(words.as_ptr().cast::<u8>().cast_mut(), len) }
+    }
 
     /// Asks the OS to back the whole 2 MiB pages inside `len` bytes from `addr` with huge
     /// pages, so a ring of megabytes takes a few TLB entries instead of thousands.

@@ -16,8 +16,9 @@
 //!   record that would cross the end of the ring is placed at index 0 instead, and the
 //!   words skipped are claimed with it and marked by a `PAD` header. The claim fails
 //!   (the ring is full) when the claimed words would reach those not yet consumed.
-//! - **Publish** (producers): the bytes are stored with relaxed stores, then the header
-//!   with a release store. Nothing else is shared between producers and the consumer.
+//! - **Publish** (producers): the bytes are written into the claimed words, then the
+//!   header is stored with a release store. Nothing else is shared between producers
+//!   and the consumer.
 //! - **Consume** (the committer): an acquire load of the header at `head`; 0 means the
 //!   record there is not yet published (or nothing was claimed) and the consumer stops.
 //!   Otherwise it copies the bytes out, stores 0 into every word it read, and moves
@@ -42,10 +43,13 @@
 //! - The consumer reads records in claim order; a claimed record that is never
 //!   published would stop it, so a [`Claim`] dropped unpublished publishes itself as
 //!   [`TAG_VOID`] (a panicking encoder cannot wedge the ring).
-//! - No `unsafe`: the words are atomics, so even a broken protocol could only give wrong
-//!   bytes, never undefined behaviour. `tests/loom_ring.rs` model-checks the protocol.
+//! - One `unsafe` block: a producer encodes its record straight into the bytes of the
+//!   claimed words ([`Claim::bytes_mut`]), which the protocol gives it alone until it
+//!   publishes. Everything else is atomics. `tests/loom_ring.rs` model-checks the
+//!   protocol (with claims written through atomic stores, which loom can follow), and
+//!   the ring's tests run under Miri (`cargo +nightly miri test --lib ingest::ring`).
 
-use super::sync::{AtomicU64, Ordering, advise_huge_pages};
+use super::sync::{AtomicU64, Ordering, advise_huge_pages, bytes_mut};
 use crossbeam_utils::CachePadded;
 
 /// Tag of the words skipped at the end of the ring.
@@ -318,7 +322,23 @@ pub(crate) struct Claim<'r> {
 }
 
 impl<'r> Claim<'r> {
-    /// A writer over the claimed bytes.
+    /// The claimed bytes, to encode a record straight into (the record path). They
+    /// start as zeroes.
+    #[inline(always)]
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let data = &self.ring.words[self.header + 1..self.header + 1 + words_for(self.len)];
+        // SAFETY: the claimed words are this claim's alone until it publishes. Other
+        // producers' claims never overlap them (the compare-and-swap on `tail`), and
+        // the consumer reads them only after the header's release store, which
+        // `publish` makes once this borrow of `self` has ended; it gave them back
+        // zeroed, with a release store of `head` that `try_claim` acquired. `len`
+        // bytes fit the `words_for(len)` words.
+        unsafe { bytes_mut(data, self.len) }
+    }
+
+    /// A writer over the claimed bytes, a word at a time (the ring's tests and loom
+    /// model write claims with it).
+    #[cfg(test)]
     #[inline]
     pub fn writer(&mut self) -> WordWriter<'r> {
         let data = &self.ring.words[self.header + 1..self.header + 1 + words_for(self.len)];
@@ -384,6 +404,7 @@ fn le_word(bytes: &[u8]) -> u64 {
         .fold(0, |word, &b| word << 8 | u64::from(b))
 }
 
+#[cfg(test)]
 /// Writes bytes into claimed words, a word at a time.
 #[derive(Debug)]
 pub(crate) struct WordWriter<'r> {
@@ -396,10 +417,12 @@ pub(crate) struct WordWriter<'r> {
     room: usize,
 }
 
+#[cfg(test)]
 /// A write past the end of a claim.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Overflow;
 
+#[cfg(test)]
 impl WordWriter<'_> {
     /// Appends `bytes`; refuses (writing nothing) what would pass the claim's length.
     #[inline]
