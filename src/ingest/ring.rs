@@ -47,7 +47,7 @@
 //!   claimed words ([`Claim::bytes_mut`]), which the protocol gives it alone until it
 //!   publishes. Everything else is atomics. `tests/loom_ring.rs` model-checks the
 //!   protocol (with claims written through atomic stores, which loom can follow), and
-//!   the ring's tests run under Miri (`cargo +nightly miri test --lib ingest::ring`).
+//!   a test of claims written through their bytes runs under Miri (`ring_tests.rs`).
 
 use super::sync::{AtomicU64, Ordering, advise_huge_pages, bytes_mut};
 use crossbeam_utils::CachePadded;

@@ -25,6 +25,27 @@ fn pop(ring: &Ring) -> Option<(u8, Vec<u8>)> {
     Some((tag, out))
 }
 
+/// The record path's way of writing a claim: through its bytes. Small enough for Miri,
+/// which checks the byte view (`MIRIFLAGS=-Zmiri-disable-weak-memory-emulation cargo
+/// +nightly miri test --lib -- ingest::ring_tests::claims_written`; the emulation
+/// itself panics on bytes written over atomics).
+#[test]
+fn claims_written_through_their_bytes_come_out_whole_round_the_ring() {
+    let ring = Ring::with_capacity(256);
+    for round in 0..60usize {
+        let len = (round * 7) % 41;
+        let record: Vec<u8> = (0..len).map(|i| (round + i) as u8 | 1).collect();
+        let mut claim = ring.try_claim(len).expect("room: one record at a time");
+        let bytes = claim.bytes_mut();
+        assert_eq!(bytes.len(), len);
+        assert!(bytes.iter().all(|&b| b == 0), "a claim starts as zeroes");
+        bytes.copy_from_slice(&record);
+        claim.publish(4);
+        assert_eq!(pop(&ring), Some((4, record)));
+    }
+    assert!(ring.is_all_zero());
+}
+
 #[test]
 fn the_size_is_a_power_of_two_words_and_a_record_is_at_most_half() {
     let ring = Ring::with_capacity(1000);
