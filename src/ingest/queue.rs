@@ -266,6 +266,13 @@ impl IngestQueue {
 
     /// Takes the oldest record of `shard`, reading an inline one through `scratch`, and
     /// gives its room back. Committer only.
+    ///
+    /// Never inlined: inlined into the committer's loop, the slice of `scratch` handed
+    /// to `f` was read back as one 16-byte load of the length `pop_into` had just stored
+    /// with 8 bytes, which waited for every store before it to reach the cache, the
+    /// ring words the consumer zeroes included; that load held two thirds of the
+    /// committer's taking time, about 15 ns a record (docs/benchmarks.md).
+    #[inline(never)]
     pub fn pop_with<T>(
         &self,
         shard: usize,
