@@ -38,7 +38,7 @@ use crossbeam_utils::CachePadded;
 use crossbeam_utils::atomic::AtomicCell;
 
 use super::ring::Ring;
-use super::slot::{Inline, Refused, SliceSink, encode_event};
+use super::slot::{Inline, Refused, SliceSink, encode_call, encode_event};
 use crate::codec::Record;
 
 /// Ring tag of an inline record (its bytes are the slot encoding of `slot.rs`).
@@ -182,8 +182,9 @@ impl IngestQueue {
     pub fn try_push_inline(&self, view: &Inline<'_>) -> Push {
         let len = view.encoded_len(self.inline_max);
         match *view {
-            // The record path's own kind gets a copy of its own, which knows the kind.
+            // The record calls' own kinds get copies of their own, which know the kind.
             Inline::Event(event) => self.push_encoded(view, len, |sink| encode_event(sink, event)),
+            Inline::Call(call) => self.push_encoded(view, len, |sink| encode_call(sink, call)),
             _ => self.push_encoded(view, len, |sink| view.encode(sink)),
         }
     }

@@ -313,13 +313,15 @@ impl Inline<'_> {
     /// to the encoder's.
     #[inline]
     pub fn encoded_len(&self, max: usize) -> Option<usize> {
-        let len = match *self {
-            // Under 64 KiB every length field fits: a string's `u32`, and the field
-            // count's `u16` (a field takes 5 bytes or more).
-            Inline::Event(event) => match event_len(event)? {
-                len if len < 1 << 16 => len,
-                _ => self.measured_len(max)?,
-            },
+        let summed = match *self {
+            Inline::Event(event) => Some(event_len(event)?),
+            Inline::Call(call) => Some(call_len(call)),
+            _ => None,
+        };
+        // Under 64 KiB every length field fits: a string's `u32`, and a count's `u16`
+        // (an event's field takes 5 bytes or more, a call's string 4).
+        let len = match summed {
+            Some(len) if len < 1 << 16 => len,
             _ => self.measured_len(max)?,
         };
         (len <= max).then_some(len)
@@ -360,6 +362,27 @@ fn event_len(event: &EventRef<'_>) -> Option<usize> {
         len += str_len(key) + 1 + value_len(*value)?;
     }
     Some(len)
+}
+
+/// The length of a call's encoding (see [`encode_call`]) as if every length fit its
+/// field.
+#[inline]
+fn call_len(call: &CallEvent) -> usize {
+    let strs = |items: &[String]| 2 + items.iter().map(|s| str_len(s)).sum::<usize>();
+    let opt_u64 = |v: Option<u64>| if v.is_some() { 9 } else { 1 };
+    let outcome = match &call.outcome {
+        Outcome::Success | Outcome::ToolNotFound => 0,
+        Outcome::ExecutionFailed { code, .. } => str_len(code) + 1,
+        Outcome::InvalidArgs { message } => str_len(message),
+        Outcome::CapabilityDenied { missing } => strs(missing),
+        Outcome::RateLimited { retry_after_ms } => opt_u64(*retry_after_ms),
+    };
+    // Kind, timestamp, call and tool ids, caller, capabilities, duration, outcome tag.
+    1 + 8 + str_len(&call.call_id) + str_len(&call.tool_id)
+        + 1 + call.caller_id.as_deref().map_or(0, str_len)
+        + strs(&call.granted_capabilities) + 8 + 1 + outcome
+        // Tier, dry run, schema version, secrets resolved, cursor page.
+        + str_len(&call.tier) + 1 + 4 + 1 + opt_u64(call.cursor_page.map(u64::from))
 }
 
 /// A string's encoded length: its `u32` length, then its bytes.
@@ -914,6 +937,39 @@ mod tests {
                 prop_assert_eq!(sink.pos, len);
                 // The slice sink's short-string stores write what the byte-by-byte
                 // encoding does.
+                let mut reference = Bytes(Vec::new());
+                prop_assert!(view.encode(&mut reference).is_ok());
+                prop_assert_eq!(&buf, &reference.0);
+            }
+        }
+
+        /// The same for every record kind the recorder can take inline, from the
+        /// codec's arbitrary records: a call's length is summed too, the others'
+        /// counted.
+        #[test]
+        fn every_kinds_length_is_its_encodings(
+            record in crate::codec::arbitrary::record(),
+            max in prop_oneof![Just(usize::MAX), 0usize..400],
+        ) {
+            let view = match &record {
+                Record::CallRecorded(call) => Inline::Call(call),
+                Record::RunStarted(run) => Inline::Run(run),
+                Record::EventAppended(event) => Inline::RunEvent(event),
+                Record::RunFinished(finish) => Inline::RunFinished {
+                    run_id: &finish.run_id,
+                    stats: &finish.stats,
+                    finished_at: finish.finished_at,
+                },
+                _ => return Ok(()),
+            };
+            let mut measure = Measure::new(max);
+            let measured = view.encode(&mut measure).ok().map(|()| measure.len);
+            prop_assert_eq!(view.encoded_len(max), measured);
+            if let Some(len) = measured {
+                let mut buf = vec![0u8; len];
+                let mut sink = slice(&mut buf);
+                prop_assert!(view.encode(&mut sink).is_ok());
+                prop_assert_eq!(sink.pos, len);
                 let mut reference = Bytes(Vec::new());
                 prop_assert!(view.encode(&mut reference).is_ok());
                 prop_assert_eq!(&buf, &reference.0);
