@@ -926,21 +926,7 @@ mod tests {
                 fields: &refs,
                 created_at: Timestamp::from_unix_nanos(9),
             };
-            let view = Inline::Event(&event);
-            let mut measure = Measure::new(max);
-            let measured = view.encode(&mut measure).ok().map(|()| measure.len);
-            prop_assert_eq!(view.encoded_len(max), measured);
-            if let Some(len) = measured {
-                let mut buf = vec![0u8; len];
-                let mut sink = slice(&mut buf);
-                prop_assert!(view.encode(&mut sink).is_ok());
-                prop_assert_eq!(sink.pos, len);
-                // The slice sink's short-string stores write what the byte-by-byte
-                // encoding does.
-                let mut reference = Bytes(Vec::new());
-                prop_assert!(view.encode(&mut reference).is_ok());
-                prop_assert_eq!(&buf, &reference.0);
-            }
+            check_length_and_stores(Inline::Event(&event), max)?;
         }
 
         /// The same for every record kind the recorder can take inline, from the
@@ -962,18 +948,7 @@ mod tests {
                 },
                 _ => return Ok(()),
             };
-            let mut measure = Measure::new(max);
-            let measured = view.encode(&mut measure).ok().map(|()| measure.len);
-            prop_assert_eq!(view.encoded_len(max), measured);
-            if let Some(len) = measured {
-                let mut buf = vec![0u8; len];
-                let mut sink = slice(&mut buf);
-                prop_assert!(view.encode(&mut sink).is_ok());
-                prop_assert_eq!(sink.pos, len);
-                let mut reference = Bytes(Vec::new());
-                prop_assert!(view.encode(&mut reference).is_ok());
-                prop_assert_eq!(&buf, &reference.0);
-            }
+            check_length_and_stores(view, max)?;
         }
 
         /// A string written at any place in a buffer with any room after it: the
@@ -1000,6 +975,25 @@ mod tests {
             expected.extend_from_slice(text.as_bytes());
             prop_assert_eq!(&buf[before..before + owed], &expected[..]);
         }
+    }
+
+    /// `view`'s length under `max` is what the encoder writes (and `None` exactly where
+    /// it refuses), and the slice sink's short-string stores write what the
+    /// byte-by-byte encoding does.
+    fn check_length_and_stores(view: Inline<'_>, max: usize) -> Result<(), TestCaseError> {
+        let mut measure = Measure::new(max);
+        let measured = view.encode(&mut measure).ok().map(|()| measure.len);
+        prop_assert_eq!(view.encoded_len(max), measured);
+        if let Some(len) = measured {
+            let mut buf = vec![0u8; len];
+            let mut sink = slice(&mut buf);
+            prop_assert!(view.encode(&mut sink).is_ok());
+            prop_assert_eq!(sink.pos, len);
+            let mut reference = Bytes(Vec::new());
+            prop_assert!(view.encode(&mut reference).is_ok());
+            prop_assert_eq!(&buf, &reference.0);
+        }
+        Ok(())
     }
 
     /// Encodes byte by byte through the trait's own methods: the reference the slice
