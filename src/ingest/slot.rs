@@ -248,8 +248,9 @@ impl Sink for SliceSink<'_> {
     ///
     /// A record of a few short fields takes about a third fewer stores this way. That
     /// matters because the record is written straight into ring lines, which are often
-    /// not in the producer's cache: a record of more stores than the store buffer
-    /// holds makes the call wait for them (docs/benchmarks.md).
+    /// not in the producer's cache: with 34 stores a record call was slow three to four
+    /// times as often as with 23, most likely because its stores filled the store
+    /// buffer while they waited for those lines (docs/benchmarks.md).
     #[inline(always)]
     fn str(&mut self, v: &str) -> Result<(), Refused> {
         let s = v.as_bytes();
@@ -308,9 +309,9 @@ impl Inline<'_> {
     /// The length of the record's encoding, if it has an inline form of at most `max`
     /// bytes: what [`Inline::encode`] would write, or `None` where it would refuse.
     ///
-    /// An event, the record of the hot path, is summed from its strings' lengths;
-    /// the other kinds are encoded into a counting sink. A proptest holds the two ways
-    /// to the encoder's.
+    /// An event's or a call's length (the kinds of the record calls) is summed from its
+    /// strings' lengths; the other kinds are encoded into a counting sink. Proptests
+    /// hold both ways to the encoder's.
     #[inline]
     pub fn encoded_len(&self, max: usize) -> Option<usize> {
         let summed = match *self {
