@@ -324,6 +324,38 @@ fn paced_runs(n: u64, rate_per_s: u64) {
     );
 }
 
+/// One producer records `n` call events at a fixed rate, each call timed: the call event
+/// of `auditlog bench` (five strings of 8 to 25 bytes, two capabilities), built before
+/// the clock is read, as a dispatch server holds it before it records it.
+fn paced_calls(n: u64, rate_per_s: u64) {
+    let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Drop);
+    let mut paced = Paced::new(rate_per_s);
+    let start = Instant::now();
+    for seq in 0..n {
+        let call = auditlog::model::CallEvent {
+            ts: Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + seq as i64 * 1_000),
+            call_id: format!("call-{seq:016x}"),
+            tool_id: "ref:search.web_query".into(),
+            caller_id: Some("caller-0042-agent-gateway".into()),
+            granted_capabilities: vec!["net.http.get".into(), "fs.read.workspace".into()],
+            duration_ms: seq % 97,
+            outcome: auditlog::model::Outcome::Success,
+            tier: "standard".into(),
+            dry_run: false,
+            schema_version: 3,
+            secrets_resolved: false,
+            cursor_page: Some(1),
+        };
+        paced.call(|| recorder.record_call(&call));
+    }
+    let written = close_and_summarize(&recorder, start);
+    println!(
+        "paced calls at {rate_per_s}/s: dropped={}, calls {}; {written}",
+        paced.n_dropped,
+        summary(&paced.all)
+    );
+}
+
 /// Two producers record `n` call events in all, each stamped with the time of its call,
 /// as dispatch threads do: the calls reach the committer through two shards, so the
 /// call index sees their timestamps slightly out of order. Reports what the committer
@@ -437,14 +469,18 @@ fn main() {
         .unwrap_or(1_000_000);
     // An optional second argument runs only the paced run at that rate, with
     // `sustained` only the sustained run without durability (for profiling), or with
-    // `calls` only the two-producer run of time-stamped calls, with `runs` only the
+    // `calls` only the two-producer run of time-stamped calls (`calls <rate>`: one
+    // producer paced, each call timed, the event of `auditlog bench`), with `runs` only the
     // run of whole runs (`runs <rate>`: paced, with the drop policy), or with `spin` a
     // timer-free loop for profiling that also prints a call's cost without a timer, or with
     // `idle` (the first argument then in seconds) what the committer spends with nothing
     // to do.
     if let Some(mode) = std::env::args().nth(2) {
         if mode == "calls" {
-            sustained_calls(n_samples);
+            match std::env::args().nth(3) {
+                Some(rate) => paced_calls(n_samples, rate.parse().expect("rate is a number")),
+                None => sustained_calls(n_samples),
+            }
         } else if mode == "runs" {
             match std::env::args().nth(3) {
                 Some(rate) => paced_runs(n_samples, rate.parse().expect("rate is a number")),
