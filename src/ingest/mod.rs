@@ -568,19 +568,18 @@ impl Recorder {
         Recorded::Dropped(reason)
     }
 
-    /// The hot path: encode, claim ring room, copy, publish; else the slow path.
+    /// The hot path: measure, claim ring room, encode, publish; else the slow path.
     #[inline]
     fn record_with(&self, view: Inline<'_>, owned: impl FnOnce() -> Record) -> Recorded {
         let shared = self.shared();
         if shared.closed.load(Ordering::Acquire) {
             return self.dropped(DropReason::AfterShutdown);
         }
-        match shared.queue.try_push_inline(&view) {
+        match shared.queue.try_push(&view) {
             Push::Accepted => Recorded::Accepted,
             Push::NotInline => self.record_slow(owned),
             Push::Full => {
-                let retry =
-                    || (shared.queue.try_push_inline(&view) == Push::Accepted).then_some(());
+                let retry = || (shared.queue.try_push(&view) == Push::Accepted).then_some(());
                 match self.wait_for(retry) {
                     Ok(()) => Recorded::Accepted,
                     Err(reason) => self.dropped(reason),
