@@ -11,6 +11,9 @@ mod sync {
     /// No pages to advise in a model.
     pub(crate) fn advise_huge_pages(_addr: usize, _len: usize) {}
 
+    /// No cache in a model.
+    pub(crate) fn prefetch_write<T>(_value: &T) {}
+
     /// loom's atomics are not plain memory: the model writes claims through the word
     /// writer, with relaxed stores, which order with the publish the same way.
     #[allow(clippy::mut_from_ref, reason = "the signature of the real one")]
