@@ -11,8 +11,8 @@
 //!
 //! - A record with an inline form is measured (an event's or a call's length summed,
 //!   other kinds counted) and claims that room in [`Ring`] (`ring.rs`) with one
-//!   compare-and-swap. An event is encoded straight into it; other kinds are encoded
-//!   into the thread's scratch buffer and copied in. No allocation, no syscall, no lock.
+//!   compare-and-swap, and is encoded straight into it. No allocation, no syscall, no
+//!   lock.
 //! - A slow-path record (boxed, allocated by the producer) is parked in one of
 //!   [`crate::limits::INGEST_SLOW_PATH_RECORDS_MAX`] cells, and a small marker naming the
 //!   cell goes through the same ring. A thread's records therefore keep the order in
@@ -31,7 +31,7 @@
 //! - A producer that took a slow-path cell or budget always either publishes its marker
 //!   or gives them back; the committer gives them back when it pops the marker.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crossbeam_queue::ArrayQueue;
@@ -39,7 +39,7 @@ use crossbeam_utils::CachePadded;
 use crossbeam_utils::atomic::AtomicCell;
 
 use super::ring::Ring;
-use super::slot::{Inline, Refused, SliceSink, encode_call, encode_event};
+use super::slot::{Inline, Refused, SliceSink, encode_event};
 use crate::codec::Record;
 
 /// Ring tag of an inline record (its bytes are the slot encoding of `slot.rs`).
@@ -52,16 +52,6 @@ thread_local! {
     /// A producer thread's shard number, before reduction by the shard count; dealt on
     /// its first push.
     static SHARD: Cell<u32> = const { Cell::new(UNDEALT) };
-}
-
-/// The room of a producer thread's scratch buffer: a copied record longer than this is
-/// written in place instead.
-const SCRATCH_BYTES: usize = 1024;
-
-thread_local! {
-    /// Where a producer thread encodes a record it then copies into the ring
-    /// ([`IngestQueue::try_push`]).
-    static SCRATCH: RefCell<[u8; SCRATCH_BYTES]> = const { RefCell::new([0; SCRATCH_BYTES]) };
 }
 
 /// A thread that has not pushed yet.
@@ -186,75 +176,11 @@ impl IngestQueue {
     }
 
     /// Writes `view` into the ring, if it has an inline form of at most `inline_max`
-    /// bytes and the ring has room. An event is encoded straight into the ring; every
-    /// other kind is encoded into a scratch buffer and copied in (docs/ARCHITECTURE.md,
-    /// "Encoding straight into the ring, in few stores", says why each).
-    #[inline]
-    pub fn try_push(&self, view: &Inline<'_>) -> Push {
-        match view {
-            Inline::Event(_) => self.try_push_inline(view),
-            _ => self.try_push_copied(view),
-        }
-    }
-
-    /// Writes `view` into the ring as [`Self::try_push_inline`] does, but encodes it
-    /// into this thread's scratch buffer first and copies the bytes in: for a record of
-    /// many stores (a call event takes 26), a few long copies hold up the call less
-    /// than many scattered stores into ring lines not yet in the cache. Kept out of
-    /// line so that the event's path stays as small as it is.
-    #[inline(never)]
-    fn try_push_copied(&self, view: &Inline<'_>) -> Push {
-        let Some(len) = view.encoded_len(self.inline_max) else {
-            return Push::NotInline;
-        };
-        let copied = SCRATCH.try_with(|scratch| {
-            // Taken only here, and nothing here records: never borrowed twice.
-            let mut scratch = scratch.try_borrow_mut().ok()?;
-            if len > SCRATCH_BYTES {
-                return None;
-            }
-            // The whole buffer, not `len` bytes: short strings are stored in wide
-            // stores that may run past their end (`SliceSink::str`).
-            let mut sink = SliceSink {
-                buf: &mut scratch[..],
-                pos: 0,
-            };
-            let encoded = match *view {
-                Inline::Call(call) => encode_call(&mut sink, call),
-                _ => view.encode(&mut sink),
-            };
-            if encoded.is_err() || sink.pos != len {
-                // As in `push_encoded`: a bug the proptests rule out; the slow path
-                // takes the record.
-                debug_assert!(false, "an encoding unlike its length: {view:?}");
-                return Some(Push::NotInline);
-            }
-            let Some(mut claim) = self.ring().try_claim(len) else {
-                return Some(Push::Full);
-            };
-            claim.write_all(&sink.buf[..len]);
-            claim.publish(TAG_INLINE);
-            Some(Push::Accepted)
-        });
-        match copied {
-            Ok(Some(push)) => push,
-            // Longer than the scratch buffer, or this thread's buffer already torn down
-            // (a record from a thread-local destructor): written in place.
-            Ok(None) | Err(_) => self.push_in_place(view, Some(len)),
-        }
-    }
-
-    /// Writes `view` into the ring, if it has an inline form of at most `inline_max`
     /// bytes and the ring has room: its length first, then a claim of that room, then
     /// the encoding straight into it, so nothing is copied.
     #[inline]
-    pub fn try_push_inline(&self, view: &Inline<'_>) -> Push {
-        self.push_in_place(view, view.encoded_len(self.inline_max))
-    }
-
-    /// [`Self::try_push_inline`] once `view`'s length `len` is known.
-    #[inline(always)]
-    fn push_in_place(&self, view: &Inline<'_>, len: Option<usize>) -> Push {
+    pub fn try_push(&self, view: &Inline<'_>) -> Push {
+        let len = view.encoded_len(self.inline_max);
         match *view {
             // The event gets a copy of its own, which knows the kind. No other kind
             // gets one: with a call's beside it, the compiler stopped inlining the
@@ -510,26 +436,10 @@ mod tests {
         assert_eq!(try_push(&q, 1, &"z".repeat(8 << 10)), Push::NotInline);
     }
 
-    #[test]
-    fn a_record_longer_than_the_scratch_buffer_is_written_in_place_whole() {
-        let q = IngestQueue::new(1, 64 << 10, 8 << 10, 1024);
-        let mut scratch = Vec::new();
-        for len in [SCRATCH_BYTES - 40, SCRATCH_BYTES, 3000] {
-            let mut run = Run::new("r", "s");
-            run.started_at = Timestamp::EPOCH;
-            run.skill_id = "k".repeat(len);
-            let view = Inline::Run(&run);
-            let encoded = super::super::slot::encode_to_vec(view);
-            assert_eq!(q.try_push(&view), Push::Accepted);
-            assert_eq!(pop(&q, &mut scratch), Some(Ok(encoded)));
-        }
-    }
-
     proptest::proptest! {
-        /// Records of every kind but the event (which `try_push` writes in place, as
-        /// the tests above show) are copied through the scratch buffer: each comes out
-        /// as its encoding, in order, and is refused as not inline exactly where it has
-        /// no inline form under the inline size.
+        /// Records of every kind come out as their encodings, in order, and are
+        /// refused as not inline exactly where they have no inline form under the
+        /// inline size.
         #[test]
         fn every_kind_comes_out_as_its_encoding(
             records in proptest::collection::vec(crate::codec::arbitrary::record(), 1..24),
