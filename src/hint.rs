@@ -1,11 +1,11 @@
 //! Hints to the CPU: nothing here changes what the program computes, only when memory
-//! it is about to read or write starts coming into the cache.
+//! it is about to use starts coming into the cache.
 //!
 //! Where it sits: used by the read path (`segment`, `index`) to overlap the memory
 //! latency of reads whose addresses are known before they are needed, such as the
 //! frames of the next run of a page while this one decodes; and by the ingest ring
-//! (`ingest/ring.rs`, through `ingest::sync`), to take the lines of a producer's next
-//! record for writing while it does other work.
+//! (`ingest/ring.rs`, through `ingest::sync`), to bring in the lines of a producer's
+//! next record while it does other work.
 
 /// Starts loading the cache line holding `value` into the cache, without waiting for
 /// it. On targets other than x86_64 it does nothing.
@@ -18,22 +18,6 @@ pub(crate) fn prefetch<T>(value: &T) {
     unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
-/// Starts taking the cache line holding `value` for writing (`prefetchw`), without
-/// waiting for it, so that stores into it soon after need not wait for the line. On
-/// targets other than x86_64 it does nothing.
-#[inline(always)]
-pub(crate) fn prefetch_write<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`: a cache hint that reads and writes nothing of the
-    // program and cannot fault; `value` is a live reference besides.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_ET0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_ET0>(std::ptr::from_ref(value).cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;

@@ -12,7 +12,7 @@ mod sync {
     pub(crate) fn advise_huge_pages(_addr: usize, _len: usize) {}
 
     /// No cache in a model.
-    pub(crate) fn prefetch_write<T>(_value: &T) {}
+    pub(crate) fn prefetch<T>(_value: &T) {}
 
     /// loom's atomics are not plain memory: the model writes claims through the word
     /// writer, with relaxed stores, which order with the publish the same way.

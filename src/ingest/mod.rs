@@ -62,7 +62,7 @@ mod transcode;
 /// The atomics `ring.rs` is written against; `tests/loom_ring.rs` includes that file
 /// with loom's instead, to model-check it.
 mod sync {
-    pub(crate) use crate::hint::prefetch_write;
+    pub(crate) use crate::hint::prefetch;
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
     /// The first `len` bytes of `words`, to write in place.

@@ -49,7 +49,7 @@
 //!   protocol (with claims written through atomic stores, which loom can follow), and
 //!   a test of claims written through their bytes runs under Miri (`ring_tests.rs`).
 
-use super::sync::{AtomicU64, Ordering, advise_huge_pages, bytes_mut, prefetch_write};
+use super::sync::{AtomicU64, Ordering, advise_huge_pages, bytes_mut, prefetch};
 use crossbeam_utils::CachePadded;
 
 /// Tag of the words skipped at the end of the ring.
@@ -371,12 +371,12 @@ impl<'r> Claim<'r> {
     #[inline]
     pub fn publish(mut self, tag: u8) {
         self.publish_as(tag);
-        // The next record is most likely written just past this one: start taking
-        // those lines for writing now, so that its stores need not wait for them.
+        // The next record is most likely written just past this one: start bringing
+        // those lines into the cache now, so that its stores need not wait for them.
         let next = self.header + 1 + words_for(self.len);
         for line in 0..PREFETCH_LINES {
             let at = (next + line * 8) & self.ring.mask as usize;
-            prefetch_write(&self.ring.words[at]);
+            prefetch(&self.ring.words[at]);
         }
     }
 
@@ -396,7 +396,7 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// Cache lines past a published record taken for writing ahead of the next one.
+/// Cache lines past a published record brought in ahead of the next one.
 const PREFETCH_LINES: usize = 3;
 
 /// Up to 8 bytes as the little-endian word they start, zero above them.
