@@ -375,7 +375,7 @@ impl<'r> Claim<'r> {
         // those lines into the cache now, so that its stores need not wait for them.
         let next = self.header + 1 + words_for(self.len);
         for line in 0..PREFETCH_LINES {
-            let at = (next + line * 8) & self.ring.mask as usize;
+            let at = (next + line * LINE_WORDS) & self.ring.mask as usize;
             prefetch(&self.ring.words[at]);
         }
     }
@@ -398,6 +398,8 @@ impl Drop for Claim<'_> {
 
 /// Cache lines past a published record brought in ahead of the next one.
 const PREFETCH_LINES: usize = 3;
+/// Ring words in a 64-byte cache line.
+const LINE_WORDS: usize = 64 / 8;
 
 /// Up to 8 bytes as the little-endian word they start, zero above them.
 ///
