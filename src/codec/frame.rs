@@ -30,14 +30,16 @@ const HEADER: usize = PAD_AT + 3;
 const _: () = assert!(HEADER as u64 == FRAME_HEADER_BYTES);
 
 /// What every frame of one segment is bound to.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct FrameContext {
     pub segment_id: SegmentId,
     /// Random per segment file, so bytes of any other file never verify here.
     pub salt: u64,
-    /// crc32 of the salt and segment id, which every frame's checksum continues from:
-    /// taken once per segment rather than once per frame.
-    seed: u32,
+    /// A hasher that has taken the salt and the segment id, which every frame's
+    /// checksum continues from: taken once per segment rather than once per frame. A
+    /// frame's checksum starts from a copy of it, which also skips the CPU feature
+    /// check a new hasher makes (a sixth of a small frame's checksum).
+    seeded: crc32fast::Hasher,
 }
 
 impl FrameContext {
@@ -46,13 +48,23 @@ impl FrameContext {
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&salt.to_le_bytes());
         hasher.update(&segment_id.0.to_le_bytes());
+        let seeded = crc32fast::Hasher::new_with_initial(hasher.finalize());
         FrameContext {
             segment_id,
             salt,
-            seed: hasher.finalize(),
+            seeded,
         }
     }
 }
+
+/// Equal when bound to the same segment and salt (the seed follows from them).
+impl PartialEq for FrameContext {
+    fn eq(&self, other: &FrameContext) -> bool {
+        (self.segment_id, self.salt) == (other.segment_id, other.salt)
+    }
+}
+
+impl Eq for FrameContext {}
 
 /// A verified frame borrowed from segment bytes.
 #[derive(Copy, Clone, Debug)]
@@ -123,7 +135,7 @@ pub enum FrameError {
 
 /// crc32 of the salt, the segment id and `covered`, in that order.
 fn checksum(ctx: &FrameContext, covered: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new_with_initial(ctx.seed);
+    let mut hasher = ctx.seeded.clone();
     hasher.update(covered);
     hasher.finalize()
 }
