@@ -187,6 +187,14 @@ impl<T: Clone + InPlace> Chunked<T> {
         }
     }
 
+    /// The last item.
+    pub(crate) fn last(&self) -> Option<&T> {
+        match self.tail.last() {
+            Some(item) => Some(item),
+            None => self.full.last().and_then(|chunk| chunk.items().last()),
+        }
+    }
+
     pub(crate) fn get(&self, i: usize) -> Option<&T> {
         let full_len = self.full_len();
         if i < full_len {
@@ -361,6 +369,7 @@ mod tests {
                     _ => copies.push((chunked.clone(), model.clone())),
                 }
                 prop_assert_eq!(chunked.len(), model.len());
+                prop_assert_eq!(chunked.last(), model.last());
             }
             // The view is only ever read.
             let in_view = view[4..4 + 4 * n_in_place].chunks_exact(4);

@@ -125,9 +125,16 @@ impl<'a> EventsRef<'a> {
         (high - low <= u64::from(u32::MAX)).then_some((first, low))
     }
 
-    /// The pair of the highest sequence.
+    /// The pair of the highest sequence. Read straight from the end where the list is
+    /// in memory: every append to a run asks for it, twice.
     pub fn last(&self) -> Option<(u64, u64)> {
-        self.len().checked_sub(1).and_then(|i| self.get(i))
+        match self.0 {
+            Stored::Own(pairs) => pairs.last().copied(),
+            Stored::Chunked(pairs) => pairs.last().copied(),
+            Stored::Loaded(_) | Stored::Dense { .. } => {
+                self.len().checked_sub(1).and_then(|i| self.get(i))
+            }
+        }
     }
 
     /// Where the pair of `sequence` is (`Ok`), or where it would go (`Err`). Events

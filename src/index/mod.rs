@@ -374,9 +374,10 @@ pub struct Index {
     pub(crate) by_dry: Flat<u32>,
     pub(crate) calls: Calls,
     pub(crate) n_events: u64,
-    /// The id of the last event applied: a run's events mostly arrive together, so
-    /// comparing with it usually saves a hash lookup. Any number is safe here.
-    last_event_id: u32,
+    /// The run of the last event applied, its id and a copy of its name (empty: none
+    /// yet): a run's events mostly arrive together, so comparing with it usually saves
+    /// a hash lookup. Ids are only ever added, so an id keeps its name.
+    last_event_run: (u32, Vec<u8>),
 }
 
 fn list_for(lists: &mut Vec<Flat<u32>>, id: u32) -> &mut Flat<u32> {
@@ -1115,9 +1116,10 @@ impl Index {
     /// committer checks an event, then applies it, and a run's events mostly come
     /// together, so both usually skip the hash lookup.
     fn event_run_id(&self, run_id: &str) -> Option<u32> {
-        let cached = self.last_event_id;
-        if (cached as usize) < self.ids.len() && self.ids.name(cached) == run_id.as_bytes() {
-            Some(cached)
+        let (cached, name) = &self.last_event_run;
+        if !name.is_empty() && name.as_slice() == run_id.as_bytes() {
+            debug_assert_eq!(self.ids.name(*cached), name.as_slice());
+            Some(*cached)
         } else {
             self.ids.find(run_id)
         }
@@ -1129,7 +1131,11 @@ impl Index {
         }
         let id = self.event_run_id(run_id);
         let live = id.map(|id| {
-            self.last_event_id = id;
+            if self.last_event_run.0 != id || self.last_event_run.1.is_empty() {
+                self.last_event_run.0 = id;
+                self.last_event_run.1.clear();
+                self.last_event_run.1.extend_from_slice(run_id.as_bytes());
+            }
             self.id_run[id as usize]
         });
         let events = match live.filter(|&idx| idx != NONE) {
