@@ -40,6 +40,7 @@ use crate::model::{DropReason, OutcomeKind, Timestamp};
 use super::metrics::{DropCounts, DropSpan};
 use super::queue::Popped;
 use super::reorder::{Order, Reorder, Sequenced};
+use super::transcode::PayloadBuf;
 use super::{Shared, slot, transcode};
 
 /// Whether a finish for a run not started yet may wait for the start.
@@ -85,7 +86,7 @@ const SPARE_PAYLOAD_BYTES_MAX: usize = limits::INGEST_SPARE_PAYLOAD_BYTES_MAX;
 #[derive(Debug)]
 struct Taken {
     kind: RecordKind,
-    payload: Vec<u8>,
+    payload: PayloadBuf,
     /// The run of an event or a finish (empty for other kinds).
     run_id: String,
     /// The sequence of an event.
@@ -164,7 +165,7 @@ impl Taken {
     fn new() -> Box<Taken> {
         Box::new(Taken {
             kind: RecordKind::DropReport,
-            payload: Vec::with_capacity(256),
+            payload: PayloadBuf::default(),
             run_id: String::new(),
             sequence: 0,
             call: CallFields::new(),
@@ -173,7 +174,6 @@ impl Taken {
 
     /// Fills from an inline slot, transcoding when the kind allows it.
     fn fill_from_slot(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.payload.clear();
         self.run_id.clear();
         match transcode::transcode(bytes, &mut self.payload).map_err(|e| e.to_string())? {
             Some(transcoded) => {
@@ -191,12 +191,11 @@ impl Taken {
 
     /// Fills from a record by encoding it.
     fn fill_from_record(&mut self, record: &Record) -> Result<(), String> {
-        self.payload.clear();
         self.run_id.clear();
         self.call.fill(None);
         self.kind = record.kind();
-        record
-            .encode_payload(&mut self.payload)
+        self.payload
+            .encode_with(|out| record.encode_payload(out))
             .map_err(|e| format!("cannot encode a recorded {:?}: {e}", self.kind))?;
         match record.order() {
             Order::Event { run_id, sequence } => {
@@ -437,7 +436,7 @@ impl Committer {
         let encoded: Vec<EncodedRecord<'_>> = (self.ordered.iter())
             .map(|taken| EncodedRecord {
                 kind: taken.kind,
-                payload: &taken.payload,
+                payload: taken.payload.as_slice(),
                 event: Some((taken.run_id.as_str(), taken.sequence)),
                 call: taken.call.as_ref(),
             })

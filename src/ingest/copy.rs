@@ -4,7 +4,7 @@
 //!
 //! Where it sits: under the producer's encoder (`slot.rs`, into the bytes a record
 //! claimed in the ring) and the committer's transcoder (`transcode.rs`, into the payload
-//! buffer).
+//! buffer's room).
 //!
 //! # Invariants
 //! - The bytes written are exactly `src`'s, at exactly `src.len()` positions; a copy
@@ -31,21 +31,6 @@ pub(crate) fn copy_short(dest: &mut [u8], src: &[u8]) {
         16..=32 => overlapping::<16>(dest, src),
         _ => dest.copy_from_slice(src),
     }
-}
-
-/// `out.extend_from_slice(src)`, short copies as [`copy_short`] makes them.
-#[inline(always)]
-pub(crate) fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
-    const ROOM: usize = 32;
-    if src.len() > ROOM {
-        out.extend_from_slice(src);
-        return;
-    }
-    // A fixed-size extension is one store; the copy then fills what it needs of it.
-    let at = out.len();
-    out.extend_from_slice(&[0; ROOM]);
-    copy_short(&mut out[at..at + src.len()], src);
-    out.truncate(at + src.len());
 }
 
 /// Copies `src` (`N` to `2 N` bytes) as its first `N` bytes and its last `N`.
@@ -83,18 +68,6 @@ mod tests {
             let mut std = ours.clone();
             copy_short(&mut ours[before..before + src.len()], &src);
             std[before..before + src.len()].copy_from_slice(&src);
-            prop_assert_eq!(ours, std);
-        }
-
-        #[test]
-        fn a_short_extension_is_an_extension(
-            start in proptest::collection::vec(any::<u8>(), 0..40),
-            src in proptest::collection::vec(any::<u8>(), 0..80),
-        ) {
-            let mut ours = start.clone();
-            extend_short(&mut ours, &src);
-            let mut std = start;
-            std.extend_from_slice(&src);
             prop_assert_eq!(ours, std);
         }
     }

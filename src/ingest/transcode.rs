@@ -56,40 +56,102 @@ pub(crate) struct CallKey<'a> {
     pub kind: OutcomeKind,
 }
 
-/// Appends the msgpack payload of the record in `slot` to `out`; `None` when this kind
-/// has no transcoder.
+/// A payload buffer written in place: the payload is its first `len` bytes, and the
+/// bytes after them are room kept from earlier payloads, never zeroed again. A payload
+/// is written into that room as a slice, with no growth check per byte.
+#[derive(Debug, Default)]
+pub(crate) struct PayloadBuf {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl PayloadBuf {
+    /// The payload.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Bytes held, room included.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Makes the payload what `encode` appends to an empty `Vec`.
+    pub fn encode_with<E>(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.bytes.clear();
+        self.len = 0;
+        encode(&mut self.bytes)?;
+        self.len = self.bytes.len();
+        Ok(())
+    }
+}
+
+/// Makes `out`'s payload the msgpack payload of the record in `slot`; `None` when this
+/// kind has no transcoder. On `None` or an error `out` holds no payload.
 pub(crate) fn transcode<'a>(
     slot: &'a [u8],
-    out: &mut Vec<u8>,
+    out: &mut PayloadBuf,
 ) -> Result<Option<Transcoded<'a>>, SlotError> {
-    let mut r = Reader::new(slot);
-    let start = out.len();
-    let result = match r.u8()? {
-        KIND_EVENT => event(slot, &mut r, out),
-        KIND_CALL => call(&mut r, out),
-        _ => Ok(None),
+    out.len = 0;
+    // Room for the most the payload can take; zeroed only when it grows.
+    let room = payload_bound(slot.len());
+    if out.bytes.len() < room {
+        out.bytes.resize(room, 0);
+    }
+    let mut w = Out {
+        buf: &mut out.bytes,
+        pos: 0,
     };
-    if !matches!(result, Ok(Some(_))) {
-        out.truncate(start);
+    let mut r = Reader::new(slot);
+    let result = match r.u8() {
+        Ok(KIND_EVENT) => event(slot, &mut r, &mut w),
+        Ok(KIND_CALL) => call(&mut r, &mut w),
+        Ok(_) => Ok(None),
+        Err(e) => Err(e),
+    };
+    if matches!(result, Ok(Some(_))) {
+        out.len = w.pos;
     }
     result
 }
 
-/// Writes msgpack into a `Vec`, by hand: the same bytes as `rmp::encode` (the smallest
-/// form of every length and integer, big-endian), without its `Write` plumbing and
-/// error results, which cost more than the bytes for the short values of a record.
-struct Out<'a>(&'a mut Vec<u8>);
+/// The most payload bytes a slot of `slot_len` bytes transcodes to. Every item of a
+/// slot takes at least one byte and its msgpack at most twice its slot bytes (an empty
+/// string: a 4-byte length, a 1-byte header); the map keys and headers the payload adds
+/// are under 256 bytes for either kind.
+fn payload_bound(slot_len: usize) -> usize {
+    2 * slot_len + 256
+}
+
+/// Writes msgpack into a slice with room for it, by hand: the same bytes as
+/// `rmp::encode` (the smallest form of every length and integer, big-endian), without
+/// its `Write` plumbing and error results, which cost more than the bytes for the short
+/// values of a record. Writing past the slice is a bug in [`payload_bound`] and panics.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
 
 impl Out<'_> {
     #[inline]
     fn byte(&mut self, b: u8) {
-        self.0.push(b);
+        self.buf[self.pos] = b;
+        self.pos += 1;
+    }
+    #[inline(always)]
+    fn bytes(&mut self, v: &[u8]) {
+        let end = self.pos + v.len();
+        super::copy::copy_short(&mut self.buf[self.pos..end], v);
+        self.pos = end;
     }
     /// A marker byte, then a number's big-endian bytes.
     #[inline]
     fn marked<const N: usize>(&mut self, marker: u8, be_bytes: [u8; N]) {
         self.byte(marker);
-        self.0.extend_from_slice(&be_bytes);
+        self.bytes(&be_bytes);
     }
     /// A map or array length: `fix` holds lengths below 16, then 16 and 32 bits.
     #[inline]
@@ -120,7 +182,7 @@ impl Out<'_> {
             Ok(len) if len < 32 => self.byte(0xa0 | len),
             _ => self.str_len(v.len()),
         }
-        super::copy::extend_short(self.0, v);
+        self.bytes(v);
     }
     /// The header of a string of 32 bytes or more.
     #[cold]
@@ -224,30 +286,35 @@ impl Entry {
     }
 }
 
-/// The first 8 bytes of `key`, big-endian, zero-padded: a shorter key orders first
-/// among keys it is a prefix of, and ties (equal first bytes) compare the bytes.
-#[inline]
-fn key_prefix(key: &[u8]) -> u64 {
-    // Built in a register: copying the bytes into an array and loading it as a word
-    // stalls on store forwarding.
-    match key.first_chunk::<8>() {
-        Some(first) => u64::from_be_bytes(*first),
+/// The first 8 bytes of the key at `slot[start..end]`, big-endian, zero-padded: a
+/// shorter key orders first among keys it is a prefix of, and ties (equal first bytes)
+/// compare the bytes.
+#[inline(always)]
+fn key_prefix(slot: &[u8], start: usize, end: usize) -> u64 {
+    // One load of the 8 bytes from the key's start, where the slot has them (a key is
+    // followed by its value), with the bytes past the key masked off; built in a
+    // register either way (copying bytes into an array and loading it as a word
+    // stalls on store forwarding).
+    let len = end - start;
+    match slot.get(start..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(first) if len >= 8 => u64::from_be_bytes(*first),
+        Some(first) => u64::from_be_bytes(*first) & !(u64::MAX >> (8 * len)),
         None => (0..8).fold(0, |prefix, i| {
-            prefix << 8 | u64::from(key.get(i).copied().unwrap_or(0))
+            let byte = if i < len { slot[start + i] } else { 0 };
+            prefix << 8 | u64::from(byte)
         }),
     }
 }
 
+/// Fields an event may have for [`event`]'s notes to live in a small array; more (up
+/// to `FIELDS_MAX`) take one of that size.
+const FIELDS_FEW: usize = 8;
+
 /// `RunEvent { run_id, sequence, event_type, payload, created_at }`.
-///
-/// Two passes over the payload's fields: the first checks them and notes where each
-/// key lies, the second, after sorting those notes by key, writes the fields in key
-/// order, the last of each key only, as inserting them one by one into the payload
-/// map does.
 fn event<'a>(
     slot: &'a [u8],
     r: &mut Reader<'a>,
-    out: &mut Vec<u8>,
+    w: &mut Out<'_>,
 ) -> Result<Option<Transcoded<'a>>, SlotError> {
     // The run id is the one string used as text (the event's key): checked as UTF-8.
     let run_id = r.str_ref()?;
@@ -255,19 +322,54 @@ fn event<'a>(
     let event_type = r.str_bytes()?;
     let created_at = r.i64()?;
     let n_fields = usize::from(r.u16()?);
-    if n_fields > FIELDS_MAX {
-        return Ok(None);
+    let head = EventHead {
+        run_id,
+        sequence,
+        event_type,
+        created_at,
+    };
+    // The notes are an array on the stack, zeroed whole: one sized for a few fields
+    // costs little to zero, and most events have few.
+    match n_fields {
+        0..=FIELDS_FEW => event_fields::<FIELDS_FEW>(slot, r, w, &head, n_fields),
+        _ if n_fields <= FIELDS_MAX => event_fields::<FIELDS_MAX>(slot, r, w, &head, n_fields),
+        _ => Ok(None),
     }
+}
+
+/// An event's fields before its payload.
+struct EventHead<'a> {
+    run_id: &'a str,
+    sequence: u64,
+    event_type: &'a [u8],
+    created_at: i64,
+}
+
+/// The rest of [`event`], for at most `N` fields.
+///
+/// Two passes over the payload's fields: the first checks them and notes where each
+/// key lies, the second, after sorting those notes by key, writes the fields in key
+/// order, the last of each key only, as inserting them one by one into the payload
+/// map does.
+#[inline(always)]
+fn event_fields<'a, const N: usize>(
+    slot: &'a [u8],
+    r: &mut Reader<'a>,
+    w: &mut Out<'_>,
+    head: &EventHead<'a>,
+    n_fields: usize,
+) -> Result<Option<Transcoded<'a>>, SlotError> {
     let at = |pos: usize| u32::try_from(pos).expect("slots under 4 GiB");
-    let mut entries = [Entry::default(); FIELDS_MAX];
+    let mut entries = [Entry::default(); N];
     let entries = &mut entries[..n_fields];
     for entry in entries.iter_mut() {
         let key = r.str_bytes()?;
         let key_end = r.pos();
         r.field_bytes()?;
+        let key_start = key_end - key.len();
         *entry = Entry {
-            key_prefix: key_prefix(key),
-            key_start: at(key_end - key.len()),
+            key_prefix: key_prefix(slot, key_start, key_end),
+            key_start: at(key_start),
             key_end: at(key_end),
         };
     }
@@ -276,27 +378,47 @@ fn event<'a>(
     }
     // Insertion sort is stable, fast for a few fields, and one pass when in order. The
     // entry being placed stays in registers while greater ones move up (a swap went
-    // through the stack and stalled on store forwarding).
+    // through the stack and stalled on store forwarding). It stops at the greatest
+    // entry not above the one placed, so a repeated key shows as an equal one there.
+    let mut repeated = false;
     for i in 1..entries.len() {
         let entry = entries[i];
         let mut j = i;
-        while j > 0 && entries[j - 1].cmp_key(entry, slot).is_gt() {
-            entries[j] = entries[j - 1];
-            j -= 1;
+        loop {
+            let order = entries[j - 1].cmp_key(entry, slot);
+            if order.is_gt() {
+                entries[j] = entries[j - 1];
+                j -= 1;
+                if j > 0 {
+                    continue;
+                }
+            } else {
+                repeated |= order.is_eq();
+            }
+            break;
         }
         entries[j] = entry;
     }
     // Keep the last entry of each key, in place.
-    let mut n_unique = 0;
-    for entry_idx in 0..entries.len() {
-        let entry = entries[entry_idx];
-        if (entries.get(entry_idx + 1)).is_none_or(|next| next.cmp_key(entry, slot).is_ne()) {
-            entries[n_unique] = entry;
-            n_unique += 1;
+    let mut n_unique = entries.len();
+    if repeated {
+        n_unique = 0;
+        for entry_idx in 0..entries.len() {
+            let entry = entries[entry_idx];
+            let last_of_key =
+                (entries.get(entry_idx + 1)).is_none_or(|next| next.cmp_key(entry, slot).is_ne());
+            if last_of_key {
+                entries[n_unique] = entry;
+                n_unique += 1;
+            }
         }
     }
-
-    let mut w = Out(out);
+    let &EventHead {
+        run_id,
+        sequence,
+        event_type,
+        created_at,
+    } = head;
     w.map_len(5);
     w.str(b"run_id");
     w.str(run_id.as_bytes());
@@ -320,7 +442,7 @@ fn event<'a>(
 }
 
 /// `CallEvent`, with `caller_id` and `cursor_page` left out when absent.
-fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'a>>, SlotError> {
+fn call<'a>(r: &mut Reader<'a>, w: &mut Out<'_>) -> Result<Option<Transcoded<'a>>, SlotError> {
     // Everything is read before anything is written: the map's length depends on the
     // last field. The two string lists are read again from where they start.
     let ts = r.i64()?;
@@ -356,7 +478,6 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
         return r.fail("bytes left after the record");
     }
 
-    let mut w = Out(out);
     w.map_len(10 + usize::from(caller_id.is_some()) + usize::from(tail.cursor_page.is_some()));
     w.str(b"ts");
     w.sint(ts);
@@ -373,7 +494,7 @@ fn call<'a>(r: &mut Reader<'a>, out: &mut Vec<u8>) -> Result<Option<Transcoded<'
     w.str(b"duration_ms");
     w.uint(duration_ms);
     w.str(b"outcome");
-    outcome(&mut w, &mut outcome_at.clone())?;
+    outcome(w, &mut outcome_at.clone())?;
     w.str(b"tier");
     w.str(tail.tier.as_bytes());
     w.str(b"dry_run");
@@ -459,17 +580,22 @@ mod tests {
 
     /// Transcodes `slot` and checks the bytes against decode-then-encode.
     fn check_same_bytes(slot: &[u8]) -> Transcoded<'_> {
-        let mut out = vec![0xee]; // something before, which must stay
+        // Room left by a longer payload before: none of it may show in this one.
+        let mut out = PayloadBuf {
+            bytes: vec![0xee; 4096],
+            len: 4096,
+        };
         let transcoded = transcode(slot, &mut out)
             .expect("decodes")
             .expect("has a transcoder");
-        let mut expected = vec![0xee];
+        let mut expected = Vec::new();
         slot::decode(slot)
             .expect("decodes")
             .encode_payload(&mut expected)
             .expect("encodes");
         assert_eq!(
-            out, expected,
+            out.as_slice(),
+            expected,
             "transcoded bytes differ from the encoded record"
         );
         transcoded
@@ -539,9 +665,9 @@ mod tests {
             let len = slot.len();
             let slot = &slot[..len];
             if fields.len() > FIELDS_MAX {
-                let mut out = Vec::new();
+                let mut out = PayloadBuf::default();
                 prop_assert_eq!(transcode(slot, &mut out), Ok(None));
-                prop_assert!(out.is_empty());
+                prop_assert!(out.as_slice().is_empty());
             } else {
                 let transcoded = check_same_bytes(slot);
                 prop_assert_eq!(transcoded.event, Some((run_id.as_str(), sequence)));
@@ -602,6 +728,19 @@ mod tests {
         }
     }
 
+    /// The bytes `write` writes.
+    fn written(write: impl FnOnce(&mut Out<'_>)) -> Vec<u8> {
+        let mut buf = vec![0; 200_000];
+        let mut w = Out {
+            buf: &mut buf,
+            pos: 0,
+        };
+        write(&mut w);
+        let len = w.pos;
+        buf.truncate(len);
+        buf
+    }
+
     #[test]
     fn the_msgpack_writer_writes_what_rmp_writes() {
         let mut edges: Vec<u64> = vec![0, u64::MAX, i64::MAX as u64];
@@ -610,26 +749,26 @@ mod tests {
             edges.extend([edge - 1, edge, edge + 1]);
         }
         for &v in &edges {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            Out(&mut ours).uint(v);
+            let mut theirs = Vec::new();
             rmp::encode::write_uint(&mut theirs, v).unwrap();
-            assert_eq!(ours, theirs, "uint {v}");
+            assert_eq!(written(|w| w.uint(v)), theirs, "uint {v}");
             for signed in [v as i64, (v as i64).wrapping_neg(), -(v as i64) - 1] {
-                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-                Out(&mut ours).sint(signed);
+                let mut theirs = Vec::new();
                 rmp::encode::write_sint(&mut theirs, signed).unwrap();
-                assert_eq!(ours, theirs, "sint {signed}");
+                assert_eq!(written(|w| w.sint(signed)), theirs, "sint {signed}");
             }
             let Ok(len) = u32::try_from(v) else { continue };
             if len > 70_000 {
                 continue;
             }
             let len_usize = len as usize;
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            Out(&mut ours).map_len(len_usize);
-            Out(&mut ours).array_len(len_usize);
             let text = "x".repeat(len_usize);
-            Out(&mut ours).str(text.as_bytes());
+            let ours = written(|w| {
+                w.map_len(len_usize);
+                w.array_len(len_usize);
+                w.str(text.as_bytes());
+            });
+            let mut theirs = Vec::new();
             rmp::encode::write_map_len(&mut theirs, len).unwrap();
             rmp::encode::write_array_len(&mut theirs, len).unwrap();
             rmp::encode::write_str(&mut theirs, &text).unwrap();
@@ -653,9 +792,9 @@ mod tests {
         };
         let slot = encode_to_vec(Inline::Event(&event));
         let len = slot.len();
-        let mut out = Vec::new();
+        let mut out = PayloadBuf::default();
         transcode(&slot[..len], &mut out).unwrap().unwrap();
-        let record = Record::decode_payload(RecordKind::EventAppended, &out).unwrap();
+        let record = Record::decode_payload(RecordKind::EventAppended, out.as_slice()).unwrap();
         let Record::EventAppended(decoded) = record else {
             panic!("an event")
         };
@@ -665,7 +804,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_slot_is_an_error_and_writes_nothing() {
+    fn a_bad_slot_is_an_error_and_leaves_no_payload() {
         let fields = [("k", FieldValue::Str("v"))];
         let event = EventRef {
             run_id: "run-1",
@@ -676,16 +815,17 @@ mod tests {
         };
         let slot = encode_to_vec(Inline::Event(&event));
         let len = slot.len();
+        let mut out = PayloadBuf::default();
         for cut in 1..len {
-            let mut out = vec![1, 2, 3];
+            transcode(&slot[..len], &mut out).unwrap().unwrap();
             assert!(
                 transcode(&slot[..cut], &mut out).is_err(),
                 "prefix {cut} transcoded"
             );
-            assert_eq!(out, [1, 2, 3]);
+            assert_eq!(out.as_slice(), [0u8; 0], "prefix {cut} left a payload");
         }
         let mut longer = slot[..len].to_vec();
         longer.push(0);
-        assert!(transcode(&longer, &mut Vec::new()).is_err());
+        assert!(transcode(&longer, &mut out).is_err());
     }
 }
