@@ -83,6 +83,7 @@ use crate::index::chunked::{Chunked, InPlace};
 use crate::index::events::{DENSE_COUNT, EventVec, OFFSET_BYTES, PAIR_BYTES, Stored};
 use crate::index::flat::Flat;
 use crate::index::names::{Arena, NamesCheck};
+use crate::index::ordered::OrderedMap;
 use crate::index::{
     CallEntry, Calls, EventLists, EventsRef, ID_OUT_OF_RANGE, Index, NameHashState, Names,
     PARALLEL_CHECK_RUNS_MIN, RUN_OUT_OF_RANGE, RunEntry,
@@ -864,11 +865,11 @@ fn decode_body(view: &Arc<ReadView>, parallel: bool, in_place: bool) -> Decoded<
     crc.combine(&tail_crc);
     index.event_lists = tail.lists;
     index.orphans = tail.orphans;
-    index.calls = Calls {
-        callers: std::mem::take(&mut index.calls.callers),
-        tools: std::mem::take(&mut index.calls.tools),
-        ..tail.calls
-    };
+    let callers = std::mem::take(&mut index.calls.callers);
+    let tools = std::mem::take(&mut index.calls.tools);
+    let (calls, calls_check) = Calls::from_loaded(tail.calls, callers, tools);
+    index.calls = calls;
+    let check = check.and(calls_check);
     index.n_events = (index.orphans.values().map(EventVec::len))
         .chain([tail.n_loaded])
         .map(|n| n as u64)
@@ -962,8 +963,8 @@ struct Tail {
     /// The events they hold, counted from their spans rather than list by list.
     n_loaded: usize,
     orphans: HashMap<u32, EventVec, NameHashState>,
-    /// The call entries, without the names (which are in the head).
-    calls: Calls,
+    /// The call entries by time, without the names (which are in the head).
+    calls: OrderedMap<(i64, u64), CallEntry>,
 }
 
 /// Decodes `bytes`, the tail of the body of the checkpoint file `view`, and checksums
@@ -997,7 +998,7 @@ fn decode_tail(
     // Calls are written in key order, each key once: refused otherwise, before one
     // could be inserted twice.
     let n_calls = r.count(CALL_BYTES)?;
-    let mut calls = Calls::default();
+    let mut calls = OrderedMap::default();
     let mut last = None;
     for block in r.blocks(n_calls, CALL_BYTES) {
         for b in block.chunks_exact(CALL_BYTES) {

@@ -314,31 +314,115 @@ fn outcome_byte(kind: OutcomeKind) -> u8 {
         .expect("every kind is in OutcomeKind::ALL") as u8
 }
 
+/// The name last looked up in a table, with its number: records mostly name the run,
+/// caller or tool of the record before them, so comparing with it usually saves
+/// hashing the name. Names are only ever added to a table, so a number keeps its name.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LastName {
+    id: u32,
+    /// Empty: none yet.
+    name: Vec<u8>,
+}
+
+impl LastName {
+    /// The number of `name`, if it is the last one.
+    fn matches(&self, name: &str) -> Option<u32> {
+        (!self.name.is_empty() && self.name == name.as_bytes()).then_some(self.id)
+    }
+
+    fn remember(&mut self, id: u32, name: &str) {
+        if self.id != id || self.name.is_empty() {
+            self.id = id;
+            self.name.clear();
+            self.name.extend_from_slice(name.as_bytes());
+        }
+    }
+
+    /// The number of `name` in `names`, interning it if it is new.
+    fn intern(&mut self, names: &mut Names, name: &str) -> u32 {
+        if let Some(id) = self.matches(name) {
+            return id;
+        }
+        let id = names.intern(name);
+        self.remember(id, name);
+        id
+    }
+}
+
 /// The call events, keyed by `(ts, LSN)`: the LSN makes keys unique and orders equal
 /// timestamps by arrival. Calls mostly arrive in time order, which `OrderedMap` makes a
 /// push. `by_caller` and `by_tool` hold exactly the keys of `by_time` whose entry names
 /// that caller or tool: only [`Calls::insert`] fills them, and nothing removes a call.
+/// They are indexed by the name's number, which `Names` deals out densely from 0, so
+/// finding a name's list is an index, not a hash lookup.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Calls {
     pub(crate) by_time: OrderedMap<(i64, u64), CallEntry>,
-    by_caller: HashMap<u32, OrderedMap<(i64, u64), ()>>,
-    by_tool: HashMap<u32, OrderedMap<(i64, u64), ()>>,
+    by_caller: Vec<OrderedMap<(i64, u64), ()>>,
+    by_tool: Vec<OrderedMap<(i64, u64), ()>>,
     pub(crate) callers: Names,
     pub(crate) tools: Names,
+    last_caller: LastName,
+    last_tool: LastName,
 }
 
 impl Calls {
     /// Adds one call event; `caller` and `tool` are numbers in `callers` and `tools`.
     pub(crate) fn insert(&mut self, key: (i64, u64), entry: CallEntry) {
         if entry.caller != NO_CALLER {
-            self.by_caller
-                .entry(entry.caller)
-                .or_default()
-                .insert(key, ());
+            keys_for(&mut self.by_caller, entry.caller).insert(key, ());
         }
-        self.by_tool.entry(entry.tool).or_default().insert(key, ());
+        keys_for(&mut self.by_tool, entry.tool).insert(key, ());
         self.by_time.insert(key, entry);
     }
+}
+
+impl Calls {
+    /// The calls a checkpoint holds, by time, with the names they number; the per-name
+    /// lists are made from them. An entry numbering a name past its table (a damaged
+    /// file, which the checksum then refuses) is reported, and no list is made for it,
+    /// so a damaged number cannot make a list that large.
+    pub(crate) fn from_loaded(
+        by_time: OrderedMap<(i64, u64), CallEntry>,
+        callers: Names,
+        tools: Names,
+    ) -> (Calls, std::result::Result<(), String>) {
+        let mut calls = Calls {
+            by_time: OrderedMap::default(),
+            by_caller: Vec::new(),
+            by_tool: Vec::new(),
+            callers,
+            tools,
+            last_caller: LastName::default(),
+            last_tool: LastName::default(),
+        };
+        let mut check = Ok(());
+        for (&key, entry) in by_time.iter() {
+            let caller_ok = entry.caller == NO_CALLER || entry.caller < calls.callers.len() as u32;
+            if !caller_ok || entry.tool >= calls.tools.len() as u32 {
+                check = Err("a call entry with a number out of range".to_owned());
+                continue;
+            }
+            if entry.caller != NO_CALLER {
+                keys_for(&mut calls.by_caller, entry.caller).insert(key, ());
+            }
+            keys_for(&mut calls.by_tool, entry.tool).insert(key, ());
+        }
+        calls.by_time = by_time;
+        (calls, check)
+    }
+}
+
+/// The keys of name `id` in `lists`, made (with any missing below it) if new.
+fn keys_for(
+    lists: &mut Vec<OrderedMap<(i64, u64), ()>>,
+    id: u32,
+) -> &mut OrderedMap<(i64, u64), ()> {
+    let id = id as usize;
+    if lists.len() <= id {
+        lists.resize_with(id + 1, OrderedMap::default);
+    }
+    &mut lists[id]
 }
 
 /// The in-memory indexes over one log.
@@ -374,10 +458,8 @@ pub struct Index {
     pub(crate) by_dry: Flat<u32>,
     pub(crate) calls: Calls,
     pub(crate) n_events: u64,
-    /// The run of the last event applied, its id and a copy of its name (empty: none
-    /// yet): a run's events mostly arrive together, so comparing with it usually saves
-    /// a hash lookup. Ids are only ever added, so an id keeps its name.
-    last_event_run: (u32, Vec<u8>),
+    /// The run of the last event applied.
+    last_event_run: LastName,
 }
 
 fn list_for(lists: &mut Vec<Flat<u32>>, id: u32) -> &mut Flat<u32> {
@@ -1116,12 +1198,12 @@ impl Index {
     /// committer checks an event, then applies it, and a run's events mostly come
     /// together, so both usually skip the hash lookup.
     fn event_run_id(&self, run_id: &str) -> Option<u32> {
-        let (cached, name) = &self.last_event_run;
-        if !name.is_empty() && name.as_slice() == run_id.as_bytes() {
-            debug_assert_eq!(self.ids.name(*cached), name.as_slice());
-            Some(*cached)
-        } else {
-            self.ids.find(run_id)
+        match self.last_event_run.matches(run_id) {
+            Some(id) => {
+                debug_assert_eq!(self.ids.name(id), run_id.as_bytes());
+                Some(id)
+            }
+            None => self.ids.find(run_id),
         }
     }
 
@@ -1131,11 +1213,7 @@ impl Index {
         }
         let id = self.event_run_id(run_id);
         let live = id.map(|id| {
-            if self.last_event_run.0 != id || self.last_event_run.1.is_empty() {
-                self.last_event_run.0 = id;
-                self.last_event_run.1.clear();
-                self.last_event_run.1.extend_from_slice(run_id.as_bytes());
-            }
+            self.last_event_run.remember(id, run_id);
             self.id_run[id as usize]
         });
         let events = match live.filter(|&idx| idx != NONE) {
@@ -1169,8 +1247,10 @@ impl Index {
     ) {
         let calls = &mut self.calls;
         let entry = CallEntry {
-            caller: caller.map_or(NO_CALLER, |c| calls.callers.intern(c)),
-            tool: calls.tools.intern(tool),
+            caller: caller.map_or(NO_CALLER, |c| {
+                calls.last_caller.intern(&mut calls.callers, c)
+            }),
+            tool: calls.last_tool.intern(&mut calls.tools, tool),
             kind: outcome_byte(kind),
         };
         calls.insert((ts.unix_nanos(), lsn.0), entry);
@@ -1470,11 +1550,11 @@ impl Index {
             })
         };
         let keys: Box<dyn Iterator<Item = &(i64, u64)>> = match (caller, tool) {
-            (Some(c), _) => match calls.by_caller.get(&c) {
+            (Some(c), _) => match calls.by_caller.get(c as usize) {
                 Some(keys) => Box::new(keys.range_rev(range).map(|(k, _)| k)),
                 None => Box::new(std::iter::empty()),
             },
-            (None, Some(t)) => match calls.by_tool.get(&t) {
+            (None, Some(t)) => match calls.by_tool.get(t as usize) {
                 Some(keys) => Box::new(keys.range_rev(range).map(|(k, _)| k)),
                 None => Box::new(std::iter::empty()),
             },
