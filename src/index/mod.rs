@@ -1680,6 +1680,52 @@ mod tests {
     }
 
     #[test]
+    fn loaded_calls_numbering_a_name_past_its_table_are_refused_without_a_list() {
+        let mut callers = Names::default();
+        let mut tools = Names::default();
+        let (caller, tool) = (callers.intern("caller-1"), tools.intern("tool-1"));
+        let mut by_time = OrderedMap::default();
+        by_time.insert(
+            (1, 1),
+            CallEntry {
+                caller,
+                tool,
+                kind: 0,
+            },
+        );
+        by_time.insert(
+            (2, 2),
+            CallEntry {
+                caller: NO_CALLER,
+                tool,
+                kind: 0,
+            },
+        );
+        let (calls, check) = Calls::from_loaded(by_time.clone(), callers.clone(), tools.clone());
+        assert_eq!(check, Ok(()));
+        assert_eq!((calls.by_caller.len(), calls.by_tool.len()), (1, 1));
+        assert_eq!(calls.by_tool[0].len(), 2);
+        // A damaged number, as a flipped bit in a checkpoint makes: reported, and no
+        // list of a billion places made for it.
+        by_time.insert(
+            (3, 3),
+            CallEntry {
+                caller,
+                tool: 1 << 30,
+                kind: 0,
+            },
+        );
+        let (calls, check) = Calls::from_loaded(by_time, callers, tools);
+        assert!(check.is_err());
+        assert_eq!(calls.by_tool.len(), 1);
+        assert_eq!(
+            calls.by_time.len(),
+            3,
+            "the entries stay, for the check to refuse"
+        );
+    }
+
+    #[test]
     fn refused_records_are_ignored_on_apply() {
         let mut index = Index::new();
         assert!(index.apply(Lsn(0), &Record::RunStarted(run("a", "s", 1))));
