@@ -18,6 +18,10 @@
 //! fields = u16 count, then that many fields
 //! ```
 //!
+//! An event puts its fixed-size fields first, so that they are one write: kind,
+//! `u64` sequence, `ts` created_at, `u16` field count, then the run id, the event type
+//! and the fields (without their count).
+//!
 //! # Invariants
 //! - Encoding never allocates and never writes past the slot; a value that does not fit
 //!   (or nested JSON, which has no inline form) is refused with [`Refused`], and the
@@ -44,6 +48,9 @@ pub(super) const KIND_RUN_STARTED: u8 = 1;
 pub(super) const KIND_RUN_FINISHED: u8 = 2;
 pub(super) const KIND_EVENT: u8 = 3;
 pub(super) const KIND_CALL: u8 = 4;
+
+/// An event's fixed part: kind, sequence, created_at, field count.
+const EVENT_HEAD_BYTES: usize = 1 + 8 + 8 + 2;
 
 const TAG_NULL: u8 = 0;
 const TAG_BOOL: u8 = 1;
@@ -80,6 +87,15 @@ impl fmt::Display for SlotError {
 pub(crate) trait Sink {
     /// Appends `bytes`, or refuses them all.
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused>;
+
+    /// Appends the `N` bytes `fill` sets, or refuses them all. A sink that writes into
+    /// memory gives `fill` its bytes in place after one bounds check.
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N])) -> Result<(), Refused> {
+        let mut bytes = [0; N];
+        fill(&mut bytes);
+        self.bytes(&bytes)
+    }
 
     #[inline]
     fn u8(&mut self, v: u8) -> Result<(), Refused> {
@@ -144,18 +160,9 @@ pub(crate) trait Sink {
         match value {
             FieldValue::Null => self.u8(TAG_NULL),
             FieldValue::Bool(v) => self.bytes(&[TAG_BOOL, u8::from(v)]),
-            FieldValue::I64(v) => {
-                self.u8(TAG_I64)?;
-                self.i64(v)
-            }
-            FieldValue::U64(v) => {
-                self.u8(TAG_U64)?;
-                self.u64(v)
-            }
-            FieldValue::F64(v) => {
-                self.u8(TAG_F64)?;
-                self.f64(v)
-            }
+            FieldValue::I64(v) => self.tagged_word(TAG_I64, v.to_le_bytes()),
+            FieldValue::U64(v) => self.tagged_word(TAG_U64, v.to_le_bytes()),
+            FieldValue::F64(v) => self.tagged_word(TAG_F64, v.to_le_bytes()),
             FieldValue::Str(v) => {
                 self.u8(TAG_STR)?;
                 self.str(v)
@@ -163,17 +170,49 @@ pub(crate) trait Sink {
             FieldValue::Json(_) => Err(Refused),
         }
     }
+    /// A value's tag and its 8 bytes, as one write.
+    #[inline(always)]
+    fn tagged_word(&mut self, tag: u8, word: [u8; 8]) -> Result<(), Refused> {
+        self.fixed::<9>(|b| {
+            b[0] = tag;
+            b[1..].copy_from_slice(&word);
+        })
+    }
     #[inline]
     fn fields<'f>(
         &mut self,
         fields: impl ExactSizeIterator<Item = (&'f str, FieldValue<'f>)>,
     ) -> Result<(), Refused> {
         self.u16(u16::try_from(fields.len()).map_err(|_| Refused)?)?;
+        self.fields_uncounted(fields)
+    }
+    /// Fields without their count (an event writes it in its fixed part).
+    #[inline]
+    fn fields_uncounted<'f>(
+        &mut self,
+        fields: impl Iterator<Item = (&'f str, FieldValue<'f>)>,
+    ) -> Result<(), Refused> {
         for (key, value) in fields {
             self.str(key)?;
             self.value(value)?;
         }
         Ok(())
+    }
+    /// An event's fixed part: kind, sequence, created_at and field count, as one write.
+    #[inline(always)]
+    fn event_head(
+        &mut self,
+        sequence: u64,
+        created_at: Timestamp,
+        n_fields: usize,
+    ) -> Result<(), Refused> {
+        let n_fields = u16::try_from(n_fields).map_err(|_| Refused)?;
+        self.fixed::<EVENT_HEAD_BYTES>(|b| {
+            b[0] = KIND_EVENT;
+            b[1..9].copy_from_slice(&sequence.to_le_bytes());
+            b[9..17].copy_from_slice(&created_at.unix_nanos().to_le_bytes());
+            b[17..].copy_from_slice(&n_fields.to_le_bytes());
+        })
     }
 }
 
@@ -231,6 +270,16 @@ pub(crate) struct SliceSink<'a> {
 }
 
 impl Sink for SliceSink<'_> {
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N])) -> Result<(), Refused> {
+        let dest = (self.buf.get_mut(self.pos..))
+            .and_then(<[u8]>::first_chunk_mut::<N>)
+            .ok_or(Refused)?;
+        fill(dest);
+        self.pos += N;
+        Ok(())
+    }
+
     #[inline]
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Refused> {
         let end = self.pos.checked_add(bytes.len()).ok_or(Refused)?;
@@ -433,23 +482,19 @@ fn json_len(json: &Value) -> Option<usize> {
 /// Encodes an event.
 #[inline]
 pub(crate) fn encode_event(w: &mut impl Sink, event: &EventRef<'_>) -> Result<(), Refused> {
-    w.u8(KIND_EVENT)?;
+    w.event_head(event.sequence, event.created_at, event.fields.len())?;
     w.str(event.run_id)?;
-    w.u64(event.sequence)?;
     w.str(event.event_type)?;
-    w.ts(event.created_at)?;
-    w.fields(event.fields.iter().map(|(k, v)| (*k, *v)))?;
+    w.fields_uncounted(event.fields.iter().map(|(k, v)| (*k, *v)))?;
     Ok(())
 }
 
 /// Encodes an owned event (its payload a JSON map).
 pub(crate) fn encode_run_event(w: &mut impl Sink, event: &RunEvent) -> Result<(), Refused> {
-    w.u8(KIND_EVENT)?;
+    w.event_head(event.sequence, event.created_at, event.payload.len())?;
     w.str(&event.run_id)?;
-    w.u64(event.sequence)?;
     w.str(&event.event_type)?;
-    w.ts(event.created_at)?;
-    w.fields(
+    w.fields_uncounted(
         event
             .payload
             .iter()
@@ -764,6 +809,9 @@ impl<'a> Reader<'a> {
     }
     fn fields(&mut self) -> Result<Payload, SlotError> {
         let n = self.u16()?;
+        self.fields_n(n)
+    }
+    fn fields_n(&mut self, n: u16) -> Result<Payload, SlotError> {
         let mut out = Payload::new();
         for _ in 0..n {
             let key = self.str()?;
@@ -778,13 +826,18 @@ impl<'a> Reader<'a> {
 pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
     let mut r = Reader { buf: slot, pos: 0 };
     let record = match r.u8()? {
-        KIND_EVENT => Record::EventAppended(RunEvent {
-            run_id: r.str()?,
-            sequence: r.u64()?,
-            event_type: r.str()?,
-            created_at: r.ts()?,
-            payload: r.fields()?,
-        }),
+        KIND_EVENT => {
+            let sequence = r.u64()?;
+            let created_at = r.ts()?;
+            let n_fields = r.u16()?;
+            Record::EventAppended(RunEvent {
+                run_id: r.str()?,
+                sequence,
+                event_type: r.str()?,
+                created_at,
+                payload: r.fields_n(n_fields)?,
+            })
+        }
         KIND_RUN_STARTED => Record::RunStarted(Run {
             id: r.str()?,
             skill_id: r.str()?,

@@ -316,12 +316,12 @@ fn event<'a>(
     r: &mut Reader<'a>,
     w: &mut Out<'_>,
 ) -> Result<Option<Transcoded<'a>>, SlotError> {
-    // The run id is the one string used as text (the event's key): checked as UTF-8.
-    let run_id = r.str_ref()?;
     let sequence = r.u64()?;
-    let event_type = r.str_bytes()?;
     let created_at = r.i64()?;
     let n_fields = usize::from(r.u16()?);
+    // The run id is the one string used as text (the event's key): checked as UTF-8.
+    let run_id = r.str_ref()?;
+    let event_type = r.str_bytes()?;
     let head = EventHead {
         run_id,
         sequence,
