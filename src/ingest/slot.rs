@@ -20,7 +20,11 @@
 //!
 //! An event puts its fixed-size fields first, so that they are one write: kind,
 //! `u64` sequence, `ts` created_at, `u16` field count, then the run id, the event type
-//! and the fields (without their count).
+//! and the fields (without their count). A call does the same: kind, `ts`, `u64`
+//! duration, `u32` schema version, then one byte each for dry run, secrets resolved,
+//! has a caller, the outcome's tag and has a cursor page, then the `u32` cursor page (0
+//! without one); then the call id, the tool id, the caller id (if any), the granted
+//! capabilities (`u16` count, strings), the outcome's fields and the tier.
 //!
 //! # Invariants
 //! - Encoding never allocates and never writes past the slot; a value that does not fit
@@ -39,7 +43,7 @@ use std::fmt;
 
 use crate::codec::{Record, RunFinished};
 use crate::model::{
-    CallEvent, Outcome, Payload, Run, RunEvent, RunStats, Status, Timestamp, Value,
+    CallEvent, Outcome, OutcomeKind, Payload, Run, RunEvent, RunStats, Status, Timestamp, Value,
 };
 
 use super::{EventRef, FieldValue, RunRef};
@@ -51,6 +55,8 @@ pub(super) const KIND_CALL: u8 = 4;
 
 /// An event's fixed part: kind, sequence, created_at, field count.
 const EVENT_HEAD_BYTES: usize = 1 + 8 + 8 + 2;
+/// A call's fixed part (see the layout above).
+const CALL_HEAD_BYTES: usize = 1 + 8 + 8 + 4 + 5 + 4;
 
 const TAG_NULL: u8 = 0;
 const TAG_BOOL: u8 = 1;
@@ -443,12 +449,13 @@ fn call_len(call: &CallEvent) -> usize {
         Outcome::CapabilityDenied { missing } => strs(missing),
         Outcome::RateLimited { retry_after_ms } => opt_u64(*retry_after_ms),
     };
-    // Kind, timestamp, call and tool ids, caller, capabilities, duration, outcome tag.
-    1 + 8 + str_len(&call.call_id) + str_len(&call.tool_id)
-        + 1 + call.caller_id.as_deref().map_or(0, str_len)
-        + strs(&call.granted_capabilities) + 8 + 1 + outcome
-        // Tier, dry run, schema version, secrets resolved, cursor page.
-        + str_len(&call.tier) + 1 + 4 + 1 + opt_u64(call.cursor_page.map(u64::from))
+    CALL_HEAD_BYTES
+        + str_len(&call.call_id)
+        + str_len(&call.tool_id)
+        + call.caller_id.as_deref().map_or(0, str_len)
+        + strs(&call.granted_capabilities)
+        + outcome
+        + str_len(&call.tier)
 }
 
 /// A string's encoded length: its `u32` length, then its bytes.
@@ -583,54 +590,63 @@ pub(crate) fn encode_run_finished(
 
 /// Encodes a dispatch call event.
 pub(crate) fn encode_call(w: &mut impl Sink, call: &CallEvent) -> Result<(), Refused> {
-    w.u8(KIND_CALL)?;
-    w.ts(call.ts)?;
+    let tag = outcome_tag(&call.outcome);
+    w.fixed::<CALL_HEAD_BYTES>(|b| {
+        b[0] = KIND_CALL;
+        b[1..9].copy_from_slice(&call.ts.unix_nanos().to_le_bytes());
+        b[9..17].copy_from_slice(&call.duration_ms.to_le_bytes());
+        b[17..21].copy_from_slice(&call.schema_version.to_le_bytes());
+        b[21] = u8::from(call.dry_run);
+        b[22] = u8::from(call.secrets_resolved);
+        b[23] = u8::from(call.caller_id.is_some());
+        b[24] = tag;
+        b[25] = u8::from(call.cursor_page.is_some());
+        b[26..30].copy_from_slice(&call.cursor_page.unwrap_or(0).to_le_bytes());
+    })?;
     w.str(&call.call_id)?;
     w.str(&call.tool_id)?;
-    match &call.caller_id {
-        Some(caller) => {
-            w.u8(1)?;
-            w.str(caller)?;
-        }
-        None => w.u8(0)?,
+    if let Some(caller) = &call.caller_id {
+        w.str(caller)?;
     }
     w.strs(call.granted_capabilities.iter().map(String::as_str))?;
-    w.u64(call.duration_ms)?;
     match &call.outcome {
-        Outcome::Success => w.u8(0)?,
+        Outcome::Success | Outcome::ToolNotFound => {}
         Outcome::ExecutionFailed { code, retryable } => {
-            w.u8(1)?;
             w.str(code)?;
             w.bool(*retryable)?;
         }
-        Outcome::InvalidArgs { message } => {
-            w.u8(2)?;
-            w.str(message)?;
-        }
+        Outcome::InvalidArgs { message } => w.str(message)?,
         Outcome::CapabilityDenied { missing } => {
-            w.u8(3)?;
             w.strs(missing.iter().map(String::as_str))?;
         }
-        Outcome::RateLimited { retry_after_ms } => {
-            w.u8(4)?;
-            w.opt_u64(*retry_after_ms)?;
-        }
-        Outcome::ToolNotFound => w.u8(5)?,
+        Outcome::RateLimited { retry_after_ms } => w.opt_u64(*retry_after_ms)?,
     }
     w.str(&call.tier)?;
-    w.bool(call.dry_run)?;
-    w.u32(call.schema_version)?;
-    w.bool(call.secrets_resolved)?;
-    w.opt_u64(call.cursor_page.map(u64::from))?;
     Ok(())
 }
 
-/// The fields of a call slot after the outcome, in slot order.
-pub(super) struct CallTail<'a> {
-    pub tier: &'a str,
-    pub dry_run: bool,
+/// An outcome's tag in a slot: its kind's place in `OutcomeKind::ALL`.
+#[inline]
+fn outcome_tag(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Success => 0,
+        Outcome::ExecutionFailed { .. } => 1,
+        Outcome::InvalidArgs { .. } => 2,
+        Outcome::CapabilityDenied { .. } => 3,
+        Outcome::RateLimited { .. } => 4,
+        Outcome::ToolNotFound => 5,
+    }
+}
+
+/// A call slot's fixed part.
+pub(super) struct CallHead {
+    pub ts: i64,
+    pub duration_ms: u64,
     pub schema_version: u32,
+    pub dry_run: bool,
     pub secrets_resolved: bool,
+    pub has_caller: bool,
+    pub outcome_tag: u8,
     pub cursor_page: Option<u32>,
 }
 
@@ -754,23 +770,29 @@ impl<'a> Reader<'a> {
         let n = self.u16()?;
         (0..n).map(|_| self.str()).collect()
     }
-    /// The fields of a call after its outcome.
-    pub(super) fn call_tail(&mut self) -> Result<CallTail<'a>, SlotError> {
-        let tier = self.str_ref()?;
-        let dry_run = self.bool()?;
+    /// A call's fixed part, after its kind byte.
+    pub(super) fn call_head(&mut self) -> Result<CallHead, SlotError> {
+        let ts = self.i64()?;
+        let duration_ms = self.u64()?;
         let schema_version = self.u32()?;
+        let dry_run = self.bool()?;
         let secrets_resolved = self.bool()?;
-        let cursor_page = match self.opt_u64()?.map(u32::try_from) {
-            Some(Ok(page)) => Some(page),
-            Some(Err(_)) => return self.fail("cursor page out of range"),
-            None => None,
-        };
-        Ok(CallTail {
-            tier,
-            dry_run,
+        let has_caller = self.bool()?;
+        let outcome_tag = self.u8()?;
+        let has_cursor = self.bool()?;
+        let page = self.u32()?;
+        if usize::from(outcome_tag) >= OutcomeKind::ALL.len() {
+            return self.fail("unknown outcome");
+        }
+        Ok(CallHead {
+            ts,
+            duration_ms,
             schema_version,
+            dry_run,
             secrets_resolved,
-            cursor_page,
+            has_caller,
+            outcome_tag,
+            cursor_page: has_cursor.then_some(page),
         })
     }
     /// One field value, borrowing its string from the slot.
@@ -871,13 +893,16 @@ pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
             })
         }
         KIND_CALL => {
-            let ts = r.ts()?;
+            let head = r.call_head()?;
             let call_id = r.str()?;
             let tool_id = r.str()?;
-            let caller_id = if r.bool()? { Some(r.str()?) } else { None };
+            let caller_id = if head.has_caller {
+                Some(r.str()?)
+            } else {
+                None
+            };
             let granted_capabilities = r.strs()?;
-            let duration_ms = r.u64()?;
-            let outcome = match r.u8()? {
+            let outcome = match head.outcome_tag {
                 0 => Outcome::Success,
                 1 => Outcome::ExecutionFailed {
                     code: r.str()?,
@@ -891,20 +916,19 @@ pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
                 5 => Outcome::ToolNotFound,
                 _ => return r.fail("unknown outcome"),
             };
-            let tail = r.call_tail()?;
             Record::CallRecorded(CallEvent {
-                ts,
+                ts: Timestamp::from_unix_nanos(head.ts),
                 call_id,
                 tool_id,
                 caller_id,
                 granted_capabilities,
-                duration_ms,
+                duration_ms: head.duration_ms,
                 outcome,
-                tier: tail.tier.to_owned(),
-                dry_run: tail.dry_run,
-                schema_version: tail.schema_version,
-                secrets_resolved: tail.secrets_resolved,
-                cursor_page: tail.cursor_page,
+                tier: r.str()?,
+                dry_run: head.dry_run,
+                schema_version: head.schema_version,
+                secrets_resolved: head.secrets_resolved,
+                cursor_page: head.cursor_page,
             })
         }
         _ => return r.fail("unknown slot kind"),

@@ -30,7 +30,7 @@
 use crate::codec::RecordKind;
 use crate::model::OutcomeKind;
 
-use super::slot::{KIND_CALL, KIND_EVENT, Reader, SlotError, SlotValue};
+use super::slot::{CallHead, KIND_CALL, KIND_EVENT, Reader, SlotError, SlotValue};
 
 /// The most payload fields an event may have and still be transcoded.
 const FIELDS_MAX: usize = crate::limits::INGEST_TRANSCODE_FIELDS_MAX;
@@ -443,23 +443,20 @@ fn event_fields<'a, const N: usize>(
 
 /// `CallEvent`, with `caller_id` and `cursor_page` left out when absent.
 fn call<'a>(r: &mut Reader<'a>, w: &mut Out<'_>) -> Result<Option<Transcoded<'a>>, SlotError> {
-    // Everything is read before anything is written: the map's length depends on the
-    // last field. The two string lists are read again from where they start.
-    let ts = r.i64()?;
+    // Everything is read before anything is written: the map's fields come in another
+    // order than the slot's. The two string lists are read again from where they start.
+    let head = r.call_head()?;
     let call_id = r.str_bytes()?;
     let tool_id = r.str_bytes()?;
-    let caller_id = if r.bool()? {
+    let caller_id = if head.has_caller {
         Some(r.str_bytes()?)
     } else {
         None
     };
     let capabilities = r.clone();
     skip_strs(r)?;
-    let duration_ms = r.u64()?;
     let outcome_at = r.clone();
-    let outcome_tag = r.u8()?;
-    match outcome_tag {
-        0 | 5 => {}
+    match head.outcome_tag {
         1 => {
             r.str_bytes()?;
             r.bool()?;
@@ -471,14 +468,24 @@ fn call<'a>(r: &mut Reader<'a>, w: &mut Out<'_>) -> Result<Option<Transcoded<'a>
         4 => {
             r.opt_u64()?;
         }
-        _ => return r.fail("unknown outcome"),
+        _ => {}
     }
-    let tail = r.call_tail()?;
+    let tier = r.str_ref()?;
     if !r.is_at_end() {
         return r.fail("bytes left after the record");
     }
+    let CallHead {
+        ts,
+        duration_ms,
+        schema_version,
+        dry_run,
+        secrets_resolved,
+        outcome_tag,
+        cursor_page,
+        ..
+    } = head;
 
-    w.map_len(10 + usize::from(caller_id.is_some()) + usize::from(tail.cursor_page.is_some()));
+    w.map_len(10 + usize::from(caller_id.is_some()) + usize::from(cursor_page.is_some()));
     w.str(b"ts");
     w.sint(ts);
     w.str(b"call_id");
@@ -494,16 +501,16 @@ fn call<'a>(r: &mut Reader<'a>, w: &mut Out<'_>) -> Result<Option<Transcoded<'a>
     w.str(b"duration_ms");
     w.uint(duration_ms);
     w.str(b"outcome");
-    outcome(w, &mut outcome_at.clone())?;
+    outcome(w, outcome_tag, &mut outcome_at.clone())?;
     w.str(b"tier");
-    w.str(tail.tier.as_bytes());
+    w.str(tier.as_bytes());
     w.str(b"dry_run");
-    w.bool(tail.dry_run);
+    w.bool(dry_run);
     w.str(b"schema_version");
-    w.uint(u64::from(tail.schema_version));
+    w.uint(u64::from(schema_version));
     w.str(b"secrets_resolved");
-    w.bool(tail.secrets_resolved);
-    if let Some(page) = tail.cursor_page {
+    w.bool(secrets_resolved);
+    if let Some(page) = cursor_page {
         w.str(b"cursor_page");
         w.uint(u64::from(page));
     }
@@ -528,9 +535,9 @@ fn skip_strs(r: &mut Reader<'_>) -> Result<(), SlotError> {
     Ok(())
 }
 
-/// The outcome, internally tagged: `kind` first, then the variant's fields.
-fn outcome(w: &mut Out<'_>, r: &mut Reader<'_>) -> Result<(), SlotError> {
-    let tag = r.u8()?;
+/// The outcome of tag `tag`, its fields read from `r`, internally tagged: `kind` first,
+/// then the variant's fields.
+fn outcome(w: &mut Out<'_>, tag: u8, r: &mut Reader<'_>) -> Result<(), SlotError> {
     let Some(kind) = OutcomeKind::ALL.get(usize::from(tag)) else {
         return r.fail("unknown outcome");
     };
