@@ -307,13 +307,6 @@ pub struct CallSelect<'a> {
     pub until: Option<Timestamp>,
 }
 
-fn outcome_byte(kind: OutcomeKind) -> u8 {
-    OutcomeKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .expect("every kind is in OutcomeKind::ALL") as u8
-}
-
 /// The name last looked up in a table, with its number: records mostly name the run,
 /// caller or tool of the record before them, so comparing with it usually saves
 /// hashing the name. Names are only ever added to a table, so a number keeps its name.
@@ -369,15 +362,25 @@ pub(crate) struct Calls {
 impl Calls {
     /// Adds one call event; `caller` and `tool` are numbers in `callers` and `tools`.
     pub(crate) fn insert(&mut self, key: (i64, u64), entry: CallEntry) {
+        self.insert_name_keys(key, entry);
+        self.by_time.insert(key, entry);
+    }
+
+    /// Adds `key` to the lists of the caller and the tool `entry` names.
+    fn insert_name_keys(&mut self, key: (i64, u64), entry: CallEntry) {
         if entry.caller != NO_CALLER {
             keys_for(&mut self.by_caller, entry.caller).insert(key, ());
         }
         keys_for(&mut self.by_tool, entry.tool).insert(key, ());
-        self.by_time.insert(key, entry);
     }
-}
 
-impl Calls {
+    /// Whether every number in `entry` points into its table.
+    fn entry_in_range(&self, entry: &CallEntry) -> bool {
+        (entry.kind as usize) < OutcomeKind::ALL.len()
+            && (entry.caller == NO_CALLER || (entry.caller as usize) < self.callers.len())
+            && (entry.tool as usize) < self.tools.len()
+    }
+
     /// The calls a checkpoint holds, by time, with the names they number; the per-name
     /// lists are made from them. An entry numbering a name past its table (a damaged
     /// file, which the checksum then refuses) is reported, and no list is made for it,
@@ -388,25 +391,17 @@ impl Calls {
         tools: Names,
     ) -> (Calls, std::result::Result<(), String>) {
         let mut calls = Calls {
-            by_time: OrderedMap::default(),
-            by_caller: Vec::new(),
-            by_tool: Vec::new(),
             callers,
             tools,
-            last_caller: LastName::default(),
-            last_tool: LastName::default(),
+            ..Calls::default()
         };
         let mut check = Ok(());
         for (&key, entry) in by_time.iter() {
-            let caller_ok = entry.caller == NO_CALLER || entry.caller < calls.callers.len() as u32;
-            if !caller_ok || entry.tool >= calls.tools.len() as u32 {
+            if calls.entry_in_range(entry) {
+                calls.insert_name_keys(key, *entry);
+            } else {
                 check = Err("a call entry with a number out of range".to_owned());
-                continue;
             }
-            if entry.caller != NO_CALLER {
-                keys_for(&mut calls.by_caller, entry.caller).insert(key, ());
-            }
-            keys_for(&mut calls.by_tool, entry.tool).insert(key, ());
         }
         calls.by_time = by_time;
         (calls, check)
@@ -882,12 +877,7 @@ impl Index {
             return Err("an orphan id out of range".into());
         }
         let calls = &self.calls;
-        let call_ok = |c: &CallEntry| {
-            (c.kind as usize) < OutcomeKind::ALL.len()
-                && (c.caller == NO_CALLER || (c.caller as usize) < calls.callers.len())
-                && (c.tool as usize) < calls.tools.len()
-        };
-        if !calls.by_time.iter().all(|(_, c)| call_ok(c)) {
+        if !calls.by_time.iter().all(|(_, c)| calls.entry_in_range(c)) {
             return Err("a call entry with a number out of range".into());
         }
         Ok(())
@@ -1251,7 +1241,7 @@ impl Index {
                 calls.last_caller.intern(&mut calls.callers, c)
             }),
             tool: calls.last_tool.intern(&mut calls.tools, tool),
-            kind: outcome_byte(kind),
+            kind: kind.index(),
         };
         calls.insert((ts.unix_nanos(), lsn.0), entry);
     }
@@ -1530,7 +1520,7 @@ impl Index {
                 None => return Box::new(std::iter::empty()),
             },
         };
-        let kind = select.outcome.map(outcome_byte);
+        let kind = select.outcome.map(OutcomeKind::index);
         let since = select.since.map_or(i64::MIN, Timestamp::unix_nanos);
         let Some(last) = inclusive_end(select.until) else {
             return Box::new(std::iter::empty());

@@ -204,22 +204,6 @@ pub(crate) trait Sink {
         }
         Ok(())
     }
-    /// An event's fixed part: kind, sequence, created_at and field count, as one write.
-    #[inline(always)]
-    fn event_head(
-        &mut self,
-        sequence: u64,
-        created_at: Timestamp,
-        n_fields: usize,
-    ) -> Result<(), Refused> {
-        let n_fields = u16::try_from(n_fields).map_err(|_| Refused)?;
-        self.fixed::<EVENT_HEAD_BYTES>(|b| {
-            b[0] = KIND_EVENT;
-            b[1..9].copy_from_slice(&sequence.to_le_bytes());
-            b[9..17].copy_from_slice(&created_at.unix_nanos().to_le_bytes());
-            b[17..].copy_from_slice(&n_fields.to_le_bytes());
-        })
-    }
 }
 
 /// The scalar field value a JSON value equals; nested JSON has no inline form (the
@@ -486,10 +470,27 @@ fn json_len(json: &Value) -> Option<usize> {
     }
 }
 
+/// An event's fixed part: kind, sequence, created_at and field count, as one write.
+#[inline(always)]
+fn event_head(
+    w: &mut impl Sink,
+    sequence: u64,
+    created_at: Timestamp,
+    n_fields: usize,
+) -> Result<(), Refused> {
+    let n_fields = u16::try_from(n_fields).map_err(|_| Refused)?;
+    w.fixed::<EVENT_HEAD_BYTES>(|b| {
+        b[0] = KIND_EVENT;
+        b[1..9].copy_from_slice(&sequence.to_le_bytes());
+        b[9..17].copy_from_slice(&created_at.unix_nanos().to_le_bytes());
+        b[17..].copy_from_slice(&n_fields.to_le_bytes());
+    })
+}
+
 /// Encodes an event.
 #[inline]
 pub(crate) fn encode_event(w: &mut impl Sink, event: &EventRef<'_>) -> Result<(), Refused> {
-    w.event_head(event.sequence, event.created_at, event.fields.len())?;
+    event_head(w, event.sequence, event.created_at, event.fields.len())?;
     w.str(event.run_id)?;
     w.str(event.event_type)?;
     w.fields_uncounted(event.fields.iter().map(|(k, v)| (*k, *v)))?;
@@ -498,7 +499,7 @@ pub(crate) fn encode_event(w: &mut impl Sink, event: &EventRef<'_>) -> Result<()
 
 /// Encodes an owned event (its payload a JSON map).
 pub(crate) fn encode_run_event(w: &mut impl Sink, event: &RunEvent) -> Result<(), Refused> {
-    w.event_head(event.sequence, event.created_at, event.payload.len())?;
+    event_head(w, event.sequence, event.created_at, event.payload.len())?;
     w.str(&event.run_id)?;
     w.str(&event.event_type)?;
     w.fields_uncounted(
@@ -590,7 +591,7 @@ pub(crate) fn encode_run_finished(
 
 /// Encodes a dispatch call event.
 pub(crate) fn encode_call(w: &mut impl Sink, call: &CallEvent) -> Result<(), Refused> {
-    let tag = outcome_tag(&call.outcome);
+    let tag = call.outcome.kind().index();
     w.fixed::<CALL_HEAD_BYTES>(|b| {
         b[0] = KIND_CALL;
         b[1..9].copy_from_slice(&call.ts.unix_nanos().to_le_bytes());
@@ -623,19 +624,6 @@ pub(crate) fn encode_call(w: &mut impl Sink, call: &CallEvent) -> Result<(), Ref
     }
     w.str(&call.tier)?;
     Ok(())
-}
-
-/// An outcome's tag in a slot: its kind's place in `OutcomeKind::ALL`.
-#[inline]
-fn outcome_tag(outcome: &Outcome) -> u8 {
-    match outcome {
-        Outcome::Success => 0,
-        Outcome::ExecutionFailed { .. } => 1,
-        Outcome::InvalidArgs { .. } => 2,
-        Outcome::CapabilityDenied { .. } => 3,
-        Outcome::RateLimited { .. } => 4,
-        Outcome::ToolNotFound => 5,
-    }
 }
 
 /// A call slot's fixed part.

@@ -96,6 +96,11 @@ pub(crate) fn transcode<'a>(
     out: &mut PayloadBuf,
 ) -> Result<Option<Transcoded<'a>>, SlotError> {
     out.len = 0;
+    let mut r = Reader::new(slot);
+    let kind = r.u8()?;
+    if kind != KIND_EVENT && kind != KIND_CALL {
+        return Ok(None);
+    }
     // Room for the most the payload can take; zeroed only when it grows.
     let room = payload_bound(slot.len());
     if out.bytes.len() < room {
@@ -105,12 +110,10 @@ pub(crate) fn transcode<'a>(
         buf: &mut out.bytes,
         pos: 0,
     };
-    let mut r = Reader::new(slot);
-    let result = match r.u8() {
-        Ok(KIND_EVENT) => event(slot, &mut r, &mut w),
-        Ok(KIND_CALL) => call(&mut r, &mut w),
-        Ok(_) => Ok(None),
-        Err(e) => Err(e),
+    let result = if kind == KIND_EVENT {
+        event(slot, &mut r, &mut w)
+    } else {
+        call(&mut r, &mut w)
     };
     if matches!(result, Ok(Some(_))) {
         out.len = w.pos;

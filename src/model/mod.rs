@@ -269,6 +269,12 @@ impl OutcomeKind {
             OutcomeKind::ToolNotFound => "tool_not_found",
         }
     }
+
+    /// The kind's place in [`OutcomeKind::ALL`], which lists the kinds in declaration
+    /// order: the number the index and the ingest slot store for it.
+    pub const fn index(self) -> u8 {
+        self as u8
+    }
 }
 
 impl fmt::Display for OutcomeKind {
@@ -350,6 +356,13 @@ impl DropReason {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_outcome_kind_is_numbered_by_its_place_in_all() {
+        for (i, kind) in OutcomeKind::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(kind.index()), i, "{kind:?}");
+        }
+    }
 
     fn call(outcome: Outcome) -> CallEvent {
         CallEvent {
