@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auditlog::ingest::{Backpressure, EventRef, FieldValue};
+use auditlog::ingest::{Backpressure, EventRef, EventShape, FieldValue, ShapedEventRef};
 use auditlog::model::Timestamp;
 use auditlog::{AuditLog, Config, Durability, IngestConfig, Recorded, Recorder};
 use hdrhistogram::Histogram;
@@ -46,6 +46,56 @@ fn with_event<T>(seq: u64, f: impl FnOnce(&EventRef<'_>) -> T) -> T {
         created_at: Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + seq as i64),
     };
     f(&event)
+}
+
+/// The same event as an event of a registered shape: only the run id, sequence, time
+/// and values are copied per call.
+fn with_shaped<T>(seq: u64, f: impl FnOnce(&ShapedEventRef<'_>) -> T) -> T {
+    let values = [
+        FieldValue::Str("ref:echo.say"),
+        FieldValue::U64(seq % 97),
+        FieldValue::Bool(true),
+        FieldValue::F64(0.25),
+    ];
+    let event = ShapedEventRef {
+        run_id: "run-0123456789abcdef",
+        sequence: seq,
+        values: &values,
+        created_at: Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + seq as i64),
+    };
+    f(&event)
+}
+
+/// The shape of [`with_shaped`]'s event.
+fn event_shape(recorder: &Recorder) -> EventShape {
+    (recorder.shape("tool_call", &["tool", "duration_ms", "ok", "score"])).expect("a valid shape")
+}
+
+/// How a run records its events: a function of the recorder and the sequence, made
+/// once the recorder exists (a shape is registered with it).
+trait Form: Copy {
+    fn on(self, recorder: &Recorder) -> impl Fn(&Recorder, u64) -> Recorded;
+}
+
+/// Events as `EventRef`s (`record_event`).
+#[derive(Copy, Clone)]
+struct Plain;
+
+impl Form for Plain {
+    fn on(self, _: &Recorder) -> impl Fn(&Recorder, u64) -> Recorded {
+        |recorder: &Recorder, seq| with_event(seq, |e| recorder.record_event(e))
+    }
+}
+
+/// Events of a registered shape (`record_shaped`).
+#[derive(Copy, Clone)]
+struct Shaped;
+
+impl Form for Shaped {
+    fn on(self, recorder: &Recorder) -> impl Fn(&Recorder, u64) -> Recorded {
+        let shape = event_shape(recorder);
+        move |recorder: &Recorder, seq| with_shaped(seq, |e| recorder.record_shaped(&shape, e))
+    }
 }
 
 /// Recording calls made at a fixed rate, each timed: every call, and the accepted ones
@@ -104,7 +154,7 @@ fn summary(h: &Histogram<u64>) -> String {
     )
 }
 
-fn paced(rate_per_s: u64, n_samples: u64) {
+fn paced(rate_per_s: u64, n_samples: u64, form: impl Form) {
     let dir = tempdir();
     let mut config = IngestConfig::default();
     if let Some(kib) = std::env::var_os("AUDITLOG_BENCH_QUEUE_KIB") {
@@ -112,10 +162,11 @@ fn paced(rate_per_s: u64, n_samples: u64) {
         config.queue_bytes = kib << 10;
     }
     let recorder = Recorder::start(open(dir.path(), Durability::None), config).expect("start");
+    let record = form.on(&recorder);
     let mut paced = Paced::new(rate_per_s);
     let start = Instant::now();
     for seq in 1..=n_samples {
-        paced.call(|| with_event(seq, |e| recorder.record_event(e)));
+        paced.call(|| record(&recorder, seq));
     }
     let wall = start.elapsed();
     recorder.flush().expect("flush");
@@ -182,12 +233,19 @@ fn start_recorder(
     (dir, recorder)
 }
 
-fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n: u64) {
+fn sustained(
+    label: &str,
+    durability: Durability,
+    backpressure: Backpressure,
+    n: u64,
+    form: impl Form,
+) {
     let (_dir, recorder) = start_recorder(durability, backpressure);
+    let record = form.on(&recorder);
     let start = Instant::now();
     let mut n_accepted = 0u64;
     for seq in 1..=n {
-        n_accepted += u64::from(with_event(seq, |e| recorder.record_event(e)).is_accepted());
+        n_accepted += u64::from(record(&recorder, seq).is_accepted());
     }
     let written = close_and_summarize(&recorder, start);
     let metrics = recorder.metrics();
@@ -206,9 +264,10 @@ fn sustained(label: &str, durability: Durability, backpressure: Backpressure, n:
 /// It also prints what a call costs with no clock read around it: blocks of 10 000
 /// iterations with calls alternate with blocks of the same loop without them, and the
 /// median difference per iteration is the call's average cost (not a distribution).
-fn spin_paced(n: u64) {
+fn spin_paced(n: u64, form: impl Form) {
     const BLOCK: u64 = 10_000;
     let (_dir, recorder) = start_recorder(Durability::None, Backpressure::Drop);
+    let record = form.on(&recorder);
     let spin = || {
         for _ in 0..30 {
             std::hint::spin_loop();
@@ -228,7 +287,7 @@ fn spin_paced(n: u64) {
         for _ in 0..BLOCK {
             spin();
             seq += 1;
-            n_accepted += u64::from(with_event(seq, |e| recorder.record_event(e)).is_accepted());
+            n_accepted += u64::from(record(&recorder, seq).is_accepted());
         }
         let with_calls = start.elapsed();
         differences.push((with_calls.as_nanos() as f64 - alone.as_nanos() as f64) / BLOCK as f64);
@@ -474,7 +533,35 @@ fn main() {
     // run of whole runs (`runs <rate>`: paced, with the drop policy), or with `spin` a
     // timer-free loop for profiling that also prints a call's cost without a timer, or with
     // `idle` (the first argument then in seconds) what the committer spends with nothing
-    // to do.
+    // to do. `shaped` before any of `<rate>`, `spin` and `sustained` records the same
+    // event as an event of a registered shape.
+    let mut args: Vec<String> = std::env::args().collect();
+    if args.get(2).is_some_and(|a| a == "shaped") {
+        args.remove(2);
+        match args.get(2).map(String::as_str) {
+            Some("spin") => spin_paced(n_samples, Shaped),
+            Some("sustained") => sustained(
+                "None/block, shaped",
+                Durability::None,
+                Backpressure::Block,
+                n_samples,
+                Shaped,
+            ),
+            Some(rate) => paced(rate.parse().expect("rate is a number"), n_samples, Shaped),
+            None => {
+                paced(100_000, n_samples, Shaped);
+                paced(500_000, n_samples, Shaped);
+                sustained(
+                    "None/block, shaped",
+                    Durability::None,
+                    Backpressure::Block,
+                    2 * n_samples,
+                    Shaped,
+                );
+            }
+        }
+        return;
+    }
     if let Some(mode) = std::env::args().nth(2) {
         if mode == "calls" {
             match std::env::args().nth(3) {
@@ -487,7 +574,7 @@ fn main() {
                 None => sustained_runs(n_samples),
             }
         } else if mode == "spin" {
-            spin_paced(n_samples);
+            spin_paced(n_samples, Plain);
         } else if mode == "idle" {
             idle(n_samples);
         } else if mode == "sustained" {
@@ -496,33 +583,37 @@ fn main() {
                 Durability::None,
                 Backpressure::Block,
                 n_samples,
+                Plain,
             );
         } else {
-            paced(mode.parse().expect("rate is a number"), n_samples);
+            paced(mode.parse().expect("rate is a number"), n_samples, Plain);
         }
         return;
     }
     timer_overhead(n_samples);
     log_floor(2 * n_samples);
-    paced(100_000, n_samples);
-    paced(500_000, n_samples);
+    paced(100_000, n_samples, Plain);
+    paced(500_000, n_samples, Plain);
     let n_sustained = 2 * n_samples;
     sustained(
         "None/block",
         Durability::None,
         Backpressure::Block,
         n_sustained,
+        Plain,
     );
     sustained(
         "None/drop",
         Durability::None,
         Backpressure::Drop,
         n_sustained,
+        Plain,
     );
     sustained(
         "GroupCommit{2}/block",
         Durability::GroupCommit { interval_ms: 2 },
         Backpressure::Block,
         n_sustained,
+        Plain,
     );
 }

@@ -111,6 +111,14 @@ pub const INGEST_REORDER_RUNS_MAX: usize = 16_384;
 /// Most payload fields an inline event may have and still be written straight from its
 /// slot; more (rare) take the decode-then-encode path.
 pub const INGEST_TRANSCODE_FIELDS_MAX: usize = 32;
+/// Most keys an event shape may have: every event of a shape is written straight from
+/// its slot.
+pub const INGEST_SHAPE_FIELDS_MAX: usize = INGEST_TRANSCODE_FIELDS_MAX;
+/// Most bytes an event shape's type and keys may take together.
+pub const INGEST_SHAPE_BYTES_MAX: usize = 4 << 10;
+/// Most event shapes one recorder may hold (a shape is one per kind of event, like a
+/// log statement, not one per event).
+pub const INGEST_SHAPES_MAX: usize = 16_384;
 /// Written records whose buffers the committer keeps for reuse, and the largest payload
 /// buffer it keeps.
 pub const INGEST_SPARE_RECORDS_MAX: usize = 2 * INGEST_BATCH_MAX;
@@ -213,6 +221,9 @@ const _: () = {
     // A slot length fits the u32 the queue carries.
     assert!(((INGEST_INLINE_BYTES_MAX + INGEST_SLOT_OVERHEAD_BYTES) as u64) < u32::MAX as u64);
     assert!(INGEST_BATCH_MAX > 0 && INGEST_SLOW_PATH_RECORDS_MAX > 0);
+    // A shape's key order is a byte per key, and its number a u32.
+    assert!(INGEST_SHAPE_FIELDS_MAX <= u8::MAX as usize + 1);
+    assert!(INGEST_SHAPES_MAX as u64 <= u32::MAX as u64);
     assert!(0 < INGEST_SHARDS_AUTO_MAX && INGEST_SHARDS_AUTO_MAX <= INGEST_SHARDS_MAX);
     // The committer can keep a whole batch of buffers between two appends.
     assert!(INGEST_SPARE_RECORDS_MAX >= INGEST_BATCH_MAX);

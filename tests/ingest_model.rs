@@ -3,7 +3,7 @@
 //! appended one at a time to a second log, checked against its index as the recorder's
 //! committer checks them (`AuditLog::append_each`). The calls are run starts, events,
 //! finishes and call events, valid and not, through the borrowed calls and as owned
-//! records, with fields that take the inline path and fields that take the slow path
+//! records (events also as events of a registered shape), with fields that take the inline path and fields that take the slow path
 //! (strings past the inline size, nested JSON, repeated keys, more fields than the
 //! transcoder takes).
 //!
@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog::codec::RunFinished;
-use auditlog::ingest::{Backpressure, CloseReport, DropCounts, EventRef, FieldValue, RunRef};
+use auditlog::ingest::{
+    Backpressure, CloseReport, DropCounts, EventRef, FieldValue, RunRef, ShapedEventRef,
+};
 use auditlog::model::{
     CALL_EVENT_SCHEMA_VERSION, CallEvent, DropReason, Outcome, RunStats, Status, Timestamp,
 };
@@ -113,6 +115,16 @@ enum Seq {
     Zero,
 }
 
+/// How an event is recorded: `record_event`, `Recorder::record` of the owned event, or
+/// `record_shaped` with a shape of its type and keys registered first (the last field
+/// of each key: a shape's keys are distinct, and the payload keeps the last).
+#[derive(Copy, Clone, Debug)]
+enum How {
+    Borrowed,
+    Owned,
+    Shaped,
+}
+
 /// One record call. With `owned`, the record is made first and recorded through
 /// `Recorder::record`; else through the borrowed call of its kind.
 #[derive(Clone, Debug)]
@@ -129,7 +141,7 @@ enum Op {
         seq: Seq,
         event_type: usize,
         fields: Vec<(usize, FieldOwned)>,
-        owned: bool,
+        how: How,
     },
     Finish {
         run: usize,
@@ -183,6 +195,7 @@ fn fields() -> impl Strategy<Value = Vec<(usize, FieldOwned)>> {
 fn op() -> impl Strategy<Value = Op> {
     let status = prop::sample::select(Status::ALL.to_vec());
     let seq = prop_oneof![6 => Just(Seq::Next), 1 => Just(Seq::Repeat), 1 => Just(Seq::Zero)];
+    let how = prop_oneof![Just(How::Borrowed), Just(How::Owned), Just(How::Shaped)];
     let outcome = prop_oneof![
         Just(Outcome::Success),
         "[a-z]{0,40}".prop_map(|message| Outcome::InvalidArgs { message }),
@@ -193,13 +206,13 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..N_RUN_IDS, fields(), any::<bool>(), any::<bool>()).prop_map(
             |(run, inputs, child, owned)| Op::Start { run, inputs, child, owned }
         ),
-        6 => (0..=N_RUN_IDS, seq, 0..EVENT_TYPES.len(), fields(), any::<bool>()).prop_map(
-            |(run, seq, event_type, fields, owned)| Op::Event {
+        6 => (0..=N_RUN_IDS, seq, 0..EVENT_TYPES.len(), fields(), how).prop_map(
+            |(run, seq, event_type, fields, how)| Op::Event {
                 run,
                 seq,
                 event_type,
                 fields,
-                owned
+                how
             }
         ),
         2 => (
@@ -267,6 +280,32 @@ fn add(counts: &mut DropCounts, reason: DropReason, n: u64) {
 }
 
 /// The borrowed fields a record call takes.
+/// Records `event` as an event of a shape of its type and keys (the last field of each
+/// key, in the order of their first appearance).
+fn record_shaped(recorder: &Recorder, event: &EventRef<'_>) -> Recorded {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut values: Vec<FieldValue<'_>> = Vec::new();
+    for &(key, value) in event.fields {
+        match keys.iter().position(|k| *k == key) {
+            Some(at) => values[at] = value,
+            None => {
+                keys.push(key);
+                values.push(value);
+            }
+        }
+    }
+    let shape = recorder
+        .shape(event.event_type, &keys)
+        .expect("a valid shape");
+    let shaped = ShapedEventRef {
+        run_id: event.run_id,
+        sequence: event.sequence,
+        values: &values,
+        created_at: event.created_at,
+    };
+    recorder.record_shaped(&shape, &shaped)
+}
+
 fn borrowed(fields: &[(usize, FieldOwned)]) -> Vec<(&'static str, FieldValue<'_>)> {
     fields
         .iter()
@@ -369,7 +408,7 @@ impl Producer {
                 seq,
                 event_type,
                 fields,
-                owned,
+                how,
             } => {
                 let run_id = run_id(*run);
                 let last = self.last_seq.entry(run_id.to_owned()).or_default();
@@ -388,9 +427,10 @@ impl Producer {
                     created_at: at(n),
                 };
                 let record = Record::EventAppended(event.to_owned_event());
-                let recorded = match owned {
-                    true => recorder.record(&record),
-                    false => recorder.record_event(&event),
+                let recorded = match how {
+                    How::Owned => recorder.record(&record),
+                    How::Borrowed => recorder.record_event(&event),
+                    How::Shaped => record_shaped(recorder, &event),
                 };
                 (recorded, record)
             }
@@ -589,7 +629,14 @@ fn a_fixed_case_takes_every_path_and_every_refusal() {
         seq,
         event_type: 0,
         fields,
-        owned,
+        how: if owned { How::Owned } else { How::Borrowed },
+    };
+    let shaped = |run, seq, fields| Op::Event {
+        run,
+        seq,
+        event_type: 1,
+        fields,
+        how: How::Shaped,
     };
     let finish = |run, status| Op::Finish {
         run,
@@ -616,7 +663,12 @@ fn a_fixed_case_takes_every_path_and_every_refusal() {
         event(0, Seq::Next, one_of_each(8), false),    // inline
         event(0, Seq::Next, one_of_each(600), false),  // slow: past the inline size
         event(0, Seq::Next, nested, true),             // slow: nested JSON, owned
-        event(0, Seq::Next, many, false),              // more fields than transcoded
+        event(0, Seq::Next, many.clone(), false),      // more fields than transcoded
+        shaped(0, Seq::Next, one_of_each(8)),          // shaped, inline
+        shaped(0, Seq::Next, one_of_each(800)),        // shaped, slow: past the inline size
+        shaped(0, Seq::Next, many),                    // shaped, five keys kept of 34
+        shaped(0, Seq::Repeat, Vec::new()),            // refused: a duplicate sequence
+        shaped(0, Seq::Zero, Vec::new()),              // refused at the call: sequence 0
         event(0, Seq::Repeat, Vec::new(), false),      // refused: a duplicate sequence
         event(0, Seq::Next, one_of_each(5000), false), // slow, and oversized
         event(0, Seq::Zero, Vec::new(), false),        // refused at the call: sequence 0
@@ -633,14 +685,14 @@ fn a_fixed_case_takes_every_path_and_every_refusal() {
         call(3, 0), // refused at the call: empty id
     ];
     let (report, slow_path) = check(&[ops], blocking()).expect("the logs agree");
-    assert_eq!(report.written, 12, "{report:?}");
+    assert_eq!(report.written, 15, "{report:?}");
     let dropped = DropCounts {
         oversized: 1,
-        rejected: 9,
+        rejected: 11,
         ..DropCounts::default()
     };
     assert_eq!(report.dropped, dropped);
-    assert!(slow_path >= 3, "the slow path taken {slow_path} times");
+    assert!(slow_path >= 4, "the slow path taken {slow_path} times");
 }
 
 proptest! {

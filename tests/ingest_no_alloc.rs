@@ -1,5 +1,6 @@
-//! The hot path does not allocate: recording inline events, run starts, run finishes
-//! and call events from a producer thread makes zero heap allocations on that thread
+//! The hot path does not allocate: recording inline events, events of a registered
+//! shape, run starts, run finishes and call events from a producer thread makes zero
+//! heap allocations on that thread
 //! (counted by a global allocator that counts only while a thread-local flag is set).
 //! A large event, which takes the slow path, does allocate: the counter really counts.
 
@@ -8,7 +9,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use auditlog::ingest::{EventRef, FieldValue, RunRef};
+use auditlog::ingest::{EventRef, FieldValue, RunRef, ShapedEventRef};
 use auditlog::model::{CALL_EVENT_SCHEMA_VERSION, CallEvent, Outcome, RunStats, Status, Timestamp};
 use auditlog::{AuditLog, Config, Durability, IngestConfig, Recorded, Recorder};
 
@@ -110,6 +111,9 @@ fn recording_inline_records_makes_no_allocation_on_the_calling_thread() {
     // Distinct runs, their ids made before anything is measured: every record is valid
     // (a second start of one run would be refused as a duplicate).
     let run_ids: Vec<String> = (0..2_000).map(|i| format!("run-{i}")).collect();
+    let keys: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+    let values: Vec<FieldValue<'_>> = fields.iter().map(|(_, v)| *v).collect();
+    let shape = recorder.shape("step", &keys).unwrap();
     let mut next_run = 0usize;
     let at = Timestamp::from_unix_millis(2);
     let mut n_accepted = 0u64;
@@ -133,9 +137,16 @@ fn recording_inline_records_makes_no_allocation_on_the_calling_thread() {
                 fields: &fields,
                 created_at: at,
             };
+            let shaped = ShapedEventRef {
+                run_id,
+                sequence: 2,
+                values: &values,
+                created_at: at,
+            };
             for outcome in [
                 recorder.record_run_started(&run),
                 recorder.record_event(&event),
+                recorder.record_shaped(&shape, &shaped),
                 recorder.record_call(&call),
                 recorder.record_run_finished(run_id, &stats, at),
             ] {

@@ -40,6 +40,7 @@ use crate::model::{DropReason, OutcomeKind, Timestamp};
 use super::metrics::{DropCounts, DropSpan};
 use super::queue::Popped;
 use super::reorder::{Order, Reorder, Sequenced};
+use super::shape::ShapeCache;
 use super::transcode::PayloadBuf;
 use super::{Shared, slot, transcode};
 
@@ -173,9 +174,9 @@ impl Taken {
     }
 
     /// Fills from an inline slot, transcoding when the kind allows it.
-    fn fill_from_slot(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn fill_from_slot(&mut self, bytes: &[u8], shapes: &mut ShapeCache) -> Result<(), String> {
         self.run_id.clear();
-        match transcode::transcode(bytes, &mut self.payload).map_err(|e| e.to_string())? {
+        match transcode::transcode(bytes, &mut self.payload, shapes).map_err(|e| e.to_string())? {
             Some(transcoded) => {
                 self.kind = transcoded.kind;
                 if let Some((run_id, sequence)) = transcoded.event {
@@ -185,7 +186,7 @@ impl Taken {
                 self.call.fill(transcoded.call.as_ref());
                 Ok(())
             }
-            None => self.fill_from_record(&slot::decode(bytes).map_err(|e| e.to_string())?),
+            None => self.fill_from_record(&slot::decode(bytes, shapes).map_err(|e| e.to_string())?),
         }
     }
 
@@ -261,6 +262,8 @@ pub(crate) struct Committer {
     spare: Vec<Box<Taken>>,
     /// Where an inline record's bytes are copied out of the ring.
     scratch: Vec<u8>,
+    /// The event shapes met so far.
+    shapes: ShapeCache,
     reported: DropCounts,
     /// When the oldest appended, unsynced record under group commit was appended.
     unsynced_since: Option<Instant>,
@@ -281,6 +284,7 @@ impl Committer {
         let window = shared.config.reorder_window;
         let slot_bytes = shared.config.slot_bytes();
         Committer {
+            shapes: ShapeCache::new(Arc::clone(&shared.shapes)),
             shared,
             reorder: Reorder::new(window),
             ordered: Vec::with_capacity(limits::INGEST_BATCH_MAX),
@@ -387,10 +391,11 @@ impl Committer {
         let now = Instant::now();
         let mark = queue.consumed_mark(shard);
         let mut n_taken = 0;
+        let shapes = &mut self.shapes;
         while n_taken < max {
             let mut taken = self.spare.pop().unwrap_or_else(Taken::new);
             let popped = queue.pop_with(shard, &mut self.scratch, |popped| match popped {
-                Popped::Inline(bytes) => taken.fill_from_slot(bytes),
+                Popped::Inline(bytes) => taken.fill_from_slot(bytes, shapes),
                 Popped::Boxed(record) => {
                     counters.slow_path.fetch_add(1, Ordering::Relaxed);
                     taken.fill_from_record(&record)

@@ -56,6 +56,7 @@ mod reorder;
 mod ring;
 #[cfg(test)]
 mod ring_tests;
+mod shape;
 mod slot;
 mod transcode;
 
@@ -125,6 +126,8 @@ use committer::{Committer, FlushSignal};
 use metrics::Counters;
 pub use metrics::{DropCounts, Metrics};
 use queue::{IngestQueue, Push};
+pub use shape::EventShape;
+use shape::ShapeTable;
 use slot::Inline;
 
 /// What a full queue does to a `record_*` call.
@@ -357,6 +360,34 @@ impl EventRef<'_> {
     }
 }
 
+/// A run event of a registered shape, borrowed from the caller: its event type and
+/// keys are the shape's, its values in the order of the shape's keys (see
+/// [`Recorder::record_shaped`]).
+#[derive(Copy, Clone, Debug)]
+pub struct ShapedEventRef<'a> {
+    pub run_id: &'a str,
+    /// Unique within the run; the first is 1.
+    pub sequence: u64,
+    pub values: &'a [FieldValue<'a>],
+    pub created_at: Timestamp,
+}
+
+impl ShapedEventRef<'_> {
+    /// The owned event this view describes, given its shape.
+    pub fn to_owned_event(&self, shape: &EventShape) -> RunEvent {
+        RunEvent {
+            run_id: self.run_id.to_owned(),
+            sequence: self.sequence,
+            event_type: shape.event_type().to_owned(),
+            payload: (shape.keys().iter())
+                .zip(self.values)
+                .map(|(k, v)| (k.clone(), v.to_value()))
+                .collect(),
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// A run start borrowed from the caller (SPEC §2.1, the fields known at start).
 #[derive(Copy, Clone, Debug)]
 pub struct RunRef<'a> {
@@ -412,6 +443,7 @@ struct Shared {
     config: IngestConfig,
     queue: IngestQueue,
     counters: Counters,
+    shapes: Arc<ShapeTable>,
     /// Set once by `close`; producers check it before queueing.
     closed: CachePadded<AtomicBool>,
     /// Flush tickets taken.
@@ -459,6 +491,7 @@ impl Recorder {
             config,
             queue,
             counters: Counters::default(),
+            shapes: Arc::default(),
             closed: CachePadded::new(AtomicBool::new(false)),
             flush_requested: CachePadded::new(AtomicU64::new(0)),
             flush: FlushSignal::default(),
@@ -497,6 +530,37 @@ impl Recorder {
         self.record_with(Inline::Event(event), || {
             Record::EventAppended(event.to_owned_event())
         })
+    }
+
+    /// Registers an event shape: an event type and the keys of its payload, so that
+    /// [`Recorder::record_shaped`] copies only an event's values, not its type and keys.
+    /// Register a shape once per kind of event (as a log statement is written once),
+    /// not per event; registering the same type and keys again returns the same shape.
+    ///
+    /// Errors: keys repeated, more than [`limits::INGEST_SHAPE_FIELDS_MAX`] keys, type
+    /// and keys over [`limits::INGEST_SHAPE_BYTES_MAX`] bytes, or a recorder that
+    /// already has [`limits::INGEST_SHAPES_MAX`] shapes (`Error::InvalidInput`).
+    pub fn shape(&self, event_type: &str, keys: &[&str]) -> Result<EventShape> {
+        self.shared().shapes.register(event_type, keys)
+    }
+
+    /// Records one run event of `shape`, its values in the order of the shape's keys.
+    /// The log gets the same record [`Recorder::record_event`] writes for the same
+    /// event. Never blocks under `Backpressure::Drop`.
+    ///
+    /// Rejected (counted, nothing written): a run id that is empty or too long, a
+    /// sequence of 0, a value count other than the shape's key count, or a shape
+    /// registered with another recorder.
+    pub fn record_shaped(&self, shape: &EventShape, event: &ShapedEventRef<'_>) -> Recorded {
+        if !valid_id(event.run_id)
+            || event.sequence == 0
+            || event.values.len() != shape.keys().len()
+            || !shape.belongs_to(&self.shared().shapes)
+        {
+            return self.dropped(DropReason::Rejected);
+        }
+        let push = |queue: &IngestQueue| queue.try_push_shaped(shape.id(), event);
+        self.record_pushed(push, || Record::EventAppended(event.to_owned_event(shape)))
     }
 
     /// Records a run start.
@@ -569,18 +633,29 @@ impl Recorder {
         Recorded::Dropped(reason)
     }
 
-    /// The hot path: measure, claim ring room, encode, publish; else the slow path.
+    /// Records `view`, inline or through the slow path.
     #[inline]
     fn record_with(&self, view: Inline<'_>, owned: impl FnOnce() -> Record) -> Recorded {
+        self.record_pushed(|queue| queue.try_push(&view), owned)
+    }
+
+    /// The hot path: `push` measures, claims ring room, encodes and publishes; else the
+    /// slow path.
+    #[inline]
+    fn record_pushed(
+        &self,
+        push: impl Fn(&IngestQueue) -> Push,
+        owned: impl FnOnce() -> Record,
+    ) -> Recorded {
         let shared = self.shared();
         if shared.closed.load(Ordering::Acquire) {
             return self.dropped(DropReason::AfterShutdown);
         }
-        match shared.queue.try_push(&view) {
+        match push(&shared.queue) {
             Push::Accepted => Recorded::Accepted,
             Push::NotInline => self.record_slow(owned),
             Push::Full => {
-                let retry = || (shared.queue.try_push(&view) == Push::Accepted).then_some(());
+                let retry = || (push(&shared.queue) == Push::Accepted).then_some(());
                 match self.wait_for(retry) {
                     Ok(()) => Recorded::Accepted,
                     Err(reason) => self.dropped(reason),

@@ -10,7 +10,7 @@
 //! kind in the order of the `encode_*` functions below:
 //!
 //! ```text
-//! u8 kind (1 run started, 2 run finished, 3 event, 4 call)
+//! u8 kind (1 run started, 2 run finished, 3 event, 4 call, 5 event of a shape)
 //! str   = u32 length, then that many UTF-8 bytes
 //! ts    = i64 unix nanoseconds
 //! field = str key, u8 tag (0 null, 1 bool, 2 i64, 3 u64, 4 f64, 5 str), then the value
@@ -24,7 +24,10 @@
 //! duration, `u32` schema version, then one byte each for dry run, secrets resolved,
 //! has a caller, the outcome's tag and has a cursor page, then the `u32` cursor page (0
 //! without one); then the call id, the tool id, the caller id (if any), the granted
-//! capabilities (`u16` count, strings), the outcome's fields and the tier.
+//! capabilities (`u16` count, strings), the outcome's fields and the tier. An event of
+//! a registered shape (`shape.rs`) has the event's fixed part with the shape's `u32`
+//! number before the field count, then the run id and each value (tag, then value) in
+//! the shape's key order: no event type, no keys.
 //!
 //! # Invariants
 //! - Encoding never allocates and never writes past the slot; a value that does not fit
@@ -46,15 +49,19 @@ use crate::model::{
     CallEvent, Outcome, OutcomeKind, Payload, Run, RunEvent, RunStats, Status, Timestamp, Value,
 };
 
-use super::{EventRef, FieldValue, RunRef};
+use super::shape::ShapeCache;
+use super::{EventRef, FieldValue, RunRef, ShapedEventRef};
 
 pub(super) const KIND_RUN_STARTED: u8 = 1;
 pub(super) const KIND_RUN_FINISHED: u8 = 2;
 pub(super) const KIND_EVENT: u8 = 3;
 pub(super) const KIND_CALL: u8 = 4;
+pub(super) const KIND_SHAPED_EVENT: u8 = 5;
 
 /// An event's fixed part: kind, sequence, created_at, field count.
 const EVENT_HEAD_BYTES: usize = 1 + 8 + 8 + 2;
+/// A shaped event's fixed part: kind, sequence, created_at, shape, value count.
+const SHAPED_HEAD_BYTES: usize = 1 + 8 + 8 + 4 + 2;
 /// A call's fixed part (see the layout above).
 const CALL_HEAD_BYTES: usize = 1 + 8 + 8 + 4 + 5 + 4;
 
@@ -342,6 +349,11 @@ pub(crate) enum Inline<'a> {
         finished_at: Timestamp,
     },
     Call(&'a CallEvent),
+    /// An event of the shape numbered `shape`, its values in the shape's key order.
+    Shaped {
+        shape: u32,
+        event: &'a ShapedEventRef<'a>,
+    },
 }
 
 impl<'a> Inline<'a> {
@@ -404,6 +416,7 @@ impl<'a> Inline<'a> {
                 finished_at,
             } => encode_run_finished(w, run_id, stats, finished_at),
             Inline::Call(call) => encode_call(w, call),
+            Inline::Shaped { shape, event } => encode_shaped(w, shape, event),
         }
     }
 }
@@ -418,6 +431,27 @@ fn event_len(event: &EventRef<'_>) -> Option<usize> {
         len += str_len(key) + 1 + value_len(*value)?;
     }
     Some(len)
+}
+
+/// The length of a shaped event's encoding (see [`encode_shaped`]), if it has an inline
+/// form of at most `max` bytes: what [`Inline::encoded_len`] gives for it, summed.
+///
+/// Not an arm of `encoded_len`: there it changed how the compiler laid out the
+/// event's arm, which then took 23 instructions more.
+#[inline]
+pub(crate) fn shaped_len(event: &ShapedEventRef<'_>, max: usize) -> Option<usize> {
+    let mut len = SHAPED_HEAD_BYTES + str_len(event.run_id);
+    for value in event.values {
+        len += 1 + value_len(*value)?;
+    }
+    // Under 64 KiB the run id's `u32` length and the value count's `u16` fit (a value
+    // takes a byte or more); past it, counted (the shape's number takes 4 bytes
+    // whatever it is).
+    if len < 1 << 16 {
+        (len <= max).then_some(len)
+    } else {
+        Inline::Shaped { shape: 0, event }.measured_len(max)
+    }
 }
 
 /// The length of a call's encoding (see [`encode_call`]) as if every length fit its
@@ -494,6 +528,28 @@ pub(crate) fn encode_event(w: &mut impl Sink, event: &EventRef<'_>) -> Result<()
     w.str(event.run_id)?;
     w.str(event.event_type)?;
     w.fields_uncounted(event.fields.iter().map(|(k, v)| (*k, *v)))?;
+    Ok(())
+}
+
+/// Encodes an event of the shape numbered `shape`.
+#[inline(always)]
+pub(crate) fn encode_shaped(
+    w: &mut impl Sink,
+    shape: u32,
+    event: &ShapedEventRef<'_>,
+) -> Result<(), Refused> {
+    let n_values = u16::try_from(event.values.len()).map_err(|_| Refused)?;
+    w.fixed::<SHAPED_HEAD_BYTES>(|b| {
+        b[0] = KIND_SHAPED_EVENT;
+        b[1..9].copy_from_slice(&event.sequence.to_le_bytes());
+        b[9..17].copy_from_slice(&event.created_at.unix_nanos().to_le_bytes());
+        b[17..21].copy_from_slice(&shape.to_le_bytes());
+        b[21..].copy_from_slice(&n_values.to_le_bytes());
+    })?;
+    w.str(event.run_id)?;
+    for value in event.values {
+        w.value(*value)?;
+    }
     Ok(())
 }
 
@@ -624,6 +680,14 @@ pub(crate) fn encode_call(w: &mut impl Sink, call: &CallEvent) -> Result<(), Ref
     }
     w.str(&call.tier)?;
     Ok(())
+}
+
+/// A shaped event slot's fixed part.
+pub(super) struct ShapedHead {
+    pub sequence: u64,
+    pub created_at: i64,
+    pub shape: u32,
+    pub n_values: u16,
 }
 
 /// A call slot's fixed part.
@@ -758,6 +822,16 @@ impl<'a> Reader<'a> {
         let n = self.u16()?;
         (0..n).map(|_| self.str()).collect()
     }
+    /// A shaped event's fixed part, after its kind byte.
+    #[inline(always)]
+    pub(super) fn shaped_head(&mut self) -> Result<ShapedHead, SlotError> {
+        Ok(ShapedHead {
+            sequence: self.u64()?,
+            created_at: self.i64()?,
+            shape: self.u32()?,
+            n_values: self.u16()?,
+        })
+    }
     /// A call's fixed part, after its kind byte.
     pub(super) fn call_head(&mut self) -> Result<CallHead, SlotError> {
         let ts = self.i64()?;
@@ -832,8 +906,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a slot written by one of the `encode_*` functions.
-pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
+/// Decodes a slot written by one of the `encode_*` functions; an event of a shape
+/// finds its shape in `shapes`.
+pub(crate) fn decode(slot: &[u8], shapes: &mut ShapeCache) -> Result<Record, SlotError> {
     let mut r = Reader { buf: slot, pos: 0 };
     let record = match r.u8()? {
         KIND_EVENT => {
@@ -846,6 +921,27 @@ pub(crate) fn decode(slot: &[u8]) -> Result<Record, SlotError> {
                 event_type: r.str()?,
                 created_at,
                 payload: r.fields_n(n_fields)?,
+            })
+        }
+        KIND_SHAPED_EVENT => {
+            let head = r.shaped_head()?;
+            let run_id = r.str()?;
+            let Some(shape) = shapes.get(head.shape) else {
+                return r.fail("unknown event shape");
+            };
+            if shape.keys.len() != usize::from(head.n_values) {
+                return r.fail("value count is not the shape's");
+            }
+            let mut payload = Payload::new();
+            for key in &shape.keys {
+                payload.insert(key.clone(), r.value()?);
+            }
+            Record::EventAppended(RunEvent {
+                run_id,
+                sequence: head.sequence,
+                event_type: shape.event_type.clone(),
+                created_at: Timestamp::from_unix_nanos(head.created_at),
+                payload,
             })
         }
         KIND_RUN_STARTED => Record::RunStarted(Run {
@@ -944,9 +1040,11 @@ pub(crate) fn encode_to_vec(view: Inline<'_>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::shape::ShapeTable;
     use crate::model::CALL_EVENT_SCHEMA_VERSION;
     use proptest::prelude::*;
     use serde_json::json;
+    use std::sync::Arc;
 
     /// A field value as a strategy makes it: owned, borrowed for each case.
     #[derive(Clone, Debug)]
@@ -990,6 +1088,28 @@ mod tests {
     }
 
     proptest! {
+        /// A shaped event's length, summed, is what the encoder writes (and `None`
+        /// exactly where it refuses), under any limit.
+        #[test]
+        fn a_shaped_events_length_is_its_encodings(
+            run_id in ".{0,40}",
+            values in prop::collection::vec(owned_value(), 0..40),
+            shape in any::<u32>(),
+            max in prop_oneof![Just(usize::MAX), 0usize..700],
+        ) {
+            let refs: Vec<FieldValue<'_>> = values.iter().map(Owned::as_ref).collect();
+            let event = ShapedEventRef {
+                run_id: &run_id,
+                sequence: 1,
+                values: &refs,
+                created_at: Timestamp::from_unix_nanos(0),
+            };
+            let view = Inline::Shaped { shape, event: &event };
+            let measured = view.encoded_len(max);
+            prop_assert_eq!(shaped_len(&event, max), measured);
+            check_length_and_stores(view, max)?;
+        }
+
         /// An event's length, summed without encoding, is what the encoder writes
         /// (and `None` exactly where it refuses), under any limit.
         #[test]
@@ -1081,6 +1201,15 @@ mod tests {
     }
 
     fn round_trip(view: Inline<'_>) -> Record {
+        round_trip_with(view, &mut no_shapes())
+    }
+
+    /// An empty shape table's cache.
+    fn no_shapes() -> ShapeCache {
+        ShapeCache::new(Arc::default())
+    }
+
+    fn round_trip_with(view: Inline<'_>, shapes: &mut ShapeCache) -> Record {
         let mut slot = vec![0u8; 4096];
         let mut sink = slice(&mut slot);
         view.encode(&mut sink).expect("fits");
@@ -1090,11 +1219,11 @@ mod tests {
         view.encode(&mut measure).expect("measures");
         assert_eq!(measure.len, len);
         assert_eq!(view.encode(&mut Measure::new(len - 1)), Err(Refused));
-        let record = decode(&slot[..len]).expect("decodes");
+        let record = decode(&slot[..len], shapes).expect("decodes");
         // Every strict prefix is refused, never misread.
         for cut in 0..len {
             assert!(
-                decode(&slot[..cut]).is_err(),
+                decode(&slot[..cut], shapes).is_err(),
                 "prefix of {cut} bytes decoded"
             );
         }
@@ -1259,11 +1388,47 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(decode(&[]).is_err());
-        assert!(decode(&[99]).is_err());
+        let shapes = &mut no_shapes();
+        assert!(decode(&[], shapes).is_err());
+        assert!(decode(&[99], shapes).is_err());
         // A string length far past the end.
-        assert!(decode(&[KIND_EVENT, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(decode(&[KIND_EVENT, 0xff, 0xff, 0xff, 0xff], shapes).is_err());
         // Invalid UTF-8 in the run id.
-        assert!(decode(&[KIND_EVENT, 1, 0, 0, 0, 0xff]).is_err());
+        assert!(decode(&[KIND_EVENT, 1, 0, 0, 0, 0xff], shapes).is_err());
+    }
+
+    #[test]
+    fn a_shaped_event_decodes_to_the_event_it_stands_for() {
+        let table = Arc::new(ShapeTable::default());
+        let mut shapes = ShapeCache::new(Arc::clone(&table));
+        table.register("other", &["x"]).unwrap();
+        let shape = table.register("tool_call", &["tool", "ok", "n"]).unwrap();
+        let json = json!("from json");
+        let values = [
+            FieldValue::Str("echo"),
+            FieldValue::Bool(true),
+            FieldValue::Json(&json),
+        ];
+        let event = ShapedEventRef {
+            run_id: "run-1",
+            sequence: 7,
+            values: &values,
+            created_at: Timestamp::from_unix_nanos(1_700_000_000),
+        };
+        let view = Inline::Shaped {
+            shape: shape.id(),
+            event: &event,
+        };
+        assert_eq!(
+            round_trip_with(view, &mut shapes),
+            Record::EventAppended(event.to_owned_event(&shape))
+        );
+        // A shape the table does not have, or a value count not the shape's, is an
+        // error (a slot is only ever written with its shape's count).
+        let slot = encode_to_vec(view);
+        assert!(decode(&slot, &mut no_shapes()).is_err());
+        let mut short = slot.clone();
+        short[21] = 2;
+        assert!(decode(&short, &mut shapes).is_err());
     }
 }

@@ -30,7 +30,10 @@
 use crate::codec::RecordKind;
 use crate::model::OutcomeKind;
 
-use super::slot::{CallHead, KIND_CALL, KIND_EVENT, Reader, SlotError, SlotValue};
+use super::shape::{ShapeCache, ShapeDef};
+use super::slot::{
+    CallHead, KIND_CALL, KIND_EVENT, KIND_SHAPED_EVENT, Reader, ShapedHead, SlotError, SlotValue,
+};
 
 /// The most payload fields an event may have and still be transcoded.
 const FIELDS_MAX: usize = crate::limits::INGEST_TRANSCODE_FIELDS_MAX;
@@ -76,6 +79,28 @@ impl PayloadBuf {
         self.bytes.capacity()
     }
 
+    /// Makes the payload what `write` writes, given `room` bytes (zeroed only when it
+    /// grows); on `None` or an error there is no payload.
+    #[inline(always)]
+    fn write<'a>(
+        &mut self,
+        room: usize,
+        write: impl FnOnce(&mut Out<'_>) -> Result<Option<Transcoded<'a>>, SlotError>,
+    ) -> Result<Option<Transcoded<'a>>, SlotError> {
+        if self.bytes.len() < room {
+            self.bytes.resize(room, 0);
+        }
+        let mut w = Out {
+            buf: &mut self.bytes,
+            pos: 0,
+        };
+        let result = write(&mut w);
+        if matches!(result, Ok(Some(_))) {
+            self.len = w.pos;
+        }
+        result
+    }
+
     /// Makes the payload what `encode` appends to an empty `Vec`.
     pub fn encode_with<E>(
         &mut self,
@@ -90,41 +115,29 @@ impl PayloadBuf {
 }
 
 /// Makes `out`'s payload the msgpack payload of the record in `slot`; `None` when this
-/// kind has no transcoder. On `None` or an error `out` holds no payload.
+/// kind has no transcoder. An event of a shape finds its shape in `shapes`. On `None`
+/// or an error `out` holds no payload.
 pub(crate) fn transcode<'a>(
     slot: &'a [u8],
     out: &mut PayloadBuf,
+    shapes: &mut ShapeCache,
 ) -> Result<Option<Transcoded<'a>>, SlotError> {
     out.len = 0;
     let mut r = Reader::new(slot);
     let kind = r.u8()?;
-    if kind != KIND_EVENT && kind != KIND_CALL {
-        return Ok(None);
+    match kind {
+        KIND_EVENT => out.write(payload_bound(slot.len()), |w| event(slot, &mut r, w)),
+        KIND_CALL => out.write(payload_bound(slot.len()), |w| call(&mut r, w)),
+        KIND_SHAPED_EVENT => shaped_event(slot, r, out, shapes),
+        _ => Ok(None),
     }
-    // Room for the most the payload can take; zeroed only when it grows.
-    let room = payload_bound(slot.len());
-    if out.bytes.len() < room {
-        out.bytes.resize(room, 0);
-    }
-    let mut w = Out {
-        buf: &mut out.bytes,
-        pos: 0,
-    };
-    let result = if kind == KIND_EVENT {
-        event(slot, &mut r, &mut w)
-    } else {
-        call(&mut r, &mut w)
-    };
-    if matches!(result, Ok(Some(_))) {
-        out.len = w.pos;
-    }
-    result
 }
 
-/// The most payload bytes a slot of `slot_len` bytes transcodes to. Every item of a
-/// slot takes at least one byte and its msgpack at most twice its slot bytes (an empty
-/// string: a 4-byte length, a 1-byte header); the map keys and headers the payload adds
-/// are under 256 bytes for either kind.
+/// The most payload bytes a slot of `slot_len` bytes transcodes to, besides an event
+/// shape's strings (`ShapeDef::payload_bytes`). Every item of a slot takes at least one
+/// byte and its msgpack at most twice its slot bytes (an empty string: a 4-byte length,
+/// a 1-byte header); the map keys and headers the payload adds are under 256 bytes for
+/// any kind.
 fn payload_bound(slot_len: usize) -> usize {
     2 * slot_len + 256
 }
@@ -340,12 +353,42 @@ fn event<'a>(
     }
 }
 
-/// An event's fields before its payload.
-struct EventHead<'a> {
+/// An event's fields besides its payload: the run id from the slot, the event type
+/// from the slot or a shape.
+struct EventHead<'a, 't> {
     run_id: &'a str,
     sequence: u64,
-    event_type: &'a [u8],
+    event_type: &'t [u8],
     created_at: i64,
+}
+
+impl<'a> EventHead<'a, '_> {
+    /// Writes `RunEvent { run_id, sequence, event_type, payload, created_at }` up to
+    /// the payload's entries, a map of `n_fields`.
+    #[inline(always)]
+    fn write_start(&self, w: &mut Out<'_>, n_fields: usize) {
+        w.map_len(5);
+        w.str(b"run_id");
+        w.str(self.run_id.as_bytes());
+        w.str(b"sequence");
+        w.uint(self.sequence);
+        w.str(b"event_type");
+        w.str(self.event_type);
+        w.str(b"payload");
+        w.map_len(n_fields);
+    }
+
+    /// Writes what follows the payload's entries.
+    #[inline(always)]
+    fn write_end(&self, w: &mut Out<'_>) -> Transcoded<'a> {
+        w.str(b"created_at");
+        w.sint(self.created_at);
+        Transcoded {
+            kind: RecordKind::EventAppended,
+            event: Some((self.run_id, self.sequence)),
+            call: None,
+        }
+    }
 }
 
 /// The rest of [`event`], for at most `N` fields.
@@ -359,7 +402,7 @@ fn event_fields<'a, const N: usize>(
     slot: &'a [u8],
     r: &mut Reader<'a>,
     w: &mut Out<'_>,
-    head: &EventHead<'a>,
+    head: &EventHead<'a, 'a>,
     n_fields: usize,
 ) -> Result<Option<Transcoded<'a>>, SlotError> {
     let at = |pos: usize| u32::try_from(pos).expect("slots under 4 GiB");
@@ -416,32 +459,66 @@ fn event_fields<'a, const N: usize>(
             }
         }
     }
-    let &EventHead {
-        run_id,
-        sequence,
-        event_type,
-        created_at,
-    } = head;
-    w.map_len(5);
-    w.str(b"run_id");
-    w.str(run_id.as_bytes());
-    w.str(b"sequence");
-    w.uint(sequence);
-    w.str(b"event_type");
-    w.str(event_type);
-    w.str(b"payload");
-    w.map_len(n_unique);
+    head.write_start(w, n_unique);
     for entry in &entries[..n_unique] {
         w.str(entry.key(slot));
         w.value(Reader::new(&slot[entry.key_end as usize..]).field_bytes()?);
     }
-    w.str(b"created_at");
-    w.sint(created_at);
-    Ok(Some(Transcoded {
-        kind: RecordKind::EventAppended,
-        event: Some((run_id, sequence)),
-        call: None,
-    }))
+    Ok(Some(head.write_end(w)))
+}
+
+/// An event of a shape: the record [`event`] writes for the same event, its type and
+/// keys the shape's. The values are read once in slot order, noting where each starts,
+/// and written in the shape's key order; a shape's keys are distinct.
+fn shaped_event<'a>(
+    slot: &'a [u8],
+    mut r: Reader<'a>,
+    out: &mut PayloadBuf,
+    shapes: &mut ShapeCache,
+) -> Result<Option<Transcoded<'a>>, SlotError> {
+    let head = r.shaped_head()?;
+    let Some(shape) = shapes.get(head.shape) else {
+        return r.fail("unknown event shape");
+    };
+    let room = payload_bound(slot.len()) + shape.payload_bytes;
+    out.write(room, |w| shaped_fields(slot, &mut r, w, &head, shape))
+}
+
+/// The rest of [`shaped_event`].
+fn shaped_fields<'a>(
+    slot: &'a [u8],
+    r: &mut Reader<'a>,
+    w: &mut Out<'_>,
+    head: &ShapedHead,
+    shape: &ShapeDef,
+) -> Result<Option<Transcoded<'a>>, SlotError> {
+    let n_values = usize::from(head.n_values);
+    if n_values != shape.keys.len() || n_values > FIELDS_MAX {
+        return r.fail("value count is not the shape's");
+    }
+    // The run id is the one string used as text (the event's key): checked as UTF-8.
+    let run_id = r.str_ref()?;
+    let mut starts = [0u32; FIELDS_MAX];
+    for start in &mut starts[..n_values] {
+        *start = u32::try_from(r.pos()).expect("slots under 4 GiB");
+        r.field_bytes()?;
+    }
+    if !r.is_at_end() {
+        return r.fail("bytes left after the record");
+    }
+    let head = EventHead {
+        run_id,
+        sequence: head.sequence,
+        event_type: shape.event_type.as_bytes(),
+        created_at: head.created_at,
+    };
+    head.write_start(w, n_values);
+    for &i in &shape.order {
+        let i = usize::from(i);
+        w.str(shape.keys[i].as_bytes());
+        w.value(Reader::new(&slot[starts[i] as usize..]).field_bytes()?);
+    }
+    Ok(Some(head.write_end(w)))
 }
 
 /// `CallEvent`, with `caller_id` and `cursor_page` left out when absent.
@@ -583,23 +660,35 @@ fn outcome(w: &mut Out<'_>, tag: u8, r: &mut Reader<'_>) -> Result<(), SlotError
 mod tests {
     use super::*;
     use crate::codec::Record;
+    use crate::ingest::shape::ShapeTable;
     use crate::ingest::slot::{self, Inline, encode_to_vec};
-    use crate::ingest::{EventRef, FieldValue};
+    use crate::ingest::{EventRef, FieldValue, ShapedEventRef};
     use crate::model::{CallEvent, Outcome, Timestamp};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     /// Transcodes `slot` and checks the bytes against decode-then-encode.
     fn check_same_bytes(slot: &[u8]) -> Transcoded<'_> {
+        check_same_bytes_with(slot, &mut no_shapes())
+    }
+
+    /// An empty shape table's cache.
+    fn no_shapes() -> ShapeCache {
+        ShapeCache::new(Arc::default())
+    }
+
+    /// [`check_same_bytes`] with `shapes`.
+    fn check_same_bytes_with<'a>(slot: &'a [u8], shapes: &mut ShapeCache) -> Transcoded<'a> {
         // Room left by a longer payload before: none of it may show in this one.
         let mut out = PayloadBuf {
             bytes: vec![0xee; 4096],
             len: 4096,
         };
-        let transcoded = transcode(slot, &mut out)
+        let transcoded = transcode(slot, &mut out, shapes)
             .expect("decodes")
             .expect("has a transcoder");
         let mut expected = Vec::new();
-        slot::decode(slot)
+        slot::decode(slot, shapes)
             .expect("decodes")
             .encode_payload(&mut expected)
             .expect("encodes");
@@ -676,7 +765,7 @@ mod tests {
             let slot = &slot[..len];
             if fields.len() > FIELDS_MAX {
                 let mut out = PayloadBuf::default();
-                prop_assert_eq!(transcode(slot, &mut out), Ok(None));
+                prop_assert_eq!(transcode(slot, &mut out, &mut no_shapes()), Ok(None));
                 prop_assert!(out.as_slice().is_empty());
             } else {
                 let transcoded = check_same_bytes(slot);
@@ -735,6 +824,86 @@ mod tests {
                 transcoded,
                 Transcoded { kind: RecordKind::CallRecorded, event: None, call: Some(key) }
             );
+        }
+
+        /// An event of a shape is written as the event it stands for: the bytes of its
+        /// decoded record, and the bytes the same event written with its keys gets.
+        #[test]
+        fn a_shaped_event_transcodes_to_the_bytes_of_the_same_event(
+            run_id in ".{0,24}",
+            sequence in any::<u64>(),
+            event_type in ".{0,12}",
+            created_at in any::<i64>(),
+            // Distinct keys (a shape's are), some sharing their first 8 bytes.
+            keys in prop::collection::hash_set("(abcdefgh)?[a-d\\x00]{0,2}", 0..=FIELDS_MAX),
+            values in prop::collection::vec(field_value(), FIELDS_MAX),
+            n_before in 0usize..3,
+        ) {
+            let table = Arc::new(ShapeTable::default());
+            for i in 0..n_before {
+                table.register(&format!("before {i}"), &[]).unwrap();
+            }
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let shape = table.register(&event_type, &keys).unwrap();
+            let values: Vec<FieldValue<'_>> =
+                values[..keys.len()].iter().map(FieldValueOwned::as_ref).collect();
+            let event = ShapedEventRef {
+                run_id: &run_id,
+                sequence,
+                values: &values,
+                created_at: Timestamp::from_unix_nanos(created_at),
+            };
+            let slot = encode_to_vec(Inline::Shaped { shape: shape.id(), event: &event });
+            let mut shapes = ShapeCache::new(Arc::clone(&table));
+            let transcoded = check_same_bytes_with(&slot, &mut shapes);
+            prop_assert_eq!(transcoded.event, Some((run_id.as_str(), sequence)));
+            prop_assert_eq!(transcoded.kind, RecordKind::EventAppended);
+            let mut shaped = PayloadBuf::default();
+            transcode(&slot, &mut shaped, &mut shapes).unwrap().unwrap();
+            let fields: Vec<(&str, FieldValue<'_>)> =
+                keys.iter().copied().zip(values.iter().copied()).collect();
+            let plain = EventRef {
+                run_id: &run_id,
+                sequence,
+                event_type: &event_type,
+                fields: &fields,
+                created_at: Timestamp::from_unix_nanos(created_at),
+            };
+            let plain = encode_to_vec(Inline::Event(&plain));
+            let mut out = PayloadBuf::default();
+            transcode(&plain, &mut out, &mut no_shapes()).unwrap().unwrap();
+            prop_assert_eq!(shaped.as_slice(), out.as_slice());
+        }
+    }
+
+    #[test]
+    fn a_shaped_event_without_its_shape_is_an_error_and_leaves_no_payload() {
+        let table = Arc::new(ShapeTable::default());
+        let shape = table.register("t", &["a", "b"]).unwrap();
+        let values = [FieldValue::U64(1), FieldValue::Str("x")];
+        let event = ShapedEventRef {
+            run_id: "r",
+            sequence: 1,
+            values: &values,
+            created_at: Timestamp::from_unix_nanos(0),
+        };
+        let slot = encode_to_vec(Inline::Shaped {
+            shape: shape.id(),
+            event: &event,
+        });
+        let mut out = PayloadBuf::default();
+        let mut shapes = ShapeCache::new(Arc::clone(&table));
+        assert!(transcode(&slot, &mut out, &mut shapes).unwrap().is_some());
+        assert!(transcode(&slot, &mut out, &mut no_shapes()).is_err());
+        assert!(out.as_slice().is_empty());
+        // A value count not the shape's.
+        let mut other = slot.clone();
+        other[21] = 1;
+        assert!(transcode(&other, &mut out, &mut shapes).is_err());
+        assert!(out.as_slice().is_empty());
+        // Every strict prefix is an error.
+        for cut in 1..slot.len() {
+            assert!(transcode(&slot[..cut], &mut out, &mut shapes).is_err());
         }
     }
 
@@ -803,7 +972,9 @@ mod tests {
         let slot = encode_to_vec(Inline::Event(&event));
         let len = slot.len();
         let mut out = PayloadBuf::default();
-        transcode(&slot[..len], &mut out).unwrap().unwrap();
+        transcode(&slot[..len], &mut out, &mut no_shapes())
+            .unwrap()
+            .unwrap();
         let record = Record::decode_payload(RecordKind::EventAppended, out.as_slice()).unwrap();
         let Record::EventAppended(decoded) = record else {
             panic!("an event")
@@ -827,15 +998,17 @@ mod tests {
         let len = slot.len();
         let mut out = PayloadBuf::default();
         for cut in 1..len {
-            transcode(&slot[..len], &mut out).unwrap().unwrap();
+            transcode(&slot[..len], &mut out, &mut no_shapes())
+                .unwrap()
+                .unwrap();
             assert!(
-                transcode(&slot[..cut], &mut out).is_err(),
+                transcode(&slot[..cut], &mut out, &mut no_shapes()).is_err(),
                 "prefix {cut} transcoded"
             );
             assert_eq!(out.as_slice(), [0u8; 0], "prefix {cut} left a payload");
         }
         let mut longer = slot[..len].to_vec();
         longer.push(0);
-        assert!(transcode(&longer, &mut out).is_err());
+        assert!(transcode(&longer, &mut out, &mut no_shapes()).is_err());
     }
 }
