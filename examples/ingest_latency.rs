@@ -1,5 +1,6 @@
 //! Measures the ingest hot path: per-call latency of `record_event` from one paced
-//! producer, and sustained written throughput.
+//! producer, and sustained written throughput; with `shaped`, the same event recorded
+//! as an event of a registered shape (`record_shaped`).
 //!
 //! Run in release: `cargo run --release --example ingest_latency -- [samples]`.
 //! The stores are created in a temporary directory under `$AUDITLOG_BENCH_DIR` (default:
