@@ -1,7 +1,8 @@
 //! The hot path does not allocate: recording inline events, events of a registered
 //! shape, run starts, run finishes and call events from a producer thread makes zero
-//! heap allocations on that thread
-//! (counted by a global allocator that counts only while a thread-local flag is set).
+//! heap allocations on that thread (counted by a global allocator that counts only
+//! while a thread-local flag is set). Registering a shape already registered makes none
+//! either.
 //! A large event, which takes the slow path, does allocate: the counter really counts.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -159,6 +160,11 @@ fn recording_inline_records_makes_no_allocation_on_the_calling_thread() {
     // fill it.
     let n_allocs = allocations_during(|| record_all(500));
     assert_eq!(n_allocs, 0, "the inline hot path allocated");
+    // Finding a shape registered before allocates nothing either.
+    let n_allocs = allocations_during(|| {
+        assert_eq!(recorder.shape("step", &keys).unwrap(), shape);
+    });
+    assert_eq!(n_allocs, 0, "registering a known shape again allocated");
 
     // A field too large for a slot takes the slow path, which allocates.
     let big = "x".repeat(4096);

@@ -22,6 +22,7 @@
 //!   committer finds every number a slot holds.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
@@ -127,17 +128,47 @@ pub(crate) struct ShapeTable {
 #[derive(Debug, Default)]
 struct Shapes {
     defs: Vec<Arc<ShapeDef>>,
-    /// A shape's number by its event type and keys.
-    ids: HashMap<(String, Vec<String>), u32>,
+    /// The numbers of the shapes whose type and keys have this hash ([`name_hash`]).
+    by_hash: HashMap<u64, Vec<u32>>,
+}
+
+impl Shapes {
+    /// The number of the shape with this type and keys, if registered.
+    fn find(&self, hash: u64, event_type: &str, keys: &[&str]) -> Option<u32> {
+        let ids = self.by_hash.get(&hash)?;
+        ids.iter().copied().find(|&id| {
+            let def = &self.defs[id as usize];
+            def.event_type == event_type
+                && def.keys.len() == keys.len()
+                && def.keys.iter().zip(keys).all(|(a, b)| a == b)
+        })
+    }
+}
+
+/// A hash of a shape's type and keys, from borrowed strings, so that finding a shape
+/// registered before allocates nothing.
+fn name_hash(event_type: &str, keys: &[&str]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    event_type.hash(&mut hasher);
+    keys.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl ShapeTable {
-    /// Registers a shape, or finds the one registered with the same type and keys.
+    /// Registers a shape, or finds the one registered with the same type and keys (under
+    /// the read lock, allocating nothing).
     pub fn register(self: &Arc<Self>, event_type: &str, keys: &[&str]) -> Result<EventShape> {
+        let hash = name_hash(event_type, keys);
+        {
+            let shapes = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(id) = shapes.find(hash, event_type, keys) {
+                return Ok(self.handle(id, Arc::clone(&shapes.defs[id as usize])));
+            }
+        }
         let def = ShapeDef::new(event_type, keys)?;
         let mut shapes = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let name = (def.event_type, def.keys);
-        if let Some(&id) = shapes.ids.get(&name) {
+        // Another thread may have registered it in between.
+        if let Some(id) = shapes.find(hash, event_type, keys) {
             return Ok(self.handle(id, Arc::clone(&shapes.defs[id as usize])));
         }
         if shapes.defs.len() >= limits::INGEST_SHAPES_MAX {
@@ -147,13 +178,9 @@ impl ShapeTable {
             )));
         }
         let id = u32::try_from(shapes.defs.len()).expect("at most INGEST_SHAPES_MAX shapes");
-        let def = Arc::new(ShapeDef {
-            event_type: name.0.clone(),
-            keys: name.1.clone(),
-            ..def
-        });
+        let def = Arc::new(def);
         shapes.defs.push(Arc::clone(&def));
-        shapes.ids.insert(name, id);
+        shapes.by_hash.entry(hash).or_default().push(id);
         Ok(self.handle(id, def))
     }
 
