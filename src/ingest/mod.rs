@@ -329,10 +329,9 @@ impl FieldValue<'_> {
     }
 }
 
-fn to_payload(fields: &[(&str, FieldValue<'_>)]) -> Payload {
-    fields
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.to_value()))
+fn to_payload<'a>(fields: impl IntoIterator<Item = (&'a str, FieldValue<'a>)>) -> Payload {
+    (fields.into_iter())
+        .map(|(k, v)| (k.to_owned(), v.to_value()))
         .collect()
 }
 
@@ -354,7 +353,7 @@ impl EventRef<'_> {
             run_id: self.run_id.to_owned(),
             sequence: self.sequence,
             event_type: self.event_type.to_owned(),
-            payload: to_payload(self.fields),
+            payload: to_payload(self.fields.iter().copied()),
             created_at: self.created_at,
         }
     }
@@ -379,10 +378,9 @@ impl ShapedEventRef<'_> {
             run_id: self.run_id.to_owned(),
             sequence: self.sequence,
             event_type: shape.event_type().to_owned(),
-            payload: (shape.keys().iter())
-                .zip(self.values)
-                .map(|(k, v)| (k.clone(), v.to_value()))
-                .collect(),
+            payload: to_payload(
+                (shape.keys().iter().map(String::as_str)).zip(self.values.iter().copied()),
+            ),
             created_at: self.created_at,
         }
     }
@@ -410,7 +408,7 @@ impl RunRef<'_> {
             caller_id: self.caller_id.to_owned(),
             channel_id: self.channel_id.to_owned(),
             parent_run_id: self.parent_run_id.to_owned(),
-            inputs: to_payload(self.inputs),
+            inputs: to_payload(self.inputs.iter().copied()),
             started_at: self.started_at,
             ..Run::default()
         }

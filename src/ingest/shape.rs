@@ -69,7 +69,7 @@ impl PartialEq for EventShape {
 impl Eq for EventShape {}
 
 /// What the committer needs of a shape.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct ShapeDef {
     pub event_type: String,
     pub keys: Vec<String>,
@@ -138,9 +138,7 @@ impl Shapes {
         let ids = self.by_hash.get(&hash)?;
         ids.iter().copied().find(|&id| {
             let def = &self.defs[id as usize];
-            def.event_type == event_type
-                && def.keys.len() == keys.len()
-                && def.keys.iter().zip(keys).all(|(a, b)| a == b)
+            def.event_type == event_type && def.keys[..] == *keys
         })
     }
 }

@@ -514,11 +514,17 @@ fn event_head(
 ) -> Result<(), Refused> {
     let n_fields = u16::try_from(n_fields).map_err(|_| Refused)?;
     w.fixed::<EVENT_HEAD_BYTES>(|b| {
-        b[0] = KIND_EVENT;
-        b[1..9].copy_from_slice(&sequence.to_le_bytes());
-        b[9..17].copy_from_slice(&created_at.unix_nanos().to_le_bytes());
+        event_kind_time(b, KIND_EVENT, sequence, created_at);
         b[17..].copy_from_slice(&n_fields.to_le_bytes());
     })
+}
+
+/// The first 17 bytes of either event's fixed part: kind, sequence, created_at.
+#[inline(always)]
+fn event_kind_time(b: &mut [u8], kind: u8, sequence: u64, created_at: Timestamp) {
+    b[0] = kind;
+    b[1..9].copy_from_slice(&sequence.to_le_bytes());
+    b[9..17].copy_from_slice(&created_at.unix_nanos().to_le_bytes());
 }
 
 /// Encodes an event.
@@ -540,9 +546,7 @@ pub(crate) fn encode_shaped(
 ) -> Result<(), Refused> {
     let n_values = u16::try_from(event.values.len()).map_err(|_| Refused)?;
     w.fixed::<SHAPED_HEAD_BYTES>(|b| {
-        b[0] = KIND_SHAPED_EVENT;
-        b[1..9].copy_from_slice(&event.sequence.to_le_bytes());
-        b[9..17].copy_from_slice(&event.created_at.unix_nanos().to_le_bytes());
+        event_kind_time(b, KIND_SHAPED_EVENT, event.sequence, event.created_at);
         b[17..21].copy_from_slice(&shape.to_le_bytes());
         b[21..].copy_from_slice(&n_values.to_le_bytes());
     })?;
