@@ -76,6 +76,8 @@ fn event_shape(recorder: &Recorder) -> EventShape {
 /// once the recorder exists (a shape is registered with it).
 trait Form: Copy {
     fn on(self, recorder: &Recorder) -> impl Fn(&Recorder, u64) -> Recorded;
+    /// The sustained run's label (no durability, blocking).
+    fn label(self) -> &'static str;
 }
 
 /// Events as `EventRef`s (`record_event`).
@@ -85,6 +87,9 @@ struct Plain;
 impl Form for Plain {
     fn on(self, _: &Recorder) -> impl Fn(&Recorder, u64) -> Recorded {
         |recorder: &Recorder, seq| with_event(seq, |e| recorder.record_event(e))
+    }
+    fn label(self) -> &'static str {
+        "None/block"
     }
 }
 
@@ -96,6 +101,9 @@ impl Form for Shaped {
     fn on(self, recorder: &Recorder) -> impl Fn(&Recorder, u64) -> Recorded {
         let shape = event_shape(recorder);
         move |recorder: &Recorder, seq| with_shaped(seq, |e| recorder.record_shaped(&shape, e))
+    }
+    fn label(self) -> &'static str {
+        "None/block, shaped"
     }
 }
 
@@ -522,9 +530,25 @@ fn log_floor(n: u64) {
     );
 }
 
+/// One run of events recorded as `form` records them: `spin`, `sustained` (without
+/// durability, blocking) or paced at a rate.
+fn event_mode(mode: &str, n_samples: u64, form: impl Form) {
+    match mode {
+        "spin" => spin_paced(n_samples, form),
+        "sustained" => sustained(
+            form.label(),
+            Durability::None,
+            Backpressure::Block,
+            n_samples,
+            form,
+        ),
+        rate => paced(rate.parse().expect("rate is a number"), n_samples, form),
+    }
+}
+
 fn main() {
-    let n_samples: u64 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().collect();
+    let n_samples: u64 = (args.get(1))
         .map(|s| s.parse().expect("samples is a number"))
         .unwrap_or(1_000_000);
     // An optional second argument runs only the paced run at that rate, with
@@ -536,58 +560,30 @@ fn main() {
     // `idle` (the first argument then in seconds) what the committer spends with nothing
     // to do. `shaped` before any of `<rate>`, `spin` and `sustained` records the same
     // event as an event of a registered shape.
-    let mut args: Vec<String> = std::env::args().collect();
     if args.get(2).is_some_and(|a| a == "shaped") {
-        args.remove(2);
-        match args.get(2).map(String::as_str) {
-            Some("spin") => spin_paced(n_samples, Shaped),
-            Some("sustained") => sustained(
-                "None/block, shaped",
-                Durability::None,
-                Backpressure::Block,
-                n_samples,
-                Shaped,
-            ),
-            Some(rate) => paced(rate.parse().expect("rate is a number"), n_samples, Shaped),
+        match args.get(3) {
+            Some(mode) => event_mode(mode, n_samples, Shaped),
             None => {
                 paced(100_000, n_samples, Shaped);
                 paced(500_000, n_samples, Shaped);
-                sustained(
-                    "None/block, shaped",
-                    Durability::None,
-                    Backpressure::Block,
-                    2 * n_samples,
-                    Shaped,
-                );
+                event_mode("sustained", 2 * n_samples, Shaped);
             }
         }
         return;
     }
-    if let Some(mode) = std::env::args().nth(2) {
-        if mode == "calls" {
-            match std::env::args().nth(3) {
-                Some(rate) => paced_calls(n_samples, rate.parse().expect("rate is a number")),
+    if let Some(mode) = args.get(2) {
+        let rate = || args.get(3).map(|r| r.parse().expect("rate is a number"));
+        match mode.as_str() {
+            "calls" => match rate() {
+                Some(rate) => paced_calls(n_samples, rate),
                 None => sustained_calls(n_samples),
-            }
-        } else if mode == "runs" {
-            match std::env::args().nth(3) {
-                Some(rate) => paced_runs(n_samples, rate.parse().expect("rate is a number")),
+            },
+            "runs" => match rate() {
+                Some(rate) => paced_runs(n_samples, rate),
                 None => sustained_runs(n_samples),
-            }
-        } else if mode == "spin" {
-            spin_paced(n_samples, Plain);
-        } else if mode == "idle" {
-            idle(n_samples);
-        } else if mode == "sustained" {
-            sustained(
-                "None/block",
-                Durability::None,
-                Backpressure::Block,
-                n_samples,
-                Plain,
-            );
-        } else {
-            paced(mode.parse().expect("rate is a number"), n_samples, Plain);
+            },
+            "idle" => idle(n_samples),
+            mode => event_mode(mode, n_samples, Plain),
         }
         return;
     }
@@ -596,13 +592,7 @@ fn main() {
     paced(100_000, n_samples, Plain);
     paced(500_000, n_samples, Plain);
     let n_sustained = 2 * n_samples;
-    sustained(
-        "None/block",
-        Durability::None,
-        Backpressure::Block,
-        n_sustained,
-        Plain,
-    );
+    event_mode("sustained", n_sustained, Plain);
     sustained(
         "None/drop",
         Durability::None,

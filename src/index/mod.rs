@@ -310,6 +310,8 @@ pub struct CallSelect<'a> {
 /// The name last looked up in a table, with its number: records mostly name the run,
 /// caller or tool of the record before them, so comparing with it usually saves
 /// hashing the name. Names are only ever added to a table, so a number keeps its name.
+/// The name is a copy, not read back from the table by number: `Names::name` cost the
+/// committer about 60 instructions more per lookup (two lookups per event).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LastName {
     id: u32,
